@@ -1,0 +1,11 @@
+//! Typed configuration shared by the Berth binaries.
+//!
+//! This crate owns parsing and validation only; it performs no I/O beyond reading the file it is
+//! given and the process environment. Every other crate may depend on it; it depends on none of
+//! them.
+
+#![deny(missing_docs)]
+
+pub mod registry;
+
+pub use registry::{RegistryConfig, RegistryConfigError};

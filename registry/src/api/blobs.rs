@@ -1,0 +1,173 @@
+//! Blob reads and deletes: end-2 (GET/HEAD, with byte ranges) and end-10 (DELETE).
+
+use std::io::Read;
+
+use axum::body::Body;
+use axum::http::{header, Method, Response, StatusCode};
+use bytes::Bytes;
+
+use super::error::{ApiError, Kind};
+use super::{empty, parse_digest, ApiResult, Ctx};
+use crate::storage::BlobReader;
+
+/// Blobs up to this size are read in one call on the request's thread; larger ones stream.
+const INLINE_MAX: u64 = 256 * 1024;
+/// Chunk size when streaming a large blob.
+const STREAM_CHUNK: usize = 512 * 1024;
+/// Chunks buffered ahead of the socket per download.
+const STREAM_DEPTH: usize = 4;
+
+/// A parsed `Range` request header against a blob of known size.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// No (usable) range: send everything.
+    Full,
+    /// Inclusive range to send with 206.
+    Partial(u64, u64),
+    /// Outside the blob: 416.
+    Unsatisfiable,
+}
+
+/// Parses a single `bytes=` range (RFC 9110 §14.1.2). Multiple ranges and malformed headers are
+/// ignored (the whole blob is sent), as the RFC allows.
+#[must_use]
+pub fn parse_range(value: Option<&str>, size: u64) -> ByteRange {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return ByteRange::Full;
+    };
+    if spec.contains(',') {
+        return ByteRange::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return ByteRange::Full };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        // Suffix range: the last `b` bytes.
+        return match b.parse::<u64>() {
+            Ok(0) => ByteRange::Unsatisfiable,
+            Ok(n) if size == 0 => {
+                let _ = n;
+                ByteRange::Unsatisfiable
+            }
+            Ok(n) => ByteRange::Partial(size.saturating_sub(n), size - 1),
+            Err(_) => ByteRange::Full,
+        };
+    }
+    let Ok(start) = a.parse::<u64>() else { return ByteRange::Full };
+    let end = if b.is_empty() {
+        size.saturating_sub(1)
+    } else {
+        match b.parse::<u64>() {
+            Ok(e) if e >= start => e.min(size.saturating_sub(1)),
+            _ => return ByteRange::Full,
+        }
+    };
+    if start >= size {
+        ByteRange::Unsatisfiable
+    } else {
+        ByteRange::Partial(start, end)
+    }
+}
+
+/// end-2: `GET`/`HEAD /v2/<name>/blobs/<digest>`.
+pub fn get(ctx: &Ctx, name: &str, digest: &str) -> ApiResult {
+    let digest = parse_digest(digest)?;
+    let size = ctx.registry.blob_size(name, &digest)?;
+    let range = parse_range(ctx.headers.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
+    let (status, start, len) = match range {
+        ByteRange::Full => (StatusCode::OK, 0, size),
+        ByteRange::Partial(a, b) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        ByteRange::Unsatisfiable => {
+            return Err(ApiError::new(Kind::RangeNotSatisfiable, format!("blob has {size} bytes"))
+                .with_header(header::CONTENT_RANGE, &format!("bytes */{size}")));
+        }
+    };
+    let digest_s = digest.to_string();
+    let mut b = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, len)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, format!("\"{digest_s}\""))
+        .header(header::CACHE_CONTROL, "max-age=31536000")
+        .header("docker-content-digest", &digest_s);
+    if status == StatusCode::PARTIAL_CONTENT {
+        b = b.header(header::CONTENT_RANGE, format!("bytes {}-{}/{size}", start, start + len - 1));
+    }
+    let body = if ctx.method == Method::HEAD || len == 0 {
+        Body::empty()
+    } else if size <= INLINE_MAX {
+        let all = Bytes::from(ctx.registry.blob_bytes(&digest)?);
+        if all.len() as u64 != size {
+            return Err(ApiError::bare(Kind::Internal));
+        }
+        Body::from(all.slice(usize::try_from(start).unwrap_or(0)..usize::try_from(start + len).unwrap_or(0)))
+    } else {
+        stream(ctx.registry.blob_reader(&digest, start)?, len)
+    };
+    Ok(b.body(body).expect("valid response"))
+}
+
+/// Streams `len` bytes from `reader` via a blocking task that stays a few chunks ahead of the
+/// socket, so disk reads overlap network writes and memory stays bounded.
+fn stream(reader: Box<dyn BlobReader>, len: u64) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(STREAM_DEPTH);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = reader.take(len);
+        loop {
+            let mut buf = vec![0u8; STREAM_CHUNK];
+            let mut filled = 0;
+            while filled < buf.len() {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+            if filled == 0 {
+                return;
+            }
+            buf.truncate(filled);
+            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                return; // client went away
+            }
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// end-10: `DELETE /v2/<name>/blobs/<digest>`.
+pub fn delete(ctx: &Ctx, name: &str, digest: &str) -> ApiResult {
+    let digest = parse_digest(digest)?;
+    ctx.registry.delete_blob(name, &digest)?;
+    Ok(empty(StatusCode::ACCEPTED, &[("docker-content-digest", digest.to_string())]))
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case(None, ByteRange::Full)]
+    #[case(Some("bytes=0-9"), ByteRange::Partial(0, 9))]
+    #[case(Some("bytes=10-"), ByteRange::Partial(10, 99))]
+    #[case(Some("bytes=-10"), ByteRange::Partial(90, 99))]
+    #[case(Some("bytes=-1000"), ByteRange::Partial(0, 99))]
+    #[case(Some("bytes=50-1000"), ByteRange::Partial(50, 99))]
+    #[case(Some("bytes=100-"), ByteRange::Unsatisfiable)]
+    #[case(Some("bytes=-0"), ByteRange::Unsatisfiable)]
+    #[case(Some("bytes=9-1"), ByteRange::Full)]
+    #[case(Some("bytes=0-1,5-6"), ByteRange::Full)]
+    #[case(Some("items=0-1"), ByteRange::Full)]
+    #[case(Some("bytes=x-y"), ByteRange::Full)]
+    fn ranges(#[case] header: Option<&str>, #[case] expected: ByteRange) {
+        assert_eq!(parse_range(header, 100), expected);
+    }
+}

@@ -1,0 +1,186 @@
+//! HTTP API: routing, the access log, and one module per endpoint family.
+//!
+//! Handlers are thin: parse the request, call `crate::service`, build the response. All `/v2/…`
+//! paths go to [`dispatch`], which parses the path from the right (`crate::route`) because
+//! repository names contain `/`.
+
+pub mod blobs;
+pub mod error;
+pub mod manifests;
+pub mod tags;
+pub mod uploads;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+
+use self::error::{ApiError, Kind};
+use crate::route::{self, Route, RouteError};
+use crate::service::Registry;
+
+/// Result of a handler.
+pub type ApiResult = Result<Response, ApiError>;
+
+/// Builds the application: every route, the API-version header and the access log.
+pub fn router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/v2", any(dispatch))
+        .route("/v2/", any(dispatch))
+        .route("/v2/{*rest}", any(dispatch))
+        .fallback(|| async { ApiError::bare(Kind::RouteUnknown) })
+        .with_state(registry)
+        .layer(middleware::from_fn(access_log))
+}
+
+/// Adds `Docker-Distribution-API-Version` and logs one line per request.
+async fn access_log(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let mut resp = next.run(req).await;
+    resp.headers_mut()
+        .insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
+    tracing::info!(
+        target: "access",
+        "{method} {uri} {} {}us",
+        resp.status().as_u16(),
+        start.elapsed().as_micros()
+    );
+    resp
+}
+
+/// Query parameters in order, with repeats (`?tag=a&tag=b`).
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Self {
+        Self(form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect())
+    }
+
+    /// First value of `key`.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`.
+    #[must_use]
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+    }
+}
+
+/// Everything a handler may need from the request.
+pub struct Ctx {
+    /// Shared registry.
+    pub registry: Arc<Registry>,
+    /// Request method.
+    pub method: Method,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// Parsed query.
+    pub query: Query,
+}
+
+async fn dispatch(
+    State(registry): State<Arc<Registry>>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = uri.path();
+    let rest = path.strip_prefix("/v2").unwrap_or(path);
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    let ctx = Ctx { registry, method, headers, query: Query::parse(uri.query()) };
+    let result = match route::parse(rest) {
+        Ok(r) => handle(ctx, r, body).await,
+        Err(RouteError::NotFound) => Err(ApiError::new(Kind::RouteUnknown, path.to_owned())),
+        Err(RouteError::NameInvalid(n)) => Err(ApiError::new(
+            Kind::NameInvalid,
+            format!("`{n}`: use lowercase letters, digits and separators (. _ __ -) in /-separated components"),
+        )),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn handle(ctx: Ctx, route: Route, body: Body) -> ApiResult {
+    let cfg = ctx.registry.config();
+    let writes = matches!(ctx.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    if writes && cfg.read_only {
+        return Err(ApiError::bare(Kind::ReadOnly));
+    }
+    let is_delete = ctx.method == Method::DELETE;
+    match (route, ctx.method.clone()) {
+        (Route::Base, Method::GET | Method::HEAD) => Ok(base()),
+        (Route::Catalog, Method::GET) => tags::catalog(&ctx),
+        (Route::Tags { name }, Method::GET) => tags::list(&ctx, &name),
+        (Route::Manifest { name, reference }, Method::GET | Method::HEAD) => {
+            manifests::get(&ctx, &name, &reference)
+        }
+        (Route::Manifest { name, reference }, Method::PUT) => {
+            manifests::put(&ctx, &name, &reference, body).await
+        }
+        (Route::Manifest { name, reference }, Method::DELETE) => {
+            deletes_allowed(cfg.delete_enabled)?;
+            manifests::delete(&ctx, &name, &reference)
+        }
+        (Route::Blob { name, digest }, Method::GET | Method::HEAD) => {
+            blobs::get(&ctx, &name, &digest)
+        }
+        (Route::Blob { name, digest }, Method::DELETE) => {
+            deletes_allowed(cfg.delete_enabled)?;
+            blobs::delete(&ctx, &name, &digest)
+        }
+        (Route::Referrers { name, digest }, Method::GET) => manifests::referrers(&ctx, &name, &digest),
+        (Route::UploadStart { name }, Method::POST) => uploads::start(&ctx, &name, body).await,
+        (Route::Upload { name, session }, Method::GET) => uploads::status(&ctx, &name, &session).await,
+        (Route::Upload { name, session }, Method::PATCH) => {
+            uploads::patch(&ctx, &name, &session, body).await
+        }
+        (Route::Upload { name, session }, Method::PUT) => {
+            uploads::finish(&ctx, &name, &session, body).await
+        }
+        (Route::Upload { name, session }, Method::DELETE) if is_delete => {
+            uploads::cancel(&ctx, &name, &session).await
+        }
+        (_, m) => Err(ApiError::new(Kind::MethodNotAllowed, format!("{m}"))),
+    }
+}
+
+fn deletes_allowed(enabled: bool) -> Result<(), ApiError> {
+    if enabled {
+        Ok(())
+    } else {
+        Err(ApiError::bare(Kind::DeleteDisabled))
+    }
+}
+
+/// end-1
+fn base() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+}
+
+/// Parses a required digest parameter, mapping failure to `DIGEST_INVALID`.
+pub(crate) fn parse_digest(s: &str) -> Result<oci_spec::image::Digest, ApiError> {
+    crate::digest::parse(s).map_err(|reason| ApiError::new(Kind::DigestInvalid, reason))
+}
+
+/// An empty response with the given status and headers.
+pub(crate) fn empty(status: StatusCode, headers: &[(&'static str, String)]) -> Response {
+    let mut b = Response::builder().status(status);
+    for (k, v) in headers {
+        b = b.header(*k, v.as_str());
+    }
+    if status != StatusCode::NO_CONTENT {
+        b = b.header(header::CONTENT_LENGTH, "0");
+    }
+    b.body(Body::empty()).expect("valid response")
+}

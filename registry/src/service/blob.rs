@@ -1,0 +1,74 @@
+//! Blobs as seen through a repository: existence, streaming reads, links, mounts and deletes.
+
+use oci_spec::image::Digest;
+
+use super::{paths, Registry, Result, ServiceError};
+use crate::storage::BlobReader;
+
+impl Registry {
+    /// Size of a blob that is linked into `name`.
+    ///
+    /// # Errors
+    /// `BlobUnknown` when the repository does not have it.
+    pub fn blob_size(&self, name: &str, digest: &Digest) -> Result<u64> {
+        let unknown =
+            || ServiceError::BlobUnknown { name: name.to_owned(), digest: digest.to_string() };
+        if !self.exists(&paths::layer_link(name, digest))? {
+            return Err(unknown());
+        }
+        match self.driver.stat(&paths::blob_data(digest)) {
+            Ok(info) => Ok(info.size),
+            Err(e) if e.is_not_found() => Err(unknown()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads a whole small blob (the caller checked the size).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn blob_bytes(&self, digest: &Digest) -> Result<Vec<u8>> {
+        Ok(self.driver.get(&paths::blob_data(digest))?)
+    }
+
+    /// Opens a blob for streaming from `offset`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn blob_reader(&self, digest: &Digest, offset: u64) -> Result<Box<dyn BlobReader>> {
+        Ok(self.driver.reader(&paths::blob_data(digest), offset)?)
+    }
+
+    /// Makes an existing blob part of `name`.
+    pub(crate) fn link_blob(&self, name: &str, digest: &Digest) -> Result<()> {
+        Ok(self.driver.put(&paths::layer_link(name, digest), digest.to_string().as_bytes())?)
+    }
+
+    /// Cross-repository mount (end-11): links the blob into `name` when `from` has it.
+    /// Returns the blob's size, or `None` when it cannot be mounted.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn mount_blob(&self, name: &str, from: &str, digest: &Digest) -> Result<Option<u64>> {
+        match self.blob_size(from, digest) {
+            Ok(size) => {
+                self.link_blob(name, digest)?;
+                Ok(Some(size))
+            }
+            Err(ServiceError::BlobUnknown { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the blob from `name` (end-10). The content stays for other repositories; reclaiming
+    /// unreferenced content is garbage collection's job.
+    ///
+    /// # Errors
+    /// `BlobUnknown` when the repository does not have it.
+    pub fn delete_blob(&self, name: &str, digest: &Digest) -> Result<()> {
+        self.blob_size(name, digest)?;
+        let link = paths::layer_link(name, digest);
+        let dir = link.trim_end_matches("/link");
+        Ok(self.driver.delete(dir)?)
+    }
+}

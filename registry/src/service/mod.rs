@@ -1,0 +1,171 @@
+//! Registry logic: blobs, upload sessions, manifests, tags and referrers.
+//!
+//! Takes byte streams and plain values, never axum types; calls only `crate::storage`. Errors are
+//! [`ServiceError`], which `crate::api::error` maps onto the distribution-spec error table.
+//!
+//! Every write follows the same rule: content first (temp file, fsync, rename), the link that
+//! makes it visible last. A crash at any point leaves either the old state or the new one.
+
+pub mod blob;
+pub mod cache;
+pub mod manifest;
+pub mod paths;
+pub mod tag;
+pub mod upload;
+
+use std::sync::Arc;
+
+use berth_config::RegistryConfig;
+use oci_spec::image::Digest;
+
+use crate::storage::{StorageDriver, StorageError};
+
+/// Result type of the service layer.
+pub type Result<T> = std::result::Result<T, ServiceError>;
+
+/// Everything the service layer can refuse or fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The blob is not linked into the repository.
+    #[error("{digest} is not in repository `{name}`")]
+    BlobUnknown {
+        /// Repository.
+        name: String,
+        /// Requested digest.
+        digest: String,
+    },
+    /// No such upload session (or it belongs to another repository).
+    #[error("upload session {session} is unknown; start a new upload with POST")]
+    UploadUnknown {
+        /// Session id.
+        session: String,
+    },
+    /// A chunk did not start where the session ends, or its range disagrees with its length.
+    #[error("{reason}")]
+    RangeInvalid {
+        /// What was wrong.
+        reason: String,
+        /// Bytes the session holds now.
+        size: u64,
+    },
+    /// The client-supplied length does not match the bytes received.
+    #[error("{reason}")]
+    SizeInvalid {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The uploaded content does not hash to the given digest, or a digest is malformed.
+    #[error("{reason}")]
+    DigestInvalid {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The request body ended early or could not be read.
+    #[error("upload interrupted after {received} bytes")]
+    BodyInterrupted {
+        /// Bytes received before the failure.
+        received: u64,
+        /// What the transport reported.
+        #[source]
+        source: axum::Error,
+    },
+    /// The manifest is malformed or of an unsupported type.
+    #[error("{reason}")]
+    ManifestInvalid {
+        /// What was wrong and what to do.
+        reason: String,
+    },
+    /// The manifest exceeds the configured size limit.
+    #[error("manifest is larger than the {limit}-byte limit")]
+    ManifestTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// A descriptor in the manifest points at content the repository does not have.
+    #[error("{digest} is not in repository `{name}`; push it first")]
+    ManifestBlobUnknown {
+        /// Repository.
+        name: String,
+        /// Missing digest.
+        digest: Digest,
+    },
+    /// No such manifest or tag.
+    #[error("`{reference}` is not in repository `{name}`")]
+    ManifestUnknown {
+        /// Repository.
+        name: String,
+        /// Tag or digest asked for.
+        reference: String,
+    },
+    /// The stored manifest's type is not acceptable to the client.
+    #[error("manifest {digest} is of type {media_type}, which the request's Accept header excludes")]
+    ManifestNotAcceptable {
+        /// Digest of the stored manifest.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
+    /// The repository does not exist.
+    #[error("no repository `{name}`")]
+    NameUnknown {
+        /// Repository.
+        name: String,
+    },
+    /// A tag does not match the spec's tag grammar.
+    #[error("invalid tag `{tag}`: tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}")]
+    TagInvalid {
+        /// The tag.
+        tag: String,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A blocking task panicked or was cancelled.
+    #[error("internal task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Shared state of one registry instance.
+pub struct Registry {
+    pub(crate) driver: Arc<dyn StorageDriver>,
+    pub(crate) config: RegistryConfig,
+    pub(crate) uploads: upload::Sessions,
+    pub(crate) manifests: cache::ManifestCache,
+}
+
+impl Registry {
+    /// A registry over `driver` configured by `config`.
+    #[must_use]
+    pub fn new(driver: Arc<dyn StorageDriver>, config: RegistryConfig) -> Self {
+        Self {
+            driver,
+            config,
+            uploads: upload::Sessions::default(),
+            manifests: cache::ManifestCache::default(),
+        }
+    }
+
+    /// The configuration this registry runs with.
+    #[must_use]
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    /// True when `path` exists.
+    pub(crate) fn exists(&self, path: &str) -> Result<bool> {
+        match self.driver.stat(path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Lists a directory, treating a missing one as empty.
+    pub(crate) fn list_or_empty(&self, path: &str) -> Result<Vec<String>> {
+        match self.driver.list(path) {
+            Ok(v) => Ok(v),
+            Err(e) if e.is_not_found() => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! Blob upload sessions (end-4 … end-6, end-11, end-13, end-14).
+//!
+//! A session is a directory under `_uploads/<uuid>/` holding `info` (repository, algorithm,
+//! start time) and `data` (bytes received so far), so it survives a registry restart. The
+//! running hash lives in memory; after a restart, or after a failed chunk, it is recomputed from
+//! `data` on next use. Request bodies stream through a small bounded channel to a blocking task
+//! that writes and hashes, so memory per upload stays at a few chunks whatever the blob size.
+//!
+//! A chunk is all-or-nothing: when its body ends early or disagrees with its `Content-Range`,
+//! the file is cut back to where the chunk began. The blob becomes visible only after its digest
+//! is verified, its data fsynced and renamed into `blobs/`, and the repository link written.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use oci_spec::image::Digest;
+use serde::{Deserialize, Serialize};
+
+use super::{paths, Registry, Result, ServiceError};
+use crate::digest::Hasher;
+use crate::storage::StorageError;
+
+/// Open sessions with their in-memory hash state.
+#[derive(Default)]
+pub struct Sessions {
+    map: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
+}
+
+struct Session {
+    name: String,
+    size: u64,
+    /// Hash of `data[..size]`; `None` when it must be recomputed from disk.
+    hasher: Option<Hasher>,
+    algorithm: String,
+    /// Set once the session is finished or cancelled; later requests see it as unknown.
+    closed: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Info {
+    name: String,
+    algorithm: String,
+    started_unix: u64,
+}
+
+/// Bytes per chunk in flight between the network and the writer.
+const CHANNEL_DEPTH: usize = 8;
+
+impl Sessions {
+    fn get(&self, id: &str) -> Option<Arc<tokio::sync::Mutex<Session>>> {
+        self.map.lock().expect("sessions lock").get(id).cloned()
+    }
+
+    fn insert(&self, id: &str, s: Session) -> Arc<tokio::sync::Mutex<Session>> {
+        let mut map = self.map.lock().expect("sessions lock");
+        map.entry(id.to_owned()).or_insert_with(|| Arc::new(tokio::sync::Mutex::new(s))).clone()
+    }
+
+    fn remove(&self, id: &str) {
+        self.map.lock().expect("sessions lock").remove(id);
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Registry {
+    /// Starts a session (end-4a/4c); returns its id.
+    ///
+    /// # Errors
+    /// `DigestInvalid` for an unsupported `digest-algorithm`; storage failures.
+    pub fn start_upload(&self, name: &str, algorithm: Option<&str>) -> Result<String> {
+        let algorithm = algorithm.unwrap_or("sha256");
+        let hasher = Hasher::from_name(algorithm).ok_or_else(|| ServiceError::DigestInvalid {
+            reason: format!(
+                "unsupported digest algorithm `{algorithm}`; supported: {}",
+                crate::digest::SUPPORTED.join(", ")
+            ),
+        })?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let info = Info {
+            name: name.to_owned(),
+            algorithm: algorithm.to_owned(),
+            started_unix: now_unix(),
+        };
+        self.driver.writer(&paths::upload_data(&id), false)?.commit()?;
+        self.driver.put(&paths::upload_info(&id), &serde_json::to_vec(&info).expect("serializable"))?;
+        self.uploads.insert(
+            &id,
+            Session {
+                name: name.to_owned(),
+                size: 0,
+                hasher: Some(hasher),
+                algorithm: algorithm.to_owned(),
+                closed: false,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Finds a session of repository `name`, loading it from disk after a restart.
+    fn session(&self, id: &str) -> Result<Arc<tokio::sync::Mutex<Session>>> {
+        let unknown = || ServiceError::UploadUnknown { session: id.to_owned() };
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(unknown());
+        }
+        if let Some(s) = self.uploads.get(id) {
+            return Ok(s);
+        }
+        let info: Info = match self.driver.get(&paths::upload_info(id)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| unknown())?,
+            Err(e) if e.is_not_found() => return Err(unknown()),
+            Err(e) => return Err(e.into()),
+        };
+        let size = match self.driver.stat(&paths::upload_data(id)) {
+            Ok(i) => i.size,
+            Err(e) if e.is_not_found() => return Err(unknown()),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(self.uploads.insert(
+            id,
+            Session { name: info.name, size, hasher: None, algorithm: info.algorithm, closed: false },
+        ))
+    }
+
+    async fn locked_session(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> Result<tokio::sync::OwnedMutexGuard<Session>> {
+        let s = self.session(id)?.lock_owned().await;
+        if s.closed || s.name != name {
+            return Err(ServiceError::UploadUnknown { session: id.to_owned() });
+        }
+        Ok(s)
+    }
+
+    /// Bytes received so far (end-13).
+    ///
+    /// # Errors
+    /// `UploadUnknown`.
+    pub async fn upload_status(&self, name: &str, id: &str) -> Result<u64> {
+        Ok(self.locked_session(name, id).await?.size)
+    }
+
+    /// Appends a chunk (end-5). `range` is the request's `Content-Range` (inclusive), if any.
+    /// Returns the session's new size.
+    ///
+    /// # Errors
+    /// `UploadUnknown`, `RangeInvalid` (416), `BodyInterrupted`, storage failures.
+    pub async fn append_upload<S>(
+        &self,
+        name: &str,
+        id: &str,
+        range: Option<(u64, u64)>,
+        body: S,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, axum::Error>> + Send + Unpin,
+    {
+        let mut s = self.locked_session(name, id).await?;
+        self.write_chunk(id, &mut s, range, body).await?;
+        Ok(s.size)
+    }
+
+    /// Closes a session (end-6): appends the optional final chunk, verifies `digest` over the
+    /// whole upload, and publishes the blob in `name`. Returns the blob size.
+    ///
+    /// # Errors
+    /// `UploadUnknown`, `RangeInvalid`, `DigestInvalid` (the session is then discarded), storage.
+    pub async fn finish_upload<S>(
+        &self,
+        name: &str,
+        id: &str,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+        body: Option<S>,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, axum::Error>> + Send + Unpin,
+    {
+        let mut s = self.locked_session(name, id).await?;
+        if let Some(body) = body {
+            self.write_chunk(id, &mut s, range, body).await?;
+        }
+        let computed = match (&s.hasher, digest.algorithm().as_ref() == s.algorithm) {
+            (Some(h), true) => h.clone().finish(),
+            _ => {
+                let (driver, path, size) = (self.driver.clone(), paths::upload_data(id), s.size);
+                let hasher = Hasher::new(digest.algorithm()).ok_or_else(|| {
+                    ServiceError::DigestInvalid { reason: format!("unsupported digest {digest}") }
+                })?;
+                tokio::task::spawn_blocking(move || rehash(&*driver, &path, size, hasher)).await??
+            }
+        };
+        if computed != *digest {
+            s.closed = true;
+            self.discard_session(id);
+            return Err(ServiceError::DigestInvalid {
+                reason: format!(
+                    "upload has digest {computed} but the request named {digest}; nothing was stored"
+                ),
+            });
+        }
+        let registry_driver = self.driver.clone();
+        let (id_owned, digest_owned) = (id.to_owned(), digest.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let target = paths::blob_data(&digest_owned);
+            match registry_driver.stat(&target) {
+                // Same digest, same bytes: an earlier or concurrent upload already published it.
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {
+                    registry_driver.rename(&paths::upload_data(&id_owned), &target)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            Ok(())
+        })
+        .await??;
+        self.link_blob(name, digest)?;
+        s.closed = true;
+        self.discard_session(id);
+        Ok(s.size)
+    }
+
+    /// Single-request upload (end-4b): a session that is started and finished at once.
+    ///
+    /// # Errors
+    /// As [`Registry::finish_upload`].
+    pub async fn upload_monolithic<S>(&self, name: &str, digest: &Digest, body: S) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, axum::Error>> + Send + Unpin,
+    {
+        let id = self.start_upload(name, Some(digest.algorithm().as_ref()))?;
+        let result = self.finish_upload(name, &id, digest, None, Some(body)).await;
+        if result.is_err() {
+            self.discard_session(&id);
+        }
+        result
+    }
+
+    /// Cancels a session (end-14).
+    ///
+    /// # Errors
+    /// `UploadUnknown`.
+    pub async fn cancel_upload(&self, name: &str, id: &str) -> Result<()> {
+        let mut s = self.locked_session(name, id).await?;
+        s.closed = true;
+        self.discard_session(id);
+        Ok(())
+    }
+
+    fn discard_session(&self, id: &str) {
+        self.uploads.remove(id);
+        if let Err(e) = self.driver.delete(&paths::upload_dir(id)) {
+            if !e.is_not_found() {
+                tracing::warn!(session = id, error = %e, "could not remove upload session");
+            }
+        }
+    }
+
+    /// Removes sessions older than `max_age` that no request is using. Returns how many.
+    ///
+    /// # Errors
+    /// Storage failures listing the sessions.
+    pub fn purge_stale_uploads(&self, max_age: Duration) -> Result<usize> {
+        let cutoff = now_unix().saturating_sub(max_age.as_secs());
+        let mut purged = 0;
+        for id in self.list_or_empty(paths::UPLOADS)? {
+            let started = match self.driver.get(&paths::upload_info(&id)) {
+                Ok(b) => serde_json::from_slice::<Info>(&b).map_or(0, |i| i.started_unix),
+                Err(e) if e.is_not_found() => 0,
+                Err(e) => return Err(e.into()),
+            };
+            if started > cutoff {
+                continue;
+            }
+            if let Some(s) = self.uploads.get(&id) {
+                let Ok(mut guard) = s.try_lock() else { continue };
+                guard.closed = true;
+            }
+            self.discard_session(&id);
+            purged += 1;
+        }
+        Ok(purged)
+    }
+
+    async fn write_chunk<S>(
+        &self,
+        id: &str,
+        s: &mut Session,
+        range: Option<(u64, u64)>,
+        mut body: S,
+    ) -> Result<()>
+    where
+        S: Stream<Item = std::result::Result<Bytes, axum::Error>> + Send + Unpin,
+    {
+        if let Some((start, end)) = range {
+            if start != s.size || end < start {
+                return Err(ServiceError::RangeInvalid {
+                    reason: format!(
+                        "Content-Range {start}-{end} does not continue the upload, which holds {} bytes; next chunk must start at {}",
+                        s.size, s.size
+                    ),
+                    size: s.size,
+                });
+            }
+        }
+        let before = s.size;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+        let driver = self.driver.clone();
+        let path = paths::upload_data(id);
+        let mut hasher = s.hasher.take();
+        let writer = tokio::task::spawn_blocking(move || {
+            let result = (|| -> std::result::Result<u64, StorageError> {
+                let mut w = driver.writer(&path, true)?;
+                while let Some(chunk) = rx.blocking_recv() {
+                    w.write_all(&chunk).map_err(|e| StorageError::io(&path, e))?;
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(&chunk);
+                    }
+                }
+                let size = w.size();
+                w.commit()?;
+                Ok(size)
+            })();
+            (hasher, result)
+        });
+        let mut received: u64 = 0;
+        let mut body_error = None;
+        while let Some(item) = body.next().await {
+            match item {
+                Ok(chunk) => {
+                    received += chunk.len() as u64;
+                    if tx.send(chunk).await.is_err() {
+                        break; // writer failed; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    body_error = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let (hasher, written) = writer.await?;
+        let failure = match (written, body_error) {
+            (Err(e), _) => Some(ServiceError::from(e)),
+            (Ok(_), Some(source)) => Some(ServiceError::BodyInterrupted { received, source }),
+            (Ok(size), None) => match range {
+                Some((start, end)) if end - start + 1 != received => Some(ServiceError::RangeInvalid {
+                    reason: format!(
+                        "Content-Range {start}-{end} declares {} bytes but the body had {received}",
+                        end - start + 1
+                    ),
+                    size: before,
+                }),
+                _ => {
+                    s.size = size;
+                    s.hasher = hasher;
+                    None
+                }
+            },
+        };
+        if let Some(err) = failure {
+            // Undo the partial chunk so the session stays at a chunk boundary.
+            s.hasher = None;
+            s.size = before;
+            self.driver.truncate(&paths::upload_data(id), before)?;
+            return Err(err);
+        }
+        Ok(())
+    }
+}
+
+fn rehash(
+    driver: &dyn crate::storage::StorageDriver,
+    path: &str,
+    size: u64,
+    mut hasher: Hasher,
+) -> Result<Digest> {
+    let mut reader = driver.reader(path, 0)?.take(size);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| StorageError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finish())
+}

@@ -1,0 +1,213 @@
+//! Local filesystem driver.
+//!
+//! Durability: `put` writes a sibling temporary file, fsyncs it, renames it over the target and
+//! fsyncs the directory; `rename` fsyncs the destination directory. Temporary files carry a
+//! `.tmp-` infix and are never reachable through a registry path because the service never asks
+//! for such names.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::{check_path, BlobReader, FileInfo, FileWriter, Result, StorageDriver, StorageError};
+
+/// Filesystem-backed [`StorageDriver`] rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct FsDriver {
+    root: PathBuf,
+}
+
+impl FsDriver {
+    /// Creates the root directory if needed.
+    ///
+    /// # Errors
+    /// When the directory cannot be created.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        fs_err::create_dir_all(&root)
+            .map_err(|e| StorageError::io(&root.display().to_string(), e))?;
+        Ok(Self { root })
+    }
+
+    /// The directory this driver stores into.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn full(&self, path: &str) -> Result<PathBuf> {
+        check_path(path)?;
+        Ok(self.root.join(path))
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn ensure_parent(full: &Path) -> std::io::Result<()> {
+    match full.parent() {
+        Some(p) => std::fs::create_dir_all(p),
+        None => Ok(()),
+    }
+}
+
+impl StorageDriver for FsDriver {
+    fn get(&self, path: &str) -> Result<Vec<u8>> {
+        let full = self.full(path)?;
+        std::fs::read(full).map_err(|e| StorageError::io(path, e))
+    }
+
+    fn put(&self, path: &str, data: &[u8]) -> Result<()> {
+        let full = self.full(path)?;
+        let io = |e| StorageError::io(path, e);
+        ensure_parent(&full).map_err(io)?;
+        let name = full.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = full.with_file_name(format!(".{name}.tmp-{}", uuid::Uuid::new_v4().simple()));
+        let result = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &full)?;
+            sync_dir(full.parent().unwrap_or(&self.root))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map_err(io)
+    }
+
+    fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn BlobReader>> {
+        let full = self.full(path)?;
+        let mut f = File::open(full).map_err(|e| StorageError::io(path, e))?;
+        if offset > 0 {
+            f.seek(SeekFrom::Start(offset)).map_err(|e| StorageError::io(path, e))?;
+        }
+        Ok(Box::new(f))
+    }
+
+    fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
+        let full = self.full(path)?;
+        let io = |e| StorageError::io(path, e);
+        ensure_parent(&full).map_err(io)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(append)
+            .write(true)
+            .truncate(!append)
+            .open(&full)
+            .map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        Ok(Box::new(FsWriter {
+            path: path.to_owned(),
+            out: BufWriter::with_capacity(1 << 20, file),
+            size,
+        }))
+    }
+
+    fn stat(&self, path: &str) -> Result<FileInfo> {
+        let full = self.full(path)?;
+        let m = std::fs::metadata(full).map_err(|e| StorageError::io(path, e))?;
+        Ok(FileInfo {
+            size: if m.is_dir() { 0 } else { m.len() },
+            modified: m.modified().map_err(|e| StorageError::io(path, e))?,
+            is_dir: m.is_dir(),
+        })
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<String>> {
+        let full = self.full(path)?;
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(full).map_err(|e| StorageError::io(path, e))? {
+            let entry = entry.map_err(|e| StorageError::io(path, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.contains(".tmp-") {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let src = self.full(from)?;
+        let dst = self.full(to)?;
+        ensure_parent(&dst).map_err(|e| StorageError::io(to, e))?;
+        std::fs::rename(&src, &dst).map_err(|e| StorageError::io(from, e))?;
+        sync_dir(dst.parent().unwrap_or(&self.root)).map_err(|e| StorageError::io(to, e))
+    }
+
+    fn truncate(&self, path: &str, size: u64) -> Result<()> {
+        let full = self.full(path)?;
+        let f = OpenOptions::new().write(true).open(full).map_err(|e| StorageError::io(path, e))?;
+        f.set_len(size).and_then(|()| f.sync_data()).map_err(|e| StorageError::io(path, e))
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        let full = self.full(path)?;
+        let meta = std::fs::symlink_metadata(&full).map_err(|e| StorageError::io(path, e))?;
+        let r = if meta.is_dir() { std::fs::remove_dir_all(&full) } else { std::fs::remove_file(&full) };
+        r.map_err(|e| StorageError::io(path, e))
+    }
+}
+
+struct FsWriter {
+    path: String,
+    out: BufWriter<File>,
+    size: u64,
+}
+
+impl Write for FsWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(buf)?;
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl FileWriter for FsWriter {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let path = self.path.clone();
+        self.out.flush().map_err(|e| StorageError::io(&path, e))?;
+        self.out.get_ref().sync_data().map_err(|e| StorageError::io(&path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fs_driver_passes_the_shared_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = FsDriver::new(dir.path().join("root")).unwrap();
+        crate::storage::testsuite::run_all(&driver);
+    }
+
+    #[test]
+    fn put_leaves_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = FsDriver::new(dir.path()).unwrap();
+        driver.put("a/b", b"1").unwrap();
+        driver.put("a/b", b"2").unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["b".to_owned()]);
+    }
+}
