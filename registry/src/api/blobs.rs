@@ -71,7 +71,11 @@ pub fn parse_range(value: Option<&str>, size: u64) -> ByteRange {
 /// end-2: `GET`/`HEAD /v2/<name>/blobs/<digest>`.
 pub fn get(ctx: &Ctx, name: &str, digest: &str) -> ApiResult {
     let digest = parse_digest(digest)?;
-    let size = ctx.registry.blob_size(name, &digest)?;
+    let small = ctx.registry.small_blob(name, &digest, INLINE_MAX)?;
+    let size = match &small {
+        Some(c) => c.bytes.len() as u64,
+        None => ctx.registry.blob_size(name, &digest)?,
+    };
     let range = parse_range(ctx.headers.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
     let (status, start, len) = match range {
         ByteRange::Full => (StatusCode::OK, 0, size),
@@ -93,16 +97,11 @@ pub fn get(ctx: &Ctx, name: &str, digest: &str) -> ApiResult {
     if status == StatusCode::PARTIAL_CONTENT {
         b = b.header(header::CONTENT_RANGE, format!("bytes {}-{}/{size}", start, start + len - 1));
     }
-    let body = if ctx.method == Method::HEAD || len == 0 {
-        Body::empty()
-    } else if size <= INLINE_MAX {
-        let all = Bytes::from(ctx.registry.blob_bytes(&digest)?);
-        if all.len() as u64 != size {
-            return Err(ApiError::bare(Kind::Internal));
-        }
-        Body::from(all.slice(usize::try_from(start).unwrap_or(0)..usize::try_from(start + len).unwrap_or(0)))
-    } else {
-        stream(ctx.registry.blob_reader(&digest, start)?, len)
+    let body = match small {
+        _ if ctx.method == Method::HEAD || len == 0 => Body::empty(),
+        #[allow(clippy::cast_possible_truncation)] // small blobs are at most INLINE_MAX bytes
+        Some(c) => Body::from(c.bytes.slice(start as usize..(start + len) as usize)),
+        None => stream(ctx.registry.blob_reader(&digest, start)?, len),
     };
     Ok(b.body(body).expect("valid response"))
 }

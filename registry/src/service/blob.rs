@@ -1,7 +1,11 @@
 //! Blobs as seen through a repository: existence, streaming reads, links, mounts and deletes.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use oci_spec::image::Digest;
 
+use super::cache::Cached;
 use super::{paths, Registry, Result, ServiceError};
 use crate::storage::BlobReader;
 
@@ -23,12 +27,32 @@ impl Registry {
         }
     }
 
-    /// Reads a whole small blob (the caller checked the size).
+    /// A small blob of `name` held in memory (cached after the first read), or `None` when the
+    /// blob is larger than `max` bytes and should be streamed.
     ///
     /// # Errors
-    /// Storage failures.
-    pub fn blob_bytes(&self, digest: &Digest) -> Result<Vec<u8>> {
-        Ok(self.driver.get(&paths::blob_data(digest))?)
+    /// `BlobUnknown`, storage failures.
+    pub fn small_blob(&self, name: &str, digest: &Digest, max: u64) -> Result<Option<Arc<Cached>>> {
+        let key = digest.to_string();
+        if let Some(hit) = self.small_blobs.get(name, &key) {
+            return Ok(Some(hit));
+        }
+        let size = self.blob_size(name, digest)?;
+        if size > max {
+            return Ok(None);
+        }
+        let bytes = Bytes::from(self.driver.get(&paths::blob_data(digest))?);
+        if bytes.len() as u64 != size {
+            // Sizes are fixed once published; a mismatch means outside interference.
+            return Err(ServiceError::BlobUnknown { name: name.to_owned(), digest: key });
+        }
+        let entry = Arc::new(Cached {
+            digest: digest.clone(),
+            media_type: "application/octet-stream".to_owned(),
+            bytes,
+        });
+        self.small_blobs.insert(name, &key, entry.clone());
+        Ok(Some(entry))
     }
 
     /// Opens a blob for streaming from `offset`.
@@ -67,6 +91,7 @@ impl Registry {
     /// `BlobUnknown` when the repository does not have it.
     pub fn delete_blob(&self, name: &str, digest: &Digest) -> Result<()> {
         self.blob_size(name, digest)?;
+        self.small_blobs.invalidate(name);
         let link = paths::layer_link(name, digest);
         let dir = link.trim_end_matches("/link");
         Ok(self.driver.delete(dir)?)

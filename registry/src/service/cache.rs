@@ -1,7 +1,8 @@
-//! A bounded in-memory cache of resolved manifests, keyed by (repository, reference).
+//! A bounded in-memory cache of small immutable content, keyed by (repository, reference):
+//! resolved manifests, and small blobs.
 //!
-//! Manifest GET is the hottest read a registry serves and its answer only changes when this
-//! process writes the repository, so writes invalidate the repository's entries. Entries are
+//! Manifest and small-blob GETs are the hottest reads a registry serves and their answers only
+//! change when this process writes the repository, so writes invalidate the repository's entries. Entries are
 //! immutable `Arc`s; the whole cache is cleared when it would grow past its byte budget, which
 //! keeps memory bounded without LRU bookkeeping on the read path. One registry process owns a
 //! data directory; sharing one between processes is not supported.
@@ -12,9 +13,9 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use oci_spec::image::Digest;
 
-/// A manifest as served: its digest, media type and exact bytes.
+/// Content as served: its digest, media type and exact bytes.
 #[derive(Debug)]
-pub struct ManifestEntry {
+pub struct Cached {
     /// Digest of `bytes`.
     pub digest: Digest,
     /// Media type it was pushed with.
@@ -28,27 +29,25 @@ const MAX_BYTES: usize = 8 << 20;
 
 #[derive(Default)]
 struct Inner {
-    map: HashMap<(String, String), Arc<ManifestEntry>>,
+    map: HashMap<(String, String), Arc<Cached>>,
     bytes: usize,
 }
 
 /// See the module docs.
 #[derive(Default)]
-pub struct ManifestCache {
+pub struct ContentCache {
     inner: RwLock<Inner>,
 }
 
-impl ManifestCache {
+impl ContentCache {
     /// The cached entry for `reference` in `name`.
-    pub fn get(&self, name: &str, reference: &str) -> Option<Arc<ManifestEntry>> {
+    pub fn get(&self, name: &str, reference: &str) -> Option<Arc<Cached>> {
         let inner = self.inner.read().expect("cache lock");
-        // Avoid allocating a key on the hot path: the map is small, but a tuple key needs owned
-        // strings, so look up through a borrowed pair.
         inner.map.get(&(name.to_owned(), reference.to_owned())).cloned()
     }
 
     /// Remembers an entry.
-    pub fn insert(&self, name: &str, reference: &str, entry: Arc<ManifestEntry>) {
+    pub fn insert(&self, name: &str, reference: &str, entry: Arc<Cached>) {
         let mut inner = self.inner.write().expect("cache lock");
         let size = entry.bytes.len() + name.len() + reference.len();
         if size > MAX_BYTES / 4 {

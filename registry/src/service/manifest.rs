@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use oci_spec::image::{Descriptor, Digest, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType};
 
-use super::cache::ManifestEntry;
+use super::cache::Cached;
 use super::{paths, Registry, Result, ServiceError};
 use crate::route::valid_tag;
 
@@ -241,7 +241,7 @@ impl Registry {
     ///
     /// # Errors
     /// `ManifestUnknown`, `DigestInvalid`, `TagInvalid`, storage failures.
-    pub fn get_manifest(&self, name: &str, reference: &str) -> Result<Arc<ManifestEntry>> {
+    pub fn get_manifest(&self, name: &str, reference: &str) -> Result<Arc<Cached>> {
         if let Some(hit) = self.manifests.get(name, reference) {
             return Ok(hit);
         }
@@ -259,7 +259,7 @@ impl Registry {
             Err(e) if e.is_not_found() => return Err(unknown()),
             Err(e) => return Err(e.into()),
         };
-        let entry = Arc::new(ManifestEntry { digest, media_type, bytes });
+        let entry = Arc::new(Cached { digest, media_type, bytes });
         self.manifests.insert(name, reference, entry.clone());
         Ok(entry)
     }
@@ -290,9 +290,9 @@ impl Registry {
     pub fn negotiate(
         &self,
         name: &str,
-        entry: Arc<ManifestEntry>,
+        entry: Arc<Cached>,
         accept: &[String],
-    ) -> Result<Arc<ManifestEntry>> {
+    ) -> Result<Arc<Cached>> {
         let takes = |t: &str| {
             accept.is_empty()
                 || accept.iter().any(|a| {

@@ -130,7 +130,8 @@ pub struct Registry {
     pub(crate) driver: Arc<dyn StorageDriver>,
     pub(crate) config: RegistryConfig,
     pub(crate) uploads: upload::Sessions,
-    pub(crate) manifests: cache::ManifestCache,
+    pub(crate) manifests: cache::ContentCache,
+    pub(crate) small_blobs: cache::ContentCache,
 }
 
 impl Registry {
@@ -141,7 +142,8 @@ impl Registry {
             driver,
             config,
             uploads: upload::Sessions::default(),
-            manifests: cache::ManifestCache::default(),
+            manifests: cache::ContentCache::default(),
+            small_blobs: cache::ContentCache::default(),
         }
     }
 
