@@ -171,7 +171,10 @@ impl RegistryConfig {
         };
         if let Some(v) = raw.version {
             if v != 1 {
-                return Err(invalid("version", format!("unsupported version {v}; this build reads version 1")));
+                return Err(invalid(
+                    "version",
+                    format!("unsupported version {v}; this build reads version 1"),
+                ));
             }
         }
         // Environment overlay: one variable per key.
@@ -225,7 +228,9 @@ impl RegistryConfig {
         if data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty".into()));
         }
-        let max_manifest_bytes = raw.max_manifest_bytes.unwrap_or(defaults.max_manifest_bytes);
+        let max_manifest_bytes = raw
+            .max_manifest_bytes
+            .unwrap_or(defaults.max_manifest_bytes);
         if !(1024..=64 * 1024 * 1024).contains(&max_manifest_bytes) {
             return Err(invalid(
                 "max_manifest_bytes",
@@ -237,10 +242,14 @@ impl RegistryConfig {
         if upload_max_age_secs == 0 {
             return Err(invalid("uploads.max_age_secs", "must be at least 1".into()));
         }
-        let upload_purge_interval_secs =
-            uploads.purge_interval_secs.unwrap_or(defaults.upload_purge_interval_secs);
+        let upload_purge_interval_secs = uploads
+            .purge_interval_secs
+            .unwrap_or(defaults.upload_purge_interval_secs);
         if upload_purge_interval_secs == 0 {
-            return Err(invalid("uploads.purge_interval_secs", "must be at least 1".into()));
+            return Err(invalid(
+                "uploads.purge_interval_secs",
+                "must be at least 1".into(),
+            ));
         }
         Ok(Self {
             addr,
@@ -258,8 +267,7 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
     toml::from_str(text).map_err(|e| RegistryConfigError::Parse {
         path: path.to_owned(),
         message: e.message().to_owned()
-            + &e
-                .span()
+            + &e.span()
                 .map(|s| format!(" (at byte {})", s.start))
                 .unwrap_or_default(),
     })
@@ -267,9 +275,16 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
 
 fn parse_addr(value: &str) -> Result<SocketAddr> {
     // Accept ":5000" like the CNCF registry does.
-    let full = if value.starts_with(':') { format!("0.0.0.0{value}") } else { value.to_owned() };
+    let full = if value.starts_with(':') {
+        format!("0.0.0.0{value}")
+    } else {
+        value.to_owned()
+    };
     full.parse().map_err(|_| {
-        invalid("addr", format!("`{value}` is not an IP:PORT address (e.g. `127.0.0.1:5000`)"))
+        invalid(
+            "addr",
+            format!("`{value}` is not an IP:PORT address (e.g. `127.0.0.1:5000`)"),
+        )
     })
 }
 
@@ -277,7 +292,10 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(invalid(key, format!("`{value}` is not a boolean (true/false)"))),
+        _ => Err(invalid(
+            key,
+            format!("`{value}` is not a boolean (true/false)"),
+        )),
     }
 }
 
@@ -288,7 +306,10 @@ fn parse_u64(key: &str, value: &str) -> Result<u64> {
 }
 
 fn invalid(key: &str, reason: String) -> RegistryConfigError {
-    RegistryConfigError::Invalid { key: key.to_owned(), reason }
+    RegistryConfigError::Invalid {
+        key: key.to_owned(),
+        reason,
+    }
 }
 
 #[cfg(test)]
@@ -351,7 +372,10 @@ mod tests {
     #[case("this is not toml", "invalid config file")]
     fn bad_values_name_the_key(#[case] text: &str, #[case] expected: &str) {
         let err = load_text(text).unwrap_err().to_string();
-        assert!(err.contains(expected), "{err:?} should contain {expected:?}");
+        assert!(
+            err.contains(expected),
+            "{err:?} should contain {expected:?}"
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ pub const SUPPORTED: &[&str] = &["sha256", "sha512"];
 /// # Errors
 /// A human-readable reason when the digest is malformed or its algorithm unsupported.
 pub fn parse(s: &str) -> Result<Digest, String> {
-    let d: Digest = s.parse().map_err(|e| format!("invalid digest `{s}`: {e}"))?;
+    let d: Digest = s
+        .parse()
+        .map_err(|e| format!("invalid digest `{s}`: {e}"))?;
     match d.algorithm() {
         DigestAlgorithm::Sha256 | DigestAlgorithm::Sha512 => Ok(d),
         other => Err(format!(
@@ -75,7 +77,9 @@ impl Hasher {
             Self::Sha256(h) => ("sha256", hex::encode(h.finalize())),
             Self::Sha512(h) => ("sha512", hex::encode(h.finalize())),
         };
-        format!("{alg}:{hex}").parse().expect("computed digests are valid")
+        format!("{alg}:{hex}")
+            .parse()
+            .expect("computed digests are valid")
     }
 }
 
@@ -107,15 +111,26 @@ mod tests {
         );
         let mut h = Hasher::from_name("sha512").unwrap();
         h.update(b"abc");
-        assert!(h.finish().to_string().starts_with("sha512:ddaf35a193617aba"));
+        assert!(h
+            .finish()
+            .to_string()
+            .starts_with("sha512:ddaf35a193617aba"));
     }
 
     #[test]
     fn parse_rejects_bad_and_unsupported() {
         assert!(parse("sha256:abc").is_err());
-        assert!(parse("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855").is_err());
+        assert!(
+            parse("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855")
+                .is_err()
+        );
         assert!(parse("nocolon").is_err());
-        assert!(parse("md5:d41d8cd98f00b204e9800998ecf8427e").unwrap_err().contains("unsupported"));
-        assert!(parse("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").is_ok());
+        assert!(parse("md5:d41d8cd98f00b204e9800998ecf8427e")
+            .unwrap_err()
+            .contains("unsupported"));
+        assert!(
+            parse("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+                .is_ok()
+        );
     }
 }

@@ -97,12 +97,16 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: RegistryConfig) -> anyhow::Result<()> {
-    let (registry, app) = berth_registry::app(config.clone()).with_context(|| {
-        format!("cannot use data directory `{}`", config.data_dir.display())
-    })?;
+    let (registry, app) = berth_registry::app(config.clone())
+        .with_context(|| format!("cannot use data directory `{}`", config.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
-        .with_context(|| format!("cannot listen on {}; is another registry using the port?", config.addr))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; is another registry using the port?",
+                config.addr
+            )
+        })?;
     tracing::info!(
         addr = %listener.local_addr().unwrap_or(config.addr),
         data_dir = %config.data_dir.display(),

@@ -52,12 +52,23 @@ pub fn parse(rest: &str) -> Result<Route, RouteError> {
         }
     };
     if let Some(name) = rest.strip_suffix("/tags/list") {
-        return named(name, Route::Tags { name: name.to_owned() });
+        return named(
+            name,
+            Route::Tags {
+                name: name.to_owned(),
+            },
+        );
     }
-    if let Some(name) =
-        rest.strip_suffix("/blobs/uploads/").or_else(|| rest.strip_suffix("/blobs/uploads"))
+    if let Some(name) = rest
+        .strip_suffix("/blobs/uploads/")
+        .or_else(|| rest.strip_suffix("/blobs/uploads"))
     {
-        return named(name, Route::UploadStart { name: name.to_owned() });
+        return named(
+            name,
+            Route::UploadStart {
+                name: name.to_owned(),
+            },
+        );
     }
     let (head, last) = rest.rsplit_once('/').ok_or(RouteError::NotFound)?;
     if last.is_empty() {
@@ -65,13 +76,25 @@ pub fn parse(rest: &str) -> Result<Route, RouteError> {
     }
     if let Some(name) = head.strip_suffix("/blobs/uploads") {
         if !last.contains(':') {
-            return named(name, Route::Upload { name: name.to_owned(), session: last.to_owned() });
+            return named(
+                name,
+                Route::Upload {
+                    name: name.to_owned(),
+                    session: last.to_owned(),
+                },
+            );
         }
     }
     let (name, kind) = head.rsplit_once('/').ok_or(RouteError::NotFound)?;
     let (name, last) = (name.to_owned(), last.to_owned());
     match kind {
-        "manifests" => named(&name.clone(), Route::Manifest { name, reference: last }),
+        "manifests" => named(
+            &name.clone(),
+            Route::Manifest {
+                name,
+                reference: last,
+            },
+        ),
         "blobs" => named(&name.clone(), Route::Blob { name, digest: last }),
         "referrers" => named(&name.clone(), Route::Referrers { name, digest: last }),
         _ => Err(RouteError::NotFound),
@@ -121,7 +144,9 @@ pub fn valid_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b[1..].iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 #[cfg(test)]

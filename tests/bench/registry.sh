@@ -55,7 +55,7 @@ storage:
 http:
   addr: 127.0.0.1:$DP
 YML
-docker-registry serve "$W/dist.yml" 2>"$W/dist.log" &
+docker-registry serve "$W/dist.yml" >"$W/dist.log" 2>&1 &
 pids+=($!); DPID=$!
 mkdir -p "$W/www"; ln "$W/huge.bin" "$W/www/huge.bin"
 cat > "$W/nginx.conf" <<NGX
@@ -77,7 +77,7 @@ push_blob() { # addr repo file -> prints digest
   loc=$(curl -s -D - -o /dev/null -X POST "http://$addr/v2/$repo/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
   case "$loc" in http*) ;; *) loc="http://$addr$loc" ;; esac
   case "$loc" in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
-  curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$file" "$loc" -o /dev/null
+  curl -sf -X PUT -H "Content-Type: application/octet-stream" -T "$file" "$loc" -o /dev/null
   echo "$d"
 }
 

@@ -7,7 +7,8 @@ use axum::http::{header, Method, Response, StatusCode};
 use bytes::Bytes;
 
 use super::error::{ApiError, Kind};
-use super::{empty, parse_digest, ApiResult, Ctx};
+use super::{blocking, empty, parse_digest, ApiResult, Ctx};
+use crate::service::blob::BlobHandle;
 use crate::storage::BlobReader;
 
 /// Blobs up to this size are read in one call on the request's thread; larger ones stream.
@@ -38,7 +39,9 @@ pub fn parse_range(value: Option<&str>, size: u64) -> ByteRange {
     if spec.contains(',') {
         return ByteRange::Full;
     }
-    let Some((a, b)) = spec.trim().split_once('-') else { return ByteRange::Full };
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return ByteRange::Full;
+    };
     let (a, b) = (a.trim(), b.trim());
     if a.is_empty() {
         // Suffix range: the last `b` bytes.
@@ -52,7 +55,9 @@ pub fn parse_range(value: Option<&str>, size: u64) -> ByteRange {
             Err(_) => ByteRange::Full,
         };
     }
-    let Ok(start) = a.parse::<u64>() else { return ByteRange::Full };
+    let Ok(start) = a.parse::<u64>() else {
+        return ByteRange::Full;
+    };
     let end = if b.is_empty() {
         size.saturating_sub(1)
     } else {
@@ -71,18 +76,23 @@ pub fn parse_range(value: Option<&str>, size: u64) -> ByteRange {
 /// end-2: `GET`/`HEAD /v2/<name>/blobs/<digest>`.
 pub fn get(ctx: &Ctx, name: &str, digest: &str) -> ApiResult {
     let digest = parse_digest(digest)?;
-    let small = ctx.registry.small_blob(name, &digest, INLINE_MAX)?;
-    let size = match &small {
-        Some(c) => c.bytes.len() as u64,
-        None => ctx.registry.blob_size(name, &digest)?,
+    let blob = ctx.registry.open_blob(name, &digest, INLINE_MAX)?;
+    let size = match &blob {
+        BlobHandle::Small(c) => c.bytes.len() as u64,
+        BlobHandle::Large(size) => *size,
     };
-    let range = parse_range(ctx.headers.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
+    let range = parse_range(
+        ctx.headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+        size,
+    );
     let (status, start, len) = match range {
         ByteRange::Full => (StatusCode::OK, 0, size),
         ByteRange::Partial(a, b) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
         ByteRange::Unsatisfiable => {
-            return Err(ApiError::new(Kind::RangeNotSatisfiable, format!("blob has {size} bytes"))
-                .with_header(header::CONTENT_RANGE, &format!("bytes */{size}")));
+            return Err(
+                ApiError::new(Kind::RangeNotSatisfiable, format!("blob has {size} bytes"))
+                    .with_header(header::CONTENT_RANGE, &format!("bytes */{size}")),
+            );
         }
     };
     let digest_s = digest.to_string();
@@ -95,13 +105,16 @@ pub fn get(ctx: &Ctx, name: &str, digest: &str) -> ApiResult {
         .header(header::CACHE_CONTROL, "max-age=31536000")
         .header("docker-content-digest", &digest_s);
     if status == StatusCode::PARTIAL_CONTENT {
-        b = b.header(header::CONTENT_RANGE, format!("bytes {}-{}/{size}", start, start + len - 1));
+        b = b.header(
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{size}", start, start + len - 1),
+        );
     }
-    let body = match small {
+    let body = match blob {
         _ if ctx.method == Method::HEAD || len == 0 => Body::empty(),
         #[allow(clippy::cast_possible_truncation)] // small blobs are at most INLINE_MAX bytes
-        Some(c) => Body::from(c.bytes.slice(start as usize..(start + len) as usize)),
-        None => stream(ctx.registry.blob_reader(&digest, start)?, len),
+        BlobHandle::Small(c) => Body::from(c.bytes.slice(start as usize..(start + len) as usize)),
+        BlobHandle::Large(_) => stream(ctx.registry.blob_reader(&digest, start)?, len),
     };
     Ok(b.body(body).expect("valid response"))
 }
@@ -141,10 +154,14 @@ fn stream(reader: Box<dyn BlobReader>, len: u64) -> Body {
 }
 
 /// end-10: `DELETE /v2/<name>/blobs/<digest>`.
-pub fn delete(ctx: &Ctx, name: &str, digest: &str) -> ApiResult {
-    let digest = parse_digest(digest)?;
-    ctx.registry.delete_blob(name, &digest)?;
-    Ok(empty(StatusCode::ACCEPTED, &[("docker-content-digest", digest.to_string())]))
+pub async fn delete(ctx: &Ctx, name: String, digest: String) -> ApiResult {
+    let digest = parse_digest(&digest)?;
+    let d = digest.clone();
+    blocking(&ctx.registry, move |reg| reg.delete_blob(&name, &d)).await?;
+    Ok(empty(
+        StatusCode::ACCEPTED,
+        &[("docker-content-digest", digest.to_string())],
+    ))
 }
 
 #[cfg(test)]

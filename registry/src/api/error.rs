@@ -66,24 +66,82 @@ impl Kind {
         use StatusCode as S;
         match self {
             Self::BlobUnknown => (C::BlobUnknown, S::NOT_FOUND, "blob unknown to registry"),
-            Self::BlobUploadInvalid => (C::BlobUploadInvalid, S::BAD_REQUEST, "blob upload invalid"),
-            Self::BlobUploadUnknown => (C::BlobUploadUnknown, S::NOT_FOUND, "blob upload unknown to registry"),
-            Self::DigestInvalid => (C::DigestInvalid, S::BAD_REQUEST, "provided digest did not match uploaded content"),
-            Self::ManifestBlobUnknown => (C::ManifestBlobUnknown, S::BAD_REQUEST, "manifest references a manifest or blob unknown to registry"),
+            Self::BlobUploadInvalid => {
+                (C::BlobUploadInvalid, S::BAD_REQUEST, "blob upload invalid")
+            }
+            Self::BlobUploadUnknown => (
+                C::BlobUploadUnknown,
+                S::NOT_FOUND,
+                "blob upload unknown to registry",
+            ),
+            Self::DigestInvalid => (
+                C::DigestInvalid,
+                S::BAD_REQUEST,
+                "provided digest did not match uploaded content",
+            ),
+            Self::ManifestBlobUnknown => (
+                C::ManifestBlobUnknown,
+                S::BAD_REQUEST,
+                "manifest references a manifest or blob unknown to registry",
+            ),
             Self::ManifestInvalid => (C::ManifestInvalid, S::BAD_REQUEST, "manifest invalid"),
-            Self::ManifestUnknown => (C::ManifestUnknown, S::NOT_FOUND, "manifest unknown to registry"),
+            Self::ManifestUnknown => (
+                C::ManifestUnknown,
+                S::NOT_FOUND,
+                "manifest unknown to registry",
+            ),
             Self::NameInvalid => (C::NameInvalid, S::BAD_REQUEST, "invalid repository name"),
-            Self::NameUnknown => (C::NameUnknown, S::NOT_FOUND, "repository name not known to registry"),
-            Self::SizeInvalid => (C::SizeInvalid, S::BAD_REQUEST, "provided length did not match content length"),
-            Self::Unsupported => (C::Unsupported, S::METHOD_NOT_ALLOWED, "the operation is unsupported"),
-            Self::RangeInvalid => (C::BlobUploadInvalid, S::RANGE_NOT_SATISFIABLE, "chunk out of order"),
-            Self::RangeNotSatisfiable => (C::SizeInvalid, S::RANGE_NOT_SATISFIABLE, "requested range not satisfiable"),
-            Self::ManifestTooLarge => (C::ManifestInvalid, S::PAYLOAD_TOO_LARGE, "manifest too large"),
+            Self::NameUnknown => (
+                C::NameUnknown,
+                S::NOT_FOUND,
+                "repository name not known to registry",
+            ),
+            Self::SizeInvalid => (
+                C::SizeInvalid,
+                S::BAD_REQUEST,
+                "provided length did not match content length",
+            ),
+            Self::Unsupported => (
+                C::Unsupported,
+                S::METHOD_NOT_ALLOWED,
+                "the operation is unsupported",
+            ),
+            Self::RangeInvalid => (
+                C::BlobUploadInvalid,
+                S::RANGE_NOT_SATISFIABLE,
+                "chunk out of order",
+            ),
+            Self::RangeNotSatisfiable => (
+                C::SizeInvalid,
+                S::RANGE_NOT_SATISFIABLE,
+                "requested range not satisfiable",
+            ),
+            Self::ManifestTooLarge => (
+                C::ManifestInvalid,
+                S::PAYLOAD_TOO_LARGE,
+                "manifest too large",
+            ),
             Self::TagInvalid => (C::ManifestInvalid, S::BAD_REQUEST, "invalid tag"),
-            Self::PaginationInvalid => (C::Unsupported, S::BAD_REQUEST, "invalid pagination parameter"),
-            Self::ReadOnly => (C::Unsupported, S::METHOD_NOT_ALLOWED, "registry is in read-only mode"),
-            Self::DeleteDisabled => (C::Unsupported, S::METHOD_NOT_ALLOWED, "deletion is disabled on this registry"),
-            Self::MethodNotAllowed => (C::Unsupported, S::METHOD_NOT_ALLOWED, "method not allowed on this endpoint"),
+            Self::PaginationInvalid => (
+                C::Unsupported,
+                S::BAD_REQUEST,
+                "invalid pagination parameter",
+            ),
+            Self::ReadOnly => (
+                C::Unsupported,
+                S::METHOD_NOT_ALLOWED,
+                "registry is in read-only mode",
+            ),
+            Self::DeleteDisabled => (
+                C::Unsupported,
+                S::METHOD_NOT_ALLOWED,
+                "deletion is disabled on this registry",
+            ),
+            Self::MethodNotAllowed => (
+                C::Unsupported,
+                S::METHOD_NOT_ALLOWED,
+                "method not allowed on this endpoint",
+            ),
             Self::RouteUnknown => (C::Unsupported, S::NOT_FOUND, "no such endpoint"),
             Self::Internal => (C::Unsupported, S::INTERNAL_SERVER_ERROR, "internal error"),
         }
@@ -105,13 +163,21 @@ impl ApiError {
     /// An error with a specific message.
     #[must_use]
     pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
-        Self { kind, detail: Some(detail.into()), headers: Vec::new() }
+        Self {
+            kind,
+            detail: Some(detail.into()),
+            headers: Vec::new(),
+        }
     }
 
     /// An error with the table's message only.
     #[must_use]
     pub fn bare(kind: Kind) -> Self {
-        Self { kind, detail: None, headers: Vec::new() }
+        Self {
+            kind,
+            detail: None,
+            headers: Vec::new(),
+        }
     }
 
     /// Adds a header.
@@ -139,8 +205,15 @@ impl IntoResponse for ApiError {
                 .message(message)
                 .build()
                 .expect("code is set");
-            let body = ErrorResponseBuilder::default().errors(vec![info]).build().expect("errors set");
-            (status, [("content-type", "application/json")], serde_json::to_string(&body).expect("serializable"))
+            let body = ErrorResponseBuilder::default()
+                .errors(vec![info])
+                .build()
+                .expect("errors set");
+            (
+                status,
+                [("content-type", "application/json")],
+                serde_json::to_string(&body).expect("serializable"),
+            )
                 .into_response()
         };
         for (k, v) in self.headers {

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderValue, Method, Response, StatusCode};
 use bytes::Bytes;
 
 use super::error::{ApiError, Kind};
-use super::{empty, parse_digest, ApiResult, Ctx};
+use super::{blocking, empty, parse_digest, ApiResult, Ctx};
 
 /// Media types listed in the request's `Accept` headers, parameters (`;q=`) stripped.
 fn accept_list(ctx: &Ctx) -> Vec<String> {
@@ -24,7 +24,11 @@ pub fn get(ctx: &Ctx, name: &str, reference: &str) -> ApiResult {
     let entry = ctx.registry.get_manifest(name, reference)?;
     let entry = ctx.registry.negotiate(name, entry, &accept_list(ctx))?;
     let digest = entry.digest.to_string();
-    let body = if ctx.method == Method::HEAD { Body::empty() } else { Body::from(entry.bytes.clone()) };
+    let body = if ctx.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(entry.bytes.clone())
+    };
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, entry.media_type.as_str())
@@ -38,7 +42,12 @@ pub fn get(ctx: &Ctx, name: &str, reference: &str) -> ApiResult {
 /// end-7a/7b: `PUT /v2/<name>/manifests/<reference>[?tag=…]`.
 pub async fn put(ctx: &Ctx, name: &str, reference: &str, body: Body) -> ApiResult {
     let limit = ctx.registry.config().max_manifest_bytes;
-    let too_large = || ApiError::new(Kind::ManifestTooLarge, format!("the limit is {limit} bytes"));
+    let too_large = || {
+        ApiError::new(
+            Kind::ManifestTooLarge,
+            format!("the limit is {limit} bytes"),
+        )
+    };
     let declared = ctx
         .headers
         .get(header::CONTENT_LENGTH)
@@ -55,12 +64,20 @@ pub async fn put(ctx: &Ctx, name: &str, reference: &str, body: Body) -> ApiResul
             if limited {
                 too_large()
             } else {
-                ApiError::new(Kind::ManifestInvalid, format!("could not read the request body: {e}"))
+                ApiError::new(
+                    Kind::ManifestInvalid,
+                    format!("could not read the request body: {e}"),
+                )
             }
         })?;
-    let content_type = ctx.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let extra_tags = ctx.query.all("tag");
-    let put = ctx.registry.put_manifest(name, reference, content_type, bytes, &extra_tags)?;
+    let put = ctx
+        .registry
+        .put_manifest(name, reference, content_type, bytes, &extra_tags)?;
     let digest = put.digest.to_string();
     let mut resp = empty(
         StatusCode::CREATED,
@@ -70,7 +87,7 @@ pub async fn put(ctx: &Ctx, name: &str, reference: &str, body: Body) -> ApiResul
         ],
     );
     if let Some(subject) = put.subject {
-        if let Ok(v) = HeaderValue::from_str(&subject.to_string()) {
+        if let Ok(v) = HeaderValue::from_str(subject.as_ref()) {
             resp.headers_mut().insert("oci-subject", v);
         }
     }
@@ -83,8 +100,11 @@ pub async fn put(ctx: &Ctx, name: &str, reference: &str, body: Body) -> ApiResul
 }
 
 /// end-9: `DELETE /v2/<name>/manifests/<reference>`.
-pub fn delete(ctx: &Ctx, name: &str, reference: &str) -> ApiResult {
-    ctx.registry.delete_manifest(name, reference)?;
+pub async fn delete(ctx: &Ctx, name: String, reference: String) -> ApiResult {
+    blocking(&ctx.registry, move |reg| {
+        reg.delete_manifest(&name, &reference)
+    })
+    .await?;
     Ok(empty(StatusCode::ACCEPTED, &[]))
 }
 
@@ -93,11 +113,15 @@ pub fn referrers(ctx: &Ctx, name: &str, digest: &str) -> ApiResult {
     let subject = parse_digest(digest)?;
     let filter = ctx.query.get("artifactType").filter(|t| !t.is_empty());
     let index = ctx.registry.referrers(name, &subject, filter)?;
-    let mut b = Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/vnd.oci.image.index.v1+json");
+    let mut b = Response::builder().status(StatusCode::OK).header(
+        header::CONTENT_TYPE,
+        "application/vnd.oci.image.index.v1+json",
+    );
     if filter.is_some() {
         b = b.header("oci-filters-applied", "artifactType");
     }
-    Ok(b.body(Body::from(serde_json::to_vec(&index).expect("serializable"))).expect("valid response"))
+    Ok(b.body(Body::from(
+        serde_json::to_vec(&index).expect("serializable"),
+    ))
+    .expect("valid response"))
 }

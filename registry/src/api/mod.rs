@@ -45,8 +45,10 @@ async fn access_log(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
     let mut resp = next.run(req).await;
-    resp.headers_mut()
-        .insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
+    resp.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
     tracing::info!(
         target: "access",
         "{method} {uri} {} {}us",
@@ -61,19 +63,30 @@ pub struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(q: Option<&str>) -> Self {
-        Self(form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect())
+        Self(
+            form_urlencoded::parse(q.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     /// First value of `key`.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key`.
     #[must_use]
     pub fn all(&self, key: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 }
 
@@ -99,7 +112,12 @@ async fn dispatch(
     let path = uri.path();
     let rest = path.strip_prefix("/v2").unwrap_or(path);
     let rest = rest.strip_prefix('/').unwrap_or(rest);
-    let ctx = Ctx { registry, method, headers, query: Query::parse(uri.query()) };
+    let ctx = Ctx {
+        registry,
+        method,
+        headers,
+        query: Query::parse(uri.query()),
+    };
     let result = match route::parse(rest) {
         Ok(r) => handle(ctx, r, body).await,
         Err(RouteError::NotFound) => Err(ApiError::new(Kind::RouteUnknown, path.to_owned())),
@@ -113,11 +131,13 @@ async fn dispatch(
 
 async fn handle(ctx: Ctx, route: Route, body: Body) -> ApiResult {
     let cfg = ctx.registry.config();
-    let writes = matches!(ctx.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let writes = matches!(
+        ctx.method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
     if writes && cfg.read_only {
         return Err(ApiError::bare(Kind::ReadOnly));
     }
-    let is_delete = ctx.method == Method::DELETE;
     match (route, ctx.method.clone()) {
         (Route::Base, Method::GET | Method::HEAD) => Ok(base()),
         (Route::Catalog, Method::GET) => tags::catalog(&ctx),
@@ -130,25 +150,29 @@ async fn handle(ctx: Ctx, route: Route, body: Body) -> ApiResult {
         }
         (Route::Manifest { name, reference }, Method::DELETE) => {
             deletes_allowed(cfg.delete_enabled)?;
-            manifests::delete(&ctx, &name, &reference)
+            manifests::delete(&ctx, name, reference).await
         }
         (Route::Blob { name, digest }, Method::GET | Method::HEAD) => {
             blobs::get(&ctx, &name, &digest)
         }
         (Route::Blob { name, digest }, Method::DELETE) => {
             deletes_allowed(cfg.delete_enabled)?;
-            blobs::delete(&ctx, &name, &digest)
+            blobs::delete(&ctx, name, digest).await
         }
-        (Route::Referrers { name, digest }, Method::GET) => manifests::referrers(&ctx, &name, &digest),
+        (Route::Referrers { name, digest }, Method::GET) => {
+            manifests::referrers(&ctx, &name, &digest)
+        }
         (Route::UploadStart { name }, Method::POST) => uploads::start(&ctx, &name, body).await,
-        (Route::Upload { name, session }, Method::GET) => uploads::status(&ctx, &name, &session).await,
+        (Route::Upload { name, session }, Method::GET) => {
+            uploads::status(&ctx, &name, &session).await
+        }
         (Route::Upload { name, session }, Method::PATCH) => {
             uploads::patch(&ctx, &name, &session, body).await
         }
         (Route::Upload { name, session }, Method::PUT) => {
             uploads::finish(&ctx, &name, &session, body).await
         }
-        (Route::Upload { name, session }, Method::DELETE) if is_delete => {
+        (Route::Upload { name, session }, Method::DELETE) => {
             uploads::cancel(&ctx, &name, &session).await
         }
         (_, m) => Err(ApiError::new(Kind::MethodNotAllowed, format!("{m}"))),
@@ -165,7 +189,26 @@ fn deletes_allowed(enabled: bool) -> Result<(), ApiError> {
 
 /// end-1
 fn base() -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "{}",
+    )
+        .into_response()
+}
+
+/// Runs a storage-writing service call (it fsyncs) on the blocking pool, so slow disks never
+/// stall the async workers that serve reads.
+pub(crate) async fn blocking<T, F>(registry: &Arc<Registry>, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&Registry) -> crate::service::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let registry = registry.clone();
+    match tokio::task::spawn_blocking(move || f(&registry)).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(join) => Err(crate::service::ServiceError::from(join).into()),
+    }
 }
 
 /// Parses a required digest parameter, mapping failure to `DIGEST_INVALID`.

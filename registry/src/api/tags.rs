@@ -12,17 +12,25 @@ fn page_params(ctx: &Ctx) -> Result<(Option<usize>, Option<&str>), ApiError> {
     let n = match ctx.query.get("n") {
         None | Some("") => None,
         Some(v) => Some(v.parse::<usize>().map_err(|_| {
-            ApiError::new(Kind::PaginationInvalid, format!("`n={v}` must be a non-negative integer"))
+            ApiError::new(
+                Kind::PaginationInvalid,
+                format!("`n={v}` must be a non-negative integer"),
+            )
         })?),
     };
     Ok((n, ctx.query.get("last").filter(|l| !l.is_empty())))
 }
 
 fn json_page(base: &str, n: Option<usize>, page: &Page, body: Vec<u8>) -> Response<Body> {
-    let mut b = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");
+    let mut b = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json");
     if let (Some(n), Some(last)) = (n, &page.next_last) {
         let last: String = form_urlencoded::byte_serialize(last.as_bytes()).collect();
-        b = b.header(header::LINK, format!("<{base}?n={n}&last={last}>; rel=\"next\""));
+        b = b.header(
+            header::LINK,
+            format!("<{base}?n={n}&last={last}>; rel=\"next\""),
+        );
     }
     b.body(Body::from(body)).expect("valid response")
 }

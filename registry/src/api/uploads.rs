@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 
 use super::error::{ApiError, Kind};
-use super::{empty, parse_digest, ApiResult, Ctx};
+use super::{blocking, empty, parse_digest, ApiResult, Ctx};
 
 fn session_url(name: &str, id: &str) -> String {
     format!("/v2/{name}/blobs/uploads/{id}")
@@ -34,17 +34,29 @@ fn accepted(name: &str, id: &str, size: u64, status: StatusCode) -> axum::respon
 fn created(name: &str, digest: &str) -> axum::response::Response {
     empty(
         StatusCode::CREATED,
-        &[("location", blob_url(name, digest)), ("docker-content-digest", digest.to_owned())],
+        &[
+            ("location", blob_url(name, digest)),
+            ("docker-content-digest", digest.to_owned()),
+        ],
     )
 }
 
 /// Parses `Content-Range` of an upload chunk: `start-end` (the spec's form), also accepting a
 /// `bytes ` / `bytes=` prefix and a `/total` suffix that some clients send.
 fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiError> {
-    let Some(v) = headers.get(header::CONTENT_RANGE) else { return Ok(None) };
-    let bad = || ApiError::new(Kind::RangeInvalid, "Content-Range must look like `<start>-<end>`");
+    let Some(v) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::new(
+            Kind::RangeInvalid,
+            "Content-Range must look like `<start>-<end>`",
+        )
+    };
     let s = v.to_str().map_err(|_| bad())?.trim();
-    let s = s.strip_prefix("bytes").map_or(s, |r| r.trim_start_matches(['=', ' ']));
+    let s = s
+        .strip_prefix("bytes")
+        .map_or(s, |r| r.trim_start_matches(['=', ' ']));
     let s = s.split('/').next().unwrap_or(s);
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
     let a = a.trim().parse().map_err(|_| bad())?;
@@ -69,9 +81,13 @@ pub async fn start(ctx: &Ctx, name: &str, body: Body) -> ApiResult {
     let reg = &ctx.registry;
     if let Some(mount) = ctx.query.get("mount") {
         let digest = parse_digest(mount)?;
-        if let Some(from) = ctx.query.get("from").filter(|f| crate::route::valid_name(f)) {
+        if let Some(from) = ctx
+            .query
+            .get("from")
+            .filter(|f| crate::route::valid_name(f))
+        {
             if reg.mount_blob(name, from, &digest)?.is_some() {
-                return Ok(created(name, &digest.to_string()));
+                return Ok(created(name, digest.as_ref()));
             }
         }
         // Not mountable: fall back to a normal session, as the spec asks (202).
@@ -80,24 +96,35 @@ pub async fn start(ctx: &Ctx, name: &str, body: Body) -> ApiResult {
     }
     if let Some(d) = ctx.query.get("digest") {
         let digest = parse_digest(d)?;
-        reg.upload_monolithic(name, &digest, body.into_data_stream()).await?;
-        return Ok(created(name, &digest.to_string()));
+        reg.upload_monolithic(name, &digest, body.into_data_stream())
+            .await?;
+        return Ok(created(name, digest.as_ref()));
     }
-    let id = reg.start_upload(name, ctx.query.get("digest-algorithm"))?;
+    let (n, alg) = (
+        name.to_owned(),
+        ctx.query.get("digest-algorithm").map(str::to_owned),
+    );
+    let id = blocking(reg, move |r| r.start_upload(&n, alg.as_deref())).await?;
     Ok(accepted(name, &id, 0, StatusCode::ACCEPTED))
 }
 
 /// end-5: `PATCH <location>`: with `Content-Range` (chunked) or without (Docker's streamed body).
 pub async fn patch(ctx: &Ctx, name: &str, id: &str, body: Body) -> ApiResult {
     let range = content_range(&ctx.headers)?;
-    let size = ctx.registry.append_upload(name, id, range, body.into_data_stream()).await?;
+    let size = ctx
+        .registry
+        .append_upload(name, id, range, body.into_data_stream())
+        .await?;
     Ok(accepted(name, id, size, StatusCode::ACCEPTED))
 }
 
 /// end-6: `PUT <location>?digest=<digest>`, with or without a final chunk.
 pub async fn finish(ctx: &Ctx, name: &str, id: &str, body: Body) -> ApiResult {
     let Some(d) = ctx.query.get("digest") else {
-        return Err(ApiError::new(Kind::DigestInvalid, "the closing PUT needs a `digest` query parameter"));
+        return Err(ApiError::new(
+            Kind::DigestInvalid,
+            "the closing PUT needs a `digest` query parameter",
+        ));
     };
     let digest = parse_digest(d)?;
     let (range, body) = if has_body(&ctx.headers) {
@@ -105,8 +132,10 @@ pub async fn finish(ctx: &Ctx, name: &str, id: &str, body: Body) -> ApiResult {
     } else {
         (None, None)
     };
-    ctx.registry.finish_upload(name, id, &digest, range, body).await?;
-    Ok(created(name, &digest.to_string()))
+    ctx.registry
+        .finish_upload(name, id, &digest, range, body)
+        .await?;
+    Ok(created(name, digest.as_ref()))
 }
 
 /// end-13: `GET <location>`.

@@ -9,14 +9,24 @@ use super::cache::Cached;
 use super::{paths, Registry, Result, ServiceError};
 use crate::storage::BlobReader;
 
+/// What [`Registry::open_blob`] found.
+pub enum BlobHandle {
+    /// The whole blob, in memory.
+    Small(Arc<Cached>),
+    /// A blob of this many bytes, to be streamed with [`Registry::blob_reader`].
+    Large(u64),
+}
+
 impl Registry {
     /// Size of a blob that is linked into `name`.
     ///
     /// # Errors
     /// `BlobUnknown` when the repository does not have it.
     pub fn blob_size(&self, name: &str, digest: &Digest) -> Result<u64> {
-        let unknown =
-            || ServiceError::BlobUnknown { name: name.to_owned(), digest: digest.to_string() };
+        let unknown = || ServiceError::BlobUnknown {
+            name: name.to_owned(),
+            digest: digest.to_string(),
+        };
         if !self.exists(&paths::layer_link(name, digest))? {
             return Err(unknown());
         }
@@ -27,24 +37,27 @@ impl Registry {
         }
     }
 
-    /// A small blob of `name` held in memory (cached after the first read), or `None` when the
-    /// blob is larger than `max` bytes and should be streamed.
+    /// Opens a blob of `name` for serving: blobs of at most `max` bytes come whole from memory
+    /// (cached after the first read); larger ones report their size, to be streamed.
     ///
     /// # Errors
     /// `BlobUnknown`, storage failures.
-    pub fn small_blob(&self, name: &str, digest: &Digest, max: u64) -> Result<Option<Arc<Cached>>> {
+    pub fn open_blob(&self, name: &str, digest: &Digest, max: u64) -> Result<BlobHandle> {
         let key = digest.to_string();
         if let Some(hit) = self.small_blobs.get(name, &key) {
-            return Ok(Some(hit));
+            return Ok(BlobHandle::Small(hit));
         }
         let size = self.blob_size(name, digest)?;
         if size > max {
-            return Ok(None);
+            return Ok(BlobHandle::Large(size));
         }
         let bytes = Bytes::from(self.driver.get(&paths::blob_data(digest))?);
         if bytes.len() as u64 != size {
             // Sizes are fixed once published; a mismatch means outside interference.
-            return Err(ServiceError::BlobUnknown { name: name.to_owned(), digest: key });
+            return Err(ServiceError::BlobUnknown {
+                name: name.to_owned(),
+                digest: key,
+            });
         }
         let entry = Arc::new(Cached {
             digest: digest.clone(),
@@ -52,7 +65,7 @@ impl Registry {
             bytes,
         });
         self.small_blobs.insert(name, &key, entry.clone());
-        Ok(Some(entry))
+        Ok(BlobHandle::Small(entry))
     }
 
     /// Opens a blob for streaming from `offset`.
@@ -65,7 +78,10 @@ impl Registry {
 
     /// Makes an existing blob part of `name`.
     pub(crate) fn link_blob(&self, name: &str, digest: &Digest) -> Result<()> {
-        Ok(self.driver.put(&paths::layer_link(name, digest), digest.to_string().as_bytes())?)
+        Ok(self.driver.put(
+            &paths::layer_link(name, digest),
+            digest.to_string().as_bytes(),
+        )?)
     }
 
     /// Cross-repository mount (end-11): links the blob into `name` when `from` has it.

@@ -43,7 +43,10 @@ impl ContentCache {
     /// The cached entry for `reference` in `name`.
     pub fn get(&self, name: &str, reference: &str) -> Option<Arc<Cached>> {
         let inner = self.inner.read().expect("cache lock");
-        inner.map.get(&(name.to_owned(), reference.to_owned())).cloned()
+        inner
+            .map
+            .get(&(name.to_owned(), reference.to_owned()))
+            .cloned()
     }
 
     /// Remembers an entry.
@@ -57,7 +60,11 @@ impl ContentCache {
             inner.map.clear();
             inner.bytes = 0;
         }
-        if inner.map.insert((name.to_owned(), reference.to_owned()), entry).is_none() {
+        if inner
+            .map
+            .insert((name.to_owned(), reference.to_owned()), entry)
+            .is_none()
+        {
             inner.bytes += size;
         }
     }

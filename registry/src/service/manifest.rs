@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use oci_spec::image::{Descriptor, Digest, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType};
+use oci_spec::image::{
+    Descriptor, Digest, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType,
+};
 
 use super::cache::Cached;
 use super::{paths, Registry, Result, ServiceError};
@@ -42,6 +44,7 @@ pub struct PutManifest {
 }
 
 /// A validated, parsed manifest.
+#[allow(clippy::large_enum_variant)] // short-lived, one per request
 enum Parsed {
     Manifest(ImageManifest),
     Index(ImageIndex),
@@ -57,7 +60,9 @@ impl Parsed {
 }
 
 fn invalid(reason: impl Into<String>) -> ServiceError {
-    ServiceError::ManifestInvalid { reason: reason.into() }
+    ServiceError::ManifestInvalid {
+        reason: reason.into(),
+    }
 }
 
 /// Decides the manifest's media type from the request's `Content-Type` and the document, and
@@ -65,7 +70,9 @@ fn invalid(reason: impl Into<String>) -> ServiceError {
 fn parse_manifest(content_type: Option<&str>, bytes: &[u8]) -> Result<(String, Parsed)> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
-    let obj = value.as_object().ok_or_else(|| invalid("manifest must be a JSON object"))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| invalid("manifest must be a JSON object"))?;
     let declared = obj.get("mediaType").and_then(serde_json::Value::as_str);
     let header = content_type
         .map(|c| c.split(';').next().unwrap_or("").trim())
@@ -139,7 +146,10 @@ impl Registry {
             return Err(ServiceError::ManifestTooLarge { limit });
         }
         let by_digest = if reference.contains(':') {
-            Some(crate::digest::parse(reference).map_err(|reason| ServiceError::DigestInvalid { reason })?)
+            Some(
+                crate::digest::parse(reference)
+                    .map_err(|reason| ServiceError::DigestInvalid { reason })?,
+            )
         } else {
             None
         };
@@ -172,7 +182,8 @@ impl Registry {
             self.driver.put(&blob, &bytes)?;
         }
         let link = format!("{digest}\n{media_type}");
-        self.driver.put(&paths::revision_link(name, &digest), link.as_bytes())?;
+        self.driver
+            .put(&paths::revision_link(name, &digest), link.as_bytes())?;
         let subject = parsed.subject().map(|s| s.digest().clone());
         if let Some(subject) = &subject {
             let entry = self.referrer_descriptor(&media_type, &digest, bytes.len() as u64, &parsed);
@@ -182,10 +193,15 @@ impl Registry {
             )?;
         }
         for tag in &tags {
-            self.driver.put(&paths::tag_link(name, tag), digest.to_string().as_bytes())?;
+            self.driver
+                .put(&paths::tag_link(name, tag), digest.to_string().as_bytes())?;
         }
         self.manifests.invalidate(name);
-        Ok(PutManifest { digest, subject, tags })
+        Ok(PutManifest {
+            digest,
+            subject,
+            tags,
+        })
     }
 
     fn check_references(&self, name: &str, parsed: &Parsed) -> Result<()> {
@@ -227,7 +243,9 @@ impl Registry {
         let mut d = Descriptor::new(MediaType::from(media_type), size, digest.clone());
         let (artifact_type, annotations) = match parsed {
             Parsed::Manifest(m) => (
-                m.artifact_type().clone().or_else(|| Some(m.config().media_type().clone())),
+                m.artifact_type()
+                    .clone()
+                    .or_else(|| Some(m.config().media_type().clone())),
                 m.annotations().clone(),
             ),
             Parsed::Index(i) => (i.artifact_type().clone(), i.annotations().clone()),
@@ -245,8 +263,10 @@ impl Registry {
         if let Some(hit) = self.manifests.get(name, reference) {
             return Ok(hit);
         }
-        let unknown =
-            || ServiceError::ManifestUnknown { name: name.to_owned(), reference: reference.to_owned() };
+        let unknown = || ServiceError::ManifestUnknown {
+            name: name.to_owned(),
+            reference: reference.to_owned(),
+        };
         let digest = self.resolve(name, reference)?.ok_or_else(unknown)?;
         let link = match self.driver.get(&paths::revision_link(name, &digest)) {
             Ok(b) => b,
@@ -259,7 +279,11 @@ impl Registry {
             Err(e) if e.is_not_found() => return Err(unknown()),
             Err(e) => return Err(e.into()),
         };
-        let entry = Arc::new(Cached { digest, media_type, bytes });
+        let entry = Arc::new(Cached {
+            digest,
+            media_type,
+            bytes,
+        });
         self.manifests.insert(name, reference, entry.clone());
         Ok(entry)
     }
@@ -272,10 +296,14 @@ impl Registry {
                 .map_err(|reason| ServiceError::DigestInvalid { reason });
         }
         if !valid_tag(reference) {
-            return Err(ServiceError::TagInvalid { tag: reference.to_owned() });
+            return Err(ServiceError::TagInvalid {
+                tag: reference.to_owned(),
+            });
         }
         match self.driver.get(&paths::tag_link(name, reference)) {
-            Ok(b) => Ok(std::str::from_utf8(&b).ok().and_then(|s| s.trim().parse().ok())),
+            Ok(b) => Ok(std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -309,14 +337,15 @@ impl Registry {
         if !is_index(&entry.media_type) {
             return Err(not_acceptable());
         }
-        let index: ImageIndex = serde_json::from_slice(&entry.bytes).map_err(|_| not_acceptable())?;
+        let index: ImageIndex =
+            serde_json::from_slice(&entry.bytes).map_err(|_| not_acceptable())?;
         let child = index.manifests().iter().find(|d| {
             d.platform().as_ref().is_some_and(|p| {
                 p.os().to_string() == "linux" && p.architecture().to_string() == "amd64"
-            }) && takes(&d.media_type().to_string())
+            }) && takes(d.media_type().as_ref())
         });
         match child {
-            Some(c) => self.get_manifest(name, &c.digest().to_string()),
+            Some(c) => self.get_manifest(name, c.digest().as_ref()),
             None => Err(not_acceptable()),
         }
     }
@@ -326,12 +355,16 @@ impl Registry {
     /// # Errors
     /// `ManifestUnknown`, storage failures.
     pub fn delete_manifest(&self, name: &str, reference: &str) -> Result<()> {
-        let unknown =
-            || ServiceError::ManifestUnknown { name: name.to_owned(), reference: reference.to_owned() };
+        let unknown = || ServiceError::ManifestUnknown {
+            name: name.to_owned(),
+            reference: reference.to_owned(),
+        };
         self.manifests.invalidate(name);
         if !reference.contains(':') {
             if !valid_tag(reference) {
-                return Err(ServiceError::TagInvalid { tag: reference.to_owned() });
+                return Err(ServiceError::TagInvalid {
+                    tag: reference.to_owned(),
+                });
             }
             if !self.exists(&paths::tag_link(name, reference))? {
                 return Err(unknown());
@@ -339,7 +372,8 @@ impl Registry {
             self.driver.delete(&paths::tag_dir(name, reference))?;
             return Ok(());
         }
-        let digest = crate::digest::parse(reference).map_err(|reason| ServiceError::DigestInvalid { reason })?;
+        let digest = crate::digest::parse(reference)
+            .map_err(|reason| ServiceError::DigestInvalid { reason })?;
         let link = match self.driver.get(&paths::revision_link(name, &digest)) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => return Err(unknown()),
@@ -358,7 +392,11 @@ impl Registry {
             if let Ok(bytes) = self.driver.get(&paths::blob_data(&digest)) {
                 if let Ok((_, parsed)) = parse_manifest(Some(&media_type), &bytes) {
                     if let Some(subject) = parsed.subject() {
-                        match self.driver.delete(&paths::referrer_entry(name, subject.digest(), &digest)) {
+                        match self.driver.delete(&paths::referrer_entry(
+                            name,
+                            subject.digest(),
+                            &digest,
+                        )) {
                             Ok(()) => {}
                             Err(e) if e.is_not_found() => {}
                             Err(e) => return Err(e.into()),
@@ -386,14 +424,24 @@ impl Registry {
         let dir = paths::referrers_dir(name, subject);
         let mut found = Vec::new();
         for entry in self.list_or_empty(&dir)? {
-            let Ok(bytes) = self.driver.get(&format!("{dir}/{entry}")) else { continue };
-            let Ok(desc) = serde_json::from_slice::<Descriptor>(&bytes) else { continue };
+            let Ok(bytes) = self.driver.get(&format!("{dir}/{entry}")) else {
+                continue;
+            };
+            let Ok(desc) = serde_json::from_slice::<Descriptor>(&bytes) else {
+                continue;
+            };
             // Skip entries whose manifest is gone (a crash between the two deletes).
             if !self.exists(&paths::revision_link(name, desc.digest()))? {
                 continue;
             }
             if let Some(want) = artifact_type {
-                if desc.artifact_type().as_ref().map(ToString::to_string).as_deref() != Some(want) {
+                if desc
+                    .artifact_type()
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .as_deref()
+                    != Some(want)
+                {
                     continue;
                 }
             }
@@ -416,20 +464,43 @@ mod tests {
     fn media_type_from_header_body_or_shape() {
         let m = br#"{"schemaVersion":2,"config":{"mediaType":"a/b","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#;
         assert_eq!(parse_manifest(None, m).unwrap().0, OCI_MANIFEST);
-        assert_eq!(parse_manifest(Some(DOCKER_MANIFEST), m).unwrap().0, DOCKER_MANIFEST);
-        assert_eq!(parse_manifest(Some("application/json; charset=utf-8"), m).unwrap().0, OCI_MANIFEST);
+        assert_eq!(
+            parse_manifest(Some(DOCKER_MANIFEST), m).unwrap().0,
+            DOCKER_MANIFEST
+        );
+        assert_eq!(
+            parse_manifest(Some("application/json; charset=utf-8"), m)
+                .unwrap()
+                .0,
+            OCI_MANIFEST
+        );
         let i = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
         assert_eq!(parse_manifest(None, i).unwrap().0, OCI_INDEX);
-        let err = parse_manifest(Some(DOCKER_MANIFEST), i).err().unwrap().to_string();
+        let err = parse_manifest(Some(DOCKER_MANIFEST), i)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("does not match"), "{err}");
     }
 
     #[test]
     fn schema1_and_garbage_are_refused() {
         let s1 = br#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#;
-        assert!(parse_manifest(None, s1).err().unwrap().to_string().contains("schema 1"));
-        assert!(parse_manifest(Some(DOCKER_SCHEMA1[1]), b"{}").err().unwrap().to_string().contains("schema 1"));
-        assert!(parse_manifest(None, b"{not json").err().unwrap().to_string().contains("not valid JSON"));
+        assert!(parse_manifest(None, s1)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("schema 1"));
+        assert!(parse_manifest(Some(DOCKER_SCHEMA1[1]), b"{}")
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("schema 1"));
+        assert!(parse_manifest(None, b"{not json")
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("not valid JSON"));
         assert!(parse_manifest(None, b"[]").is_err());
         let bad_digest = br#"{"schemaVersion":2,"config":{"mediaType":"a/b","digest":"sha256:zz","size":0},"layers":[]}"#;
         assert!(parse_manifest(None, bad_digest).is_err());

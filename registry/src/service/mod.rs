@@ -98,7 +98,9 @@ pub enum ServiceError {
         reference: String,
     },
     /// The stored manifest's type is not acceptable to the client.
-    #[error("manifest {digest} is of type {media_type}, which the request's Accept header excludes")]
+    #[error(
+        "manifest {digest} is of type {media_type}, which the request's Accept header excludes"
+    )]
     ManifestNotAcceptable {
         /// Digest of the stored manifest.
         digest: Digest,

@@ -9,7 +9,8 @@ use oci_spec::image::Digest;
 #[must_use]
 pub fn blob_data(d: &Digest) -> String {
     let hex = d.digest();
-    format!("blobs/{}/{}/{hex}/data", d.algorithm().as_ref(), &hex[..2])
+    let prefix = hex.get(..2).unwrap_or(hex);
+    format!("blobs/{}/{prefix}/{hex}/data", d.algorithm().as_ref())
 }
 
 /// Repository root.
@@ -21,19 +22,31 @@ pub fn repo(name: &str) -> String {
 /// "This blob is in the repository".
 #[must_use]
 pub fn layer_link(name: &str, d: &Digest) -> String {
-    format!("repositories/{name}/_layers/{}/{}/link", d.algorithm().as_ref(), d.digest())
+    format!(
+        "repositories/{name}/_layers/{}/{}/link",
+        d.algorithm().as_ref(),
+        d.digest()
+    )
 }
 
 /// "This manifest is in the repository" (content: digest and media type).
 #[must_use]
 pub fn revision_link(name: &str, d: &Digest) -> String {
-    format!("repositories/{name}/_manifests/revisions/{}/{}/link", d.algorithm().as_ref(), d.digest())
+    format!(
+        "repositories/{name}/_manifests/revisions/{}/{}/link",
+        d.algorithm().as_ref(),
+        d.digest()
+    )
 }
 
 /// Directory of a revision (deleted as a whole).
 #[must_use]
 pub fn revision_dir(name: &str, d: &Digest) -> String {
-    format!("repositories/{name}/_manifests/revisions/{}/{}", d.algorithm().as_ref(), d.digest())
+    format!(
+        "repositories/{name}/_manifests/revisions/{}/{}",
+        d.algorithm().as_ref(),
+        d.digest()
+    )
 }
 
 /// Directory holding all tags.
@@ -57,7 +70,11 @@ pub fn tag_link(name: &str, tag: &str) -> String {
 /// Directory of descriptors referring to `subject`.
 #[must_use]
 pub fn referrers_dir(name: &str, subject: &Digest) -> String {
-    format!("repositories/{name}/_referrers/{}/{}", subject.algorithm().as_ref(), subject.digest())
+    format!(
+        "repositories/{name}/_referrers/{}/{}",
+        subject.algorithm().as_ref(),
+        subject.digest()
+    )
 }
 
 /// Descriptor of `referrer` under `subject`.

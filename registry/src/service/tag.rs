@@ -22,7 +22,10 @@ pub fn paginate(sorted: Vec<String>, n: Option<usize>, last: Option<&str>) -> Pa
             let next_last = if n == 0 { None } else { items.last().cloned() };
             Page { items, next_last }
         }
-        _ => Page { items, next_last: None },
+        _ => Page {
+            items,
+            next_last: None,
+        },
     }
 }
 
@@ -33,7 +36,9 @@ impl Registry {
     /// `NameUnknown` when the repository does not exist; storage failures.
     pub fn list_tags(&self, name: &str, n: Option<usize>, last: Option<&str>) -> Result<Page> {
         if !self.exists(&paths::repo(name))? {
-            return Err(ServiceError::NameUnknown { name: name.to_owned() });
+            return Err(ServiceError::NameUnknown {
+                name: name.to_owned(),
+            });
         }
         let mut tags = self.list_or_empty(&paths::tags_dir(name))?;
         tags.sort();
@@ -57,7 +62,11 @@ impl Registry {
             out.push(prefix.to_owned());
         }
         for child in children.iter().filter(|c| !c.starts_with('_')) {
-            let name = if prefix.is_empty() { child.clone() } else { format!("{prefix}/{child}") };
+            let name = if prefix.is_empty() {
+                child.clone()
+            } else {
+                format!("{prefix}/{child}")
+            };
             self.walk_repositories(&format!("{dir}/{child}"), &name, out)?;
         }
         Ok(())
@@ -82,7 +91,13 @@ mod tests {
         assert_eq!((p.items, p.next_last), (v(&["c", "d"]), None));
         let p = paginate(all.clone(), Some(0), None);
         assert_eq!((p.items, p.next_last), (vec![], None));
-        assert_eq!(paginate(all.clone(), None, Some("bb")).items, v(&["c", "d"]));
-        assert_eq!(paginate(all, Some(10), Some("d")).items, Vec::<String>::new());
+        assert_eq!(
+            paginate(all.clone(), None, Some("bb")).items,
+            v(&["c", "d"])
+        );
+        assert_eq!(
+            paginate(all, Some(10), Some("d")).items,
+            Vec::<String>::new()
+        );
     }
 }

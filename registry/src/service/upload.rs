@@ -57,7 +57,9 @@ impl Sessions {
 
     fn insert(&self, id: &str, s: Session) -> Arc<tokio::sync::Mutex<Session>> {
         let mut map = self.map.lock().expect("sessions lock");
-        map.entry(id.to_owned()).or_insert_with(|| Arc::new(tokio::sync::Mutex::new(s))).clone()
+        map.entry(id.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(s)))
+            .clone()
     }
 
     fn remove(&self, id: &str) {
@@ -66,7 +68,9 @@ impl Sessions {
 }
 
 fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Registry {
@@ -88,8 +92,13 @@ impl Registry {
             algorithm: algorithm.to_owned(),
             started_unix: now_unix(),
         };
-        self.driver.writer(&paths::upload_data(&id), false)?.commit()?;
-        self.driver.put(&paths::upload_info(&id), &serde_json::to_vec(&info).expect("serializable"))?;
+        self.driver
+            .writer(&paths::upload_data(&id), false)?
+            .commit()?;
+        self.driver.put(
+            &paths::upload_info(&id),
+            &serde_json::to_vec(&info).expect("serializable"),
+        )?;
         self.uploads.insert(
             &id,
             Session {
@@ -105,7 +114,9 @@ impl Registry {
 
     /// Finds a session of repository `name`, loading it from disk after a restart.
     fn session(&self, id: &str) -> Result<Arc<tokio::sync::Mutex<Session>>> {
-        let unknown = || ServiceError::UploadUnknown { session: id.to_owned() };
+        let unknown = || ServiceError::UploadUnknown {
+            session: id.to_owned(),
+        };
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(unknown());
         }
@@ -124,7 +135,13 @@ impl Registry {
         };
         Ok(self.uploads.insert(
             id,
-            Session { name: info.name, size, hasher: None, algorithm: info.algorithm, closed: false },
+            Session {
+                name: info.name,
+                size,
+                hasher: None,
+                algorithm: info.algorithm,
+                closed: false,
+            },
         ))
     }
 
@@ -135,7 +152,9 @@ impl Registry {
     ) -> Result<tokio::sync::OwnedMutexGuard<Session>> {
         let s = self.session(id)?.lock_owned().await;
         if s.closed || s.name != name {
-            return Err(ServiceError::UploadUnknown { session: id.to_owned() });
+            return Err(ServiceError::UploadUnknown {
+                session: id.to_owned(),
+            });
         }
         Ok(s)
     }
@@ -192,9 +211,10 @@ impl Registry {
             (Some(h), true) => h.clone().finish(),
             _ => {
                 let (driver, path, size) = (self.driver.clone(), paths::upload_data(id), s.size);
-                let hasher = Hasher::new(digest.algorithm()).ok_or_else(|| {
-                    ServiceError::DigestInvalid { reason: format!("unsupported digest {digest}") }
-                })?;
+                let hasher =
+                    Hasher::new(digest.algorithm()).ok_or_else(|| ServiceError::DigestInvalid {
+                        reason: format!("unsupported digest {digest}"),
+                    })?;
                 tokio::task::spawn_blocking(move || rehash(&*driver, &path, size, hasher)).await??
             }
         };
@@ -207,22 +227,24 @@ impl Registry {
                 ),
             });
         }
-        let registry_driver = self.driver.clone();
-        let (id_owned, digest_owned) = (id.to_owned(), digest.clone());
+        let driver = self.driver.clone();
+        let (id_owned, name_owned, digest_owned) = (id.to_owned(), name.to_owned(), digest.clone());
         tokio::task::spawn_blocking(move || -> Result<()> {
             let target = paths::blob_data(&digest_owned);
-            match registry_driver.stat(&target) {
+            match driver.stat(&target) {
                 // Same digest, same bytes: an earlier or concurrent upload already published it.
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {
-                    registry_driver.rename(&paths::upload_data(&id_owned), &target)?;
+                    driver.rename(&paths::upload_data(&id_owned), &target)?;
                 }
                 Err(e) => return Err(e.into()),
             }
+            // Last: the link that makes the blob visible in the repository.
+            let link = paths::layer_link(&name_owned, &digest_owned);
+            driver.put(&link, digest_owned.to_string().as_bytes())?;
             Ok(())
         })
         .await??;
-        self.link_blob(name, digest)?;
         s.closed = true;
         self.discard_session(id);
         Ok(s.size)
@@ -237,7 +259,9 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, axum::Error>> + Send + Unpin,
     {
         let id = self.start_upload(name, Some(digest.algorithm().as_ref()))?;
-        let result = self.finish_upload(name, &id, digest, None, Some(body)).await;
+        let result = self
+            .finish_upload(name, &id, digest, None, Some(body))
+            .await;
         if result.is_err() {
             self.discard_session(&id);
         }
@@ -281,7 +305,9 @@ impl Registry {
                 continue;
             }
             if let Some(s) = self.uploads.get(&id) {
-                let Ok(mut guard) = s.try_lock() else { continue };
+                let Ok(mut guard) = s.try_lock() else {
+                    continue;
+                };
                 guard.closed = true;
             }
             self.discard_session(&id);
@@ -320,7 +346,8 @@ impl Registry {
             let result = (|| -> std::result::Result<u64, StorageError> {
                 let mut w = driver.writer(&path, true)?;
                 while let Some(chunk) = rx.blocking_recv() {
-                    w.write_all(&chunk).map_err(|e| StorageError::io(&path, e))?;
+                    w.write_all(&chunk)
+                        .map_err(|e| StorageError::io(&path, e))?;
                     if let Some(h) = hasher.as_mut() {
                         h.update(&chunk);
                     }
@@ -353,13 +380,15 @@ impl Registry {
             (Err(e), _) => Some(ServiceError::from(e)),
             (Ok(_), Some(source)) => Some(ServiceError::BodyInterrupted { received, source }),
             (Ok(size), None) => match range {
-                Some((start, end)) if end - start + 1 != received => Some(ServiceError::RangeInvalid {
-                    reason: format!(
+                Some((start, end)) if end - start + 1 != received => {
+                    Some(ServiceError::RangeInvalid {
+                        reason: format!(
                         "Content-Range {start}-{end} declares {} bytes but the body had {received}",
                         end - start + 1
                     ),
-                    size: before,
-                }),
+                        size: before,
+                    })
+                }
                 _ => {
                     s.size = size;
                     s.hasher = hasher;
@@ -387,7 +416,9 @@ fn rehash(
     let mut reader = driver.reader(path, 0)?.take(size);
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = reader.read(&mut buf).map_err(|e| StorageError::io(path, e))?;
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| StorageError::io(path, e))?;
         if n == 0 {
             break;
         }

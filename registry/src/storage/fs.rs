@@ -45,11 +45,31 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Creates the missing ancestors of `full` and fsyncs the parent of each one created, so a new
+/// directory entry survives a crash as surely as the file written into it.
 fn ensure_parent(full: &Path) -> std::io::Result<()> {
-    match full.parent() {
-        Some(p) => std::fs::create_dir_all(p),
-        None => Ok(()),
+    let Some(parent) = full.parent() else {
+        return Ok(());
+    };
+    if parent.is_dir() {
+        return Ok(());
     }
+    let mut missing = Vec::new();
+    let mut cur = parent;
+    while !cur.is_dir() {
+        missing.push(cur);
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(parent)?;
+    for dir in missing.iter().rev() {
+        if let Some(p) = dir.parent() {
+            sync_dir(p)?;
+        }
+    }
+    Ok(())
 }
 
 impl StorageDriver for FsDriver {
@@ -62,7 +82,10 @@ impl StorageDriver for FsDriver {
         let full = self.full(path)?;
         let io = |e| StorageError::io(path, e);
         ensure_parent(&full).map_err(io)?;
-        let name = full.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = full
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = full.with_file_name(format!(".{name}.tmp-{}", uuid::Uuid::new_v4().simple()));
         let result = (|| {
             let mut f = File::create(&tmp)?;
@@ -81,7 +104,8 @@ impl StorageDriver for FsDriver {
         let full = self.full(path)?;
         let mut f = File::open(full).map_err(|e| StorageError::io(path, e))?;
         if offset > 0 {
-            f.seek(SeekFrom::Start(offset)).map_err(|e| StorageError::io(path, e))?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| StorageError::io(path, e))?;
         }
         Ok(Box::new(f))
     }
@@ -139,14 +163,23 @@ impl StorageDriver for FsDriver {
 
     fn truncate(&self, path: &str, size: u64) -> Result<()> {
         let full = self.full(path)?;
-        let f = OpenOptions::new().write(true).open(full).map_err(|e| StorageError::io(path, e))?;
-        f.set_len(size).and_then(|()| f.sync_data()).map_err(|e| StorageError::io(path, e))
+        let f = OpenOptions::new()
+            .write(true)
+            .open(full)
+            .map_err(|e| StorageError::io(path, e))?;
+        f.set_len(size)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| StorageError::io(path, e))
     }
 
     fn delete(&self, path: &str) -> Result<()> {
         let full = self.full(path)?;
         let meta = std::fs::symlink_metadata(&full).map_err(|e| StorageError::io(path, e))?;
-        let r = if meta.is_dir() { std::fs::remove_dir_all(&full) } else { std::fs::remove_file(&full) };
+        let r = if meta.is_dir() {
+            std::fs::remove_dir_all(&full)
+        } else {
+            std::fs::remove_file(&full)
+        };
         r.map_err(|e| StorageError::io(path, e))
     }
 }
@@ -183,7 +216,10 @@ impl FileWriter for FsWriter {
     fn commit(mut self: Box<Self>) -> Result<()> {
         let path = self.path.clone();
         self.out.flush().map_err(|e| StorageError::io(&path, e))?;
-        self.out.get_ref().sync_data().map_err(|e| StorageError::io(&path, e))
+        self.out
+            .get_ref()
+            .sync_data()
+            .map_err(|e| StorageError::io(&path, e))
     }
 }
 

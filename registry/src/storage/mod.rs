@@ -59,9 +59,14 @@ impl StorageError {
     #[must_use]
     pub fn io(path: &str, source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
-            Self::NotFound { path: path.to_owned() }
+            Self::NotFound {
+                path: path.to_owned(),
+            }
         } else {
-            Self::Io { path: path.to_owned(), source }
+            Self::Io {
+                path: path.to_owned(),
+                source,
+            }
         }
     }
 
@@ -155,9 +160,13 @@ pub trait StorageDriver: Send + Sync + 'static {
 pub fn check_path(path: &str) -> Result<()> {
     let bad = path.is_empty()
         || path.starts_with('/')
-        || path.split('/').any(|c| c.is_empty() || c == "." || c == ".." || c.contains('\0'));
+        || path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == ".." || c.contains('\0'));
     if bad {
-        Err(StorageError::InvalidPath { path: path.to_owned() })
+        Err(StorageError::InvalidPath {
+            path: path.to_owned(),
+        })
     } else {
         Ok(())
     }

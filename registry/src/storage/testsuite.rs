@@ -30,7 +30,10 @@ fn writer_append_and_reader_offset(d: &dyn StorageDriver) {
     w.write_all(b"def").unwrap();
     w.commit().unwrap();
     let mut s = String::new();
-    d.reader("w/data", 2).unwrap().read_to_string(&mut s).unwrap();
+    d.reader("w/data", 2)
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
     assert_eq!(s, "cdef");
     d.truncate("w/data", 4).unwrap();
     assert_eq!(d.get("w/data").unwrap(), b"abcd");

@@ -41,7 +41,8 @@ fn main() {
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_cksum();
-        tar.append_data(&mut h, format!("data/layer-{i}.bin"), data.as_slice()).unwrap();
+        tar.append_data(&mut h, format!("data/layer-{i}.bin"), data.as_slice())
+            .unwrap();
         let raw = tar.into_inner().unwrap();
         diffs.push(berth_tests::sha256(&raw));
         let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() + 4096), Compression::none());
