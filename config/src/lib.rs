@@ -6,6 +6,8 @@
 
 #![deny(missing_docs)]
 
+pub mod daemon;
 pub mod registry;
 
+pub use daemon::{DaemonConfig, DaemonConfigError};
 pub use registry::{RegistryConfig, RegistryConfigError};

@@ -1,5 +1,5 @@
-//! Push workflow: end-4a/4b/4c (POST), end-5 (PATCH), end-6 (PUT), end-11 (mount), end-13
-//! (status), end-14 (cancel), end-7 (manifest PUT).
+//! Push workflow, blobs: end-4a/4b/4c (POST), end-5 (PATCH), end-6 (PUT), end-11 (mount),
+//! end-13 (status), end-14 (cancel). Manifest pushes are in `api_push_manifests.rs`.
 
 mod common;
 
@@ -23,11 +23,19 @@ async fn post_starts_a_session() {
     r.expect(StatusCode::ACCEPTED);
     let location = r.header("location");
     let uuid = r.header("docker-upload-uuid");
-    assert!(location.starts_with("/v2/push/a/blobs/uploads/"), "{location}");
-    assert!(location.contains(uuid), "{location} should name session {uuid}");
+    assert!(
+        location.starts_with("/v2/push/a/blobs/uploads/"),
+        "{location}"
+    );
+    assert!(
+        location.contains(uuid),
+        "{location} should name session {uuid}"
+    );
     assert_eq!(r.header("range"), "0-0");
     // Without the trailing slash too.
-    h.send(req(Method::POST, "/v2/push/a/blobs/uploads")).await.expect(StatusCode::ACCEPTED);
+    h.send(req(Method::POST, "/v2/push/a/blobs/uploads"))
+        .await
+        .expect(StatusCode::ACCEPTED);
 }
 
 #[tokio::test]
@@ -37,10 +45,17 @@ async fn monolithic_post_then_put() {
     let digest = sha256(data);
     let loc = h.start_upload("push/mono").await;
     let r = h
-        .send(req_body(Method::PUT, &with_query(&loc, &format!("digest={digest}")), data.to_vec()))
+        .send(req_body(
+            Method::PUT,
+            &with_query(&loc, &format!("digest={digest}")),
+            data.to_vec(),
+        ))
         .await;
     r.expect(StatusCode::CREATED);
-    assert_eq!(r.header("location"), format!("/v2/push/mono/blobs/{digest}"));
+    assert_eq!(
+        r.header("location"),
+        format!("/v2/push/mono/blobs/{digest}")
+    );
     assert_eq!(r.header("docker-content-digest"), digest);
     // The Location is where the blob is.
     let got = h.get(r.header("location")).await;
@@ -54,10 +69,17 @@ async fn single_post_with_digest() {
     let data = b"single post";
     let digest = sha256(data);
     let r = h
-        .send(req_body(Method::POST, &format!("/v2/push/single/blobs/uploads/?digest={digest}"), data.to_vec()))
+        .send(req_body(
+            Method::POST,
+            &format!("/v2/push/single/blobs/uploads/?digest={digest}"),
+            data.to_vec(),
+        ))
         .await;
     r.expect(StatusCode::CREATED);
-    assert_eq!(r.header("location"), format!("/v2/push/single/blobs/{digest}"));
+    assert_eq!(
+        r.header("location"),
+        format!("/v2/push/single/blobs/{digest}")
+    );
     assert_eq!(r.header("docker-content-digest"), digest);
     assert_blob(&h, "push/single", &digest, data).await;
 }
@@ -67,12 +89,24 @@ async fn single_post_with_wrong_digest_stores_nothing() {
     let h = Harness::new();
     let wrong = sha256(b"something else");
     let r = h
-        .send(req_body(Method::POST, &format!("/v2/push/single/blobs/uploads/?digest={wrong}"), b"data".to_vec()))
+        .send(req_body(
+            Method::POST,
+            &format!("/v2/push/single/blobs/uploads/?digest={wrong}"),
+            b"data".to_vec(),
+        ))
         .await;
     assert_error(&r, StatusCode::BAD_REQUEST, "DIGEST_INVALID");
-    assert_error(&h.get(&format!("/v2/push/single/blobs/{wrong}")).await, StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+    assert_error(
+        &h.get(&format!("/v2/push/single/blobs/{wrong}")).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UNKNOWN",
+    );
     let actual = sha256(b"data");
-    assert_error(&h.get(&format!("/v2/push/single/blobs/{actual}")).await, StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+    assert_error(
+        &h.get(&format!("/v2/push/single/blobs/{actual}")).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UNKNOWN",
+    );
 }
 
 #[tokio::test]
@@ -92,7 +126,10 @@ async fn chunked_upload_in_order() {
     let r = h.finish(r.header("location"), &digest).await;
     r.expect(StatusCode::CREATED);
     assert_eq!(r.header("docker-content-digest"), digest);
-    assert_eq!(r.header("location"), format!("/v2/push/chunked/blobs/{digest}"));
+    assert_eq!(
+        r.header("location"),
+        format!("/v2/push/chunked/blobs/{digest}")
+    );
     assert_blob(&h, "push/chunked", &digest, &data).await;
 }
 
@@ -101,14 +138,28 @@ async fn content_range_forms_clients_send_are_accepted() {
     let h = Harness::new();
     let loc = h.start_upload("push/forms").await;
     let r = h
-        .send(req_with(Method::PATCH, &loc, &[("content-range", "bytes 0-2/6")], Some(b"abc")))
+        .send(req_with(
+            Method::PATCH,
+            &loc,
+            &[("content-range", "bytes 0-2/6")],
+            Some(b"abc"),
+        ))
         .await;
     r.expect(StatusCode::ACCEPTED);
     assert_eq!(r.header("range"), "0-2");
-    let r = h.send(req_with(Method::PATCH, &loc, &[("content-range", "bytes=3-5")], Some(b"def"))).await;
+    let r = h
+        .send(req_with(
+            Method::PATCH,
+            &loc,
+            &[("content-range", "bytes=3-5")],
+            Some(b"def"),
+        ))
+        .await;
     r.expect(StatusCode::ACCEPTED);
     assert_eq!(r.header("range"), "0-5");
-    h.finish(&loc, &sha256(b"abcdef")).await.expect(StatusCode::CREATED);
+    h.finish(&loc, &sha256(b"abcdef"))
+        .await
+        .expect(StatusCode::CREATED);
 }
 
 #[tokio::test]
@@ -122,7 +173,9 @@ async fn streamed_patch_without_content_range() {
     r.expect(StatusCode::ACCEPTED);
     assert_eq!(r.header("range"), "0-22");
     let digest = sha256(b"first part, second part");
-    h.finish(r.header("location"), &digest).await.expect(StatusCode::CREATED);
+    h.finish(r.header("location"), &digest)
+        .await
+        .expect(StatusCode::CREATED);
     assert_blob(&h, "push/stream", &digest, b"first part, second part").await;
 }
 
@@ -132,8 +185,10 @@ async fn streamed_patch_in_many_frames_without_content_length() {
     let h = Harness::new();
     let data = pseudo_random(600 * 1024, 9);
     let loc = h.start_upload("push/frames").await;
-    let frames: Vec<Result<Bytes, std::io::Error>> =
-        data.chunks(10_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let frames: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(10_000)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
     let body = Body::from_stream(futures_util::stream::iter(frames));
     let request = Request::builder()
         .method(Method::PATCH)
@@ -162,13 +217,21 @@ async fn out_of_order_and_repeated_chunks_are_416_and_session_survives() {
     status.expect(StatusCode::NO_CONTENT);
     assert_eq!(status.header("range"), "0-0");
 
-    h.patch_chunk(&loc, 0, &data[..100]).await.expect(StatusCode::ACCEPTED);
+    h.patch_chunk(&loc, 0, &data[..100])
+        .await
+        .expect(StatusCode::ACCEPTED);
 
     // The same chunk again, then one that skips ahead.
-    h.patch_chunk(&loc, 0, &data[..100]).await.expect(StatusCode::RANGE_NOT_SATISFIABLE);
-    h.patch_chunk(&loc, 150, &data[150..200]).await.expect(StatusCode::RANGE_NOT_SATISFIABLE);
+    h.patch_chunk(&loc, 0, &data[..100])
+        .await
+        .expect(StatusCode::RANGE_NOT_SATISFIABLE);
+    h.patch_chunk(&loc, 150, &data[150..200])
+        .await
+        .expect(StatusCode::RANGE_NOT_SATISFIABLE);
     // An overlapping chunk.
-    h.patch_chunk(&loc, 50, &data[50..200]).await.expect(StatusCode::RANGE_NOT_SATISFIABLE);
+    h.patch_chunk(&loc, 50, &data[50..200])
+        .await
+        .expect(StatusCode::RANGE_NOT_SATISFIABLE);
 
     let status = h.get(&loc).await;
     status.expect(StatusCode::NO_CONTENT);
@@ -187,14 +250,25 @@ async fn out_of_order_and_repeated_chunks_are_416_and_session_survives() {
 async fn content_range_disagreeing_with_body_is_rejected_and_undone() {
     let h = Harness::new();
     let loc = h.start_upload("push/len").await;
-    h.patch_chunk(&loc, 0, b"12345").await.expect(StatusCode::ACCEPTED);
+    h.patch_chunk(&loc, 0, b"12345")
+        .await
+        .expect(StatusCode::ACCEPTED);
     // Claims 10 bytes, sends 3.
-    let r = h.send(req_with(Method::PATCH, &loc, &[("content-range", "5-14")], Some(b"678"))).await;
+    let r = h
+        .send(req_with(
+            Method::PATCH,
+            &loc,
+            &[("content-range", "5-14")],
+            Some(b"678"),
+        ))
+        .await;
     assert!(r.status.is_client_error(), "{r:?}");
     let status = h.get(&loc).await;
     status.expect(StatusCode::NO_CONTENT);
     assert_eq!(status.header("range"), "0-4");
-    h.patch_chunk(&loc, 5, b"6789").await.expect(StatusCode::ACCEPTED);
+    h.patch_chunk(&loc, 5, b"6789")
+        .await
+        .expect(StatusCode::ACCEPTED);
     let digest = sha256(b"123456789");
     h.finish(&loc, &digest).await.expect(StatusCode::CREATED);
     assert_blob(&h, "push/len", &digest, b"123456789").await;
@@ -204,10 +278,15 @@ async fn content_range_disagreeing_with_body_is_rejected_and_undone() {
 async fn interrupted_chunk_is_undone() {
     let h = Harness::new();
     let loc = h.start_upload("push/interrupted").await;
-    h.patch_stream(&loc, b"good ").await.expect(StatusCode::ACCEPTED);
+    h.patch_stream(&loc, b"good ")
+        .await
+        .expect(StatusCode::ACCEPTED);
     let frames: Vec<Result<Bytes, std::io::Error>> = vec![
         Ok(Bytes::from_static(b"partial garbage")),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "client went away",
+        )),
     ];
     let request = Request::builder()
         .method(Method::PATCH)
@@ -220,7 +299,9 @@ async fn interrupted_chunk_is_undone() {
     let status = h.get(&loc).await;
     status.expect(StatusCode::NO_CONTENT);
     assert_eq!(status.header("range"), "0-4");
-    h.patch_stream(&loc, b"data").await.expect(StatusCode::ACCEPTED);
+    h.patch_stream(&loc, b"data")
+        .await
+        .expect(StatusCode::ACCEPTED);
     let digest = sha256(b"good data");
     h.finish(&loc, &digest).await.expect(StatusCode::CREATED);
     assert_blob(&h, "push/interrupted", &digest, b"good data").await;
@@ -230,14 +311,36 @@ async fn interrupted_chunk_is_undone() {
 async fn final_chunk_in_put_body() {
     let h = Harness::new();
     let loc = h.start_upload("push/final").await;
-    h.patch_chunk(&loc, 0, b"hello ").await.expect(StatusCode::ACCEPTED);
+    h.patch_chunk(&loc, 0, b"hello ")
+        .await
+        .expect(StatusCode::ACCEPTED);
     let digest = sha256(b"hello world");
     let url = with_query(&loc, &format!("digest={digest}"));
     // Out of order final chunk: 416, and the session is still there.
-    let r = h.send(req_with(Method::PUT, &url, &[("content-range", "7-11")], Some(b"world"))).await;
+    let r = h
+        .send(req_with(
+            Method::PUT,
+            &url,
+            &[("content-range", "7-11")],
+            Some(b"world"),
+        ))
+        .await;
     r.expect(StatusCode::RANGE_NOT_SATISFIABLE);
-    assert_eq!(h.get(&loc).await.expect(StatusCode::NO_CONTENT).header("range"), "0-5");
-    let r = h.send(req_with(Method::PUT, &url, &[("content-range", "6-10")], Some(b"world"))).await;
+    assert_eq!(
+        h.get(&loc)
+            .await
+            .expect(StatusCode::NO_CONTENT)
+            .header("range"),
+        "0-5"
+    );
+    let r = h
+        .send(req_with(
+            Method::PUT,
+            &url,
+            &[("content-range", "6-10")],
+            Some(b"world"),
+        ))
+        .await;
     r.expect(StatusCode::CREATED);
     assert_eq!(r.header("docker-content-digest"), digest);
     assert_blob(&h, "push/final", &digest, b"hello world").await;
@@ -247,9 +350,17 @@ async fn final_chunk_in_put_body() {
 async fn final_chunk_in_put_body_without_content_range() {
     let h = Harness::new();
     let loc = h.start_upload("push/final2").await;
-    h.patch_stream(&loc, b"abc").await.expect(StatusCode::ACCEPTED);
+    h.patch_stream(&loc, b"abc")
+        .await
+        .expect(StatusCode::ACCEPTED);
     let digest = sha256(b"abcdef");
-    let r = h.send(req_body(Method::PUT, &with_query(&loc, &format!("digest={digest}")), b"def".to_vec())).await;
+    let r = h
+        .send(req_body(
+            Method::PUT,
+            &with_query(&loc, &format!("digest={digest}")),
+            b"def".to_vec(),
+        ))
+        .await;
     r.expect(StatusCode::CREATED);
     assert_blob(&h, "push/final2", &digest, b"abcdef").await;
 }
@@ -259,7 +370,9 @@ async fn final_chunk_without_content_length_header_is_not_ignored() {
     // Over HTTP/2 a request body needs no Content-Length (and has no Transfer-Encoding).
     let h = Harness::new();
     let loc = h.start_upload("push/h2").await;
-    h.patch_stream(&loc, b"abc").await.expect(StatusCode::ACCEPTED);
+    h.patch_stream(&loc, b"abc")
+        .await
+        .expect(StatusCode::ACCEPTED);
     let digest = sha256(b"abcdef");
     let request = Request::builder()
         .method(Method::PUT)
@@ -279,45 +392,100 @@ async fn upload_status_reports_range_and_location() {
     r.expect(StatusCode::NO_CONTENT);
     assert_eq!(r.header("range"), "0-0");
     assert_eq!(r.header("location"), loc);
-    h.patch_stream(&loc, b"0123456789").await.expect(StatusCode::ACCEPTED);
+    h.patch_stream(&loc, b"0123456789")
+        .await
+        .expect(StatusCode::ACCEPTED);
     let r = h.get(&loc).await;
     r.expect(StatusCode::NO_CONTENT);
     assert_eq!(r.header("range"), "0-9");
     assert_eq!(r.header("location"), loc);
-    assert!(r.header_opt("docker-upload-uuid").is_some_and(|u| loc.ends_with(u)));
+    assert!(r
+        .header_opt("docker-upload-uuid")
+        .is_some_and(|u| loc.ends_with(u)));
 }
 
 #[tokio::test]
 async fn cancelled_session_is_unknown() {
     let h = Harness::new();
     let loc = h.start_upload("push/cancel").await;
-    h.patch_stream(&loc, b"data").await.expect(StatusCode::ACCEPTED);
+    h.patch_stream(&loc, b"data")
+        .await
+        .expect(StatusCode::ACCEPTED);
     h.delete(&loc).await.expect(StatusCode::NO_CONTENT);
-    assert_error(&h.get(&loc).await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
-    assert_error(&h.patch_stream(&loc, b"more").await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
-    assert_error(&h.finish(&loc, &sha256(b"data")).await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
-    assert_error(&h.delete(&loc).await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    assert_error(
+        &h.get(&loc).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
+    assert_error(
+        &h.patch_stream(&loc, b"more").await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
+    assert_error(
+        &h.finish(&loc, &sha256(b"data")).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
+    assert_error(
+        &h.delete(&loc).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
 }
 
 #[tokio::test]
 async fn finished_session_is_unknown() {
     let h = Harness::new();
     let loc = h.start_upload("push/done").await;
-    h.patch_stream(&loc, b"data").await.expect(StatusCode::ACCEPTED);
-    h.finish(&loc, &sha256(b"data")).await.expect(StatusCode::CREATED);
-    assert_error(&h.get(&loc).await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
-    assert_error(&h.patch_stream(&loc, b"x").await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    h.patch_stream(&loc, b"data")
+        .await
+        .expect(StatusCode::ACCEPTED);
+    h.finish(&loc, &sha256(b"data"))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_error(
+        &h.get(&loc).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
+    assert_error(
+        &h.patch_stream(&loc, b"x").await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
 }
 
 #[tokio::test]
 async fn unknown_or_garbage_session_is_blob_upload_unknown() {
     let h = Harness::new();
-    for session in ["0b3c1a7e-3f0a-4c57-9c1e-2d6f1b9a7e11", "garbage", "..", "a%2F..%2Fb"] {
+    for session in [
+        "0b3c1a7e-3f0a-4c57-9c1e-2d6f1b9a7e11",
+        "garbage",
+        "..",
+        "a%2F..%2Fb",
+    ] {
         let loc = format!("/v2/push/x/blobs/uploads/{session}");
-        assert_error(&h.get(&loc).await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
-        assert_error(&h.patch_stream(&loc, b"data").await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
-        assert_error(&h.finish(&loc, &sha256(b"data")).await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
-        assert_error(&h.delete(&loc).await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+        assert_error(
+            &h.get(&loc).await,
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+        );
+        assert_error(
+            &h.patch_stream(&loc, b"data").await,
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+        );
+        assert_error(
+            &h.finish(&loc, &sha256(b"data")).await,
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+        );
+        assert_error(
+            &h.delete(&loc).await,
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+        );
     }
 }
 
@@ -325,41 +493,93 @@ async fn unknown_or_garbage_session_is_blob_upload_unknown() {
 async fn session_is_bound_to_its_repository() {
     let h = Harness::new();
     let loc = h.start_upload("push/owner").await;
-    h.patch_stream(&loc, b"data").await.expect(StatusCode::ACCEPTED);
+    h.patch_stream(&loc, b"data")
+        .await
+        .expect(StatusCode::ACCEPTED);
     let id = loc.rsplit('/').next().unwrap();
     let foreign = format!("/v2/push/intruder/blobs/uploads/{id}");
-    assert_error(&h.get(&foreign).await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
-    assert_error(&h.patch_stream(&foreign, b"x").await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
-    assert_error(&h.finish(&foreign, &sha256(b"data")).await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
-    assert_error(&h.delete(&foreign).await, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    assert_error(
+        &h.get(&foreign).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
+    assert_error(
+        &h.patch_stream(&foreign, b"x").await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
+    assert_error(
+        &h.finish(&foreign, &sha256(b"data")).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
+    assert_error(
+        &h.delete(&foreign).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
     // Untouched in its own repository.
-    assert_eq!(h.get(&loc).await.expect(StatusCode::NO_CONTENT).header("range"), "0-3");
+    assert_eq!(
+        h.get(&loc)
+            .await
+            .expect(StatusCode::NO_CONTENT)
+            .header("range"),
+        "0-3"
+    );
     let digest = sha256(b"data");
     h.finish(&loc, &digest).await.expect(StatusCode::CREATED);
-    assert_error(&h.get(&format!("/v2/push/intruder/blobs/{digest}")).await, StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+    assert_error(
+        &h.get(&format!("/v2/push/intruder/blobs/{digest}")).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UNKNOWN",
+    );
 }
 
 #[tokio::test]
 async fn put_with_wrong_digest_is_400_and_stores_nothing() {
     let h = Harness::new();
     let loc = h.start_upload("push/wrong").await;
-    h.patch_stream(&loc, b"real content").await.expect(StatusCode::ACCEPTED);
+    h.patch_stream(&loc, b"real content")
+        .await
+        .expect(StatusCode::ACCEPTED);
     let wrong = sha256(b"claimed content");
-    assert_error(&h.finish(&loc, &wrong).await, StatusCode::BAD_REQUEST, "DIGEST_INVALID");
-    assert_error(&h.get(&format!("/v2/push/wrong/blobs/{wrong}")).await, StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+    assert_error(
+        &h.finish(&loc, &wrong).await,
+        StatusCode::BAD_REQUEST,
+        "DIGEST_INVALID",
+    );
+    assert_error(
+        &h.get(&format!("/v2/push/wrong/blobs/{wrong}")).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UNKNOWN",
+    );
     let actual = sha256(b"real content");
-    assert_error(&h.get(&format!("/v2/push/wrong/blobs/{actual}")).await, StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+    assert_error(
+        &h.get(&format!("/v2/push/wrong/blobs/{actual}")).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UNKNOWN",
+    );
 }
 
 #[tokio::test]
 async fn put_without_or_with_malformed_digest_is_400() {
     let h = Harness::new();
     let loc = h.start_upload("push/nodigest").await;
-    h.patch_stream(&loc, b"content").await.expect(StatusCode::ACCEPTED);
+    h.patch_stream(&loc, b"content")
+        .await
+        .expect(StatusCode::ACCEPTED);
     let r = h.send(req(Method::PUT, &loc)).await;
     assert_error(&r, StatusCode::BAD_REQUEST, "DIGEST_INVALID");
-    assert_error(&h.finish(&loc, "sha256:xyz").await, StatusCode::BAD_REQUEST, "DIGEST_INVALID");
-    assert_error(&h.finish(&loc, "nocolon").await, StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+    assert_error(
+        &h.finish(&loc, "sha256:xyz").await,
+        StatusCode::BAD_REQUEST,
+        "DIGEST_INVALID",
+    );
+    assert_error(
+        &h.finish(&loc, "nocolon").await,
+        StatusCode::BAD_REQUEST,
+        "DIGEST_INVALID",
+    );
     // The session is still usable with the right digest.
     let digest = sha256(b"content");
     h.finish(&loc, &digest).await.expect(StatusCode::CREATED);
@@ -370,11 +590,20 @@ async fn put_without_or_with_malformed_digest_is_400() {
 async fn sha512_upload() {
     let h = Harness::new();
     let data = pseudo_random(5000, 13);
-    let r = h.send(req(Method::POST, "/v2/push/sha512/blobs/uploads/?digest-algorithm=sha512")).await;
+    let r = h
+        .send(req(
+            Method::POST,
+            "/v2/push/sha512/blobs/uploads/?digest-algorithm=sha512",
+        ))
+        .await;
     r.expect(StatusCode::ACCEPTED);
     let loc = r.header("location").to_owned();
-    h.patch_chunk(&loc, 0, &data[..2000]).await.expect(StatusCode::ACCEPTED);
-    h.patch_chunk(&loc, 2000, &data[2000..]).await.expect(StatusCode::ACCEPTED);
+    h.patch_chunk(&loc, 0, &data[..2000])
+        .await
+        .expect(StatusCode::ACCEPTED);
+    h.patch_chunk(&loc, 2000, &data[2000..])
+        .await
+        .expect(StatusCode::ACCEPTED);
     let digest = sha512(&data);
     let r = h.finish(&loc, &digest).await;
     r.expect(StatusCode::CREATED);
@@ -384,17 +613,89 @@ async fn sha512_upload() {
     // Single POST with a sha512 digest.
     let data2 = b"monolithic sha512";
     let d2 = sha512(data2);
-    h.send(req_body(Method::POST, &format!("/v2/push/sha512/blobs/uploads/?digest={d2}"), data2.to_vec()))
+    h.send(req_body(
+        Method::POST,
+        &format!("/v2/push/sha512/blobs/uploads/?digest={d2}"),
+        data2.to_vec(),
+    ))
+    .await
+    .expect(StatusCode::CREATED);
+    assert_blob(&h, "push/sha512", &d2, data2).await;
+}
+
+#[tokio::test]
+async fn closing_digest_may_use_another_algorithm_than_the_session() {
+    let h = Harness::new();
+    let data = b"hashed two ways";
+    // A sha256 session closed with a sha512 digest.
+    let loc = h.start_upload("push/cross").await;
+    h.patch_stream(&loc, data)
+        .await
+        .expect(StatusCode::ACCEPTED);
+    h.finish(&loc, &sha512(data))
         .await
         .expect(StatusCode::CREATED);
-    assert_blob(&h, "push/sha512", &d2, data2).await;
+    assert_blob(&h, "push/cross", &sha512(data), data).await;
+    // A sha512 session closed with a sha256 digest.
+    let r = h
+        .send(req(
+            Method::POST,
+            "/v2/push/cross/blobs/uploads/?digest-algorithm=sha512",
+        ))
+        .await;
+    let loc = r.expect(StatusCode::ACCEPTED).header("location").to_owned();
+    h.patch_stream(&loc, data)
+        .await
+        .expect(StatusCode::ACCEPTED);
+    h.finish(&loc, &sha256(data))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_blob(&h, "push/cross", &sha256(data), data).await;
+}
+
+#[tokio::test]
+async fn purged_stale_session_is_unknown() {
+    let h = Harness::new();
+    let loc = h.start_upload("push/stale").await;
+    h.patch_stream(&loc, b"old")
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let purged = h
+        .registry
+        .purge_stale_uploads(std::time::Duration::ZERO)
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert_error(
+        &h.get(&loc).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
+    assert_error(
+        &h.finish(&loc, &sha256(b"old")).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
+    // Recent sessions are kept.
+    let fresh = h.start_upload("push/stale").await;
+    assert_eq!(
+        h.registry
+            .purge_stale_uploads(std::time::Duration::from_secs(3600))
+            .unwrap(),
+        0
+    );
+    h.get(&fresh).await.expect(StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]
 async fn unsupported_digest_algorithm_is_400() {
     let h = Harness::new();
     for alg in ["md5", "bogus", "SHA256"] {
-        let r = h.send(req(Method::POST, &format!("/v2/push/alg/blobs/uploads/?digest-algorithm={alg}"))).await;
+        let r = h
+            .send(req(
+                Method::POST,
+                &format!("/v2/push/alg/blobs/uploads/?digest-algorithm={alg}"),
+            ))
+            .await;
         assert_error_status(&r, StatusCode::BAD_REQUEST);
     }
 }
@@ -405,15 +706,27 @@ async fn cross_repository_mount() {
     let data = b"mountable layer";
     let digest = h.push_blob("push/source", data).await;
     let r = h
-        .send(req(Method::POST, &format!("/v2/push/target/blobs/uploads/?mount={digest}&from=push/source")))
+        .send(req(
+            Method::POST,
+            &format!("/v2/push/target/blobs/uploads/?mount={digest}&from=push/source"),
+        ))
         .await;
     r.expect(StatusCode::CREATED);
-    assert_eq!(r.header("location"), format!("/v2/push/target/blobs/{digest}"));
+    assert_eq!(
+        r.header("location"),
+        format!("/v2/push/target/blobs/{digest}")
+    );
     assert_eq!(r.header("docker-content-digest"), digest);
     assert_blob(&h, "push/target", &digest, data).await;
     // Encoded `from` works too, and mounting what the repository already has is fine.
     let r = h
-        .send(req(Method::POST, &format!("/v2/push/target/blobs/uploads/?mount={digest}&from={}", enc("push/source"))))
+        .send(req(
+            Method::POST,
+            &format!(
+                "/v2/push/target/blobs/uploads/?mount={digest}&from={}",
+                enc("push/source")
+            ),
+        ))
         .await;
     r.expect(StatusCode::CREATED);
 }
@@ -433,14 +746,27 @@ async fn mount_that_cannot_be_done_falls_back_to_a_session() {
         r.expect(StatusCode::ACCEPTED);
         let loc = r.header("location").to_owned();
         assert!(loc.starts_with("/v2/push/target/blobs/uploads/"), "{loc}");
-        assert_error(&h.get(&format!("/v2/push/target/blobs/{digest}")).await, StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+        assert_error(
+            &h.get(&format!("/v2/push/target/blobs/{digest}")).await,
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+        );
         // The fallback session works like any other.
-        h.patch_stream(&loc, data).await.expect(StatusCode::ACCEPTED);
+        h.patch_stream(&loc, data)
+            .await
+            .expect(StatusCode::ACCEPTED);
         h.finish(&loc, &digest).await.expect(StatusCode::CREATED);
         assert_blob(&h, "push/target", &digest, data).await;
-        h.delete(&format!("/v2/push/target/blobs/{digest}")).await.expect(StatusCode::ACCEPTED);
+        h.delete(&format!("/v2/push/target/blobs/{digest}"))
+            .await
+            .expect(StatusCode::ACCEPTED);
     }
-    let r = h.send(req(Method::POST, "/v2/push/target/blobs/uploads/?mount=sha256:xyz&from=push/source")).await;
+    let r = h
+        .send(req(
+            Method::POST,
+            "/v2/push/target/blobs/uploads/?mount=sha256:xyz&from=push/source",
+        ))
+        .await;
     assert_error(&r, StatusCode::BAD_REQUEST, "DIGEST_INVALID");
 }
 
@@ -453,12 +779,16 @@ async fn empty_blob_uploads() {
     assert_blob(&h, "push/empty1", EMPTY_SHA256, b"").await;
     // POST then PUT with no body at all.
     let loc = h.start_upload("push/empty2").await;
-    h.finish(&loc, EMPTY_SHA256).await.expect(StatusCode::CREATED);
+    h.finish(&loc, EMPTY_SHA256)
+        .await
+        .expect(StatusCode::CREATED);
     assert_blob(&h, "push/empty2", EMPTY_SHA256, b"").await;
     // POST, empty PATCH, PUT.
     let loc = h.start_upload("push/empty3").await;
     h.patch_stream(&loc, b"").await.expect(StatusCode::ACCEPTED);
-    h.finish(&loc, EMPTY_SHA256).await.expect(StatusCode::CREATED);
+    h.finish(&loc, EMPTY_SHA256)
+        .await
+        .expect(StatusCode::CREATED);
     assert_blob(&h, "push/empty3", EMPTY_SHA256, b"").await;
 }
 
@@ -467,7 +797,9 @@ async fn upload_survives_a_restart() {
     let h = Harness::new();
     let data = pseudo_random(70_000, 17);
     let loc = h.start_upload("push/restart").await;
-    h.patch_chunk(&loc, 0, &data[..30_000]).await.expect(StatusCode::ACCEPTED);
+    h.patch_chunk(&loc, 0, &data[..30_000])
+        .await
+        .expect(StatusCode::ACCEPTED);
 
     let restarted = h.reopen(|_| {});
     let status = send_to(&restarted, req(Method::GET, &loc)).await;
@@ -475,11 +807,23 @@ async fn upload_survives_a_restart() {
     assert_eq!(status.header("range"), "0-29999");
     let digest = sha256(&data);
     let url = with_query(&loc, &format!("digest={digest}"));
-    let r = send_to(&restarted, req_with(Method::PUT, &url, &[("content-range", "30000-69999")], Some(&data[30_000..])))
-        .await;
+    let r = send_to(
+        &restarted,
+        req_with(
+            Method::PUT,
+            &url,
+            &[("content-range", "30000-69999")],
+            Some(&data[30_000..]),
+        ),
+    )
+    .await;
     r.expect(StatusCode::CREATED);
     assert_eq!(r.header("docker-content-digest"), digest);
-    let got = send_to(&restarted, req(Method::GET, &format!("/v2/push/restart/blobs/{digest}"))).await;
+    let got = send_to(
+        &restarted,
+        req(Method::GET, &format!("/v2/push/restart/blobs/{digest}")),
+    )
+    .await;
     got.expect(StatusCode::OK);
     assert!(got.body.as_ref() == data.as_slice());
 }
@@ -488,17 +832,35 @@ async fn upload_survives_a_restart() {
 async fn upload_survives_a_restart_with_sha512() {
     let h = Harness::new();
     let data = b"sha512 across restart";
-    let r = h.send(req(Method::POST, "/v2/push/r512/blobs/uploads/?digest-algorithm=sha512")).await;
+    let r = h
+        .send(req(
+            Method::POST,
+            "/v2/push/r512/blobs/uploads/?digest-algorithm=sha512",
+        ))
+        .await;
     let loc = r.expect(StatusCode::ACCEPTED).header("location").to_owned();
-    h.patch_stream(&loc, &data[..6]).await.expect(StatusCode::ACCEPTED);
+    h.patch_stream(&loc, &data[..6])
+        .await
+        .expect(StatusCode::ACCEPTED);
     let restarted = h.reopen(|_| {});
-    let patched = send_to(&restarted, req_with(Method::PATCH, &loc, &[], Some(&data[6..]))).await;
+    let patched = send_to(
+        &restarted,
+        req_with(Method::PATCH, &loc, &[], Some(&data[6..])),
+    )
+    .await;
     patched.expect(StatusCode::ACCEPTED);
     let digest = sha512(data);
-    send_to(&restarted, req(Method::PUT, &with_query(&loc, &format!("digest={digest}"))))
-        .await
-        .expect(StatusCode::CREATED);
-    let got = send_to(&restarted, req(Method::GET, &format!("/v2/push/r512/blobs/{digest}"))).await;
+    send_to(
+        &restarted,
+        req(Method::PUT, &with_query(&loc, &format!("digest={digest}"))),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let got = send_to(
+        &restarted,
+        req(Method::GET, &format!("/v2/push/r512/blobs/{digest}")),
+    )
+    .await;
     assert_eq!(got.expect(StatusCode::OK).body.as_ref(), data);
 }
 
@@ -513,93 +875,4 @@ async fn same_blob_pushed_twice_and_to_two_repositories() {
     assert_eq!(d1, d3);
     assert_blob(&h, "push/one", &d1, data).await;
     assert_blob(&h, "push/two", &d1, data).await;
-}
-
-// ---- manifests (end-7) ----
-
-#[tokio::test]
-async fn manifest_put_by_tag_is_201_with_headers() {
-    let h = Harness::new();
-    let img = h.push_image("push/img", "latest", &[b"a layer"]).await;
-    img.assert_intact(&h).await;
-    // No subject, no OCI-Subject.
-    let r = h.put_manifest("push/img", "again", OCI_MANIFEST, &img.manifest).await;
-    r.expect(StatusCode::CREATED);
-    assert!(r.header_opt("oci-subject").is_none());
-}
-
-#[tokio::test]
-async fn manifest_put_by_digest_with_tags() {
-    let h = Harness::new();
-    let img = h.push_image("push/tags", "first", &[b"l"]).await;
-    let other = oci_manifest((OCI_CONFIG, &img.config_digest, img.config.len()), &[]);
-    let digest = sha256(&other);
-    let r = h
-        .send(req_with(
-            Method::PUT,
-            &format!("/v2/push/tags/manifests/{digest}?tag=a&tag=b"),
-            &[("content-type", OCI_MANIFEST)],
-            Some(&other),
-        ))
-        .await;
-    r.expect(StatusCode::CREATED);
-    assert_eq!(r.header("docker-content-digest"), digest);
-    assert_eq!(r.header("location"), format!("/v2/push/tags/manifests/{digest}"));
-    let tags: Vec<String> = r
-        .header_all("oci-tag")
-        .iter()
-        .flat_map(|v| v.split(',').map(|t| t.trim().to_owned()).collect::<Vec<_>>())
-        .collect();
-    assert!(tags.contains(&"a".to_owned()) && tags.contains(&"b".to_owned()), "{tags:?}");
-    for tag in ["a", "b"] {
-        let got = h.get(&format!("/v2/push/tags/manifests/{tag}")).await;
-        got.expect(StatusCode::OK);
-        assert_eq!(got.body.as_ref(), other.as_slice());
-        assert_eq!(got.header("docker-content-digest"), digest);
-    }
-    img.assert_intact(&h).await;
-}
-
-#[tokio::test]
-async fn manifest_put_by_sha512_digest() {
-    let h = Harness::new();
-    let img = h.push_image("push/m512", "v", &[]).await;
-    let body = oci_manifest((OCI_CONFIG, &img.config_digest, img.config.len()), &[]);
-    let digest = sha512(&body);
-    let r = h.put_manifest("push/m512", &digest, OCI_MANIFEST, &body).await;
-    r.expect(StatusCode::CREATED);
-    assert_eq!(r.header("docker-content-digest"), digest);
-    let got = h.get(&format!("/v2/push/m512/manifests/{digest}")).await;
-    got.expect(StatusCode::OK);
-    assert_eq!(got.body.as_ref(), body.as_slice());
-}
-
-#[tokio::test]
-async fn manifest_retag_moves_the_tag() {
-    let h = Harness::new();
-    let v1 = h.push_image("push/retag", "latest", &[b"one"]).await;
-    // Warm any cache, then move the tag.
-    h.get("/v2/push/retag/manifests/latest").await.expect(StatusCode::OK);
-    let v2 = h.push_image("push/retag", "latest", &[b"two"]).await;
-    let got = h.get("/v2/push/retag/manifests/latest").await;
-    got.expect(StatusCode::OK);
-    assert_eq!(got.header("docker-content-digest"), v2.digest);
-    assert_eq!(got.body.as_ref(), v2.manifest.as_slice());
-    // The old manifest stays reachable by digest.
-    let old = h.get(&format!("/v2/push/retag/manifests/{}", v1.digest)).await;
-    assert_eq!(old.expect(StatusCode::OK).body.as_ref(), v1.manifest.as_slice());
-}
-
-#[tokio::test]
-async fn manifest_with_a_urls_layer_needs_no_blob() {
-    // Non-distributable layers are fetched from their `urls`, not from the registry.
-    let h = Harness::new();
-    let config = br#"{"os":"windows"}"#;
-    let cd = h.push_blob("push/foreign", config).await;
-    let foreign = sha256(b"foreign layer");
-    let body = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{OCI_CONFIG}","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip","digest":"{foreign}","size":13,"urls":["https://example.com/layer"]}}]}}"#,
-        config.len()
-    );
-    h.push_manifest("push/foreign", "v1", OCI_MANIFEST, body.as_bytes()).await;
 }

@@ -1,7 +1,7 @@
 //! Blob uploads: end-4a/4b/4c (POST), end-11 (mount), end-5 (PATCH), end-6 (PUT),
 //! end-13 (GET status), end-14 (DELETE).
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::http::{header, HeaderMap, StatusCode};
 
 use super::error::{ApiError, Kind};
@@ -64,16 +64,10 @@ fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiError> {
     Ok(Some((a, b)))
 }
 
-/// True when the request carries a body (non-zero length or chunked transfer).
-fn has_body(headers: &HeaderMap) -> bool {
-    let len = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match len {
-        Some(n) => n > 0,
-        None => headers.contains_key(header::TRANSFER_ENCODING),
-    }
+/// True when the request carries a body. Decided from the body, not from `Content-Length` /
+/// `Transfer-Encoding`: HTTP/2 requests may have neither.
+fn has_body(body: &Body) -> bool {
+    !HttpBody::is_end_stream(body) && HttpBody::size_hint(body).exact() != Some(0)
 }
 
 /// end-4a/4b/4c/11: `POST /v2/<name>/blobs/uploads/`.
@@ -127,7 +121,7 @@ pub async fn finish(ctx: &Ctx, name: &str, id: &str, body: Body) -> ApiResult {
         ));
     };
     let digest = parse_digest(d)?;
-    let (range, body) = if has_body(&ctx.headers) {
+    let (range, body) = if has_body(&body) {
         (content_range(&ctx.headers)?, Some(body.into_data_stream()))
     } else {
         (None, None)

@@ -19,6 +19,12 @@ pub fn repo(name: &str) -> String {
     format!("repositories/{name}")
 }
 
+/// Marker of a repository: present once a manifest was pushed.
+#[must_use]
+pub fn manifests_dir(name: &str) -> String {
+    format!("repositories/{name}/_manifests")
+}
+
 /// "This blob is in the repository".
 #[must_use]
 pub fn layer_link(name: &str, d: &Digest) -> String {

@@ -35,7 +35,9 @@ impl Registry {
     /// # Errors
     /// `NameUnknown` when the repository does not exist; storage failures.
     pub fn list_tags(&self, name: &str, n: Option<usize>, last: Option<&str>) -> Result<Page> {
-        if !self.exists(&paths::repo(name))? {
+        // A repository exists once a manifest was pushed to it; a directory that is only a prefix
+        // of deeper names (`a/b` of `a/b/c`) or holds only blobs is not one, as in the catalog.
+        if !self.exists(&paths::manifests_dir(name))? {
             return Err(ServiceError::NameUnknown {
                 name: name.to_owned(),
             });

@@ -105,7 +105,13 @@ impl Resp {
     /// Asserts the status, with the body in the message.
     #[track_caller]
     pub fn expect(&self, status: StatusCode) -> &Self {
-        assert_eq!(self.status, status, "unexpected status; headers {:?}; body {}", self.headers, self.text());
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; headers {:?}; body {}",
+            self.headers,
+            self.text()
+        );
         self
     }
 
@@ -126,7 +132,10 @@ impl Resp {
     /// The first error message of the envelope.
     #[track_caller]
     pub fn error_message(&self) -> String {
-        self.json()["errors"][0]["message"].as_str().unwrap_or_default().to_owned()
+        self.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -135,7 +144,11 @@ impl Resp {
 pub fn assert_error(resp: &Resp, status: StatusCode, code: &str) {
     resp.expect(status);
     let codes = resp.error_codes();
-    assert!(codes.iter().any(|c| c == code), "expected code {code}, got {codes:?}: {}", resp.text());
+    assert!(
+        codes.iter().any(|c| c == code),
+        "expected code {code}, got {codes:?}: {}",
+        resp.text()
+    );
 }
 
 /// Asserts an error status with some well-formed error envelope (code not pinned).
@@ -147,7 +160,11 @@ pub fn assert_error_status(resp: &Resp, status: StatusCode) {
 
 /// A request with no body.
 pub fn req(method: Method, uri: &str) -> Request<Body> {
-    Request::builder().method(method).uri(uri).body(Body::empty()).expect("valid request")
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::empty())
+        .expect("valid request")
 }
 
 /// A request with a body and its `Content-Length`, as an HTTP/1.1 client sends it.
@@ -213,7 +230,11 @@ impl Harness {
     pub fn with(adjust: impl FnOnce(&mut RegistryConfig)) -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");
         let (registry, router) = build(&tmp, adjust);
-        Self { tmp, registry, router }
+        Self {
+            tmp,
+            registry,
+            router,
+        }
     }
 
     /// A second registry process on the same data directory (a restart, or another mode).
@@ -240,7 +261,8 @@ impl Harness {
 
     /// GET with a `Range` header.
     pub async fn get_range(&self, uri: &str, range: &str) -> Resp {
-        self.send(req_with(Method::GET, uri, &[("range", range)], None)).await
+        self.send(req_with(Method::GET, uri, &[("range", range)], None))
+            .await
     }
 
     /// GET with one `Accept` header per entry.
@@ -253,7 +275,11 @@ impl Harness {
     pub async fn push_blob(&self, name: &str, data: &[u8]) -> String {
         let digest = sha256(data);
         let r = self
-            .send(req_body(Method::POST, &format!("/v2/{name}/blobs/uploads/?digest={digest}"), data.to_vec()))
+            .send(req_body(
+                Method::POST,
+                &format!("/v2/{name}/blobs/uploads/?digest={digest}"),
+                data.to_vec(),
+            ))
             .await;
         r.expect(StatusCode::CREATED);
         assert_eq!(r.header("docker-content-digest"), digest);
@@ -262,7 +288,9 @@ impl Harness {
 
     /// Starts an upload session (end-4a); asserts 202 and returns its `Location`.
     pub async fn start_upload(&self, name: &str) -> String {
-        let r = self.send(req(Method::POST, &format!("/v2/{name}/blobs/uploads/"))).await;
+        let r = self
+            .send(req(Method::POST, &format!("/v2/{name}/blobs/uploads/")))
+            .await;
         r.expect(StatusCode::ACCEPTED);
         r.header("location").to_owned()
     }
@@ -274,7 +302,10 @@ impl Harness {
         self.send(req_with(
             Method::PATCH,
             location,
-            &[("content-range", range.as_str()), ("content-type", "application/octet-stream")],
+            &[
+                ("content-range", range.as_str()),
+                ("content-type", "application/octet-stream"),
+            ],
             Some(data),
         ))
         .await
@@ -293,11 +324,21 @@ impl Harness {
 
     /// The closing PUT `?digest=` with no body.
     pub async fn finish(&self, location: &str, digest: &str) -> Resp {
-        self.send(req(Method::PUT, &with_query(location, &format!("digest={digest}")))).await
+        self.send(req(
+            Method::PUT,
+            &with_query(location, &format!("digest={digest}")),
+        ))
+        .await
     }
 
     /// PUT of a manifest with a `Content-Type`.
-    pub async fn put_manifest(&self, name: &str, reference: &str, media_type: &str, body: &[u8]) -> Resp {
+    pub async fn put_manifest(
+        &self,
+        name: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Resp {
         self.send(req_with(
             Method::PUT,
             &format!("/v2/{name}/manifests/{reference}"),
@@ -308,19 +349,29 @@ impl Harness {
     }
 
     /// Pushes a manifest; asserts 201 and the digest headers; returns the digest.
-    pub async fn push_manifest(&self, name: &str, reference: &str, media_type: &str, body: &[u8]) -> String {
+    pub async fn push_manifest(
+        &self,
+        name: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> String {
         let r = self.put_manifest(name, reference, media_type, body).await;
         r.expect(StatusCode::CREATED);
         let digest = sha256(body);
         assert_eq!(r.header("docker-content-digest"), digest);
-        assert_eq!(r.header("location"), format!("/v2/{name}/manifests/{digest}"));
+        assert_eq!(
+            r.header("location"),
+            format!("/v2/{name}/manifests/{digest}")
+        );
         digest
     }
 
     /// Pushes a config and `layers` and an OCI manifest (odd whitespace, so byte-exactness shows)
     /// tagged `tag`.
     pub async fn push_image(&self, name: &str, tag: &str, layers: &[&[u8]]) -> Image {
-        let config = format!(r#"{{"architecture":"amd64","os":"linux","tag":"{tag}"}}"#).into_bytes();
+        let config =
+            format!(r#"{{"architecture":"amd64","os":"linux","tag":"{tag}"}}"#).into_bytes();
         let config_digest = self.push_blob(name, &config).await;
         let mut layer_digests = Vec::new();
         for l in layers {
@@ -355,7 +406,10 @@ impl Default for Harness {
 }
 
 fn build(tmp: &TempDir, adjust: impl FnOnce(&mut RegistryConfig)) -> (Arc<Registry>, Router) {
-    let mut cfg = RegistryConfig { data_dir: tmp.path().into(), ..Default::default() };
+    let mut cfg = RegistryConfig {
+        data_dir: tmp.path().into(),
+        ..Default::default()
+    };
     adjust(&mut cfg);
     berth_registry::app(cfg).expect("registry app")
 }
@@ -363,18 +417,30 @@ fn build(tmp: &TempDir, adjust: impl FnOnce(&mut RegistryConfig)) -> (Arc<Regist
 /// Sends `request` to `router`, collects the body and checks the API-version header.
 pub async fn send_to(router: &Router, request: Request<Body>) -> Resp {
     let what = format!("{} {}", request.method(), request.uri());
-    let resp = router.clone().oneshot(request).await.expect("infallible router");
+    let resp = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("infallible router");
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.expect("response body").to_bytes();
-    let resp = Resp { status: parts.status, headers: parts.headers, body };
+    let resp = Resp {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    };
     assert_eq!(
         resp.header_opt("docker-distribution-api-version"),
         Some("registry/2.0"),
         "{what}: every response carries Docker-Distribution-API-Version"
     );
-    if !resp.status.is_success() && resp.status != StatusCode::RANGE_NOT_SATISFIABLE && !resp.body.is_empty() {
+    if !resp.status.is_success()
+        && resp.status != StatusCode::RANGE_NOT_SATISFIABLE
+        && !resp.body.is_empty()
+    {
         assert!(
-            resp.header_opt("content-type").is_some_and(|c| c.starts_with("application/json")),
+            resp.header_opt("content-type")
+                .is_some_and(|c| c.starts_with("application/json")),
             "{what}: error bodies are JSON: {resp:?}"
         );
     }
@@ -405,16 +471,28 @@ impl Image {
 pub async fn assert_image_served(router: &Router, image: &Image) {
     let name = &image.name;
     for reference in [&image.tag, &image.digest] {
-        let r = send_to(router, req(Method::GET, &format!("/v2/{name}/manifests/{reference}"))).await;
+        let r = send_to(
+            router,
+            req(Method::GET, &format!("/v2/{name}/manifests/{reference}")),
+        )
+        .await;
         r.expect(StatusCode::OK);
-        assert_eq!(r.body.as_ref(), image.manifest.as_slice(), "manifest {reference} changed");
+        assert_eq!(
+            r.body.as_ref(),
+            image.manifest.as_slice(),
+            "manifest {reference} changed"
+        );
         assert_eq!(r.header("docker-content-digest"), image.digest);
         assert_eq!(r.header("content-type"), OCI_MANIFEST);
     }
     let blobs = std::iter::once((&image.config_digest, &image.config))
         .chain(image.layer_digests.iter().zip(&image.layers));
     for (digest, data) in blobs {
-        let r = send_to(router, req(Method::GET, &format!("/v2/{name}/blobs/{digest}"))).await;
+        let r = send_to(
+            router,
+            req(Method::GET, &format!("/v2/{name}/blobs/{digest}")),
+        )
+        .await;
         r.expect(StatusCode::OK);
         assert_eq!(r.body.as_ref(), data.as_slice(), "blob {digest} changed");
     }
@@ -424,7 +502,9 @@ pub async fn assert_image_served(router: &Router, image: &Image) {
 pub fn oci_manifest(config: (&str, &str, usize), layers: &[(&str, &str, usize)]) -> Vec<u8> {
     let layers: Vec<String> = layers
         .iter()
-        .map(|(mt, d, s)| format!("{{ \"size\" : {s}, \"digest\":\"{d}\",\n   \"mediaType\": \"{mt}\" }}"))
+        .map(|(mt, d, s)| {
+            format!("{{ \"size\" : {s}, \"digest\":\"{d}\",\n   \"mediaType\": \"{mt}\" }}")
+        })
         .collect();
     format!(
         "{{\n  \"schemaVersion\":   2,\n\t\"mediaType\" : \"{OCI_MANIFEST}\",\n  \"config\": {{\"size\": {}, \"mediaType\": \"{}\", \"digest\": \"{}\"}},\n  \"layers\": [ {} ],\n  \"annotations\": {{ \"org.example.z\": \"1\", \"org.example.a\": \"2\" }}\n}}\n",
