@@ -11,6 +11,7 @@
 //! read_only = false
 //! delete_enabled = true
 //! max_manifest_bytes = 4194304
+//! shutdown_grace_secs = 30
 //!
 //! [uploads]
 //! max_age_secs = 86400
@@ -71,6 +72,8 @@ pub struct RegistryConfig {
     pub upload_max_age_secs: u64,
     /// How often stale upload sessions are looked for, in seconds.
     pub upload_purge_interval_secs: u64,
+    /// After SIGTERM/SIGINT, how long in-flight requests may take before the process exits.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for RegistryConfig {
@@ -83,6 +86,7 @@ impl Default for RegistryConfig {
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
             upload_max_age_secs: 24 * 3600,
             upload_purge_interval_secs: 3600,
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -127,6 +131,7 @@ struct FileConfig {
     read_only: Option<bool>,
     delete_enabled: Option<bool>,
     max_manifest_bytes: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
     uploads: Option<FileUploads>,
 }
 
@@ -194,6 +199,9 @@ impl RegistryConfig {
         if let Some(v) = env_str("BERTH_REGISTRY_MAX_MANIFEST_BYTES") {
             raw.max_manifest_bytes = Some(parse_u64("BERTH_REGISTRY_MAX_MANIFEST_BYTES", &v)?);
         }
+        if let Some(v) = env_str("BERTH_REGISTRY_SHUTDOWN_GRACE_SECS") {
+            raw.shutdown_grace_secs = Some(parse_u64("BERTH_REGISTRY_SHUTDOWN_GRACE_SECS", &v)?);
+        }
         let uploads = raw.uploads.get_or_insert_with(FileUploads::default);
         if let Some(v) = env_str("BERTH_REGISTRY_UPLOADS_MAX_AGE_SECS") {
             uploads.max_age_secs = Some(parse_u64("BERTH_REGISTRY_UPLOADS_MAX_AGE_SECS", &v)?);
@@ -251,6 +259,9 @@ impl RegistryConfig {
                 "must be at least 1".into(),
             ));
         }
+        let shutdown_grace_secs = raw
+            .shutdown_grace_secs
+            .unwrap_or(defaults.shutdown_grace_secs);
         Ok(Self {
             addr,
             data_dir,
@@ -259,17 +270,56 @@ impl RegistryConfig {
             max_manifest_bytes,
             upload_max_age_secs,
             upload_purge_interval_secs,
+            shutdown_grace_secs,
         })
     }
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
-    toml::from_str(text).map_err(|e| RegistryConfigError::Parse {
-        path: path.to_owned(),
-        message: e.message().to_owned()
-            + &e.span()
-                .map(|s| format!(" (at byte {})", s.start))
-                .unwrap_or_default(),
+    toml::from_str(text).map_err(|e| {
+        let key = e.span().and_then(|s| key_at(text, s.start));
+        match key {
+            // A value of the wrong type: name the key, as for range errors.
+            Some(key) if !e.message().starts_with("unknown field") => {
+                RegistryConfigError::Invalid {
+                    key,
+                    reason: e.message().to_owned(),
+                }
+            }
+            _ => RegistryConfigError::Parse {
+                path: path.to_owned(),
+                message: e.message().to_owned()
+                    + &e.span()
+                        .map(|s| format!(" (line {})", line_of(text, s.start)))
+                        .unwrap_or_default(),
+            },
+        }
+    })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The dotted key (`uploads.max_age_secs`) of the `key = value` line holding byte `offset`.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let section = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(['[', ']']).trim().to_owned());
+    Some(match section {
+        Some(sec) => format!("{sec}.{key}"),
+        None => key.to_owned(),
     })
 }
 
@@ -368,7 +418,9 @@ mod tests {
     #[case("max_manifest_bytes = 10", "`max_manifest_bytes`")]
     #[case("[uploads]\nmax_age_secs = 0", "`uploads.max_age_secs`")]
     #[case("adr = \"x\"", "unknown field `adr`")]
-    #[case("read_only = \"maybe\"", "invalid type")]
+    #[case("read_only = \"maybe\"", "`read_only`")]
+    #[case("delete_enabled = 1", "`delete_enabled`")]
+    #[case("[uploads]\nmax_age_secs = \"x\"", "`uploads.max_age_secs`")]
     #[case("this is not toml", "invalid config file")]
     fn bad_values_name_the_key(#[case] text: &str, #[case] expected: &str) {
         let err = load_text(text).unwrap_err().to_string();

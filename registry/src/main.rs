@@ -132,10 +132,23 @@ async fn serve(config: RegistryConfig) -> anyhow::Result<()> {
             }
         })
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping_tx.send(true);
+    });
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    tokio::select! {
+        result = server => result.context("server failed")?,
+        () = async {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            // A stalled client must not keep the process alive forever (systemd would SIGKILL).
+            // Upload sessions stay consistent: the client resumes from the status it is given.
+            tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; exiting");
+        }
+    }
     purge.abort();
     tracing::info!("berth-registry stopped");
     Ok(())

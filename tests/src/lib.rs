@@ -20,7 +20,10 @@ use sha2::{Digest, Sha256};
 /// Workspace root (parent of this crate).
 #[must_use]
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
 }
 
 /// Path of a workspace binary built by `cargo build` (debug unless `BERTH_PROFILE=release`).
@@ -45,13 +48,20 @@ pub fn require(tool: &str, hint: &str) {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(found, "required tool `{tool}` is missing; {hint} (tests/run installs it)");
+    assert!(
+        found,
+        "required tool `{tool}` is missing; {hint} (tests/run installs it)"
+    );
 }
 
 /// A free TCP port on 127.0.0.1.
 #[must_use]
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `sha256:<hex>` of bytes.
@@ -62,7 +72,9 @@ pub fn sha256(data: &[u8]) -> String {
 
 /// Runs a command, panicking with its output when it fails; returns stdout.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed with {}:\nstdout: {}\nstderr: {}",
@@ -120,7 +132,11 @@ impl Registry {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let mut child = Command::new(bin("berth-registry"))
             .arg("serve")
             .args(["--addr", &self.addr])
@@ -193,7 +209,10 @@ impl Distribution {
     /// Starts `docker-registry serve` with its own config and storage under `dir`.
     #[must_use]
     pub fn start(dir: &Path, extra_yaml: &str) -> Self {
-        require("docker-registry", "install it with `apt-get install docker-registry`");
+        require(
+            "docker-registry",
+            "install it with `apt-get install docker-registry`",
+        );
         let addr = format!("127.0.0.1:{}", free_port());
         let cfg = dir.join("distribution.yml");
         std::fs::write(
@@ -245,19 +264,31 @@ impl Layout {
     pub fn new(dir: &Path) -> Self {
         std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
         std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        Self { dir: dir.to_owned(), manifests: Vec::new() }
+        Self {
+            dir: dir.to_owned(),
+            manifests: Vec::new(),
+        }
     }
 
     /// Stores a blob; returns its descriptor fields.
     pub fn add_blob(&self, data: &[u8]) -> Blob {
         let digest = sha256(data);
         std::fs::write(self.dir.join("blobs/sha256").join(&digest[7..]), data).unwrap();
-        Blob { digest, size: data.len() as u64 }
+        Blob {
+            digest,
+            size: data.len() as u64,
+        }
     }
 
     /// Adds a single-platform image from layer tarballs (already gzipped) and records it in
     /// `index.json` under `tag` (if any). Returns the manifest's blob.
-    pub fn add_image(&mut self, layers: &[Vec<u8>], diff_ids: &[String], arch: &str, tag: Option<&str>) -> Blob {
+    pub fn add_image(
+        &mut self,
+        layers: &[Vec<u8>],
+        diff_ids: &[String],
+        arch: &str,
+        tag: Option<&str>,
+    ) -> Blob {
         let config = json!({
             "architecture": arch,
             "os": "linux",
@@ -321,7 +352,11 @@ impl Layout {
 
     fn write_index(&self) {
         let index = json!({"schemaVersion": 2, "manifests": self.manifests});
-        std::fs::write(self.dir.join("index.json"), serde_json::to_vec_pretty(&index).unwrap()).unwrap();
+        std::fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec_pretty(&index).unwrap(),
+        )
+        .unwrap();
     }
 }
 
@@ -348,7 +383,10 @@ pub fn layer(files: &[(&str, &[u8], u32)]) -> (Vec<u8>, String) {
 #[must_use]
 pub fn busybox_layer() -> (Vec<u8>, String) {
     let path = Path::new("/bin/busybox");
-    assert!(path.exists(), "/bin/busybox is missing; install it with `apt-get install busybox-static`");
+    assert!(
+        path.exists(),
+        "/bin/busybox is missing; install it with `apt-get install busybox-static`"
+    );
     let data = std::fs::read(path).unwrap();
     layer(&[("bin/busybox", &data, 0o755), ("bin/sh", &data, 0o755)])
 }
@@ -389,21 +427,39 @@ pub fn busybox_image(dir: &Path, extra_layers: usize, tag: &str) -> (Layout, Blo
 /// GETs JSON from a URL.
 #[must_use]
 pub fn get_json(url: &str) -> Value {
-    ureq::get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}")).into_json().unwrap()
+    ureq::get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .into_json()
+        .unwrap()
 }
 
 /// Verifies every blob under a registry data directory hashes to its path; returns how many.
+/// Blob directories without `data` (left by a crash before the content was renamed in) are
+/// skipped: the registry does not serve them.
 #[must_use]
 pub fn verify_blob_store(data_dir: &Path) -> usize {
     let root = data_dir.join("blobs/sha256");
     let mut n = 0;
-    let Ok(prefixes) = std::fs::read_dir(&root) else { return 0 };
+    let Ok(prefixes) = std::fs::read_dir(&root) else {
+        return 0;
+    };
     for p in prefixes {
         for b in std::fs::read_dir(p.unwrap().path()).unwrap() {
             let b = b.unwrap();
             let hex = b.file_name().into_string().unwrap();
-            let data = std::fs::read(b.path().join("data")).unwrap();
-            assert_eq!(sha256(&data), format!("sha256:{hex}"), "blob {hex} is corrupt on disk");
+            // A crash between creating the directory and renaming the content into it leaves a
+            // directory without `data` (perhaps with a temporary file): no blob, nothing visible.
+            let data = match std::fs::read(b.path().join("data")) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => panic!("blob {hex}: {e}"),
+            };
+            assert_eq!(
+                sha256(&data),
+                format!("sha256:{hex}"),
+                "blob {hex} is corrupt on disk"
+            );
             n += 1;
         }
     }
@@ -429,14 +485,20 @@ impl HttpResponse {
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Body parsed as JSON.
     #[must_use]
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("response body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "response body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 
@@ -453,18 +515,33 @@ fn into_response(r: ureq::Response) -> HttpResponse {
         .headers_names()
         .into_iter()
         .flat_map(|n| {
-            r.all(&n).into_iter().map(|v| (n.to_ascii_lowercase(), v.to_owned())).collect::<Vec<_>>()
+            r.all(&n)
+                .into_iter()
+                .map(|v| (n.to_ascii_lowercase(), v.to_owned()))
+                .collect::<Vec<_>>()
         })
         .collect();
     let mut body = Vec::new();
     std::io::Read::read_to_end(&mut r.into_reader(), &mut body).expect("read response body");
-    HttpResponse { status, headers, body }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Sends one request and returns the response whatever its status; panics only on transport
 /// errors. No redirects are followed.
-pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> HttpResponse {
-    let agent = ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(60)).build();
+pub fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> HttpResponse {
+    let agent = ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout(Duration::from_secs(60))
+        .build();
     let mut req = agent.request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
@@ -499,21 +576,43 @@ pub fn push_blob(base_url: &str, repo: &str, data: &[u8]) -> String {
         &[("Content-Type", "application/octet-stream")],
         Some(data),
     );
-    assert_eq!(r.status, 201, "monolithic upload of {digest} to {repo}: {}", r.text());
+    assert_eq!(
+        r.status,
+        201,
+        "monolithic upload of {digest} to {repo}: {}",
+        r.text()
+    );
     digest
 }
 
 /// Pushes a manifest under `reference`; asserts 201 and returns the digest the registry reports.
-pub fn push_manifest(base_url: &str, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
+pub fn push_manifest(
+    base_url: &str,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) -> String {
     let r = http(
         "PUT",
         &format!("{base_url}/v2/{repo}/manifests/{reference}"),
         &[("Content-Type", media_type)],
         Some(bytes),
     );
-    assert_eq!(r.status, 201, "PUT manifest {repo}:{reference}: {}", r.text());
-    let digest = r.header("docker-content-digest").expect("Docker-Content-Digest on manifest PUT");
-    assert_eq!(digest, sha256(bytes), "digest reported for manifest {repo}:{reference}");
+    assert_eq!(
+        r.status,
+        201,
+        "PUT manifest {repo}:{reference}: {}",
+        r.text()
+    );
+    let digest = r
+        .header("docker-content-digest")
+        .expect("Docker-Content-Digest on manifest PUT");
+    assert_eq!(
+        digest,
+        sha256(bytes),
+        "digest reported for manifest {repo}:{reference}"
+    );
     digest.to_owned()
 }
 
@@ -536,7 +635,13 @@ pub fn push_small_image(base_url: &str, repo: &str, tag: &str, seed: u64) -> (Ve
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer_bytes.len()}],
     }))
     .unwrap();
-    let digest = push_manifest(base_url, repo, tag, "application/vnd.oci.image.manifest.v1+json", &manifest);
+    let digest = push_manifest(
+        base_url,
+        repo,
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    );
     (manifest, digest)
 }
 
@@ -546,8 +651,15 @@ pub fn push_small_image(base_url: &str, repo: &str, tag: &str, seed: u64) -> (Ve
 pub fn nonce() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{}-{t}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}-{t}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Builds a busybox image with `extra_layers` small layers plus one layer holding a nonce, so
@@ -588,7 +700,12 @@ pub fn layout_blobs(layout_dir: &Path) -> std::collections::BTreeSet<String> {
     for e in std::fs::read_dir(layout_dir.join("blobs/sha256")).unwrap() {
         let e = e.unwrap();
         let digest = format!("sha256:{}", e.file_name().into_string().unwrap());
-        assert_eq!(sha256(&std::fs::read(e.path()).unwrap()), digest, "corrupt blob in {}", layout_dir.display());
+        assert_eq!(
+            sha256(&std::fs::read(e.path()).unwrap()),
+            digest,
+            "corrupt blob in {}",
+            layout_dir.display()
+        );
         out.insert(digest);
     }
     out
@@ -648,8 +765,14 @@ impl PodmanEnv {
             ),
         )
         .unwrap();
-        std::fs::write(dir.join("registries.conf"), "unqualified-search-registries = []\n").unwrap();
-        Self { dir: dir.to_owned() }
+        std::fs::write(
+            dir.join("registries.conf"),
+            "unqualified-search-registries = []\n",
+        )
+        .unwrap();
+        Self {
+            dir: dir.to_owned(),
+        }
     }
 
     /// `podman` with this environment.
@@ -658,7 +781,10 @@ impl PodmanEnv {
         let mut c = Command::new("podman");
         c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
             .env("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", self.dir.join("registries.conf"))
+            .env(
+                "CONTAINERS_REGISTRIES_CONF",
+                self.dir.join("registries.conf"),
+            )
             .env("TMPDIR", self.dir.join("tmp"));
         c
     }

@@ -27,9 +27,15 @@ fn inspect_raw(reference: &str) -> Vec<u8> {
 
 /// The single entry of a layout's `index.json`.
 fn layout_top(dir: &Path) -> Value {
-    let index: Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     let manifests = index["manifests"].as_array().unwrap();
-    assert_eq!(manifests.len(), 1, "{} should hold one entry: {index}", dir.display());
+    assert_eq!(
+        manifests.len(),
+        1,
+        "{} should hold one entry: {index}",
+        dir.display()
+    );
     manifests[0].clone()
 }
 
@@ -44,20 +50,43 @@ fn multi_layer_image_round_trips_through_oci_and_docker_archive() {
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 6);
     let remote = format!("docker://{}/interop/busybox:v1", reg.addr);
 
-    skopeo(&["copy", "--dest-tls-verify=false", &format!("oci:{}:v1", layout.dir.display()), &remote]);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.dir.display()),
+        &remote,
+    ]);
 
     let raw = inspect_raw(&remote);
-    assert_eq!(sha256(&raw), m.digest, "registry must serve the pushed manifest byte for byte");
-    let by_digest = inspect_raw(&format!("docker://{}/interop/busybox@{}", reg.addr, m.digest));
+    assert_eq!(
+        sha256(&raw),
+        m.digest,
+        "registry must serve the pushed manifest byte for byte"
+    );
+    let by_digest = inspect_raw(&format!(
+        "docker://{}/interop/busybox@{}",
+        reg.addr, m.digest
+    ));
     assert_eq!(raw, by_digest);
     let served = get_manifest(&reg.url(), "interop/busybox", "v1");
     assert_eq!(served.status, 200);
-    assert_eq!(served.header("content-type"), Some("application/vnd.oci.image.manifest.v1+json"));
-    assert_eq!(served.header("docker-content-digest"), Some(m.digest.as_str()));
+    assert_eq!(
+        served.header("content-type"),
+        Some("application/vnd.oci.image.manifest.v1+json")
+    );
+    assert_eq!(
+        served.header("docker-content-digest"),
+        Some(m.digest.as_str())
+    );
 
     // Pull back into a new OCI layout: same top-level digest, same set of blobs.
     let back = tmp.path().join("back");
-    skopeo(&["copy", "--src-tls-verify=false", &remote, &format!("oci:{}:v1", back.display())]);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &remote,
+        &format!("oci:{}:v1", back.display()),
+    ]);
     assert_eq!(layout_top(&back)["digest"], m.digest.as_str());
     assert_eq!(layout_blobs(&back), layout_blobs(&layout.dir));
 
@@ -80,10 +109,17 @@ fn multi_layer_image_round_trips_through_oci_and_docker_archive() {
     }
     let docker_manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
     let entry = &docker_manifest[0];
-    assert_eq!(entry["RepoTags"][0], "docker.io/interop/busybox:v1", "skopeo normalizes the tag");
+    assert_eq!(
+        entry["RepoTags"][0], "docker.io/interop/busybox:v1",
+        "skopeo normalizes the tag"
+    );
     let config_digest = manifest["config"]["digest"].as_str().unwrap();
     let config = &files[entry["Config"].as_str().unwrap()];
-    assert_eq!(sha256(config), config_digest, "config in the docker-archive must be unchanged");
+    assert_eq!(
+        sha256(config),
+        config_digest,
+        "config in the docker-archive must be unchanged"
+    );
     let config: Value = serde_json::from_slice(config).unwrap();
     let layers: Vec<String> = entry["Layers"]
         .as_array()
@@ -97,7 +133,10 @@ fn multi_layer_image_round_trips_through_oci_and_docker_archive() {
         .iter()
         .map(|d| d.as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(layers, diff_ids, "docker-archive layers must decompress to the image's diff ids");
+    assert_eq!(
+        layers, diff_ids,
+        "docker-archive layers must decompress to the image's diff ids"
+    );
 }
 
 #[test]
@@ -110,7 +149,12 @@ fn multi_arch_index_round_trips_with_all_children() {
     let id = nonce();
     let (amd, amd_diff) = layer(&[("etc/arch", format!("amd64 {id}\n").as_bytes(), 0o644)]);
     let (arm, arm_diff) = layer(&[("etc/arch", format!("arm64 {id}\n").as_bytes(), 0o644)]);
-    let amd64 = layout.add_image(&[bb.clone(), amd], &[bb_diff.clone(), amd_diff], "amd64", None);
+    let amd64 = layout.add_image(
+        &[bb.clone(), amd],
+        &[bb_diff.clone(), amd_diff],
+        "amd64",
+        None,
+    );
     let arm64 = layout.add_image(&[bb, arm], &[bb_diff, arm_diff], "arm64", None);
     let index = layout.wrap_in_index("multi");
     let remote = format!("docker://{}/interop/multi:multi", reg.addr);
@@ -125,19 +169,38 @@ fn multi_arch_index_round_trips_with_all_children() {
     ]);
 
     let raw = inspect_raw(&remote);
-    assert_eq!(sha256(&raw), index.digest, "index must be served byte for byte");
+    assert_eq!(
+        sha256(&raw),
+        index.digest,
+        "index must be served byte for byte"
+    );
     let served = get_manifest(&reg.url(), "interop/multi", "multi");
-    assert_eq!(served.header("content-type"), Some("application/vnd.oci.image.index.v1+json"));
-    assert_eq!(served.header("docker-content-digest"), Some(index.digest.as_str()));
+    assert_eq!(
+        served.header("content-type"),
+        Some("application/vnd.oci.image.index.v1+json")
+    );
+    assert_eq!(
+        served.header("docker-content-digest"),
+        Some(index.digest.as_str())
+    );
     for child in [&amd64, &arm64] {
-        let raw = inspect_raw(&format!("docker://{}/interop/multi@{}", reg.addr, child.digest));
+        let raw = inspect_raw(&format!(
+            "docker://{}/interop/multi@{}",
+            reg.addr, child.digest
+        ));
         assert_eq!(sha256(&raw), child.digest);
         assert_eq!(raw, layout_blob(&layout.dir, &child.digest));
     }
 
     // `--all` pull back: identical index, children and blobs.
     let back = tmp.path().join("back");
-    skopeo(&["copy", "--all", "--src-tls-verify=false", &remote, &format!("oci:{}:multi", back.display())]);
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &remote,
+        &format!("oci:{}:multi", back.display()),
+    ]);
     let top = layout_top(&back);
     assert_eq!(top["digest"], index.digest.as_str());
     assert_eq!(top["mediaType"], "application/vnd.oci.image.index.v1+json");
@@ -176,14 +239,25 @@ fn v2s2_push_is_served_as_docker_schema2() {
     let raw = inspect_raw(&remote);
     let doc: Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(doc["mediaType"], V2S2);
-    assert_eq!(doc["config"]["mediaType"], "application/vnd.docker.container.image.v1+json");
+    assert_eq!(
+        doc["config"]["mediaType"],
+        "application/vnd.docker.container.image.v1+json"
+    );
     for l in doc["layers"].as_array().unwrap() {
-        assert_eq!(l["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip");
+        assert_eq!(
+            l["mediaType"],
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
     }
     // Converted manifest, same layers.
     let oci: Value = serde_json::from_slice(&layout_blob(&layout.dir, &m.digest)).unwrap();
     let digests = |v: &Value| -> Vec<String> {
-        v["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_owned()).collect()
+        v["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_owned())
+            .collect()
     };
     assert_eq!(digests(&doc), digests(&oci));
 
@@ -197,8 +271,16 @@ fn v2s2_push_is_served_as_docker_schema2() {
         );
         assert_eq!(r.status, 200, "{method}: {}", r.text());
         assert_eq!(r.header("content-type"), Some(V2S2), "{method}");
-        assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()), "{method}");
-        assert_eq!(r.header("content-length"), Some(raw.len().to_string().as_str()), "{method}");
+        assert_eq!(
+            r.header("docker-content-digest"),
+            Some(digest.as_str()),
+            "{method}"
+        );
+        assert_eq!(
+            r.header("content-length"),
+            Some(raw.len().to_string().as_str()),
+            "{method}"
+        );
         if method == "GET" {
             assert_eq!(r.body, raw);
         }
@@ -206,6 +288,62 @@ fn v2s2_push_is_served_as_docker_schema2() {
 
     // And skopeo can pull the schema 2 image back into an OCI layout.
     let back = tmp.path().join("back");
-    skopeo(&["copy", "--src-tls-verify=false", &remote, &format!("oci:{}:v1", back.display())]);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &remote,
+        &format!("oci:{}:v1", back.display()),
+    ]);
     let _ = layout_blobs(&back);
+}
+
+#[test]
+fn copies_between_berth_and_cncf_distribution_keep_every_digest() {
+    require("skopeo", "apt-get install skopeo");
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start(tmp.path(), &[]);
+    let dist = Distribution::start(tmp.path(), "");
+    let mut layout = Layout::new(&tmp.path().join("multi"));
+    let (bb, bb_diff) = busybox_layer();
+    let (extra, extra_diff) = layer(&[("etc/id", nonce().as_bytes(), 0o644)]);
+    let amd64 = layout.add_image(
+        &[bb.clone(), extra.clone()],
+        &[bb_diff.clone(), extra_diff.clone()],
+        "amd64",
+        None,
+    );
+    let arm64 = layout.add_image(&[extra, bb], &[extra_diff, bb_diff], "arm64", None);
+    let index = layout.wrap_in_index("multi");
+
+    let hops = [
+        format!("oci:{}:multi", layout.dir.display()),
+        format!("docker://{}/hop/one:multi", reg.addr),
+        format!("docker://{}/hop/two:multi", dist.addr),
+        format!("docker://{}/hop/three:multi", reg.addr),
+    ];
+    for pair in hops.windows(2) {
+        skopeo(&[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &pair[0],
+            &pair[1],
+        ]);
+    }
+    for hop in &hops[1..] {
+        assert_eq!(
+            sha256(&inspect_raw(hop)),
+            index.digest,
+            "index digest at {hop}"
+        );
+        let repo = hop.rsplit_once(':').unwrap().0;
+        for child in [&amd64, &arm64] {
+            assert_eq!(
+                sha256(&inspect_raw(&format!("{repo}@{}", child.digest))),
+                child.digest,
+                "{repo}"
+            );
+        }
+    }
 }

@@ -42,7 +42,14 @@ impl Registry {
                 name: name.to_owned(),
             });
         }
-        let mut tags = self.list_or_empty(&paths::tags_dir(name))?;
+        // Only tags whose link exists: a crash while writing or deleting a tag can leave its
+        // directory without the link, and such a tag does not resolve.
+        let mut tags = Vec::new();
+        for tag in self.list_or_empty(&paths::tags_dir(name))? {
+            if self.exists(&paths::tag_link(name, &tag))? {
+                tags.push(tag);
+            }
+        }
         tags.sort();
         Ok(paginate(tags, n, last))
     }
