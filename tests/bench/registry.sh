@@ -126,13 +126,18 @@ for r in berth dist; do
   ab_head "head_$r" "http://$a/v2/small/blob/blobs/$sd"
 done
 
-echo "1 GiB blob to curl (vs nginx sendfile)..." >&2
-hd=$(push_blob "${ADDR[berth]}" huge/blob "$W/huge.bin")
-push_blob "${ADDR[dist]}" huge/blob "$W/huge.bin" >/dev/null
+echo "1 GiB blob from and to curl (vs nginx sendfile)..." >&2
+for i in 1 2 3; do
+  for r in berth dist; do
+    t0=$(now); hd=$(push_blob "${ADDR[$r]}" "huge/blob$i" "$W/huge.bin"); t1=$(now)
+    echo "$(secs "$t0" "$t1")" >> "$W/$r.hugepush"
+  done
+done
+for r in berth dist; do R[hugepush_$r]=$(median < "$W/$r.hugepush"); done
 speed() { curl -s -o /dev/null -w '%{speed_download}\n' "$1"; }
 for _ in 1 2 3; do
-  speed "http://${ADDR[berth]}/v2/huge/blob/blobs/$hd" >> "$W/berth.huge"
-  speed "http://${ADDR[dist]}/v2/huge/blob/blobs/$hd" >> "$W/dist.huge"
+  speed "http://${ADDR[berth]}/v2/huge/blob1/blobs/$hd" >> "$W/berth.huge"
+  speed "http://${ADDR[dist]}/v2/huge/blob1/blobs/$hd" >> "$W/dist.huge"
   speed "http://127.0.0.1:$NP/huge.bin" >> "$W/nginx.huge"
 done
 for r in berth dist nginx; do R[huge_$r]=$(median < "$W/$r.huge" | awk '{printf "%.0f", $1/1e6}'); done
@@ -154,6 +159,7 @@ line "GET 1 KiB blob, req/s" "${R[get_berth_rps]}" "${R[get_dist_rps]}" "$(ratio
 line "GET 1 KiB blob, p99 ms" "${R[get_berth_p99]}" "${R[get_dist_p99]}" "$(ratio "${R[get_berth_p99]}" "${R[get_dist_p99]}" 1)" "< 5 ms"
 line "HEAD blob (ab -k), req/s" "${R[head_berth_rps]}" "${R[head_dist_rps]}" "$(ratio "${R[head_berth_rps]}" "${R[head_dist_rps]}")" ">= 20x"
 line "HEAD blob (ab -k), p99 ms" "${R[head_berth_p99]}" "${R[head_dist_p99]}" "$(ratio "${R[head_berth_p99]}" "${R[head_dist_p99]}" 1)" "< 5 ms"
+line "1 GiB blob from curl (PUT), s" "${R[hugepush_berth]}" "${R[hugepush_dist]}" "$(ratio "${R[hugepush_berth]}" "${R[hugepush_dist]}" 1)" "(no skopeo)"
 line "1 GiB blob to curl, MB/s" "${R[huge_berth]}" "${R[huge_dist]}" "$(ratio "${R[huge_berth]}" "${R[huge_dist]}")" ">= nginx"
 line "  nginx sendfile, MB/s" "${R[huge_nginx]}" "" "$(ratio "${R[huge_berth]}" "${R[huge_nginx]}")" "(berth/nginx)"
 line "RSS at rest, MiB" "$((R[rest_berth]/1024))" "$((R[rest_dist]/1024))" "$(ratio "${R[rest_berth]}" "${R[rest_dist]}" 1)" "<= 10 MiB"

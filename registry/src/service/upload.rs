@@ -11,7 +11,7 @@
 //! is verified, its data fsynced and renamed into `blobs/`, and the repository link written.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,8 +47,11 @@ struct Info {
     started_unix: u64,
 }
 
-/// Bytes per chunk in flight between the network and the writer.
-const CHANNEL_DEPTH: usize = 8;
+/// Batches in flight between the network and the writer (memory per upload is at most about
+/// `CHANNEL_DEPTH * BATCH_BYTES` plus hyper's read buffer).
+const CHANNEL_DEPTH: usize = 4;
+/// Bytes gathered from the request body before they are handed to the writer.
+const BATCH_BYTES: usize = 1 << 20;
 
 impl Sessions {
     fn get(&self, id: &str) -> Option<Arc<tokio::sync::Mutex<Session>>> {
@@ -338,18 +341,19 @@ impl Registry {
             }
         }
         let before = s.size;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(CHANNEL_DEPTH);
         let driver = self.driver.clone();
         let path = paths::upload_data(id);
         let mut hasher = s.hasher.take();
         let writer = tokio::task::spawn_blocking(move || {
             let result = (|| -> std::result::Result<u64, StorageError> {
                 let mut w = driver.writer(&path, true)?;
-                while let Some(chunk) = rx.blocking_recv() {
-                    w.write_all(&chunk)
-                        .map_err(|e| StorageError::io(&path, e))?;
+                while let Some(batch) = rx.blocking_recv() {
+                    write_batch(&mut *w, &batch).map_err(|e| StorageError::io(&path, e))?;
                     if let Some(h) = hasher.as_mut() {
-                        h.update(&chunk);
+                        for chunk in &batch {
+                            h.update(chunk);
+                        }
                     }
                 }
                 let size = w.size();
@@ -360,12 +364,23 @@ impl Registry {
         });
         let mut received: u64 = 0;
         let mut body_error = None;
+        // Frames arrive in whatever size the socket gives (often 8–64 KiB); hand them over in
+        // batches of about BATCH_BYTES so the writer wakes up rarely and writes with one writev.
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
+        let mut writer_gone = false;
         while let Some(item) = body.next().await {
             match item {
                 Ok(chunk) => {
                     received += chunk.len() as u64;
-                    if tx.send(chunk).await.is_err() {
-                        break; // writer failed; its error is reported below
+                    batch_bytes += chunk.len();
+                    batch.push(chunk);
+                    if batch_bytes >= BATCH_BYTES {
+                        batch_bytes = 0;
+                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                            writer_gone = true; // writer failed; its error is reported below
+                            break;
+                        }
                     }
                 }
                 Err(e) => {
@@ -373,6 +388,9 @@ impl Registry {
                     break;
                 }
             }
+        }
+        if !batch.is_empty() && !writer_gone {
+            let _ = tx.send(batch).await;
         }
         drop(tx);
         let (hasher, written) = writer.await?;
@@ -405,6 +423,21 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// Writes every buffer of `batch`, with as few `writev` calls as the kernel allows.
+fn write_batch(w: &mut dyn crate::storage::FileWriter, batch: &[Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        batch.iter().map(|b| std::io::IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = w.write_vectored(rest)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 fn rehash(
