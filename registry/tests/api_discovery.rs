@@ -468,3 +468,27 @@ async fn referrers_endpoint_accepts_only_get() {
         assert_error_status(&r, StatusCode::METHOD_NOT_ALLOWED);
     }
 }
+
+#[tokio::test]
+async fn listings_answer_head_without_a_body() {
+    let h = Harness::new();
+    tag_all(&h, "disc/head", &["a"]).await;
+    let subject = format!("sha256:{}", "ab".repeat(32));
+    for uri in [
+        "/v2/disc/head/tags/list".to_owned(),
+        "/v2/_catalog".to_owned(),
+        format!("/v2/disc/head/referrers/{subject}"),
+    ] {
+        let r = h.head(&uri).await;
+        r.expect(StatusCode::OK);
+        assert!(
+            r.header("content-type").starts_with("application/"),
+            "{uri}"
+        );
+        assert!(r.body.is_empty(), "HEAD {uri} sent a body");
+    }
+    let location = h.start_upload("disc/head").await;
+    let r = h.head(&location).await;
+    r.expect(StatusCode::NO_CONTENT);
+    assert_eq!(r.header("range"), "0-0");
+}

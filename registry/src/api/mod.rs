@@ -140,8 +140,8 @@ async fn handle(ctx: Ctx, route: Route, body: Body) -> ApiResult {
     }
     match (route, ctx.method.clone()) {
         (Route::Base, Method::GET | Method::HEAD) => Ok(base()),
-        (Route::Catalog, Method::GET) => tags::catalog(&ctx),
-        (Route::Tags { name }, Method::GET) => tags::list(&ctx, &name),
+        (Route::Catalog, Method::GET | Method::HEAD) => tags::catalog(&ctx),
+        (Route::Tags { name }, Method::GET | Method::HEAD) => tags::list(&ctx, &name),
         (Route::Manifest { name, reference }, Method::GET | Method::HEAD) => {
             manifests::get(&ctx, &name, &reference)
         }
@@ -159,11 +159,11 @@ async fn handle(ctx: Ctx, route: Route, body: Body) -> ApiResult {
             deletes_allowed(cfg.delete_enabled)?;
             blobs::delete(&ctx, name, digest).await
         }
-        (Route::Referrers { name, digest }, Method::GET) => {
+        (Route::Referrers { name, digest }, Method::GET | Method::HEAD) => {
             manifests::referrers(&ctx, &name, &digest)
         }
         (Route::UploadStart { name }, Method::POST) => uploads::start(&ctx, &name, body).await,
-        (Route::Upload { name, session }, Method::GET) => {
+        (Route::Upload { name, session }, Method::GET | Method::HEAD) => {
             uploads::status(&ctx, &name, &session).await
         }
         (Route::Upload { name, session }, Method::PATCH) => {
