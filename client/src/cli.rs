@@ -1,0 +1,310 @@
+//! Command-line types (clap derive only; no behaviour). Flags, defaults and help follow
+//! Docker's CLI reference (`specs/docker-cli/`), so Docker users' habits carry over.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A docker-style client for images and containers, with no daemon.
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Root directory of persistent state (images, layers) [default: /var/lib/berth]
+    #[arg(long, global = true, value_name = "DIR", env = "BERTH_DATA_ROOT", value_hint = clap::ValueHint::DirPath)]
+    pub data_root: Option<PathBuf>,
+    /// Daemon configuration file (Docker's `daemon.json` format) [default: /etc/berth/daemon.json]
+    #[arg(long, global = true, value_name = "FILE", env = "BERTH_CONFIG", value_hint = clap::ValueHint::FilePath)]
+    pub config_file: Option<PathBuf>,
+    /// Enable debug output
+    #[arg(short = 'D', long, global = true)]
+    pub debug: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Display detailed information on one or more images
+    Inspect(InspectArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Search a registry for images
+    Search(SearchArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage Berth
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+/// `berth image …`
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Display detailed information on one or more images
+    Inspect(InspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Remove unused images
+    Prune(PruneArgs),
+    /// Save one or more images to a tar archive
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+}
+
+/// `berth system …`
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Show disk usage
+    Df(DfArgs),
+}
+
+/// `pull`
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Image to pull: NAME[:TAG|@DIGEST]
+    pub name: String,
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long)]
+    pub all_tags: bool,
+    /// Set platform if the image is multi-platform (os[/arch[/variant]])
+    #[arg(long, env = "BERTH_DEFAULT_PLATFORM")]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `push`
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Image to push: NAME[:TAG]
+    pub name: String,
+    /// Push all tags of the repository
+    #[arg(short = 'a', long)]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `tag`
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// SOURCE_IMAGE[:TAG]
+    pub source: String,
+    /// TARGET_IMAGE[:TAG]
+    pub target: String,
+}
+
+/// `images`
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Only list images of this repository (REPOSITORY[:TAG])
+    pub repository: Option<String>,
+    /// Show all images (default hides dangling images)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Filter output (`dangling=true|false`, `reference=PATTERN`)
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Format output: `table`, `json`, or a template like `{{.Repository}}:{{.Tag}}`
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `rmi`
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Images to remove (names, IDs or ID prefixes)
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Force removal of the image (even when several tags point at it)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Do not delete untagged parents
+    #[arg(long)]
+    pub no_prune: bool,
+}
+
+/// `history`
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Image
+    pub image: String,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub human: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Format output using a template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `inspect`
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Images
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Format output using a template
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+/// `image prune`
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `save`
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Images to save
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `load`
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `import`
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Tarball to import: a file, `-` for STDIN, or an http(s) URL
+    pub source: String,
+    /// REPOSITORY[:TAG] for the new image
+    pub reference: Option<String>,
+    /// Apply Dockerfile instruction to the created image (CMD, ENTRYPOINT, ENV, WORKDIR, …)
+    #[arg(short, long, value_name = "INSTRUCTION")]
+    pub change: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Set platform (os/arch) of the image
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+/// `search`
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Term to search for; `REGISTRY/term` searches that registry
+    pub term: String,
+    /// Max number of search results
+    #[arg(long, default_value_t = 25)]
+    pub limit: usize,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output using a template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `login`
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Registry host[:port] (Docker Hub when omitted)
+    pub server: Option<String>,
+    /// Username
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password or token (prefer --password-stdin)
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `logout`
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// Registry host[:port] (Docker Hub when omitted)
+    pub server: Option<String>,
+}
+
+/// `system df`
+#[derive(Args, Debug)]
+pub struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Format output using a template
+    #[arg(long)]
+    pub format: Option<String>,
+}

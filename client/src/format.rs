@@ -1,0 +1,293 @@
+//! Output formatting as Docker does it: sizes in SI units with three significant digits
+//! (`4.26MB`), durations like `2 hours ago`, aligned tables, and the `--format` templates users
+//! pipe into scripts (`table …`, `json`, `{{.Field}}`, `{{json .}}`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Docker's `units.HumanSizeWithPrecision(n, 3)`: `0B`, `999B`, `12.3kB`, `4.26MB`, `1.24GB`.
+#[must_use]
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    #[allow(clippy::cast_precision_loss)]
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", sig3(v), UNITS[i])
+}
+
+/// Go's `%.3g` for values in [0, 1000): three significant digits, trailing zeros dropped.
+fn sig3(v: f64) -> String {
+    let decimals = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
+}
+
+/// Docker's `units.HumanDuration`.
+#[must_use]
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let minutes = s / 60;
+    let hours = (s + 1800) / 3600;
+    match () {
+        () if s < 1 => "Less than a second".into(),
+        () if s == 1 => "1 second".into(),
+        () if s < 60 => format!("{s} seconds"),
+        () if minutes == 1 => "About a minute".into(),
+        () if minutes < 60 => format!("{minutes} minutes"),
+        () if hours == 1 => "About an hour".into(),
+        () if hours < 48 => format!("{hours} hours"),
+        () if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        () if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        () if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        () => format!("{} years", s / 3600 / 24 / 365),
+    }
+}
+
+/// `2 hours ago` for an RFC 3339 time, `N/A` when unknown.
+#[must_use]
+pub fn since(rfc3339: Option<&str>) -> String {
+    let Some(t) = rfc3339.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) else {
+        return "N/A".into();
+    };
+    let secs = chrono::Utc::now().signed_duration_since(t).num_seconds();
+    format!("{} ago", human_duration(secs))
+}
+
+/// One row of named values (the fields a template may use).
+pub type Row = BTreeMap<&'static str, String>;
+
+/// Renders rows as Docker does: a table with the given columns (3-space gutters), or a
+/// `--format` template (`table TEMPLATE`, `json`, or `TEMPLATE` per row).
+///
+/// # Errors
+/// When the template names a field that does not exist.
+pub fn render(
+    rows: &[Row],
+    columns: &[(&'static str, &'static str)],
+    format: Option<&str>,
+) -> Result<String, String> {
+    match format.map(str::trim) {
+        None | Some("" | "table") => Ok(table(rows, columns)),
+        Some("json") => Ok(rows.iter().map(|r| json_row(r) + "\n").collect()),
+        Some(t) if t.starts_with("table ") => {
+            let tpl = unescape(&t[6..]);
+            let header = columns_header(&tpl, columns);
+            let mut lines = vec![header];
+            for r in rows {
+                lines.push(apply(&tpl, r)?);
+            }
+            Ok(align(&lines))
+        }
+        Some(t) => {
+            let tpl = unescape(t);
+            let mut out = String::new();
+            for r in rows {
+                out.push_str(&apply(&tpl, r)?);
+                out.push('\n');
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn unescape(t: &str) -> String {
+    t.replace("\\t", "\t").replace("\\n", "\n")
+}
+
+fn json_row(r: &Row) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = r
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// Replaces `{{.Field}}`, `{{json .}}` and `{{json .Field}}`.
+fn apply(tpl: &str, r: &Row) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = tpl;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("}}")
+            .ok_or_else(|| format!("template: unclosed action in `{tpl}`"))?;
+        let action = rest[start + 2..start + end].trim();
+        rest = &rest[start + end + 2..];
+        let (json, expr) = match action.strip_prefix("json ") {
+            Some(e) => (true, e.trim()),
+            None => (false, action),
+        };
+        if expr == "." {
+            out.push_str(&json_row(r));
+            continue;
+        }
+        let field = expr
+            .strip_prefix('.')
+            .ok_or_else(|| format!("template: unsupported action `{{{{{action}}}}}`"))?;
+        let v = r
+            .get(field)
+            .ok_or_else(|| format!("template: can't evaluate field {field}"))?;
+        if json {
+            out.push_str(&serde_json::Value::String(v.clone()).to_string());
+        } else {
+            out.push_str(v);
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn columns_header(tpl: &str, columns: &[(&'static str, &'static str)]) -> String {
+    let mut r = Row::new();
+    for (field, title) in columns {
+        r.insert(field, (*title).to_owned());
+    }
+    // Unknown fields in a header just print their name upper-cased.
+    apply(tpl, &r).unwrap_or_else(|_| tpl.to_uppercase())
+}
+
+fn table(rows: &[Row], columns: &[(&'static str, &'static str)]) -> String {
+    let mut lines = vec![columns
+        .iter()
+        .map(|(_, t)| *t)
+        .collect::<Vec<_>>()
+        .join("\t")];
+    for r in rows {
+        lines.push(
+            columns
+                .iter()
+                .map(|(f, _)| r.get(f).map_or("", String::as_str))
+                .collect::<Vec<_>>()
+                .join("\t"),
+        );
+    }
+    align(&lines)
+}
+
+/// Aligns tab-separated cells like Go's tabwriter with a 3-space gutter.
+fn align(lines: &[String]) -> String {
+    let cells: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
+    let ncol = cells.iter().map(Vec::len).max().unwrap_or(0);
+    let mut width = vec![0; ncol];
+    for row in &cells {
+        for (i, c) in row.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &cells {
+        let mut line = String::new();
+        for (i, c) in row.iter().enumerate() {
+            if i + 1 < row.len() {
+                let _ = write!(line, "{c:<w$}   ", w = width[i]);
+            } else {
+                line.push_str(c);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case(0, "0B")]
+    #[case(999, "999B")]
+    #[case(1000, "1kB")]
+    #[case(12_345, "12.3kB")]
+    #[case(4_261_234, "4.26MB")]
+    #[case(1_240_000_000, "1.24GB")]
+    #[case(100_000_000, "100MB")]
+    fn sizes(#[case] n: u64, #[case] s: &str) {
+        assert_eq!(human_size(n), s);
+    }
+
+    #[rstest]
+    #[case(0, "Less than a second")]
+    #[case(1, "1 second")]
+    #[case(59, "59 seconds")]
+    #[case(60, "About a minute")]
+    #[case(150, "2 minutes")]
+    #[case(3600, "About an hour")]
+    #[case(7200, "2 hours")]
+    #[case(3 * 86400, "3 days")]
+    #[case(20 * 86400, "2 weeks")]
+    #[case(90 * 86400, "3 months")]
+    #[case(800 * 86400, "2 years")]
+    fn durations(#[case] secs: i64, #[case] s: &str) {
+        assert_eq!(human_duration(secs), s);
+    }
+
+    fn rows() -> Vec<Row> {
+        let mut a = Row::new();
+        a.insert("Repository", "busybox".into());
+        a.insert("Tag", "latest".into());
+        let mut b = Row::new();
+        b.insert("Repository", "127.0.0.1:5000/team/app".into());
+        b.insert("Tag", "v1".into());
+        vec![a, b]
+    }
+
+    #[test]
+    fn tables_align_with_three_space_gutters() {
+        let out = render(
+            &rows(),
+            &[("Repository", "REPOSITORY"), ("Tag", "TAG")],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "REPOSITORY                TAG\nbusybox                   latest\n127.0.0.1:5000/team/app   v1\n"
+        );
+    }
+
+    #[test]
+    fn templates() {
+        let cols = [("Repository", "REPOSITORY"), ("Tag", "TAG")];
+        assert_eq!(
+            render(&rows(), &cols, Some("{{.Repository}}:{{.Tag}}")).unwrap(),
+            "busybox:latest\n127.0.0.1:5000/team/app:v1\n"
+        );
+        assert_eq!(
+            render(&rows()[..1], &cols, Some("{{json .}}")).unwrap(),
+            "{\"Repository\":\"busybox\",\"Tag\":\"latest\"}\n"
+        );
+        assert_eq!(
+            render(&rows()[..1], &cols, Some("json")).unwrap(),
+            "{\"Repository\":\"busybox\",\"Tag\":\"latest\"}\n"
+        );
+        assert_eq!(
+            render(
+                &rows()[..1],
+                &cols,
+                Some("table {{.Tag}}\\t{{.Repository}}")
+            )
+            .unwrap(),
+            "TAG      REPOSITORY\nlatest   busybox\n"
+        );
+        assert!(render(&rows(), &cols, Some("{{.Nope}}"))
+            .unwrap_err()
+            .contains("Nope"));
+    }
+}
