@@ -5,8 +5,49 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod commands;
+pub mod context;
 pub mod format;
+pub mod printer;
 pub mod reference;
 pub mod store;
 
 pub use reference::{Reference, ReferenceError};
+
+/// Something the user can do about an error, shown as `hint:` lines under it.
+pub trait Hint {
+    /// The hint, if this error has one.
+    fn hint(&self) -> Option<String>;
+}
+
+/// Hints from every error in `e`'s chain that has one.
+#[must_use]
+pub fn hints(e: &anyhow::Error) -> Vec<String> {
+    let mut out = Vec::new();
+    for cause in e.chain() {
+        if let Some(h) = cause
+            .downcast_ref::<store::StoreError>()
+            .and_then(Hint::hint)
+        {
+            out.push(h);
+        }
+    }
+    out
+}
+
+impl Hint for store::StoreError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::UnsafeEntry { .. } => {
+                Some("the image's layer is malformed or hostile; it was not unpacked".into())
+            }
+            Self::DigestMismatch { .. } => Some(
+                "the content was corrupted in transit or at the source; nothing was stored".into(),
+            ),
+            Self::Lock { .. } => Some(
+                "another `berth` holds the store lock, or the data root is not writable".into(),
+            ),
+            _ => None,
+        }
+    }
+}

@@ -1,1 +1,72 @@
-fn main() {}
+//! `berth` binary: parse arguments, load daemon.json, open the store, run the command, print
+//! errors as `error:` / `Caused by:` / `hint:` and exit 0 (success), 1 (failure), 2 (usage).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use berth_client::cli::Cli;
+use berth_client::context::{default_data_root, Ctx};
+use berth_client::printer::Printer;
+use berth_client::store::Store;
+use berth_config::daemon::{DaemonConfig, DEFAULT_PATH};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.debug {
+        tracing_subscriber::fmt()
+            .with_env_filter("berth=debug,berth_client=debug")
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let printer = Printer::new(false, cli.debug);
+    let (path, explicit) = match &cli.config_file {
+        Some(p) => (p.clone(), true),
+        None => (DEFAULT_PATH.into(), false),
+    };
+    let daemon = DaemonConfig::load(&path, explicit)
+        .with_context(|| format!("cannot use daemon config `{}`", path.display()))?;
+    for w in &daemon.warnings {
+        printer.warn(w);
+    }
+    let root = cli
+        .data_root
+        .clone()
+        .or_else(|| daemon.data_root.clone())
+        .unwrap_or_else(default_data_root);
+    let store = Store::open(&root)
+        .with_context(|| format!("cannot open the data root `{}`", root.display()))?;
+    let ctx = Ctx {
+        store,
+        daemon,
+        printer,
+    };
+    berth_client::commands::dispatch(&ctx, cli.command).await
+}
+
+#[allow(clippy::print_stderr)]
+fn report(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  Caused by: {cause}");
+    }
+    for hint in berth_client::hints(e) {
+        eprintln!("hint: {hint}");
+    }
+    ExitCode::from(1)
+}

@@ -1,0 +1,44 @@
+//! One module per command; [`dispatch`] maps the CLI onto them.
+
+pub mod df;
+pub mod history;
+pub mod images;
+pub mod import;
+pub mod inspect;
+pub mod load;
+pub mod login;
+pub mod logout;
+pub mod prune;
+pub mod pull;
+pub mod push;
+pub mod rmi;
+pub mod save;
+pub mod search;
+pub mod tag;
+
+use crate::cli::{Command, ImageCommand, SystemCommand};
+use crate::context::Ctx;
+
+/// Runs one command.
+///
+/// # Errors
+/// Whatever the command reports; `main` prints it with its causes and hints.
+pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(ctx, &a).await,
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(ctx, &a).await,
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run(ctx, &a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(ctx, &a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(ctx, &a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(ctx, &a),
+        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(ctx, &a),
+        Command::Image(ImageCommand::Prune(a)) => prune::run(ctx, &a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(ctx, &a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(ctx, &a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(ctx, &a).await,
+        Command::Search(a) => search::run(ctx, &a).await,
+        Command::Login(a) => login::run(ctx, &a).await,
+        Command::Logout(a) => logout::run(ctx, &a),
+        Command::System(SystemCommand::Df(a)) => df::run(ctx, &a),
+    }
+}
