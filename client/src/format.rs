@@ -204,6 +204,66 @@ fn align(lines: &[String]) -> String {
     out
 }
 
+/// Renders a template against a JSON document (for `inspect --format`): `{{.A.B}}` prints the
+/// value at that path (strings raw, lists Go-style `[a b]`), `{{json .A}}` prints it as JSON.
+///
+/// # Errors
+/// An unclosed action or a path that is not an object field.
+pub fn render_value(tpl: &str, doc: &serde_json::Value) -> Result<String, String> {
+    let tpl = unescape(tpl);
+    let mut out = String::new();
+    let mut rest = tpl.as_str();
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("}}")
+            .ok_or_else(|| format!("template: unclosed action in `{tpl}`"))?;
+        let action = rest[start + 2..start + end].trim();
+        rest = &rest[start + end + 2..];
+        let (json, expr) = match action.strip_prefix("json ") {
+            Some(e) => (true, e.trim()),
+            None => (false, action),
+        };
+        let path = expr
+            .strip_prefix('.')
+            .ok_or_else(|| format!("template: unsupported action `{action}`"))?;
+        let mut v = doc;
+        for key in path.split('.').filter(|k| !k.is_empty()) {
+            v = v
+                .get(key)
+                .ok_or_else(|| format!("template: can't evaluate field {key}"))?;
+        }
+        if json {
+            out.push_str(&v.to_string());
+        } else {
+            out.push_str(&go_value(v));
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Go's default formatting of a decoded JSON value.
+fn go_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "<nil>".into(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => {
+            format!("[{}]", a.iter().map(go_value).collect::<Vec<_>>().join(" "))
+        }
+        serde_json::Value::Object(m) => {
+            format!(
+                "map[{}]",
+                m.iter()
+                    .map(|(k, v)| format!("{k}:{}", go_value(v)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rstest::rstest;
@@ -246,6 +306,22 @@ mod tests {
         b.insert("Repository", "127.0.0.1:5000/team/app".into());
         b.insert("Tag", "v1".into());
         vec![a, b]
+    }
+
+    #[test]
+    fn value_templates() {
+        let doc = serde_json::json!({"Id": "sha256:ab", "Config": {"Cmd": ["sh", "-c"], "Env": null}, "Size": 12});
+        assert_eq!(
+            render_value("{{.Id}} {{.Size}}", &doc).unwrap(),
+            "sha256:ab 12"
+        );
+        assert_eq!(render_value("{{.Config.Cmd}}", &doc).unwrap(), "[sh -c]");
+        assert_eq!(
+            render_value("{{json .Config.Cmd}}", &doc).unwrap(),
+            "[\"sh\",\"-c\"]"
+        );
+        assert_eq!(render_value("{{.Config.Env}}", &doc).unwrap(), "<nil>");
+        assert!(render_value("{{.Nope}}", &doc).is_err());
     }
 
     #[test]

@@ -131,18 +131,31 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
-    /// The short form Docker prints (`busybox:latest`, `ghcr.io/org/app:v1`).
+    /// The repository as Docker prints it, without tag or digest (`busybox`, `ghcr.io/org/app`).
     #[must_use]
-    pub fn familiar(&self) -> String {
-        let name = if self.registry == DOCKER_HUB {
+    pub fn familiar_name(&self) -> String {
+        if self.registry == DOCKER_HUB {
             self.repository
                 .strip_prefix("library/")
                 .unwrap_or(&self.repository)
                 .to_owned()
         } else {
             self.name()
-        };
-        let mut s = name;
+        }
+    }
+
+    /// True when `input` names a tag explicitly (`name:tag`), as opposed to the implied `latest`.
+    #[must_use]
+    pub fn has_explicit_tag(input: &str) -> bool {
+        let name = input.split('@').next().unwrap_or(input);
+        let last = name.rsplit('/').next().unwrap_or(name);
+        last.contains(':')
+    }
+
+    /// The short form Docker prints (`busybox:latest`, `ghcr.io/org/app:v1`).
+    #[must_use]
+    pub fn familiar(&self) -> String {
+        let mut s = self.familiar_name();
         if let Some(t) = &self.tag {
             s.push(':');
             s.push_str(t);

@@ -1,12 +1,72 @@
-//! `berth inspect` (being written).
+//! `berth inspect` / `berth image inspect`: Docker's JSON, or `--format` over it.
 
 use crate::cli::InspectArgs;
 use crate::context::Ctx;
+use crate::format;
+use crate::reference::Reference;
+use crate::store::ImageRecord;
 
-/// Runs `inspect`.
+/// Docker's inspect document for an image.
 ///
 /// # Errors
-/// Always, until implemented.
-pub fn run(_ctx: &Ctx, _args: &InspectArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`berth inspect` is not implemented yet")
+/// Missing or corrupt config blob.
+pub fn document(ctx: &Ctx, image: &ImageRecord) -> anyhow::Result<serde_json::Value> {
+    let config: serde_json::Value =
+        serde_json::from_slice(&ctx.store.read_blob(&image.id.parse()?)?)?;
+    let tags = ctx.store.tags()?;
+    let repo_tags: Vec<String> = tags
+        .iter()
+        .filter(|(_, v)| **v == image.id)
+        .map(|(k, _)| Reference::parse(k).map_or_else(|_| k.clone(), |r| r.familiar()))
+        .collect();
+    let repo_digests: Vec<String> = image
+        .repo_digests
+        .iter()
+        .map(|d| Reference::parse(d).map_or_else(|_| d.clone(), |r| r.familiar()))
+        .collect();
+    let diff_ids: Vec<&str> = image.layers.iter().map(|l| l.diff_id.as_str()).collect();
+    Ok(serde_json::json!({
+        "Id": image.id,
+        "RepoTags": repo_tags,
+        "RepoDigests": repo_digests,
+        "Parent": "",
+        "Comment": config.pointer("/history/0/comment").cloned().unwrap_or_else(|| "".into()),
+        "Created": image.created.clone().unwrap_or_default(),
+        "Config": config.get("config").cloned().unwrap_or(serde_json::Value::Null),
+        "Architecture": config.get("architecture").cloned().unwrap_or_else(|| "".into()),
+        "Variant": config.get("variant").cloned(),
+        "Os": config.get("os").cloned().unwrap_or_else(|| "".into()),
+        "Size": image.size,
+        "RootFS": {"Type": "layers", "Layers": diff_ids},
+        "Descriptor": {"mediaType": image.manifest_media_type, "digest": image.manifest},
+    }))
+}
+
+/// Prints one JSON array (Docker's shape) or one formatted line per image.
+///
+/// # Errors
+/// `No such image` for any argument (after printing the others, like Docker).
+pub fn run(ctx: &Ctx, args: &InspectArgs) -> anyhow::Result<()> {
+    let mut docs = Vec::new();
+    let mut missing = Vec::new();
+    for arg in &args.images {
+        match super::find_image(ctx, arg) {
+            Ok(image) => docs.push(document(ctx, &image)?),
+            Err(_) => missing.push(arg.clone()),
+        }
+    }
+    match &args.format {
+        Some(tpl) => {
+            for d in &docs {
+                ctx.printer
+                    .data(&format::render_value(tpl, d).map_err(anyhow::Error::msg)?);
+            }
+        }
+        None => ctx.printer.data(&serde_json::to_string_pretty(&docs)?),
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("No such image: {}", missing.join(", "))
+    }
 }

@@ -18,6 +18,28 @@ pub mod tag;
 
 use crate::cli::{Command, ImageCommand, SystemCommand};
 use crate::context::Ctx;
+use crate::reference::Reference;
+use crate::store::ImageRecord;
+
+/// Finds a local image by name (`busybox`, `busybox:1.36`, `ghcr.io/org/app:v1`), full ID, or
+/// unique ID prefix, as Docker does.
+///
+/// # Errors
+/// Docker's `No such image: …` when nothing matches.
+pub fn find_image(ctx: &Ctx, arg: &str) -> anyhow::Result<ImageRecord> {
+    let full = Reference::parse(arg).ok().map(|r| r.to_string());
+    Ok(ctx.store.resolve(arg, full.as_deref())?)
+}
+
+/// Short (12 hex) form of an image ID.
+#[must_use]
+pub fn short_id(id: &str) -> String {
+    id.strip_prefix("sha256:")
+        .unwrap_or(id)
+        .chars()
+        .take(12)
+        .collect()
+}
 
 /// Runs one command.
 ///

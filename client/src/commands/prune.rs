@@ -1,12 +1,63 @@
-//! `berth prune` (being written).
+//! `berth image prune [-a] [-f]`
+
+use std::io::{BufRead, IsTerminal, Write};
 
 use crate::cli::PruneArgs;
 use crate::context::Ctx;
+use crate::format::human_size;
+use crate::reference::Reference;
 
-/// Runs `prune`.
+/// Removes dangling images (all unused ones with `-a`), asking first unless `-f`.
 ///
 /// # Errors
-/// Always, until implemented.
-pub fn run(_ctx: &Ctx, _args: &PruneArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`berth prune` is not implemented yet")
+/// Store failures.
+pub fn run(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<()> {
+    let warning = if args.all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !args.force {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "{warning} Refusing without confirmation: pass `--force` when not on a terminal"
+            );
+        }
+        #[allow(clippy::print_stderr)]
+        {
+            eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+        }
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(());
+        }
+    }
+    let tags = ctx.store.tags()?;
+    let mut lines = Vec::new();
+    let mut reclaimed = 0;
+    for image in ctx.store.images()? {
+        let tagged = tags.values().any(|v| *v == image.id);
+        // No containers exist yet (issue #4), so "unused" means every image with `-a`.
+        if tagged && !args.all {
+            continue;
+        }
+        let removed = ctx.store.delete_image(&image.id)?;
+        for t in removed.untagged {
+            let shown = Reference::parse(&t).map_or(t.clone(), |r| r.familiar());
+            lines.push(format!("untagged: {shown}"));
+        }
+        lines.push(format!("deleted: {}", image.id));
+        reclaimed += removed.reclaimed;
+    }
+    let mut out = String::new();
+    if !lines.is_empty() {
+        out.push_str("Deleted Images:\n");
+        out.push_str(&lines.join("\n"));
+        out.push_str("\n\n");
+    }
+    out.push_str(&format!("Total reclaimed space: {}", human_size(reclaimed)));
+    ctx.printer.data(&out);
+    Ok(())
 }

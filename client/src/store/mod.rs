@@ -15,6 +15,7 @@
 //! layers against their diff ID. Two `berth` processes may run at once: content is
 //! content-addressed (same name, same bytes), and metadata changes happen under [`Store::lock`].
 
+pub mod gc;
 pub mod image;
 pub mod unpack;
 
