@@ -41,9 +41,7 @@ impl Compression {
     pub fn detect(media_type: &str, head: &[u8]) -> Self {
         if media_type.ends_with("+zstd") || media_type.ends_with(".zstd") {
             Self::Zstd
-        } else if media_type.ends_with("gzip") {
-            Self::Gzip
-        } else if head.starts_with(&[0x1f, 0x8b]) {
+        } else if media_type.ends_with("gzip") || head.starts_with(&[0x1f, 0x8b]) {
             Self::Gzip
         } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             Self::Zstd
