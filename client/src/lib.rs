@@ -4,12 +4,14 @@
 
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod context;
 pub mod format;
 pub mod printer;
 pub mod reference;
+pub mod remote;
 pub mod store;
 
 pub use reference::{Reference, ReferenceError};
@@ -27,6 +29,12 @@ pub fn hints(e: &anyhow::Error) -> Vec<String> {
     for cause in e.chain() {
         if let Some(h) = cause
             .downcast_ref::<store::StoreError>()
+            .and_then(Hint::hint)
+        {
+            out.push(h);
+        }
+        if let Some(h) = cause
+            .downcast_ref::<remote::RemoteError>()
             .and_then(Hint::hint)
         {
             out.push(h);

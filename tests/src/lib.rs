@@ -119,6 +119,7 @@ impl Registry {
     /// Starts a registry with a fresh data directory under `dir`.
     #[must_use]
     pub fn start(dir: &Path, extra_args: &[&str]) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
         let data_dir = dir.join("registry-data");
         let mut r = Self {
             addr: format!("127.0.0.1:{}", free_port()),
