@@ -96,15 +96,28 @@ for i in $(seq "$ROUNDS"); do
     echo "$(secs "$t0" "$t1")" >> "$W/skopeo.$img"
     rm -rf "$W/oci-out"
   done
-  # push of the 1 GiB image to a fresh repository: berth (from its store) vs skopeo (from OCI dir)
+  # push of the 1 GiB image to an empty registry (nothing to skip or mount): berth from its
+  # store, skopeo from the OCI directory.
   rm -rf "$W/berth-root"
   BERTH_NO_PROGRESS=1 "$BERTH" --data-root "$W/berth-root" pull -q "$ADDR/bench/big:big" >/dev/null
-  "$BERTH" --data-root "$W/berth-root" tag "$ADDR/bench/big:big" "$ADDR/push-berth-$i/big:big"
-  t0=$(now); BERTH_NO_PROGRESS=1 "$BERTH" --data-root "$W/berth-root" push -q "$ADDR/push-berth-$i/big:big" >/dev/null; t1=$(now)
-  echo "$(secs "$t0" "$t1")" >> "$W/berth.push"
-  rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
-  t0=$(now); skopeo copy -q --dest-tls-verify=false "oci:$W/big:big" "docker://$ADDR/push-skopeo-$i/big:big" >/dev/null; t1=$(now)
-  echo "$(secs "$t0" "$t1")" >> "$W/skopeo.push"
+  for tool in berth skopeo; do
+    PP=$(port)
+    BERTH_LOG=warn target/release/berth-registry --addr "127.0.0.1:$PP" --data-dir "$W/push-$tool" 2>/dev/null &
+    PUSH_PID=$!
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PP/v2/" && break; sleep 0.05; done
+    rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
+    t0=$(now)
+    if [ "$tool" = berth ]; then
+      "$BERTH" --data-root "$W/berth-root" tag "$ADDR/bench/big:big" "127.0.0.1:$PP/p/big:big"
+      BERTH_NO_PROGRESS=1 "$BERTH" --data-root "$W/berth-root" push -q "127.0.0.1:$PP/p/big:big" >/dev/null
+    else
+      skopeo copy -q --dest-tls-verify=false "oci:$W/big:big" "docker://127.0.0.1:$PP/p/big:big" >/dev/null
+    fi
+    t1=$(now)
+    echo "$(secs "$t0" "$t1")" >> "$W/$tool.push"
+    kill "$PUSH_PID"; wait "$PUSH_PID" 2>/dev/null || true
+    rm -rf "$W/push-$tool"
+  done
   rm -rf "$W/berth-root"
 done
 for t in berth podman skopeo; do for img in big distro tiny; do R[$t.$img]=$(median < "$W/$t.$img"); done; done
