@@ -455,3 +455,65 @@ fn an_interrupted_layer_download_resumes_with_a_range_request() {
         "resumed layer content is intact"
     );
 }
+
+/// A tar with one regular file whose name is written raw (so `..` survives).
+fn raw_tar(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    out
+}
+
+#[test]
+fn a_hostile_layer_from_a_registry_is_refused_while_streaming() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start(tmp.path(), &[]);
+    let raw = raw_tar("../../../../escaped-by-berth-test", b"pwned");
+    let diff = sha256(&raw);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    let mut layout = Layout::new(&tmp.path().join("layout"));
+    layout.add_image(&[gz.finish().unwrap()], &[diff], "amd64", Some("v1"));
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:v1", layout.dir.display()))
+        .arg(format!("docker://{}/evil/layer:v1", reg.addr)));
+    let berth = Berth::new(&tmp.path().join("client"));
+    let err = berth.fails(&["pull", &format!("{}/evil/layer:v1", reg.addr)]);
+    assert!(
+        err.contains("refusing layer entry") && err.contains("path traversal"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(berth.root.join("layers/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert!(
+        std::fs::read_dir(berth.root.join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "scratch removed"
+    );
+    let (out, _) = berth.ok(&["images", "-a", "-q"]);
+    assert!(out.trim().is_empty());
+    for dir in [
+        berth.root.clone(),
+        tmp.path().to_owned(),
+        PathBuf::from("/"),
+    ] {
+        assert!(
+            !dir.join("escaped-by-berth-test").exists(),
+            "nothing written outside the layer"
+        );
+    }
+}

@@ -270,6 +270,7 @@ async fn pull_from(
             &config_digest,
             ctx.daemon.max_download_attempts,
             &|_| {},
+            None,
         )
         .await?;
     }
@@ -318,22 +319,35 @@ async fn pull_from(
         tasks.spawn(async move {
             let permit = sem.acquire_owned().await.expect("semaphore open");
             bar.set_message("Downloading");
+            let mut unpacked = false;
             if !store.has_blob(&digest) {
                 let b = bar.clone();
-                download(&client, &store, &repo, &digest, attempts, &move |n| {
-                    b.set_position(n)
-                })
+                let stream_unpack = store
+                    .layer_size(&diff)
+                    .is_none()
+                    .then(|| (layer.media_type.clone(), diff.clone()));
+                unpacked = download(
+                    &client,
+                    &store,
+                    &repo,
+                    &digest,
+                    attempts,
+                    &move |n| b.set_position(n),
+                    stream_unpack,
+                )
                 .await?;
             }
             drop(permit); // unpacking does not hold a download slot
             printer_line(&printer, &short, "Download complete");
-            bar.set_message("Extracting");
-            let (s, blob, mt) = (
-                store.clone(),
-                store.blob_path(&digest),
-                layer.media_type.clone(),
-            );
-            tokio::task::spawn_blocking(move || s.unpack_layer(&blob, &mt, &diff)).await??;
+            if !unpacked {
+                bar.set_message("Extracting");
+                let (s, blob, mt) = (
+                    store.clone(),
+                    store.blob_path(&digest),
+                    layer.media_type.clone(),
+                );
+                tokio::task::spawn_blocking(move || s.unpack_layer(&blob, &mt, &diff)).await??;
+            }
             bar.set_message("Pull complete");
             bar.finish();
             printer_line(&printer, &short, "Pull complete");
@@ -389,6 +403,11 @@ async fn store_bytes(store: &Store, digest: &Digest, bytes: Bytes) -> anyhow::Re
 /// Downloads one blob into the store, verifying its digest, resuming a partial download and
 /// retrying transport failures up to `attempts` times. Writing and hashing run on a blocking
 /// thread fed through a small channel, so memory stays bounded.
+///
+/// With `unpack` (media type, diff ID), a download that starts from the beginning is also
+/// unpacked while it streams (one pass over the bytes instead of two); the layer is published
+/// only after both the blob digest and the diff ID verify. Returns whether that happened; a
+/// resumed download is unpacked afterwards by the caller.
 async fn download(
     client: &Client,
     store: &Store,
@@ -396,12 +415,13 @@ async fn download(
     digest: &Digest,
     attempts: u32,
     progress: &(dyn Fn(u64) + Send + Sync),
-) -> anyhow::Result<()> {
+    unpack: Option<(String, Digest)>,
+) -> anyhow::Result<bool> {
     let mut tries = 0;
     loop {
         tries += 1;
-        match download_once(client, store, repo, digest, progress).await {
-            Ok(()) => return Ok(()),
+        match download_once(client, store, repo, digest, progress, unpack.clone()).await {
+            Ok(unpacked) => return Ok(unpacked),
             Err(DownloadError::Fatal(e)) => return Err(e),
             Err(DownloadError::Retry(e)) if tries >= attempts.max(1) => {
                 return Err(e.context(format!(
@@ -427,7 +447,8 @@ async fn download_once(
     repo: &str,
     digest: &Digest,
     progress: &(dyn Fn(u64) + Send + Sync),
-) -> Result<(), DownloadError> {
+    unpack: Option<(String, Digest)>,
+) -> Result<bool, DownloadError> {
     let fatal = |e: anyhow::Error| DownloadError::Fatal(e);
     let (s, d) = (store.clone(), digest.clone());
     let mut writer = tokio::task::spawn_blocking(move || s.ingest(Some(&d)))
@@ -448,6 +469,22 @@ async fn download_once(
             .map_err(|e| fatal(e.into()))?
             .map_err(|e| fatal(e.into()))?;
     }
+    // Unpack alongside only when the whole blob flows through this attempt.
+    let (unpack_tx, unpacker) = match unpack.filter(|_| stream.start == 0) {
+        Some((media_type, diff)) => {
+            let (utx, urx) = tokio::sync::mpsc::channel::<Bytes>(8);
+            let s = store.clone();
+            let reader = ChannelReader {
+                rx: urx,
+                current: Bytes::new(),
+            };
+            let handle = tokio::task::spawn_blocking(move || {
+                s.unpack_reader(Box::new(reader), &media_type, &diff)
+            });
+            (Some(utx), Some(handle))
+        }
+        None => (None, None),
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let sink = tokio::task::spawn_blocking(move || -> anyhow::Result<crate::store::BlobWriter> {
         while let Some(chunk) = rx.blocking_recv() {
@@ -462,6 +499,10 @@ async fn download_once(
             Ok(chunk) => {
                 done += chunk.len() as u64;
                 progress(done);
+                if let Some(utx) = &unpack_tx {
+                    // An unpacker that stopped (hostile or broken tar) reports below.
+                    let _ = utx.send(chunk.clone()).await;
+                }
                 if tx.send(chunk).await.is_err() {
                     break;
                 }
@@ -473,7 +514,12 @@ async fn download_once(
         }
     }
     drop(tx);
+    drop(unpack_tx);
     let mut writer = sink.await.map_err(|e| fatal(e.into()))?.map_err(fatal)?;
+    let pending = match unpacker {
+        Some(h) => Some(h.await.map_err(|e| fatal(e.into()))?),
+        None => None,
+    };
     if let Some(e) = transport {
         // Keep the partial file: the next attempt resumes from it.
         let _ = std::io::Write::flush(&mut writer);
@@ -487,5 +533,37 @@ async fn download_once(
                 "blob {digest} failed verification; nothing was stored"
             )))
         })?;
-    Ok(())
+    match pending {
+        // The blob is verified: a failed unpack is the layer's own fault (hostile, wrong diff ID).
+        Some(p) => {
+            let p = p.map_err(|e| fatal(e.into()))?;
+            tokio::task::spawn_blocking(move || p.publish())
+                .await
+                .map_err(|e| fatal(e.into()))?
+                .map_err(|e| fatal(e.into()))?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// `Read` over chunks arriving on a channel (end of stream when the sender is dropped).
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.current = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
 }

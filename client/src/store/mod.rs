@@ -28,6 +28,7 @@ use oci_spec::image::Digest;
 use sha2::{Digest as _, Sha256};
 
 pub use image::{ImageRecord, LayerRecord, NewImage};
+pub use unpack::PendingLayer;
 
 /// Result type of the store.
 pub type Result<T> = std::result::Result<T, StoreError>;

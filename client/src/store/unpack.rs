@@ -64,6 +64,54 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// A layer unpacked into scratch space and verified against its diff ID, not yet visible.
+/// [`PendingLayer::publish`] moves it into the layer store; dropping it removes the scratch.
+pub struct PendingLayer {
+    store: Store,
+    scratch: Option<PathBuf>,
+    diff_id: Digest,
+    size: u64,
+}
+
+impl PendingLayer {
+    /// Makes the layer visible under its diff ID; returns its unpacked size. When another
+    /// process published the same layer first, theirs is kept (same content).
+    ///
+    /// # Errors
+    /// I/O failures.
+    pub fn publish(mut self) -> Result<u64> {
+        let scratch = self.scratch.take().expect("not yet published");
+        let target = self.store.layer_path(&self.diff_id);
+        match fs::rename(&scratch, &target) {
+            Ok(()) => {}
+            Err(_) if self.store.layer_size(&self.diff_id).is_some() => {
+                let _ = fs::remove_dir_all(&scratch);
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&scratch);
+                return Err(StoreError::Io {
+                    path: target,
+                    source: e,
+                });
+            }
+        }
+        if let Some(parent) = target.parent() {
+            File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io(parent))?;
+        }
+        Ok(self.size)
+    }
+}
+
+impl Drop for PendingLayer {
+    fn drop(&mut self) {
+        if let Some(s) = self.scratch.take() {
+            let _ = fs::remove_dir_all(s);
+        }
+    }
+}
+
 impl Store {
     /// Unpacks the layer blob at `blob` into the layer store, verifying `diff_id`; returns the
     /// unpacked size. A layer already present is not unpacked again.
@@ -74,52 +122,48 @@ impl Store {
         if let Some(size) = self.layer_size(diff_id) {
             return Ok(size);
         }
+        let file = File::open(blob).map_err(io(blob))?;
+        self.unpack_reader(Box::new(file), media_type, diff_id)?
+            .publish()
+    }
+
+    /// Unpacks a layer from any byte source (compressed as `media_type` says, or as its first
+    /// bytes show) into scratch space, verifying `diff_id`. Used to unpack while downloading:
+    /// the caller publishes only once the compressed blob's digest has been verified too.
+    ///
+    /// # Errors
+    /// As [`Store::unpack_layer`].
+    pub fn unpack_reader(
+        &self,
+        source: Box<dyn Read + Send>,
+        media_type: &str,
+        diff_id: &Digest,
+    ) -> Result<PendingLayer> {
         let scratch = self
             .root
             .join("tmp")
             .join(format!("unpack-{}", uuid::Uuid::new_v4()));
-        let result = self.unpack_into(blob, media_type, diff_id, &scratch);
-        match result {
-            Ok(size) => {
-                let target = self.layer_path(diff_id);
-                match fs::rename(&scratch, &target) {
-                    Ok(()) => {}
-                    // Another process unpacked the same layer first: same content, keep theirs.
-                    Err(_) if self.layer_size(diff_id).is_some() => {
-                        let _ = fs::remove_dir_all(&scratch);
-                    }
-                    Err(e) => {
-                        let _ = fs::remove_dir_all(&scratch);
-                        return Err(StoreError::Io {
-                            path: target,
-                            source: e,
-                        });
-                    }
-                }
-                if let Some(parent) = target.parent() {
-                    File::open(parent)
-                        .and_then(|d| d.sync_all())
-                        .map_err(io(parent))?;
-                }
-                Ok(size)
-            }
-            Err(e) => {
-                let _ = fs::remove_dir_all(&scratch);
-                Err(e)
-            }
-        }
+        let mut pending = PendingLayer {
+            store: self.clone(),
+            scratch: Some(scratch.clone()),
+            diff_id: diff_id.clone(),
+            size: 0,
+        };
+        pending.size = self.unpack_into(source, media_type, diff_id, &scratch)?;
+        Ok(pending)
     }
 
     fn unpack_into(
         &self,
-        blob: &Path,
+        source: Box<dyn Read + Send>,
         media_type: &str,
         diff_id: &Digest,
         scratch: &Path,
     ) -> Result<u64> {
+        let blob = scratch;
         let fs_root = scratch.join("fs");
         fs::create_dir_all(&fs_root).map_err(io(&fs_root))?;
-        let mut file = BufReader::with_capacity(1 << 20, File::open(blob).map_err(io(blob))?);
+        let mut file = BufReader::with_capacity(1 << 20, source);
         let head = {
             use std::io::BufRead;
             file.fill_buf()
