@@ -51,6 +51,8 @@ pub enum Command {
     Load(LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Create and run a new container from an image (in the foreground)
+    Run(RunArgs),
     /// Search a registry for images
     Search(SearchArgs),
     /// Log in to a registry
@@ -307,4 +309,42 @@ pub struct DfArgs {
     /// Format output using a template
     #[arg(long)]
     pub format: Option<String>,
+}
+
+/// `run` (`-h` is the host name, as in Docker; help is `--help`)
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Automatically remove the container and its data when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Set environment variables (`KEY=VALUE`, or `KEY` to take the host's value)
+    #[arg(short, long, value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: `<name|uid>[:<group|gid>]`)
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Connect a container to a network (`none`: loopback only; `host`: the host's)
+    #[arg(long, default_value = "none", value_parser = ["none", "host"])]
+    pub network: String,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Image to run
+    pub image: String,
+    /// Command and arguments (replace the image's CMD)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }

@@ -16,6 +16,20 @@ pub mod store;
 
 pub use reference::{Reference, ReferenceError};
 
+/// The exit status a command asks for instead of 0/1: the container's own for `run`, or
+/// Docker's 125/126/127. Attached as the outermost context of an error (then `main` prints the
+/// rest of the chain) or returned alone (then nothing is printed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 /// Something the user can do about an error, shown as `hint:` lines under it.
 pub trait Hint {
     /// The hint, if this error has one.

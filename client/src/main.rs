@@ -61,12 +61,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[allow(clippy::print_stderr)]
 fn report(e: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {e}");
-    for cause in e.chain().skip(1) {
-        eprintln!("  Caused by: {cause}");
+    // A command may choose its exit status (`run` returns the container's).
+    let (code, skip) = match e.downcast_ref::<berth_client::Exit>() {
+        Some(exit) => (exit.0, 1),
+        None => (1, 0),
+    };
+    let mut chain = e.chain().skip(skip);
+    if let Some(first) = chain.next() {
+        eprintln!("error: {first}");
+        for cause in chain {
+            eprintln!("  Caused by: {cause}");
+        }
+        for hint in berth_client::hints(e) {
+            eprintln!("hint: {hint}");
+        }
     }
-    for hint in berth_client::hints(e) {
-        eprintln!("hint: {hint}");
-    }
-    ExitCode::from(1)
+    ExitCode::from(code)
 }

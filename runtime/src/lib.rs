@@ -1,4 +1,15 @@
-//! Berth's container runtime library. Empty until the runtime issue (#4) lands; it exists so the
-//! workspace has its fixed layout and `client` can depend on it.
+//! Berth's container runtime library: builds an OCI runtime spec from an image config
+//! ([`spec`]), sets up the root file system ([`rootfs`]) and runs the container's process in its
+//! own namespaces ([`run`]). Every system call goes through [`syscall::Syscall`].
+//!
+//! It knows nothing of the image store: callers pass paths (layer directories, the bundle) and
+//! an [`oci_spec::runtime::Spec`]. It may call `oci-spec`, `nix`, `caps`; never `berth-client`.
 
 #![deny(missing_docs)]
+
+pub use oci_spec;
+
+pub mod rootfs;
+pub mod run;
+pub mod spec;
+pub mod syscall;

@@ -131,7 +131,7 @@ fn images_filters_rmi_history_prune_and_df() {
     assert_eq!(code, 1);
     assert!(err.contains("must be forced"), "{err}");
     let out = b.ok(&["rmi", "-f", &id]);
-    assert_eq!(out.matches("Untagged:").count() >= 2, true, "{out}");
+    assert!(out.matches("Untagged:").count() >= 2, "{out}");
     assert!(out.contains("Deleted: sha256:"), "{out}");
 
     // system df counts what is left; prune -a -f removes it.
@@ -167,7 +167,12 @@ fn platform_is_chosen_from_an_index() {
     let reg = Registry::start(tmp.path(), &[]);
     let mut layout = Layout::new(&tmp.path().join("multi"));
     let (l, d) = busybox_layer();
-    let amd = layout.add_image(&[l.clone()], &[d.clone()], "amd64", None);
+    let amd = layout.add_image(
+        std::slice::from_ref(&l),
+        std::slice::from_ref(&d),
+        "amd64",
+        None,
+    );
     let (l2, d2) = layer(&[("etc/arch", b"arm64\n", 0o644)]);
     let arm = layout.add_image(&[l, l2], &[d, d2], "arm64", None);
     let index = layout.wrap_in_index("multi");

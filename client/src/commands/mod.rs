@@ -12,6 +12,7 @@ pub mod prune;
 pub mod pull;
 pub mod push;
 pub mod rmi;
+pub mod run;
 pub mod save;
 pub mod search;
 pub mod tag;
@@ -58,6 +59,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(ctx, &a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(ctx, &a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(ctx, &a).await,
+        Command::Run(a) => run::run(ctx, &a),
         Command::Search(a) => search::run(ctx, &a).await,
         Command::Login(a) => login::run(ctx, &a).await,
         Command::Logout(a) => logout::run(ctx, &a),

@@ -1,0 +1,676 @@
+//! Runs a container's process in the foreground from a bundle and its spec.
+//!
+//! ```text
+//! berth (caller) --fork--> intermediate: unshare(namespaces) --fork--> init (PID 1 in the new
+//!   PID namespace): rootfs, hostname, rlimits, no_new_privs, capabilities, user, execve
+//! ```
+//!
+//! The caller waits for the intermediate, which waits for init and exits with its status
+//! (`128+n` for signal `n`). Init reports failures before `execve` through a close-on-exec pipe
+//! as `<code> <message>`, so the caller can tell Docker's 125 (runtime failure), 126 (cannot
+//! invoke) and 127 (not found) from the program's own exit status. Init's steps take
+//! `&dyn Syscall` ([`init`]); only the fork/wait/pipe plumbing calls nix directly.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Spec};
+
+use crate::rootfs::{finish_rootfs, setup_rootfs, RootfsError};
+use crate::syscall::{
+    CapSet, CapsHashSet, CloneFlags, Errno, LinuxSyscall, Resource, Syscall, SyscallError,
+};
+
+/// Docker's code when the runtime itself fails.
+pub const EXIT_RUNTIME: i32 = 125;
+/// Docker's code when the command cannot be invoked.
+pub const EXIT_CANNOT_INVOKE: i32 = 126;
+/// Docker's code when the command is not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// Why a container could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The container's init failed before `execve`; `code` is Docker's exit status for it.
+    #[error("{message}")]
+    Start {
+        /// 125, 126 or 127.
+        code: i32,
+        /// What init reported.
+        message: String,
+    },
+    /// The spec asks for something this runtime does not do yet.
+    #[error("unsupported spec: {what}")]
+    Unsupported {
+        /// What.
+        what: String,
+    },
+    /// fork, pipe or wait failed.
+    #[error("cannot start the container process")]
+    Process(#[source] SyscallError),
+}
+
+impl RunError {
+    /// Docker's exit status for this failure.
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Start { code, .. } => *code,
+            _ => EXIT_RUNTIME,
+        }
+    }
+}
+
+/// Why init stopped before `execve`.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// Setting up the root file system failed.
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    /// A set-up call failed.
+    #[error(transparent)]
+    Syscall(#[from] SyscallError),
+    /// The working directory could not be created.
+    #[error("cannot create the working directory `{}`", path.display())]
+    Cwd {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The spec has no `process`.
+    #[error("the spec has no process")]
+    NoProcess,
+    /// An argument or variable contains a NUL byte.
+    #[error("argument or environment variable contains a NUL byte")]
+    Nul,
+    /// Docker's wording for a bare name not found in `PATH`.
+    #[error("exec: \"{name}\": executable file not found in $PATH")]
+    NotFound {
+        /// argv\[0\].
+        name: String,
+    },
+    /// execve failed.
+    #[error("exec: \"{}\": {}", path.display(), errno.desc().to_lowercase())]
+    Exec {
+        /// The resolved path.
+        path: PathBuf,
+        /// The kernel's answer.
+        errno: Errno,
+    },
+}
+
+impl InitError {
+    /// Docker's exit status for this failure.
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::NotFound { .. }
+            | Self::Exec {
+                errno: Errno::ENOENT,
+                ..
+            } => EXIT_NOT_FOUND,
+            Self::Exec { .. } => EXIT_CANNOT_INVOKE,
+            _ => EXIT_RUNTIME,
+        }
+    }
+}
+
+/// Result of [`init`].
+pub type InitResult<T> = std::result::Result<T, InitError>;
+
+/// Clone flags for the spec's namespaces.
+///
+/// # Errors
+/// A namespace with a `path` (joining is not implemented) or a user/time namespace.
+pub fn namespace_flags(spec: &Spec) -> Result<CloneFlags, RunError> {
+    let mut flags = CloneFlags::empty();
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    for ns in namespaces {
+        if ns.path().is_some() {
+            return Err(RunError::Unsupported {
+                what: format!("joining an existing {} namespace", ns.typ()),
+            });
+        }
+        flags |= match ns.typ() {
+            LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+            LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+            LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+            other => {
+                return Err(RunError::Unsupported {
+                    what: format!("{other} namespace"),
+                })
+            }
+        };
+    }
+    if !flags.contains(CloneFlags::CLONE_NEWNS) {
+        return Err(RunError::Unsupported {
+            what: "a container without its own mount namespace".into(),
+        });
+    }
+    Ok(flags)
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> Option<Resource> {
+    Some(match t {
+        PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
+    })
+}
+
+/// Applies `process.rlimits`. Without `CAP_SYS_RESOURCE` the kernel refuses a hard limit above
+/// the current one (EPERM); such limits are clamped to the current hard limit and retried.
+///
+/// # Errors
+/// A limit the kernel refuses even when clamped.
+pub fn apply_rlimits(sys: &dyn Syscall, spec: &Spec) -> Result<(), SyscallError> {
+    let limits = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.rlimits().clone())
+        .unwrap_or_default();
+    for l in limits {
+        let Some(res) = rlimit_resource(l.typ()) else {
+            continue;
+        };
+        match sys.setrlimit(res, l.soft(), l.hard()) {
+            Err(e) if e.errno() == Some(Errno::EPERM) => {
+                let (_, cur_hard) = sys.getrlimit(res)?;
+                let hard = l.hard().min(cur_hard);
+                sys.setrlimit(res, l.soft().min(hard), hard)?;
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+fn to_caps(set: Option<&oci_spec::runtime::Capabilities>) -> CapsHashSet {
+    set.into_iter()
+        .flatten()
+        .filter_map(|c| format!("CAP_{c}").parse().ok())
+        .collect()
+}
+
+/// Drops the bounding set, switches to the spec's user keeping the permitted set across the
+/// switch, then sets effective, permitted, inheritable and ambient to the spec's (runc's
+/// `finalizeNamespace` order).
+///
+/// # Errors
+/// Any refused call.
+pub fn apply_user_and_caps(sys: &dyn Syscall, spec: &Spec) -> InitResult<()> {
+    let process = spec.process().as_ref().ok_or(InitError::NoProcess)?;
+    let caps = process.capabilities().clone().unwrap_or_default();
+    sys.drop_bounding_caps(&to_caps(caps.bounding().as_ref()))?;
+    sys.set_keep_caps(true)?;
+    let user = process.user();
+    sys.setgroups(user.additional_gids().as_deref().unwrap_or_default())?;
+    sys.setresgid(user.gid())?;
+    sys.setresuid(user.uid())?;
+    sys.set_keep_caps(false)?;
+    // Effective first: it must stay a subset of permitted while permitted shrinks.
+    sys.set_caps(CapSet::Effective, &to_caps(caps.effective().as_ref()))?;
+    sys.set_caps(CapSet::Permitted, &to_caps(caps.permitted().as_ref()))?;
+    // CVE-2022-24769: inheritable comes from the spec, which Docker's rules leave empty.
+    sys.set_caps(CapSet::Inheritable, &to_caps(caps.inheritable().as_ref()))?;
+    sys.set_caps(CapSet::Ambient, &to_caps(caps.ambient().as_ref()))?;
+    Ok(())
+}
+
+/// Finds argv\[0\] like Go's `exec.LookPath` (runc): names with a `/` are used as given,
+/// others are searched in the container's `PATH` for an executable regular file.
+///
+/// # Errors
+/// [`InitError::NotFound`].
+pub fn lookup(name: &str, env: &[String]) -> InitResult<PathBuf> {
+    if name.contains('/') {
+        return Ok(PathBuf::from(name));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(crate::spec::DEFAULT_PATH);
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(name);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(InitError::NotFound {
+        name: name.to_owned(),
+    })
+}
+
+fn cstrings(v: &[String]) -> InitResult<Vec<CString>> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| InitError::Nul))
+        .collect()
+}
+
+/// The container's init, in its new namespaces: every step up to `execve`. Returns only on
+/// failure (with the fake, `execve` "fails" with ENOSYS after recording its arguments).
+///
+/// # Errors
+/// The first failing step.
+pub fn init(sys: &dyn Syscall, spec: &Spec, bundle: &Path) -> InitResult<Infallible> {
+    let process = spec.process().as_ref().ok_or(InitError::NoProcess)?;
+    let root = spec
+        .root()
+        .as_ref()
+        .map_or_else(|| PathBuf::from("rootfs"), |r| r.path().clone());
+    let rootfs = if root.is_absolute() {
+        root
+    } else {
+        bundle.join(root)
+    };
+    let namespaces = namespace_flags(spec).map_err(|_| InitError::NoProcess)?;
+    setup_rootfs(sys, spec, &rootfs)?;
+    if namespaces.contains(CloneFlags::CLONE_NEWNET) {
+        sys.loopback_up()?;
+    }
+    if let (Some(h), true) = (
+        spec.hostname(),
+        namespaces.contains(CloneFlags::CLONE_NEWUTS),
+    ) {
+        sys.sethostname(h)?;
+    }
+    finish_rootfs(sys, spec)?;
+    apply_rlimits(sys, spec)?;
+    let cwd = process.cwd().clone();
+    std::fs::create_dir_all(&cwd).map_err(|source| InitError::Cwd {
+        path: cwd.clone(),
+        source,
+    })?;
+    if process.no_new_privileges() == Some(true) {
+        sys.set_no_new_privs()?;
+    }
+    apply_user_and_caps(sys, spec)?;
+    sys.chdir(&cwd)?;
+    let args = process.args().clone().unwrap_or_default();
+    let env = process.env().clone().unwrap_or_default();
+    let name = args.first().ok_or(InitError::NoProcess)?;
+    let path = lookup(name, &env)?;
+    // CVE-2024-21626: no descriptor opened by the runtime (a host directory, the store) may
+    // leak into the container, where `/proc/self/fd/N` would reach the host file system.
+    sys.set_cloexec_from(3)?;
+    let (argv, envp) = (cstrings(&args)?, cstrings(&env)?);
+    match sys.execve(&path, &argv, &envp) {
+        Err(e) => Err(InitError::Exec {
+            path,
+            errno: e.errno().unwrap_or(Errno::EINVAL),
+        }),
+        Ok(never) => match never {},
+    }
+}
+
+fn proc_err(op: &'static str) -> impl FnOnce(Errno) -> RunError {
+    move |errno| RunError::Process(crate::syscall::os_err(op, None, errno))
+}
+
+fn exit_status(status: WaitStatus) -> i32 {
+    match status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+        _ => EXIT_RUNTIME,
+    }
+}
+
+fn wait_for(pid: Pid) -> Result<i32, Errno> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                return Ok(exit_status(s))
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reports `code message` on the pipe and exits (child side).
+fn report_and_exit(mut pipe: std::fs::File, code: i32, message: &str) -> ! {
+    let _ = write!(pipe, "{code} {message}");
+    drop(pipe);
+    std::process::exit(code)
+}
+
+/// Runs the container in the foreground: returns the exit status of its process (`128+n` when
+/// killed by signal `n`). The caller's stdio is the container's.
+///
+/// # Errors
+/// [`RunError::Start`] when init failed before `execve` (with Docker's 125/126/127), or the
+/// fork/wait plumbing failed.
+#[allow(unsafe_code)]
+pub fn run(bundle: &Path, spec: &Spec) -> Result<i32, RunError> {
+    let flags = namespace_flags(spec)?;
+    let (read, write): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(proc_err("pipe2"))?;
+    // SAFETY: the child only runs init steps and then execve or exit. Berth's other threads
+    // (tokio workers) are idle; glibc's fork handlers keep malloc usable in the child.
+    match unsafe { fork() }.map_err(proc_err("fork"))? {
+        ForkResult::Child => {
+            drop(read);
+            intermediate(bundle, spec, flags, std::fs::File::from(write))
+        }
+        ForkResult::Parent { child } => {
+            drop(write);
+            let status = wait_for(child).map_err(proc_err("waitpid"))?;
+            let mut report = String::new();
+            let _ = std::fs::File::from(read).read_to_string(&mut report);
+            match report.split_once(' ') {
+                Some((code, message)) => Err(RunError::Start {
+                    code: code.parse().unwrap_or(EXIT_RUNTIME),
+                    message: message.to_owned(),
+                }),
+                None => Ok(status),
+            }
+        }
+    }
+}
+
+/// Intermediate process: enters the new namespaces, forks init (PID 1 of the new PID
+/// namespace), and exits with its status.
+#[allow(unsafe_code)]
+fn intermediate(bundle: &Path, spec: &Spec, flags: CloneFlags, pipe: std::fs::File) -> ! {
+    let sys = LinuxSyscall;
+    // Die with berth rather than outlive it holding the container.
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL)) {
+        report_and_exit(pipe, EXIT_RUNTIME, &format!("prctl(PR_SET_PDEATHSIG): {e}"));
+    }
+    if let Err(e) = sys.unshare(flags) {
+        report_and_exit(pipe, EXIT_RUNTIME, &chain(&e));
+    }
+    // SAFETY: as in `run`; this process is single-threaded.
+    match unsafe { fork() } {
+        Err(e) => report_and_exit(pipe, EXIT_RUNTIME, &format!("fork: {e}")),
+        Ok(ForkResult::Child) => {
+            let _ = nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL));
+            let Err(e) = init(&sys, spec, bundle);
+            report_and_exit(pipe, e.exit_code(), &chain(&e))
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(pipe);
+            std::process::exit(wait_for(child).unwrap_or(EXIT_RUNTIME))
+        }
+    }
+}
+
+/// `error: cause: cause` on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use oci_spec::runtime::{PosixRlimitBuilder, ProcessBuilder, SpecBuilder};
+
+    use super::*;
+    use crate::spec::{build, Network, RunOptions, DEFAULT_CAPS};
+    use crate::syscall::{Call, Cap, FakeSyscall};
+
+    fn spec(rootfs: &Path, user: Option<&str>, command: &[&str]) -> Spec {
+        let opts = RunOptions {
+            hostname: "box".into(),
+            env: vec![],
+            workdir: Some(std::env::temp_dir().display().to_string()),
+            user: user.map(str::to_owned),
+            entrypoint: None,
+            command: command.iter().map(|s| (*s).to_owned()).collect(),
+            network: Network::None,
+            etc_files: vec![],
+        };
+        build(None, &opts, rootfs).unwrap()
+    }
+
+    fn docker_caps() -> CapsHashSet {
+        DEFAULT_CAPS
+            .iter()
+            .map(|c| c.parse::<Cap>().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn init_runs_the_steps_in_order_and_execs() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("rootfs")).unwrap();
+        let spec = spec(
+            &t.path().join("rootfs"),
+            Some("1000:1000"),
+            &["/bin/sh", "-c", "true"],
+        );
+        let sys = FakeSyscall::default();
+        let err = init(&sys, &spec, t.path()).unwrap_err();
+        // The fake's execve "fails" after recording: everything before it ran.
+        assert!(matches!(
+            err,
+            InitError::Exec {
+                errno: Errno::ENOSYS,
+                ..
+            }
+        ));
+        let calls = sys.calls();
+        let pos = |want: &Call| {
+            calls
+                .iter()
+                .position(|c| c == want)
+                .unwrap_or_else(|| panic!("{want:?} not called"))
+        };
+        let pivot = calls
+            .iter()
+            .position(|c| matches!(c, Call::PivotRoot { .. }))
+            .unwrap();
+        let lo = pos(&Call::LoopbackUp);
+        let host = pos(&Call::Sethostname("box".into()));
+        let bounding = pos(&Call::DropBoundingCaps(docker_caps()));
+        let keep = pos(&Call::SetKeepCaps(true));
+        let gid = pos(&Call::Setresgid(1000));
+        let uid = pos(&Call::Setresuid(1000));
+        let unkeep = pos(&Call::SetKeepCaps(false));
+        let eff = pos(&Call::SetCaps("Effective".into(), docker_caps()));
+        let prm = pos(&Call::SetCaps("Permitted".into(), docker_caps()));
+        let inh = pos(&Call::SetCaps("Inheritable".into(), CapsHashSet::new()));
+        let amb = pos(&Call::SetCaps("Ambient".into(), CapsHashSet::new()));
+        let cloexec = pos(&Call::SetCloexecFrom(3));
+        let order = [
+            pivot,
+            lo,
+            host,
+            bounding,
+            keep,
+            pos(&Call::Setgroups(vec![])),
+            gid,
+            uid,
+            unkeep,
+            eff,
+            prm,
+            inh,
+            amb,
+            cloexec,
+        ];
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "order: {order:?}");
+        // Docker's default: no_new_privs only with --security-opt no-new-privileges.
+        assert!(!calls.contains(&Call::SetNoNewPrivs));
+        match calls.last().unwrap() {
+            Call::Execve { path, argv, envp } => {
+                assert_eq!(path, Path::new("/bin/sh"));
+                assert_eq!(argv, &["/bin/sh", "-c", "true"]);
+                assert!(envp.contains(&"HOSTNAME=box".to_owned()));
+            }
+            other => panic!("last call {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_new_privs_when_the_spec_asks() {
+        let t = tempfile::tempdir().unwrap();
+        let mut spec = spec(t.path(), None, &["/bin/sh"]);
+        let mut p = spec.process().clone().unwrap();
+        p.set_no_new_privileges(Some(true));
+        spec.set_process(Some(p));
+        let sys = FakeSyscall::default();
+        let _ = init(&sys, &spec, t.path());
+        let calls = sys.calls();
+        let nnp = calls
+            .iter()
+            .position(|c| *c == Call::SetNoNewPrivs)
+            .unwrap();
+        let uid = calls.iter().position(|c| *c == Call::Setresuid(0)).unwrap();
+        assert!(nnp < uid);
+    }
+
+    #[test]
+    fn failing_step_stops_before_exec() {
+        let t = tempfile::tempdir().unwrap();
+        let spec = spec(t.path(), None, &["/bin/sh"]);
+        let sys = FakeSyscall::default();
+        sys.fail_on("sethostname", Errno::EPERM);
+        let err = init(&sys, &spec, t.path()).unwrap_err();
+        assert_eq!(err.exit_code(), EXIT_RUNTIME);
+        assert!(!sys.calls().iter().any(|c| matches!(c, Call::Execve { .. })));
+    }
+
+    #[test]
+    fn rlimits_are_clamped_to_the_hard_limit() {
+        let spec = SpecBuilder::default()
+            .process(
+                ProcessBuilder::default()
+                    .rlimits(vec![PosixRlimitBuilder::default()
+                        .typ(PosixRlimitType::RlimitNofile)
+                        .soft(1_048_576u64)
+                        .hard(1_048_576u64)
+                        .build()
+                        .unwrap()])
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let sys = FakeSyscall::default();
+        sys.set_rlimit(Resource::RLIMIT_NOFILE, 1024, 20_000);
+        apply_rlimits(&sys, &spec).unwrap();
+        assert_eq!(
+            sys.calls(),
+            [
+                Call::Setrlimit {
+                    resource: Resource::RLIMIT_NOFILE,
+                    soft: 1_048_576,
+                    hard: 1_048_576
+                },
+                Call::Setrlimit {
+                    resource: Resource::RLIMIT_NOFILE,
+                    soft: 20_000,
+                    hard: 20_000
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn exit_codes_follow_docker() {
+        assert_eq!(InitError::NotFound { name: "x".into() }.exit_code(), 127);
+        assert_eq!(
+            InitError::Exec {
+                path: "/x".into(),
+                errno: Errno::ENOENT
+            }
+            .exit_code(),
+            127
+        );
+        assert_eq!(
+            InitError::Exec {
+                path: "/x".into(),
+                errno: Errno::EACCES
+            }
+            .exit_code(),
+            126
+        );
+        assert_eq!(
+            InitError::Exec {
+                path: "/x".into(),
+                errno: Errno::ENOEXEC
+            }
+            .exit_code(),
+            126
+        );
+        assert_eq!(InitError::NoProcess.exit_code(), 125);
+        assert_eq!(
+            exit_status(WaitStatus::Signaled(
+                Pid::from_raw(1),
+                Signal::SIGKILL,
+                false
+            )),
+            137
+        );
+        assert_eq!(exit_status(WaitStatus::Exited(Pid::from_raw(1), 3)), 3);
+    }
+
+    #[test]
+    fn lookup_searches_the_containers_path() {
+        let t = tempfile::tempdir().unwrap();
+        let exe = t.path().join("tool");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        std::fs::write(t.path().join("data"), "").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let env = vec![format!("PATH=/nonexistent:{}", t.path().display())];
+        assert_eq!(lookup("tool", &env).unwrap(), exe);
+        // Not executable: skipped, so not found (127), like Go's LookPath.
+        assert!(matches!(
+            lookup("data", &env),
+            Err(InitError::NotFound { .. })
+        ));
+        assert_eq!(lookup("./rel", &env).unwrap(), Path::new("./rel"));
+    }
+
+    #[test]
+    fn joining_namespaces_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let mut spec = spec(t.path(), None, &["sh"]);
+        let mut linux = spec.linux().clone().unwrap();
+        let mut ns = linux.namespaces().clone().unwrap();
+        ns[1].set_path(Some("/proc/1/ns/pid".into()));
+        linux.set_namespaces(Some(ns));
+        spec.set_linux(Some(linux));
+        assert!(matches!(
+            namespace_flags(&spec),
+            Err(RunError::Unsupported { .. })
+        ));
+    }
+}

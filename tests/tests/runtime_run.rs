@@ -1,0 +1,261 @@
+//! `berth run` end to end, as root: a busybox rootfs built here, imported with `berth import`,
+//! run in its own namespaces; exit codes, PID 1, hostname, isolation, capabilities, `--rm`, and
+//! a cross-check of the same OCI bundle under `runc`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use berth_tests::{bin, require, run};
+
+struct Env {
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    /// A data root with the busybox image `bb:1` imported.
+    fn new() -> Self {
+        require(
+            "busybox",
+            "install it with `apt-get install busybox-static`",
+        );
+        assert!(
+            nix_is_root(),
+            "the runtime tests need root (namespaces, mounts); run them as root"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let rfs = tmp.path().join("rfs");
+        std::fs::create_dir_all(rfs.join("bin")).unwrap();
+        std::fs::create_dir_all(rfs.join("etc")).unwrap();
+        std::fs::copy(which("busybox"), rfs.join("bin/busybox")).unwrap();
+        run(Command::new("chroot")
+            .arg(&rfs)
+            .args(["/bin/busybox", "--install", "-s", "/bin"]));
+        std::fs::write(
+            rfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(rfs.join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
+        std::fs::write(rfs.join("etc/motd"), "not a program\n").unwrap();
+        let tar = tmp.path().join("bb.tar");
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(&rfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."));
+        let env = Self { tmp };
+        let out = env.berth(&["import", tar.to_str().unwrap(), "bb:1"]);
+        assert!(
+            out.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        env
+    }
+
+    fn data_root(&self) -> PathBuf {
+        self.tmp.path().join("data")
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        Command::new(bin("berth"))
+            .arg("--data-root")
+            .arg(self.data_root())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `berth run --rm bb:1 sh -c SCRIPT` with extra flags; (code, stdout, stderr).
+    fn sh(&self, flags: &[&str], script: &str) -> (i32, String, String) {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "sh", "-c", script]);
+        let out = self.berth(&args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn containers(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.data_root().join("containers"))
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Never leave a mount behind, even when a test failed half-way.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let root = self.tmp.path().display().to_string();
+        for line in mounts.lines() {
+            if let Some(target) = line.split(' ').nth(1).filter(|t| t.starts_with(&root)) {
+                let _ = Command::new("umount").arg("-l").arg(target).status();
+            }
+        }
+    }
+}
+
+fn nix_is_root() -> bool {
+    run(Command::new("id").arg("-u")).trim() == "0"
+}
+
+fn which(tool: &str) -> PathBuf {
+    PathBuf::from(run(Command::new("sh").args(["-c", &format!("command -v {tool}")])).trim())
+}
+
+#[test]
+fn exit_codes_follow_docker() {
+    let env = Env::new();
+    let (code, out, _) = env.sh(&[], "echo hello; exit 3");
+    assert_eq!((code, out.as_str()), (3, "hello\n"));
+    let out = env.berth(&["run", "--rm", "bb:1", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found"));
+    let out = env.berth(&["run", "--rm", "bb:1", "/etc/motd"]);
+    assert_eq!(
+        out.status.code(),
+        Some(126),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.berth(&["run", "--rm", "no-such-image"]);
+    assert_eq!(out.status.code(), Some(125));
+    // PID 1 ignores SIGKILL from inside its own namespace, as in Docker.
+    let (code, out, _) = env.sh(&[], "kill -9 $$; echo survived");
+    assert_eq!((code, out.as_str()), (0, "survived\n"));
+    assert!(env.containers().is_empty());
+}
+
+#[test]
+fn pid_one_hostname_and_isolation() {
+    let env = Env::new();
+    let marker = env.tmp.path().join("host-marker");
+    std::fs::write(&marker, "host").unwrap();
+    let script = format!(
+        "echo pid=$$; hostname; cat /etc/hostname; ls /proc | grep -c '^[0-9]'; \
+         test -e {} && echo visible || echo hidden; ls /dev",
+        marker.display()
+    );
+    let (code, out, err) = env.sh(&["-h", "box1"], &script);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], ["pid=1", "box1", "box1"]);
+    let pids: u32 = lines[3].parse().unwrap();
+    assert!(pids <= 4, "the container sees {pids} processes");
+    assert_eq!(lines[4], "hidden");
+    for dev in [
+        "null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue",
+    ] {
+        assert!(lines.contains(&dev), "/dev/{dev} missing: {out}");
+    }
+    // The default hostname is the short container ID.
+    let (_, out, _) = env.sh(&[], "hostname");
+    assert_eq!(out.trim().len(), 12);
+}
+
+#[test]
+fn capabilities_user_env_and_workdir() {
+    let env = Env::new();
+    let (code, out, err) = env.sh(&[], "grep CapEff /proc/self/status");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "CapEff:\t00000000a80425fb");
+    let (code, out, err) = env.sh(
+        &["-u", "app", "-w", "/work", "-e", "FOO=bar"],
+        "id -u; id -g; pwd; echo $FOO $HOME; grep -E 'CapEff|CapBnd' /proc/self/status",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "1000\n1000\n/work\nbar /home/app\nCapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n"
+    );
+    // /proc/sys is read-only, /proc/kcore (where the kernel has it) masked.
+    let (code, ..) = env.sh(&[], "echo 1 > /proc/sys/kernel/domainname");
+    assert_ne!(code, 0);
+}
+
+#[test]
+fn rm_removes_the_container_and_keep_leaves_state() {
+    let env = Env::new();
+    let (code, ..) = env.sh(&[], "true");
+    assert_eq!(code, 0);
+    assert!(
+        env.containers().is_empty(),
+        "--rm left {:?}",
+        env.containers()
+    );
+    let out = env.berth(&["run", "--name", "keep", "bb:1", "sh", "-c", "exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    let dirs = env.containers();
+    assert_eq!(dirs.len(), 1);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs[0].join("state.json")).unwrap()).unwrap();
+    assert_eq!(
+        (state["Name"].as_str(), state["ExitCode"].as_i64()),
+        (Some("keep"), Some(4))
+    );
+    assert!(dirs[0].join("config.json").is_file());
+    // The rootfs was unmounted.
+    assert!(std::fs::read_dir(dirs[0].join("rootfs"))
+        .unwrap()
+        .next()
+        .is_none());
+    let out = env.berth(&["run", "--name", "keep", "bb:1", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+}
+
+/// The bundle Berth wrote, run by runc, shows the same identity, hostname and capabilities.
+#[test]
+fn runc_runs_the_same_bundle_the_same_way() {
+    require("runc", "install it with `apt-get install runc`");
+    let env = Env::new();
+    let script = "id; hostname; grep -E 'CapEff|CapBnd|CapInh' /proc/self/status; ls /proc | grep -c '^[0-9]'; ls /dev | tr '\\n' ' '";
+    let out = env.berth(&["run", "-h", "cross", "bb:1", "sh", "-c", script]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let berth_out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let dir = env.containers().pop().unwrap();
+    let layers: Vec<PathBuf> = std::fs::read_dir(env.data_root().join("layers/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("fs"))
+        .collect();
+    assert_eq!(layers.len(), 1);
+    let rootfs = dir.join("rootfs");
+    mount_overlay(&layers[0], &dir.join("upper"), &dir.join("work"), &rootfs);
+    let runc_root = env.tmp.path().join("runc-root");
+    let out = Command::new("runc")
+        .arg("--root")
+        .arg(&runc_root)
+        .args(["run", "--bundle"])
+        .arg(&dir)
+        .arg(format!("berth-cross-{}", std::process::id()))
+        .output()
+        .unwrap();
+    let _ = Command::new("umount").arg("-l").arg(&rootfs).status();
+    assert!(
+        out.status.success(),
+        "runc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), berth_out);
+    assert!(berth_out.contains("CapEff:\t00000000a80425fb"));
+}
+
+fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) {
+    run(Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        ))
+        .arg(target));
+}
