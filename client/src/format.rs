@@ -108,47 +108,22 @@ fn unescape(t: &str) -> String {
     t.replace("\\t", "\t").replace("\\n", "\n")
 }
 
-fn json_row(r: &Row) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = r
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
-        .collect();
-    serde_json::Value::Object(map).to_string()
+/// A row as a JSON object of strings.
+fn row_value(r: &Row) -> serde_json::Value {
+    serde_json::Value::Object(
+        r.iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
+            .collect(),
+    )
 }
 
-/// Replaces `{{.Field}}`, `{{json .}}` and `{{json .Field}}`.
+fn json_row(r: &Row) -> String {
+    row_value(r).to_string()
+}
+
+/// Replaces `{{.Field}}`, `{{json .}}` and `{{json .Field}}` (via [`render_value`] on the row).
 fn apply(tpl: &str, r: &Row) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = tpl;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("}}")
-            .ok_or_else(|| format!("template: unclosed action in `{tpl}`"))?;
-        let action = rest[start + 2..start + end].trim();
-        rest = &rest[start + end + 2..];
-        let (json, expr) = match action.strip_prefix("json ") {
-            Some(e) => (true, e.trim()),
-            None => (false, action),
-        };
-        if expr == "." {
-            out.push_str(&json_row(r));
-            continue;
-        }
-        let field = expr
-            .strip_prefix('.')
-            .ok_or_else(|| format!("template: unsupported action `{{{{{action}}}}}`"))?;
-        let v = r
-            .get(field)
-            .ok_or_else(|| format!("template: can't evaluate field {field}"))?;
-        if json {
-            out.push_str(&serde_json::Value::String(v.clone()).to_string());
-        } else {
-            out.push_str(v);
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
+    render_value(tpl, &row_value(r))
 }
 
 fn columns_header(tpl: &str, columns: &[(&'static str, &'static str)]) -> String {

@@ -410,6 +410,16 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// Builds the standard test image in `dir`: busybox plus `extra_layers` small layers, tagged.
 #[must_use]
 pub fn busybox_image(dir: &Path, extra_layers: usize, tag: &str) -> (Layout, Blob) {
+    busybox_image_with(dir, extra_layers, tag, None)
+}
+
+/// Busybox plus `extra_layers` small layers, plus a layer holding `marker` when given.
+fn busybox_image_with(
+    dir: &Path,
+    extra_layers: usize,
+    tag: &str,
+    marker: Option<&str>,
+) -> (Layout, Blob) {
     let mut layout = Layout::new(dir);
     let (mut layers, mut diffs) = (Vec::new(), Vec::new());
     let (l, d) = busybox_layer();
@@ -418,6 +428,11 @@ pub fn busybox_image(dir: &Path, extra_layers: usize, tag: &str) -> (Layout, Blo
     for i in 0..extra_layers {
         let content = format!("layer {i}\n");
         let (l, d) = layer(&[(&format!("etc/layer-{i}"), content.as_bytes(), 0o644)]);
+        layers.push(l);
+        diffs.push(d);
+    }
+    if let Some(id) = marker {
+        let (l, d) = layer(&[("etc/berth-test-id", id.as_bytes(), 0o644)]);
         layers.push(l);
         diffs.push(d);
     }
@@ -667,23 +682,7 @@ pub fn nonce() -> String {
 /// its image ID is unique on this machine; tagged `tag` in a new layout at `dir`.
 #[must_use]
 pub fn unique_busybox_image(dir: &Path, extra_layers: usize, tag: &str) -> (Layout, Blob) {
-    let mut layout = Layout::new(dir);
-    let (mut layers, mut diffs) = (Vec::new(), Vec::new());
-    let (l, d) = busybox_layer();
-    layers.push(l);
-    diffs.push(d);
-    for i in 0..extra_layers {
-        let content = format!("layer {i}\n");
-        let (l, d) = layer(&[(&format!("etc/layer-{i}"), content.as_bytes(), 0o644)]);
-        layers.push(l);
-        diffs.push(d);
-    }
-    let id = nonce();
-    let (l, d) = layer(&[("etc/berth-test-id", id.as_bytes(), 0o644)]);
-    layers.push(l);
-    diffs.push(d);
-    let m = layout.add_image(&layers, &diffs, "amd64", Some(tag));
-    (layout, m)
+    busybox_image_with(dir, extra_layers, tag, Some(&nonce()))
 }
 
 /// Reads a blob of an OCI layout.
