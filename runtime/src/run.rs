@@ -5,6 +5,11 @@
 //!   PID namespace): rootfs, hostname, rlimits, no_new_privs, capabilities, user, execve
 //! ```
 //!
+//! With `linux.cgroupsPath`, the caller creates the container's cgroups and writes
+//! `linux.resources` before forking ([`crate::cgroups`]); init waits on a pipe until the
+//! intermediate has added its PID to them, so everything init does, up to and after `execve`, is
+//! limited; the caller removes the cgroups after the exit. The intermediate is never in them.
+//!
 //! The caller waits for the intermediate, which waits for init and exits with its status
 //! (`128+n` for signal `n`). Init reports failures before `execve` through a close-on-exec pipe
 //! as `<code> <message>`, so the caller can tell Docker's 125 (runtime failure), 126 (cannot
@@ -23,6 +28,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Spec};
 
+use crate::cgroups::{self, CgroupError, CgroupManager};
 use crate::rootfs::{finish_rootfs, setup_rootfs, RootfsError};
 use crate::syscall::{
     CapSet, CapsHashSet, CloneFlags, Errno, LinuxSyscall, Resource, Syscall, SyscallError,
@@ -55,6 +61,9 @@ pub enum RunError {
     /// fork, pipe or wait failed.
     #[error("cannot start the container process")]
     Process(#[source] SyscallError),
+    /// The container's cgroups could not be set up.
+    #[error("cannot set up the container's cgroups")]
+    Cgroup(#[source] CgroupError),
 }
 
 impl RunError {
@@ -374,6 +383,7 @@ fn report_and_exit(mut pipe: std::fs::File, code: i32, message: &str) -> ! {
 #[allow(unsafe_code)]
 pub fn run(bundle: &Path, spec: &Spec) -> Result<i32, RunError> {
     let flags = namespace_flags(spec)?;
+    let cgroup = setup_cgroups(spec)?;
     let (read, write): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(proc_err("pipe2"))?;
     // SAFETY: the child only runs init steps and then execve or exit. Berth's other threads
@@ -381,7 +391,16 @@ pub fn run(bundle: &Path, spec: &Spec) -> Result<i32, RunError> {
     match unsafe { fork() }.map_err(proc_err("fork"))? {
         ForkResult::Child => {
             drop(read);
-            intermediate(bundle, spec, flags, std::fs::File::from(write))
+            let manager = cgroup.as_ref().map(|g| g.0.clone());
+            // Only the caller removes the cgroups, whatever happens here.
+            std::mem::forget(cgroup);
+            intermediate(
+                bundle,
+                spec,
+                flags,
+                std::fs::File::from(write),
+                manager.as_ref(),
+            )
         }
         ForkResult::Parent { child } => {
             drop(write);
@@ -399,10 +418,50 @@ pub fn run(bundle: &Path, spec: &Spec) -> Result<i32, RunError> {
     }
 }
 
+/// The container's cgroups, removed on drop (after the container exited).
+struct CgroupGuard(cgroups::Manager);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        // Best effort: init is gone, so its PID namespace's other tasks are being killed;
+        // `remove` retries while they drain.
+        let _ = self.0.remove();
+    }
+}
+
+/// Creates the cgroups of `linux.cgroupsPath` with `linux.resources`; `None` without a path.
+fn setup_cgroups(spec: &Spec) -> Result<Option<CgroupGuard>, RunError> {
+    let linux = spec.linux().as_ref();
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    let Some(path) = linux.and_then(|l| l.cgroups_path().as_ref()) else {
+        // oci-spec's default `resources` only denies devices; limits need a cgroup.
+        if cgroups::Limits::from_resources(resources) != cgroups::Limits::default() {
+            return Err(RunError::Unsupported {
+                what: "linux.resources without linux.cgroupsPath".into(),
+            });
+        }
+        return Ok(None);
+    };
+    let layout = cgroups::detect_host().map_err(RunError::Cgroup)?;
+    let manager =
+        cgroups::Manager::new(&layout, &path.to_string_lossy()).map_err(RunError::Cgroup)?;
+    // From here on a partial set-up is removed by the guard.
+    let guard = CgroupGuard(manager);
+    guard.0.create(resources).map_err(RunError::Cgroup)?;
+    Ok(Some(guard))
+}
+
 /// Intermediate process: enters the new namespaces, forks init (PID 1 of the new PID
-/// namespace), and exits with its status.
+/// namespace), adds init to the cgroups while it waits, lets it go on, and exits with its
+/// status.
 #[allow(unsafe_code)]
-fn intermediate(bundle: &Path, spec: &Spec, flags: CloneFlags, pipe: std::fs::File) -> ! {
+fn intermediate(
+    bundle: &Path,
+    spec: &Spec,
+    flags: CloneFlags,
+    pipe: std::fs::File,
+    cgroup: Option<&cgroups::Manager>,
+) -> ! {
     let sys = LinuxSyscall;
     // Die with berth rather than outlive it holding the container.
     if let Err(e) = nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL)) {
@@ -411,15 +470,35 @@ fn intermediate(bundle: &Path, spec: &Spec, flags: CloneFlags, pipe: std::fs::Fi
     if let Err(e) = sys.unshare(flags) {
         report_and_exit(pipe, EXIT_RUNTIME, &chain(&e));
     }
+    // Init waits for one byte on `go`: sent once it is in the cgroups.
+    let (go_read, go_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => report_and_exit(pipe, EXIT_RUNTIME, &format!("pipe2: {e}")),
+    };
     // SAFETY: as in `run`; this process is single-threaded.
     match unsafe { fork() } {
         Err(e) => report_and_exit(pipe, EXIT_RUNTIME, &format!("fork: {e}")),
         Ok(ForkResult::Child) => {
             let _ = nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL));
+            drop(go_write);
+            let mut byte = [0u8; 1];
+            if !matches!(std::fs::File::from(go_read).read(&mut byte), Ok(1)) {
+                // The intermediate failed and reports why; say nothing.
+                drop(pipe);
+                std::process::exit(EXIT_RUNTIME);
+            }
             let Err(e) = init(&sys, spec, bundle);
             report_and_exit(pipe, e.exit_code(), &chain(&e))
         }
         Ok(ForkResult::Parent { child }) => {
+            drop(go_read);
+            if let Some(Err(e)) = cgroup.map(|m| m.add_task(child.as_raw())) {
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                let _ = wait_for(child);
+                let e = RunError::Cgroup(e);
+                report_and_exit(pipe, EXIT_RUNTIME, &chain(&e));
+            }
+            let _ = std::fs::File::from(go_write).write_all(&[1]);
             drop(pipe);
             std::process::exit(wait_for(child).unwrap_or(EXIT_RUNTIME))
         }
@@ -657,6 +736,22 @@ mod tests {
             Err(InitError::NotFound { .. })
         ));
         assert_eq!(lookup("./rel", &env).unwrap(), Path::new("./rel"));
+    }
+
+    #[test]
+    fn resources_need_a_cgroups_path() {
+        let t = tempfile::tempdir().unwrap();
+        let mut spec = spec(t.path(), None, &["sh"]);
+        let mut linux = spec.linux().clone().unwrap();
+        linux.set_resources(Some(crate::cgroups::test_util::resources()));
+        spec.set_linux(Some(linux));
+        assert!(matches!(
+            setup_cgroups(&spec),
+            Err(RunError::Unsupported { .. })
+        ));
+        // Neither: no cgroups, nothing touched.
+        let spec = super::tests::spec(t.path(), None, &["sh"]);
+        assert!(setup_cgroups(&spec).unwrap().is_none());
     }
 
     #[test]

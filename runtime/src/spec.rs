@@ -9,6 +9,9 @@
 //!   resolved from the rootfs's `/etc/passwd` and `/etc/group`.
 //! - Docker's default capability set, masked and read-only paths, and namespaces.
 //!
+//! - cgroups ([`apply_limits`]): `-m`, `--cpus`, `--pids-limit` as `linux.resources` (moby's
+//!   `daemon/oci_linux.go`), in the cgroup `linux.cgroupsPath`.
+//!
 //! It reads only the rootfs (through [`crate::rootfs::secure_join`]); it makes no system call.
 
 use std::collections::HashSet;
@@ -16,8 +19,9 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::Config as ImageConfig;
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, Mount, MountBuilder,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use crate::rootfs::secure_join;
@@ -121,6 +125,58 @@ pub struct RunOptions {
     pub network: Network,
     /// Host files bind-mounted at `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`.
     pub etc_files: Vec<(PathBuf, &'static str)>,
+}
+
+/// `berth run`'s resource flags, already parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// `-m`: bytes (`> 0`).
+    pub memory: Option<i64>,
+    /// `--cpus` in billionths of a CPU (Docker's `NanoCPUs`, `> 0`).
+    pub nano_cpus: Option<i64>,
+    /// `--pids-limit`: `> 0`, or `-1` for unlimited.
+    pub pids_limit: Option<i64>,
+}
+
+/// CFS period for `--cpus`, µs (moby's default).
+pub const CPU_PERIOD: u64 = 100_000;
+
+/// Puts the container in cgroup `cgroups_path` with `limits` as `linux.resources`: memory with
+/// swap of the same size again (Docker without `--memory-swap`: memory + swap = 2 × memory),
+/// `--cpus` as a CFS quota per 100 ms period, `--pids-limit`.
+///
+/// # Errors
+/// oci-spec refusing a value.
+pub fn apply_limits(spec: &mut Spec, cgroups_path: &str, limits: &ResourceLimits) -> Result<()> {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    // Keep what is there (oci-spec's default denies all devices).
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    if let Some(m) = limits.memory {
+        resources.set_memory(Some(
+            LinuxMemoryBuilder::default()
+                .limit(m)
+                .swap(m.saturating_mul(2))
+                .build()?,
+        ));
+    }
+    if let Some(n) = limits.nano_cpus {
+        // moby: quota = NanoCPUs * period / 1e9.
+        let quota = i64::try_from(i128::from(n) * i128::from(CPU_PERIOD) / 1_000_000_000)
+            .unwrap_or(i64::MAX);
+        resources.set_cpu(Some(
+            LinuxCpuBuilder::default()
+                .quota(quota)
+                .period(CPU_PERIOD)
+                .build()?,
+        ));
+    }
+    if let Some(p) = limits.pids_limit {
+        resources.set_pids(Some(LinuxPidsBuilder::default().limit(p).build()?));
+    }
+    linux.set_cgroups_path(Some(PathBuf::from(cgroups_path)));
+    linux.set_resources(Some(resources));
+    spec.set_linux(Some(linux));
+    Ok(())
 }
 
 /// Docker's `-e KEY` rule: `KEY=VALUE` stays; a bare `KEY` takes the host's value, or is
@@ -654,6 +710,41 @@ mod tests {
         assert_eq!(dests[0], Path::new("/proc"));
         assert_eq!(dests.last().unwrap(), Path::new("/etc/hostname"));
         assert_eq!(spec.hostname().as_deref(), Some("box"));
+    }
+
+    #[test]
+    fn limits_become_resources_and_a_cgroups_path() {
+        let t = rootfs_with_users();
+        let mut spec = build(None, &opts(), t.path()).unwrap();
+        let limits = ResourceLimits {
+            memory: Some(32 << 20),
+            nano_cpus: Some(500_000_000),
+            pids_limit: Some(10),
+        };
+        apply_limits(&mut spec, "/berth/c1", &limits).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        assert_eq!(
+            linux.cgroups_path().as_deref(),
+            Some(Path::new("/berth/c1"))
+        );
+        let r = linux.resources().as_ref().unwrap();
+        let mem = r.memory().as_ref().unwrap();
+        assert_eq!((mem.limit(), mem.swap()), (Some(32 << 20), Some(64 << 20)));
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!((cpu.quota(), cpu.period()), (Some(50_000), Some(100_000)));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 10);
+        // The rest of the spec is untouched.
+        assert!(!linux.namespaces().as_ref().unwrap().is_empty());
+
+        let mut spec = build(None, &opts(), t.path()).unwrap();
+        let before = spec.linux().as_ref().unwrap().resources().clone();
+        apply_limits(&mut spec, "/berth/c2", &ResourceLimits::default()).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        assert_eq!(linux.resources(), &before);
+        assert_eq!(
+            linux.cgroups_path().as_deref(),
+            Some(Path::new("/berth/c2"))
+        );
     }
 
     #[test]

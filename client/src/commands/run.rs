@@ -9,6 +9,8 @@
 //!   hostname hosts resolv.conf   bind-mounted at /etc/…
 //!   state.json     id, name, image, status, exit code (written when the container exits)
 //! ```
+//! The container runs in the cgroup `/berth/<id>` of each hierarchy, limited by `-m`, `--cpus`
+//! and `--pids-limit`, parsed as Docker does ([`limits`]; a bad value exits 125).
 //! `--rm` removes the directory after the exit. Exit status follows Docker: the container's,
 //! 125 when Berth fails, 126/127 when the command cannot be invoked / is not found.
 
@@ -17,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use berth_runtime::rootfs::mount_overlay;
 use berth_runtime::run::{RunError, EXIT_RUNTIME};
-use berth_runtime::spec::{self, Network, RunOptions};
+use berth_runtime::spec::{self, Network, ResourceLimits, RunOptions};
 use berth_runtime::syscall::{LinuxSyscall, MntFlags, Syscall};
 use oci_spec::image::ImageConfiguration;
 
@@ -107,7 +109,133 @@ impl Drop for ContainerDir {
     }
 }
 
+/// `invalid argument "VALUE" for "FLAG" flag: WHY`, Docker's (pflag's) wording.
+fn invalid(value: &str, flag: &str, why: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("invalid argument \"{value}\" for \"{flag}\" flag: {why}")
+}
+
+/// Docker's `RAMInBytes` (go-units): a decimal number, an optional `b`/`k`/`m`/`g`/`t`/`p`
+/// (any case, powers of 1024) and an optional `b`/`ib` suffix, e.g. `64m`, `1.5GB`, `512KiB`.
+///
+/// # Errors
+/// Anything else, named after the flag.
+pub fn parse_bytes(value: &str, flag: &str) -> anyhow::Result<i64> {
+    let bad = || invalid(value, flag, format!("invalid size: '{value}'"));
+    let end = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(end);
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    let valid_number = !number.is_empty()
+        && !number.starts_with('.')
+        && !number.ends_with('.')
+        && !number.contains("..");
+    if !valid_number {
+        return Err(bad());
+    }
+    let (prefix, suffix) = match unit.chars().next() {
+        Some(c @ ('k' | 'm' | 'g' | 't' | 'p')) => (Some(c), &unit[1..]),
+        _ => (None, unit.as_str()),
+    };
+    if !matches!(suffix, "" | "b" | "i" | "ib") {
+        return Err(bad());
+    }
+    let shift = match prefix {
+        None => 0,
+        Some('k') => 10,
+        Some('m') => 20,
+        Some('g') => 30,
+        Some('t') => 40,
+        Some(_) => 50,
+    };
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let bytes = (n * (1u64 << shift) as f64) as i64;
+    Ok(bytes)
+}
+
+/// `--cpus`: a decimal number of CPUs as billionths (Docker's `NanoCPUs`).
+///
+/// # Errors
+/// Not a number, more than nine decimals.
+pub fn parse_cpus(value: &str) -> anyhow::Result<i64> {
+    let bad = || {
+        invalid(
+            value,
+            "--cpus",
+            format!("failed to parse {value} as a rational number"),
+        )
+    };
+    let (negative, digits) = match value.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, value.strip_prefix('+').unwrap_or(value)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    if frac.len() > 9 {
+        return Err(invalid(value, "--cpus", "value is too precise"));
+    }
+    let int: i64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| bad())?
+    };
+    let frac: i64 = format!("{frac:0<9}").parse().map_err(|_| bad())?;
+    let nano = int
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(frac))
+        .ok_or_else(bad)?;
+    Ok(if negative { -nano } else { nano })
+}
+
+/// `-m`, `--cpus`, `--pids-limit` with Docker's rules: `0` means no limit; memory at least
+/// 6 MiB; CPUs from 0.01 to the host's count; a negative pids limit is unlimited.
+///
+/// # Errors
+/// A value Docker refuses, with the flag named.
+pub fn limits(args: &RunArgs) -> anyhow::Result<ResourceLimits> {
+    let mut out = ResourceLimits::default();
+    if let Some(v) = &args.memory {
+        let bytes = parse_bytes(v, "-m, --memory")?;
+        if bytes != 0 && bytes < 6 << 20 {
+            anyhow::bail!("Minimum memory limit allowed is 6MB");
+        }
+        out.memory = (bytes > 0).then_some(bytes);
+    }
+    if let Some(v) = &args.cpus {
+        let nano = parse_cpus(v)?;
+        let ncpu = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let max = i64::try_from(ncpu).unwrap_or(i64::MAX / 1_000_000_000) * 1_000_000_000;
+        if nano != 0 && !(10_000_000..=max).contains(&nano) {
+            anyhow::bail!(
+                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+            );
+        }
+        out.nano_cpus = (nano > 0).then_some(nano);
+    }
+    if let Some(v) = &args.pids_limit {
+        let n: i64 = v.parse().map_err(|_| {
+            invalid(
+                v,
+                "--pids-limit",
+                format!("strconv.ParseInt: parsing \"{v}\": invalid syntax"),
+            )
+        })?;
+        out.pids_limit = match n {
+            0 => None,
+            n if n < 0 => Some(-1),
+            n => Some(n),
+        };
+    }
+    Ok(out)
+}
+
 fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
+    let limits = limits(args)?;
     let image = super::find_image(ctx, &args.image)?;
     let config: ImageConfiguration =
         serde_json::from_slice(&ctx.store.read_blob(&image.id.parse()?)?)
@@ -180,7 +308,8 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
             (dir.join("resolv.conf"), "/etc/resolv.conf"),
         ],
     };
-    let spec = spec::build(config.config().as_ref(), &opts, &guard.rootfs())?;
+    let mut spec = spec::build(config.config().as_ref(), &opts, &guard.rootfs())?;
+    spec::apply_limits(&mut spec, &format!("/berth/{id}"), &limits)?;
     spec.save(dir.join("config.json"))?;
     guard.remove = args.rm;
     let mut state = serde_json::json!({
@@ -204,4 +333,116 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
         fs_err::write(dir.join("state.json"), serde_json::to_vec_pretty(&state)?)?;
     }
     Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_follow_docker_units() {
+        for (v, want) in [
+            ("64m", 64 << 20),
+            ("64M", 64 << 20),
+            ("64MB", 64 << 20),
+            ("64MiB", 64 << 20),
+            ("1g", 1 << 30),
+            ("1.5G", 3 << 29),
+            ("512k", 512 << 10),
+            ("100", 100),
+            ("100b", 100),
+            ("100B", 100),
+            ("2 m", 2 << 20),
+        ] {
+            assert_eq!(parse_bytes(v, "-m, --memory").unwrap(), want, "{v}");
+        }
+        for v in [
+            "abc", "", "m", "12x", "1.m", ".5m", "-1m", "1mm", "1mbb", "1..2",
+        ] {
+            let e = parse_bytes(v, "-m, --memory").unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!("invalid argument \"{v}\" for \"-m, --memory\" flag: invalid size: '{v}'")
+            );
+        }
+    }
+
+    fn run_args(flags: &[&str]) -> RunArgs {
+        use clap::Parser as _;
+        let mut argv = vec!["berth", "run"];
+        argv.extend_from_slice(flags);
+        argv.push("img");
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Run(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn limits_follow_docker() {
+        let l = limits(&run_args(&[
+            "-m",
+            "32m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "10",
+        ]))
+        .unwrap();
+        assert_eq!(
+            l,
+            ResourceLimits {
+                memory: Some(32 << 20),
+                nano_cpus: Some(500_000_000),
+                pids_limit: Some(10),
+            }
+        );
+        // 0 means no limit; a negative pids limit is unlimited.
+        let l = limits(&run_args(&[
+            "--memory",
+            "0",
+            "--cpus",
+            "0",
+            "--pids-limit",
+            "-5",
+        ]))
+        .unwrap();
+        assert_eq!(
+            l,
+            ResourceLimits {
+                memory: None,
+                nano_cpus: None,
+                pids_limit: Some(-1),
+            }
+        );
+        assert_eq!(limits(&run_args(&[])).unwrap(), ResourceLimits::default());
+        for (flags, want) in [
+            (&["-m", "5m"][..], "Minimum memory limit allowed is 6MB"),
+            (&["--cpus", "0.001"][..], "Range of CPUs is from 0.01"),
+            (&["--cpus", "-1"][..], "Range of CPUs is from 0.01"),
+            (&["-m", "-1"][..], "invalid size: '-1'"),
+            (&["--pids-limit", "1.5"][..], "for \"--pids-limit\" flag"),
+        ] {
+            let e = limits(&run_args(flags)).unwrap_err().to_string();
+            assert!(e.contains(want), "{flags:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn cpus_are_exact_decimals() {
+        assert_eq!(parse_cpus("0.5").unwrap(), 500_000_000);
+        assert_eq!(parse_cpus("1").unwrap(), 1_000_000_000);
+        assert_eq!(parse_cpus("1.25").unwrap(), 1_250_000_000);
+        assert_eq!(parse_cpus(".1").unwrap(), 100_000_000);
+        assert_eq!(parse_cpus("-1").unwrap(), -1_000_000_000);
+        assert_eq!(parse_cpus("0.000000001").unwrap(), 1);
+        for v in ["x", "", ".", "1.2.3", "1e3"] {
+            let e = parse_cpus(v).unwrap_err().to_string();
+            assert!(e.contains("for \"--cpus\" flag"), "{e}");
+        }
+        assert!(parse_cpus("0.0000000001")
+            .unwrap_err()
+            .to_string()
+            .contains("too precise"));
+    }
 }

@@ -1,0 +1,319 @@
+//! cgroup v1 (and hybrid): one directory per controller hierarchy, e.g.
+//! `/sys/fs/cgroup/memory/berth/<id>` and `/sys/fs/cgroup/pids/berth/<id>`.
+//!
+//! On a hybrid host a limit whose controller v1 lacks goes to the `cgroup2` mount when that
+//! lists the controller in `cgroup.controllers`; otherwise the unified mount is ignored.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::LinuxResources;
+
+use super::{
+    mkdir, pids_value, read_u64, rmdir, v2, write, CgroupError, CgroupManager, Limits, Result,
+    Stats,
+};
+
+/// The v1 controllers Berth creates a cgroup in (limits, and usage for `stats`).
+pub const CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
+
+/// A container's v1 cgroups.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    /// Controller to the container's directory in its hierarchy.
+    dirs: BTreeMap<&'static str, PathBuf>,
+    /// The hybrid host's v2 hierarchy, for controllers v1 lacks.
+    unified: Option<v2::Manager>,
+}
+
+impl Manager {
+    /// `controllers` maps controller names to their mount points; `rel` is the container's
+    /// path below each.
+    #[must_use]
+    pub fn new(
+        controllers: &BTreeMap<String, PathBuf>,
+        unified: Option<&Path>,
+        rel: &Path,
+    ) -> Self {
+        let dirs = CONTROLLERS
+            .iter()
+            .filter_map(|c| controllers.get(*c).map(|m| (*c, m.join(rel))))
+            .collect();
+        Self {
+            dirs,
+            unified: unified.map(|u| v2::Manager::new(u, rel)),
+        }
+    }
+
+    /// The container's directory for `controller`, if the host has it in v1.
+    #[must_use]
+    pub fn dir(&self, controller: &str) -> Option<&Path> {
+        self.dirs.get(controller).map(PathBuf::as_path)
+    }
+
+    /// Each directory once (comounted controllers share one).
+    fn unique_dirs(&self) -> Vec<&Path> {
+        let mut out: Vec<&Path> = Vec::new();
+        for d in self.dirs.values() {
+            if !out.contains(&d.as_path()) {
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    /// Whether the unified hierarchy handles some controllers; errors when a needed controller
+    /// is in neither.
+    fn unified_for(&self, limits: &Limits) -> Result<Option<(&v2::Manager, Vec<&'static str>)>> {
+        let mut missing = Vec::new();
+        if limits.wants_memory() && self.dir("memory").is_none() {
+            missing.push("memory");
+        }
+        if limits.wants_cpu() && self.dir("cpu").is_none() {
+            missing.push("cpu");
+        }
+        if limits.pids.is_some() && self.dir("pids").is_none() {
+            missing.push("pids");
+        }
+        let Some(&first) = missing.first() else {
+            return Ok(None);
+        };
+        let Some(unified) = &self.unified else {
+            return Err(CgroupError::NoController { controller: first });
+        };
+        let available = unified.available().unwrap_or_default();
+        if let Some(c) = missing.iter().find(|c| !available.iter().any(|a| a == *c)) {
+            return Err(CgroupError::NoController { controller: c });
+        }
+        Ok(Some((unified, missing)))
+    }
+
+    fn uses_unified(&self) -> bool {
+        self.unified.as_ref().is_some_and(|u| u.dir().exists())
+    }
+}
+
+impl CgroupManager for Manager {
+    type Error = CgroupError;
+
+    fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        let limits = Limits::from_resources(resources);
+        let unified = self.unified_for(&limits)?;
+        for dir in self.unique_dirs() {
+            mkdir(dir)?;
+        }
+        if let Some(dir) = self.dir("memory") {
+            // The limit first: the kernel refuses memsw below it.
+            if let Some(limit) = limits.memory {
+                write(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
+            }
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            // Only with swap accounting (CONFIG_MEMCG_SWAP and swapaccount=1).
+            if let (Some(swap), true) = (limits.swap, memsw.exists()) {
+                write(&memsw, &swap.to_string())?;
+            }
+        }
+        if let Some(dir) = self.dir("cpu") {
+            if let Some(period) = limits.cpu_period {
+                write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
+            }
+            if let Some(quota) = limits.cpu_quota {
+                write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+            }
+        }
+        if let (Some(dir), Some(pids)) = (self.dir("pids"), limits.pids) {
+            write(&dir.join("pids.max"), &pids_value(pids))?;
+        }
+        if let Some((unified, controllers)) = unified {
+            unified.create_controllers(&limits, &controllers)?;
+        }
+        Ok(())
+    }
+
+    fn add_task(&self, pid: i32) -> Result<()> {
+        for dir in self.unique_dirs() {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        if self.uses_unified() {
+            if let Some(u) = &self.unified {
+                u.add_task(pid)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let file = |controller: &str, name: &str| self.dir(controller).map(|d| d.join(name));
+        let num = |p: Option<PathBuf>| p.map(|p| read_u64(&p)).transpose();
+        Ok(Stats {
+            memory_usage: num(file("memory", "memory.usage_in_bytes"))?,
+            pids_current: num(file("pids", "pids.current"))?,
+            cpu_usage_ns: num(file("cpuacct", "cpuacct.usage"))?,
+        })
+    }
+
+    fn remove(&self) -> Result<()> {
+        let mut first_err = None;
+        for dir in self.unique_dirs() {
+            if let Err(e) = rmdir(dir) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(u) = &self.unified {
+            if let Err(e) = u.remove() {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{get, resources, set_fixture};
+    use super::*;
+
+    fn controllers(root: &Path, names: &[&str]) -> BTreeMap<String, PathBuf> {
+        names
+            .iter()
+            .map(|n| ((*n).to_owned(), root.join(n)))
+            .collect()
+    }
+
+    #[test]
+    fn writes_limits_in_each_hierarchy() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let m = Manager::new(
+            &controllers(root, &["memory", "cpu", "cpuacct", "pids", "blkio"]),
+            None,
+            Path::new("berth/c1"),
+        );
+        // Swap accounting present: the kernel would have created this file.
+        set_fixture(
+            &root.join("memory/berth/c1/memory.memsw.limit_in_bytes"),
+            "9223372036854771712",
+        );
+        m.create(Some(&resources())).unwrap();
+        let f = |ctl: &str, file: &str| get(&root.join(ctl).join("berth/c1").join(file));
+        assert_eq!(f("memory", "memory.limit_in_bytes"), "33554432");
+        assert_eq!(f("memory", "memory.memsw.limit_in_bytes"), "67108864");
+        assert_eq!(f("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(f("cpu", "cpu.cfs_period_us"), "100000");
+        assert_eq!(f("pids", "pids.max"), "10");
+        assert!(root.join("cpuacct/berth/c1").is_dir());
+        // Only the controllers Berth uses.
+        assert!(!root.join("blkio/berth").exists());
+
+        m.add_task(4242).unwrap();
+        for ctl in CONTROLLERS {
+            assert_eq!(f(ctl, "cgroup.procs"), "4242");
+        }
+    }
+
+    #[test]
+    fn no_memsw_without_swap_accounting_and_unlimited_pids() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let m = Manager::new(
+            &controllers(root, &["memory", "pids"]),
+            None,
+            Path::new("berth/c2"),
+        );
+        let mut r = resources();
+        r.set_cpu(None);
+        r.set_pids(Some(
+            oci_spec::runtime::LinuxPidsBuilder::default()
+                .limit(-1)
+                .build()
+                .unwrap(),
+        ));
+        m.create(Some(&r)).unwrap();
+        let dir = root.join("memory/berth/c2");
+        assert_eq!(get(&dir.join("memory.limit_in_bytes")), "33554432");
+        assert!(!dir.join("memory.memsw.limit_in_bytes").exists());
+        assert_eq!(get(&root.join("pids/berth/c2/pids.max")), "max");
+    }
+
+    #[test]
+    fn missing_controller_is_an_error_unless_unified_has_it() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let unified = root.join("unified");
+        set_fixture(&unified.join("cgroup.controllers"), "hugetlb\n");
+        let m = Manager::new(
+            &controllers(root, &["memory", "cpu"]),
+            Some(&unified),
+            Path::new("berth/c3"),
+        );
+        assert!(matches!(
+            m.create(Some(&resources())),
+            Err(CgroupError::NoController { controller: "pids" })
+        ));
+        // Nothing half-created.
+        assert!(!root.join("memory/berth").exists());
+
+        set_fixture(&unified.join("cgroup.controllers"), "hugetlb pids\n");
+        m.create(Some(&resources())).unwrap();
+        assert_eq!(get(&unified.join("berth/c3/pids.max")), "10");
+        assert_eq!(get(&unified.join("berth/cgroup.subtree_control")), "+pids");
+        m.add_task(7).unwrap();
+        assert_eq!(get(&unified.join("berth/c3/cgroup.procs")), "7");
+        assert_eq!(get(&root.join("memory/berth/c3/cgroup.procs")), "7");
+    }
+
+    #[test]
+    fn no_resources_still_creates_the_cgroups() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let m = Manager::new(
+            &controllers(root, &["memory", "pids"]),
+            None,
+            Path::new("b/c"),
+        );
+        m.create(None).unwrap();
+        assert!(root.join("memory/b/c").is_dir());
+        assert!(!root.join("memory/b/c/memory.limit_in_bytes").exists());
+    }
+
+    #[test]
+    fn stats_read_usage() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let m = Manager::new(
+            &controllers(root, &["memory", "cpuacct", "pids"]),
+            None,
+            Path::new("b/c"),
+        );
+        set_fixture(&root.join("memory/b/c/memory.usage_in_bytes"), "1048576\n");
+        set_fixture(&root.join("pids/b/c/pids.current"), "3\n");
+        set_fixture(&root.join("cpuacct/b/c/cpuacct.usage"), "123456789\n");
+        assert_eq!(
+            m.stats().unwrap(),
+            Stats {
+                memory_usage: Some(1_048_576),
+                pids_current: Some(3),
+                cpu_usage_ns: Some(123_456_789),
+            }
+        );
+        set_fixture(&root.join("pids/b/c/pids.current"), "lots\n");
+        assert!(matches!(m.stats(), Err(CgroupError::Parse { .. })));
+    }
+
+    #[test]
+    fn remove_deletes_the_leaves_only() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let m = Manager::new(
+            &controllers(root, &["memory", "pids"]),
+            None,
+            Path::new("b/c"),
+        );
+        m.create(None).unwrap();
+        m.remove().unwrap();
+        assert!(!root.join("memory/b/c").exists());
+        assert!(root.join("memory/b").is_dir());
+        // Twice is fine.
+        m.remove().unwrap();
+    }
+}

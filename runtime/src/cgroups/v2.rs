@@ -1,0 +1,269 @@
+//! cgroup v2: one directory, e.g. `/sys/fs/cgroup/berth/<id>`, with the controllers enabled in
+//! `cgroup.subtree_control` of every ancestor (a v2 cgroup only has the files of controllers
+//! its parent enables).
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::LinuxResources;
+
+use super::{
+    mkdir, pids_value, read, read_u64, rmdir, write, CgroupError, CgroupManager, Limits, Result,
+    Stats,
+};
+
+/// The controllers Berth enables (limits, and usage for `stats`).
+pub const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
+
+/// Default CFS period, µs (the kernel's and Docker's).
+pub const DEFAULT_PERIOD: u64 = 100_000;
+
+/// A container's v2 cgroup.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    root: PathBuf,
+    rel: PathBuf,
+}
+
+impl Manager {
+    /// The cgroup `rel` below the v2 mount `root`.
+    #[must_use]
+    pub fn new(root: &Path, rel: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+            rel: rel.to_owned(),
+        }
+    }
+
+    /// The container's directory.
+    #[must_use]
+    pub fn dir(&self) -> PathBuf {
+        self.root.join(&self.rel)
+    }
+
+    /// The controllers the root offers (`cgroup.controllers`).
+    ///
+    /// # Errors
+    /// An unreadable file.
+    pub fn available(&self) -> Result<Vec<String>> {
+        Ok(read(&self.root.join("cgroup.controllers"))?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Enables `controllers` from the root down to the container's parent, creates the
+    /// container's directory and writes the limits of those controllers.
+    pub(crate) fn create_controllers(&self, limits: &Limits, controllers: &[&str]) -> Result<()> {
+        let has = |c: &str| controllers.contains(&c);
+        let enable: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
+        let mut dir = self.root.clone();
+        for part in &self.rel {
+            if !enable.is_empty() {
+                write(&dir.join("cgroup.subtree_control"), &enable.join(" "))?;
+            }
+            dir.push(part);
+            mkdir(&dir)?;
+        }
+        if has("memory") {
+            if let Some(limit) = limits.memory {
+                write(&dir.join("memory.max"), &max_or(limit))?;
+            }
+            // v2 limits swap alone; the spec's `swap` is memory + swap.
+            let swap_file = dir.join("memory.swap.max");
+            if let (Some(swap), true) = (limits.swap, swap_file.exists()) {
+                let value = match (swap, limits.memory) {
+                    (s, Some(m)) if s >= 0 && m >= 0 => (s - m).max(0).to_string(),
+                    (s, None) if s >= 0 => s.to_string(),
+                    _ => "max".to_owned(),
+                };
+                write(&swap_file, &value)?;
+            }
+        }
+        if has("cpu") && limits.wants_cpu() {
+            let quota = limits.cpu_quota.map_or_else(|| "max".to_owned(), max_or);
+            let period = limits.cpu_period.unwrap_or(DEFAULT_PERIOD);
+            write(&dir.join("cpu.max"), &format!("{quota} {period}"))?;
+        }
+        if let (true, Some(pids)) = (has("pids"), limits.pids) {
+            write(&dir.join("pids.max"), &pids_value(pids))?;
+        }
+        Ok(())
+    }
+}
+
+/// A limit, or `max` for a negative one.
+fn max_or(v: i64) -> String {
+    if v < 0 {
+        "max".to_owned()
+    } else {
+        v.to_string()
+    }
+}
+
+impl CgroupManager for Manager {
+    type Error = CgroupError;
+
+    fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        let limits = Limits::from_resources(resources);
+        let available = self.available()?;
+        let needed = [
+            ("memory", limits.wants_memory()),
+            ("cpu", limits.wants_cpu()),
+            ("pids", limits.pids.is_some()),
+        ];
+        for (controller, wanted) in needed {
+            if wanted && !available.iter().any(|a| a == controller) {
+                return Err(CgroupError::NoController { controller });
+            }
+        }
+        let enable: Vec<&str> = CONTROLLERS
+            .into_iter()
+            .filter(|c| available.iter().any(|a| a == c))
+            .collect();
+        self.create_controllers(&limits, &enable)
+    }
+
+    fn add_task(&self, pid: i32) -> Result<()> {
+        write(&self.dir().join("cgroup.procs"), &pid.to_string())
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let dir = self.dir();
+        let num = |name: &str| {
+            let p = dir.join(name);
+            p.exists().then(|| read_u64(&p)).transpose()
+        };
+        let cpu_stat = dir.join("cpu.stat");
+        let cpu_usage_ns = if cpu_stat.exists() {
+            let text = read(&cpu_stat)?;
+            let usec = text
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .map(|v| {
+                    v.trim().parse::<u64>().map_err(|_| CgroupError::Parse {
+                        path: cpu_stat.clone(),
+                        value: text.clone(),
+                    })
+                })
+                .transpose()?;
+            usec.map(|u| u.saturating_mul(1000))
+        } else {
+            None
+        };
+        Ok(Stats {
+            memory_usage: num("memory.current")?,
+            pids_current: num("pids.current")?,
+            cpu_usage_ns,
+        })
+    }
+
+    fn remove(&self) -> Result<()> {
+        rmdir(&self.dir())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{get, resources, set_fixture};
+    use super::*;
+
+    fn fixture(controllers: &str) -> (tempfile::TempDir, Manager) {
+        let t = tempfile::tempdir().unwrap();
+        set_fixture(&t.path().join("cgroup.controllers"), controllers);
+        let m = Manager::new(t.path(), Path::new("berth/c1"));
+        (t, m)
+    }
+
+    #[test]
+    fn enables_controllers_and_writes_limits() {
+        let (t, m) = fixture("cpuset cpu io memory hugetlb pids rdma\n");
+        let root = t.path();
+        // Swap accounting present.
+        set_fixture(&root.join("berth/c1/memory.swap.max"), "max");
+        m.create(Some(&resources())).unwrap();
+        for d in [root.to_owned(), root.join("berth")] {
+            assert_eq!(get(&d.join("cgroup.subtree_control")), "+cpu +memory +pids");
+        }
+        let dir = root.join("berth/c1");
+        assert_eq!(get(&dir.join("memory.max")), "33554432");
+        assert_eq!(get(&dir.join("memory.swap.max")), "33554432");
+        assert_eq!(get(&dir.join("cpu.max")), "50000 100000");
+        assert_eq!(get(&dir.join("pids.max")), "10");
+        m.add_task(99).unwrap();
+        assert_eq!(get(&dir.join("cgroup.procs")), "99");
+        // cgroupfs files go with the directory; a tempdir's must go first.
+        for e in std::fs::read_dir(&dir).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+        m.remove().unwrap();
+        assert!(!dir.exists());
+        assert!(root.join("berth").is_dir());
+    }
+
+    #[test]
+    fn unlimited_values_are_max() {
+        let (t, m) = fixture("cpu memory pids");
+        let mut r = resources();
+        r.set_memory(Some(
+            oci_spec::runtime::LinuxMemoryBuilder::default()
+                .limit(-1)
+                .build()
+                .unwrap(),
+        ));
+        r.set_cpu(Some(
+            oci_spec::runtime::LinuxCpuBuilder::default()
+                .period(50_000u64)
+                .build()
+                .unwrap(),
+        ));
+        r.set_pids(Some(
+            oci_spec::runtime::LinuxPidsBuilder::default()
+                .limit(-1)
+                .build()
+                .unwrap(),
+        ));
+        m.create(Some(&r)).unwrap();
+        let dir = t.path().join("berth/c1");
+        assert_eq!(get(&dir.join("memory.max")), "max");
+        assert!(!dir.join("memory.swap.max").exists());
+        assert_eq!(get(&dir.join("cpu.max")), "max 50000");
+        assert_eq!(get(&dir.join("pids.max")), "max");
+    }
+
+    #[test]
+    fn a_missing_controller_is_an_error() {
+        let (t, m) = fixture("cpu memory");
+        assert!(matches!(
+            m.create(Some(&resources())),
+            Err(CgroupError::NoController { controller: "pids" })
+        ));
+        assert!(!t.path().join("berth").exists());
+        // Without limits, whatever is available is enabled.
+        m.create(None).unwrap();
+        assert_eq!(
+            get(&t.path().join("cgroup.subtree_control")),
+            "+cpu +memory"
+        );
+        assert!(!t.path().join("berth/c1/pids.max").exists());
+    }
+
+    #[test]
+    fn stats_read_usage() {
+        let (t, m) = fixture("cpu memory pids");
+        let dir = t.path().join("berth/c1");
+        set_fixture(&dir.join("memory.current"), "4096\n");
+        set_fixture(&dir.join("pids.current"), "2\n");
+        set_fixture(
+            &dir.join("cpu.stat"),
+            "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n",
+        );
+        assert_eq!(
+            m.stats().unwrap(),
+            Stats {
+                memory_usage: Some(4096),
+                pids_current: Some(2),
+                cpu_usage_ns: Some(1_500_000),
+            }
+        );
+    }
+}

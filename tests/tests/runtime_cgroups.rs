@@ -1,0 +1,298 @@
+//! `berth run` with cgroup limits, end to end as root: `-m` OOM-kills a shell that holds more,
+//! `--pids-limit` stops forks, the container's cgroups hold the limits on the host while it
+//! runs and are gone after it, and bad values exit 125. The host here is hybrid (v1
+//! controllers); the host-side checks also read a pure v2 layout.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_tests::{bin, require, run};
+
+struct Env {
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    /// A data root with the busybox image `bb:1` imported.
+    fn new() -> Self {
+        require(
+            "busybox",
+            "install it with `apt-get install busybox-static`",
+        );
+        assert!(
+            run(Command::new("id").arg("-u")).trim() == "0",
+            "the cgroup tests need root (namespaces, mounts, cgroups); run them as root"
+        );
+        assert!(
+            Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+                || Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists(),
+            "no cgroup v2 or v1 memory hierarchy under /sys/fs/cgroup: mount the cgroups"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let rfs = tmp.path().join("rfs");
+        std::fs::create_dir_all(rfs.join("bin")).unwrap();
+        let busybox = run(Command::new("sh").args(["-c", "command -v busybox"]));
+        std::fs::copy(busybox.trim(), rfs.join("bin/busybox")).unwrap();
+        run(Command::new("chroot")
+            .arg(&rfs)
+            .args(["/bin/busybox", "--install", "-s", "/bin"]));
+        let tar = tmp.path().join("bb.tar");
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(&rfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."));
+        let env = Self { tmp };
+        let out = env.berth(&["import", tar.to_str().unwrap(), "bb:1"]);
+        assert!(
+            out.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        env
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("berth"));
+        c.arg("--data-root")
+            .arg(self.tmp.path().join("data"))
+            .args(args);
+        c
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `berth run --rm FLAGS bb:1 sh -c SCRIPT`; (code, stdout, stderr).
+    fn sh(&self, flags: &[&str], script: &str) -> (i32, String, String) {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "sh", "-c", script]);
+        let out = self.berth(&args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn containers(&self) -> Vec<String> {
+        std::fs::read_dir(self.tmp.path().join("data/containers"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Never leave a mount behind, even when a test failed half-way.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let root = self.tmp.path().display().to_string();
+        for line in mounts.lines() {
+            if let Some(target) = line.split(' ').nth(1).filter(|t| t.starts_with(&root)) {
+                let _ = Command::new("umount").arg("-l").arg(target).status();
+            }
+        }
+    }
+}
+
+/// The host file of container `id`'s cgroup: the v1 name under its controller, or the v2 name.
+fn cgroup_file(id: &str, controller: &str, v1: &str, v2: &str) -> PathBuf {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        root.join("berth").join(id).join(v2)
+    } else {
+        root.join(controller).join("berth").join(id).join(v1)
+    }
+}
+
+fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        vec![root.join("berth").join(id)]
+    } else {
+        ["memory", "cpu", "cpuacct", "pids"]
+            .iter()
+            .map(|c| root.join(c).join("berth").join(id))
+            .filter(|d| d.parent().unwrap().parent().unwrap().is_dir())
+            .collect()
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_owned()
+}
+
+/// Holds ~100 MB in a shell variable (more than 32m of memory plus as much swap).
+const HOG: &str = "x=$(yes 2>/dev/null | head -c 100000000); echo done ${#x}";
+
+#[test]
+fn memory_limit_oom_kills_and_no_limit_does_not() {
+    let env = Env::new();
+    let (code, out, err) = env.sh(&[], HOG);
+    assert_eq!((code, out.as_str()), (0, "done 99999999\n"), "{err}");
+    let (code, out, err) = env.sh(&["--memory", "32m"], HOG);
+    assert_eq!((code, out.as_str()), (137, ""), "{err}");
+    // Lots of memory for a limit of 200 MB: fine.
+    let (code, out, err) = env.sh(&["-m", "200M"], HOG);
+    assert_eq!((code, out.as_str()), (0, "done 99999999\n"), "{err}");
+    assert!(env.containers().is_empty());
+}
+
+/// Starts up to 30 background sleeps, printing the count after each fork, then counts the
+/// container's processes with shell builtins only.
+const FORKS: &str = "i=0; while [ $i -lt 30 ]; do sleep 5 & i=$((i+1)); echo $i; done; \
+                     set -- /proc/[0-9]*; echo procs=$#";
+
+#[test]
+fn pids_limit_stops_forks() {
+    let env = Env::new();
+    let (code, out, err) = env.sh(&[], FORKS);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("\n30\nprocs=31\n"), "{out}");
+    // The shell and 9 sleeps make 10: the 10th fork fails and ash gives up (status 2).
+    let (code, out, err) = env.sh(&["--pids-limit", "10"], FORKS);
+    assert_eq!(code, 2, "stdout {out:?}, stderr {err:?}");
+    assert!(out.ends_with("\n8\n9\n"), "{out}");
+    assert!(err.contains("can't fork"), "{err}");
+    // -1 is unlimited.
+    let (code, out, err) = env.sh(&["--pids-limit", "-1"], FORKS);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("procs=31\n"), "{out}");
+}
+
+#[test]
+fn cgroups_hold_the_limits_while_running_and_are_removed_after() {
+    let env = Env::new();
+    let child = env
+        .command(&[
+            "run",
+            "--rm",
+            "-m",
+            "32m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "10",
+            "bb:1",
+            "sleep",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (id, procs) = loop {
+        assert!(Instant::now() < deadline, "the container never started");
+        if let Some(id) = env.containers().pop() {
+            let procs = cgroup_file(&id, "pids", "cgroup.procs", "cgroup.procs");
+            if let Ok(p) = std::fs::read_to_string(&procs) {
+                if !p.trim().is_empty() {
+                    break (id, p);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The container's init (now `sleep`) is in the cgroup; the intermediate process is not.
+    let pids: Vec<&str> = procs.split_whitespace().collect();
+    assert_eq!(pids.len(), 1, "{procs}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cmdline = format!("/proc/{}/cmdline", pids[0]);
+    while std::fs::read_to_string(&cmdline).unwrap_or_default() != "sleep\u{0}3\u{0}" {
+        assert!(Instant::now() < deadline, "init never exec'd sleep");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let mem = cgroup_file(&id, "memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(read(&mem), "33554432");
+    let memsw = cgroup_file(
+        &id,
+        "memory",
+        "memory.memsw.limit_in_bytes",
+        "memory.swap.max",
+    );
+    if memsw.exists() {
+        assert_eq!(read(&memsw), if v2 { "33554432" } else { "67108864" });
+    }
+    if v2 {
+        assert_eq!(
+            read(&cgroup_file(&id, "cpu", "", "cpu.max")),
+            "50000 100000"
+        );
+    } else {
+        assert_eq!(
+            read(&cgroup_file(&id, "cpu", "cpu.cfs_quota_us", "")),
+            "50000"
+        );
+        assert_eq!(
+            read(&cgroup_file(&id, "cpu", "cpu.cfs_period_us", "")),
+            "100000"
+        );
+    }
+    assert_eq!(
+        read(&cgroup_file(&id, "pids", "pids.max", "pids.max")),
+        "10"
+    );
+    assert_eq!(
+        read(&cgroup_file(&id, "pids", "pids.current", "pids.current")),
+        "1"
+    );
+    let dirs = cgroup_dirs(&id);
+    assert!(!dirs.is_empty());
+    for d in &dirs {
+        assert_eq!(
+            read(&d.join("cgroup.procs")),
+            procs.trim(),
+            "{}",
+            d.display()
+        );
+    }
+
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for d in &dirs {
+        assert!(!d.exists(), "{} is left behind", d.display());
+    }
+}
+
+#[test]
+fn bad_values_exit_125_naming_the_flag() {
+    let env = Env::new();
+    for (flags, want) in [
+        (
+            &["--memory", "abc"][..],
+            "invalid argument \"abc\" for \"-m, --memory\" flag: invalid size: 'abc'",
+        ),
+        (&["-m", "12x"][..], "for \"-m, --memory\" flag"),
+        (&["-m", "1k"][..], "Minimum memory limit allowed is 6MB"),
+        (
+            &["--cpus", "half"][..],
+            "invalid argument \"half\" for \"--cpus\" flag",
+        ),
+        (&["--cpus", "1000"][..], "Range of CPUs is from 0.01"),
+        (
+            &["--pids-limit", "ten"][..],
+            "invalid argument \"ten\" for \"--pids-limit\" flag",
+        ),
+    ] {
+        let (code, _, err) = env.sh(flags, "true");
+        assert_eq!(code, 125, "{flags:?}: {err}");
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
+    assert!(env.containers().is_empty());
+}
