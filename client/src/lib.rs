@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod cli;
 pub mod commands;
+pub mod containers;
 pub mod context;
 pub mod format;
 pub mod printer;

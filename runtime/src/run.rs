@@ -380,17 +380,58 @@ fn report_and_exit(mut pipe: std::fs::File, code: i32, message: &str) -> ! {
 /// # Errors
 /// [`RunError::Start`] when init failed before `execve` (with Docker's 125/126/127), or the
 /// fork/wait plumbing failed.
-#[allow(unsafe_code)]
 pub fn run(bundle: &Path, spec: &Spec) -> Result<i32, RunError> {
+    run_with(bundle, spec, Stdio::default(), &mut |_| {})
+}
+
+/// The container's standard streams; `None` keeps the caller's.
+#[derive(Debug, Default)]
+pub struct Stdio {
+    /// Descriptor 0 of the container.
+    pub stdin: Option<OwnedFd>,
+    /// Descriptor 1.
+    pub stdout: Option<OwnedFd>,
+    /// Descriptor 2.
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Like [`run`], with the container's stdio given, and `started` called with init's host PID
+/// once it has `execve`d the container's program (not when it failed before).
+///
+/// # Errors
+/// As [`run`].
+#[allow(unsafe_code)]
+pub fn run_with(
+    bundle: &Path,
+    spec: &Spec,
+    stdio: Stdio,
+    started: &mut dyn FnMut(i32),
+) -> Result<i32, RunError> {
     let flags = namespace_flags(spec)?;
     let cgroup = setup_cgroups(spec)?;
     let (read, write): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(proc_err("pipe2"))?;
+    // The intermediate writes init's PID (4 bytes, native order) here.
+    let (pid_read, pid_write): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(proc_err("pipe2"))?;
     // SAFETY: the child only runs init steps and then execve or exit. Berth's other threads
     // (tokio workers) are idle; glibc's fork handlers keep malloc usable in the child.
     match unsafe { fork() }.map_err(proc_err("fork"))? {
         ForkResult::Child => {
-            drop(read);
+            drop((read, pid_read));
+            for (fd, target) in [(stdio.stdin, 0), (stdio.stdout, 1), (stdio.stderr, 2)] {
+                if let Some(fd) = fd {
+                    // dup2 clears close-on-exec on the copy.
+                    if let Err(e) = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&fd), target)
+                    {
+                        report_and_exit(
+                            std::fs::File::from(write),
+                            EXIT_RUNTIME,
+                            &format!("dup2: {e}"),
+                        );
+                    }
+                }
+            }
             let manager = cgroup.as_ref().map(|g| g.0.clone());
             // Only the caller removes the cgroups, whatever happens here.
             std::mem::forget(cgroup);
@@ -399,14 +440,24 @@ pub fn run(bundle: &Path, spec: &Spec) -> Result<i32, RunError> {
                 spec,
                 flags,
                 std::fs::File::from(write),
+                std::fs::File::from(pid_write),
                 manager.as_ref(),
             )
         }
         ForkResult::Parent { child } => {
-            drop(write);
-            let status = wait_for(child).map_err(proc_err("waitpid"))?;
+            drop((write, pid_write, stdio));
+            let mut pid = [0u8; 4];
+            let init_pid = std::fs::File::from(pid_read)
+                .read_exact(&mut pid)
+                .ok()
+                .map(|()| i32::from_ne_bytes(pid));
+            // EOF once init has exec'd (close-on-exec) or reported a failure and exited.
             let mut report = String::new();
             let _ = std::fs::File::from(read).read_to_string(&mut report);
+            if let (Some(pid), true) = (init_pid, report.is_empty()) {
+                started(pid);
+            }
+            let status = wait_for(child).map_err(proc_err("waitpid"))?;
             match report.split_once(' ') {
                 Some((code, message)) => Err(RunError::Start {
                     code: code.parse().unwrap_or(EXIT_RUNTIME),
@@ -460,6 +511,7 @@ fn intermediate(
     spec: &Spec,
     flags: CloneFlags,
     pipe: std::fs::File,
+    mut pid_pipe: std::fs::File,
     cgroup: Option<&cgroups::Manager>,
 ) -> ! {
     let sys = LinuxSyscall;
@@ -480,7 +532,7 @@ fn intermediate(
         Err(e) => report_and_exit(pipe, EXIT_RUNTIME, &format!("fork: {e}")),
         Ok(ForkResult::Child) => {
             let _ = nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL));
-            drop(go_write);
+            drop((go_write, pid_pipe));
             let mut byte = [0u8; 1];
             if !matches!(std::fs::File::from(go_read).read(&mut byte), Ok(1)) {
                 // The intermediate failed and reports why; say nothing.
@@ -498,6 +550,8 @@ fn intermediate(
                 let e = RunError::Cgroup(e);
                 report_and_exit(pipe, EXIT_RUNTIME, &chain(&e));
             }
+            let _ = pid_pipe.write_all(&child.as_raw().to_ne_bytes());
+            drop(pid_pipe);
             let _ = std::fs::File::from(go_write).write_all(&[1]);
             drop(pipe);
             std::process::exit(wait_for(child).unwrap_or(EXIT_RUNTIME))

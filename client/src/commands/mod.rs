@@ -5,17 +5,24 @@ pub mod history;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod kill;
 pub mod load;
 pub mod login;
 pub mod logout;
+pub mod logs;
+pub mod monitor;
 pub mod prune;
+pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod search;
+pub mod stop;
 pub mod tag;
+pub mod wait;
 
 use crate::cli::{Command, ImageCommand, SystemCommand};
 use crate::context::Ctx;
@@ -60,6 +67,13 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(ctx, &a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(ctx, &a).await,
         Command::Run(a) => run::run(ctx, &a),
+        Command::Ps(a) => ps::run(ctx, &a),
+        Command::Logs(a) => logs::run(ctx, &a),
+        Command::Stop(a) => stop::run(ctx, &a),
+        Command::Kill(a) => kill::run(ctx, &a),
+        Command::Rm(a) => rm::run(ctx, &a),
+        Command::Wait(a) => wait::run(ctx, &a),
+        Command::ContainerMonitor(a) => monitor::run(ctx, &a),
         Command::Search(a) => search::run(ctx, &a).await,
         Command::Login(a) => login::run(ctx, &a).await,
         Command::Logout(a) => logout::run(ctx, &a),

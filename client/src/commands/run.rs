@@ -7,8 +7,12 @@
 //!   rootfs/        overlay mount point (lower: the image's layers, top first)
 //!   upper/ work/   overlay upper and work directories
 //!   hostname hosts resolv.conf   bind-mounted at /etc/…
-//!   state.json     id, name, image, status, exit code (written when the container exits)
+//!   state.json     id, name, image, status, owner and init PIDs, exit code ([`containers`])
+//!   lock           flock guarding state.json
+//!   <id>-json.log  with `-d`: stdout/stderr in Docker's json-file format
 //! ```
+//! With `-d` a monitor process owns the container ([`super::monitor`]); `run` prints the ID
+//! once the container's program runs.
 //! The container runs in the cgroup `/berth/<id>` of each hierarchy, limited by `-m`, `--cpus`
 //! and `--pids-limit`, parsed as Docker does ([`limits`]; a bad value exits 125).
 //! `--rm` removes the directory after the exit. Exit status follows Docker: the container's,
@@ -24,6 +28,7 @@ use berth_runtime::syscall::{LinuxSyscall, MntFlags, Syscall};
 use oci_spec::image::ImageConfiguration;
 
 use crate::cli::RunArgs;
+use crate::containers::{self, ProcessId, State, Status};
 use crate::context::Ctx;
 
 /// Docker's `/etc/hosts` for a container without a bridge network.
@@ -244,6 +249,10 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
     if let Some(name) = &args.name {
         check_name(&containers, name)?;
     }
+    let name = args.name.clone().unwrap_or_else(|| {
+        let all = crate::containers::list(ctx.store.root());
+        crate::containers::generate_name(&|n| all.iter().any(|(_, s)| s.name == n))
+    });
     let id = new_id();
     let network = if args.network == "host" {
         Network::Host
@@ -312,14 +321,38 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
     spec::apply_limits(&mut spec, &format!("/berth/{id}"), &limits)?;
     spec.save(dir.join("config.json"))?;
     guard.remove = args.rm;
-    let mut state = serde_json::json!({
-        "Id": id,
-        "Name": args.name.clone().unwrap_or_default(),
-        "Image": image.id,
-        "Status": "running",
-        "StartedAt": chrono::Utc::now().to_rfc3339(),
-    });
-    fs_err::write(dir.join("state.json"), serde_json::to_vec_pretty(&state)?)?;
+    let mut state = State {
+        id: id.clone(),
+        name,
+        image: image.id.clone(),
+        image_name: args.image.clone(),
+        command: spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().clone())
+            .unwrap_or_default(),
+        status: Status::Created,
+        created: containers::now_rfc3339(),
+        auto_remove: args.rm,
+        ..State::default()
+    };
+    if args.detach {
+        {
+            let lock = containers::Lock::take(&dir)?;
+            containers::save(&dir, &state, &lock)?;
+        }
+        // From here on the monitor owns the directory, its mount and its removal.
+        guard.mounted = false;
+        guard.remove = false;
+        return start_detached(ctx, &dir, &id);
+    }
+    state.status = Status::Running;
+    state.started_at = Some(containers::now_rfc3339());
+    state.monitor = ProcessId::of(nix::unistd::getpid().as_raw());
+    {
+        let lock = containers::Lock::take(&dir)?;
+        containers::save(&dir, &state, &lock)?;
+    }
 
     let result = berth_runtime::run::run(&dir, &spec);
     let exit_code = match &result {
@@ -327,12 +360,75 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
         Err(e) => e.exit_code(),
     };
     if !args.rm {
-        state["Status"] = "exited".into();
-        state["ExitCode"] = exit_code.into();
-        state["FinishedAt"] = chrono::Utc::now().to_rfc3339().into();
-        fs_err::write(dir.join("state.json"), serde_json::to_vec_pretty(&state)?)?;
+        containers::update(&dir, |s| {
+            s.status = Status::Exited;
+            s.exit_code = Some(exit_code);
+            s.finished_at = Some(containers::now_rfc3339());
+        })?;
     }
     Ok(result?)
+}
+
+/// Starts the monitor (`berth container-monitor ID`, detached: its own session, reparented
+/// away from this process by a second fork, stdin and stderr `/dev/null`) and waits for its
+/// word on a pipe: `ok` once the container's program runs, `err CODE MESSAGE` when it could not
+/// start. Prints the container ID.
+#[allow(unsafe_code)]
+fn start_detached(ctx: &Ctx, dir: &Path, id: &str) -> anyhow::Result<i32> {
+    use std::io::{BufRead as _, Write as _};
+    use std::os::unix::process::CommandExt as _;
+    let exe = std::env::current_exe().context("cannot find the berth executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--data-root")
+        .arg(ctx.store.root())
+        .arg("container-monitor")
+        .arg(id)
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls (setsid, fork, _exit) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()?;
+            match nix::unistd::fork()? {
+                nix::unistd::ForkResult::Parent { .. } => nix::libc::_exit(0),
+                nix::unistd::ForkResult::Child => Ok(()),
+            }
+        });
+    }
+    let spawned = cmd.spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            containers::teardown(dir, id);
+            let _ = fs_err::remove_dir_all(dir);
+            return Err(e).context("cannot start the container monitor");
+        }
+    };
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    // The first child exits at once; the monitor is not ours to wait for.
+    let _ = child.wait();
+    match line.trim_end().split_once(' ') {
+        None if line.trim_end() == "ok" => {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{id}")?;
+            stdout.flush()?;
+            Ok(0)
+        }
+        Some(("err", rest)) => {
+            let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+            Err(RunError::Start {
+                code: code.parse().unwrap_or(EXIT_RUNTIME),
+                message: message.to_owned(),
+            }
+            .into())
+        }
+        _ => anyhow::bail!("the container monitor exited before starting the container"),
+    }
 }
 
 #[cfg(test)]

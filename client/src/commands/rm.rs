@@ -1,0 +1,65 @@
+//! `berth rm`: removes containers that are not running (`-f`: SIGKILL first), with what they
+//! left on the host (mount, cgroups); prints each name or ID as given.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::cli::RmArgs;
+use crate::containers::{self, Status};
+use crate::context::Ctx;
+
+/// Removes the containers.
+///
+/// # Errors
+/// A container that is missing or running without `-f` (the others are removed).
+pub fn run(ctx: &Ctx, args: &RmArgs) -> anyhow::Result<()> {
+    let mut errors = Vec::new();
+    for name in &args.containers {
+        match remove(ctx, name, args.force) {
+            Ok(()) => ctx.printer.data(name),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(errors.join("\n")))
+    }
+}
+
+fn remove(ctx: &Ctx, name: &str, force: bool) -> anyhow::Result<()> {
+    let (dir, state) = containers::find(ctx.store.root(), name)?;
+    if !state.status().can_remove() {
+        if !force {
+            anyhow::bail!(
+                "Error response from daemon: cannot remove container \"/{}\": container is \
+                 running: stop the container before removing or force remove",
+                state.name
+            );
+        }
+        let _ = containers::signal(&state, Signal::SIGKILL);
+        let _ = containers::wait_exit(&dir, Some(Duration::from_secs(30)));
+    }
+    // Let the owner finish its teardown (a `--rm` monitor removes the directory itself).
+    containers::wait_owner(&state, Duration::from_secs(10));
+    if !dir.exists() {
+        return Ok(());
+    }
+    let _lock = containers::Lock::take(&dir)?;
+    if containers::load(&dir).is_ok_and(|s| s.status() == Status::Running) {
+        anyhow::bail!(
+            "Error response from daemon: cannot remove container \"/{}\": could not kill",
+            state.name
+        );
+    }
+    containers::teardown(&dir, &state.id);
+    if containers::rootfs_mounted(&dir) {
+        anyhow::bail!(
+            "Error response from daemon: cannot remove container \"/{}\": its root file system is still mounted",
+            state.name
+        );
+    }
+    fs_err::remove_dir_all(&dir)?;
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! Detached containers end to end, as root: `run -d` and its monitor, `ps`, `logs`, `stop`,
+//! `kill`, `rm`, `wait`, `--rm`, and a killed monitor reported as exited.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use berth_tests::{bin, require, run};
+
+struct Env {
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    /// A data root with the busybox image `bb:1` imported.
+    fn new() -> Self {
+        require(
+            "busybox",
+            "install it with `apt-get install busybox-static`",
+        );
+        assert!(
+            run(Command::new("id").arg("-u")).trim() == "0",
+            "the runtime tests need root (namespaces, mounts, cgroups); run them as root"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let rfs = tmp.path().join("rfs");
+        std::fs::create_dir_all(rfs.join("bin")).unwrap();
+        std::fs::create_dir_all(rfs.join("etc")).unwrap();
+        let busybox = run(Command::new("sh").args(["-c", "command -v busybox"]));
+        std::fs::copy(busybox.trim(), rfs.join("bin/busybox")).unwrap();
+        run(Command::new("chroot")
+            .arg(&rfs)
+            .args(["/bin/busybox", "--install", "-s", "/bin"]));
+        let tar = tmp.path().join("bb.tar");
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(&rfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."));
+        let env = Self { tmp };
+        env.ok(&["import", tar.to_str().unwrap(), "bb:1"]);
+        env
+    }
+
+    fn data_root(&self) -> PathBuf {
+        self.tmp.path().join("data")
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        Command::new(bin("berth"))
+            .arg("--data-root")
+            .arg(self.data_root())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs berth, asserting success; stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `run -d FLAGS bb:1 sh -c SCRIPT`; the container ID.
+    fn detach(&self, flags: &[&str], script: &str) -> String {
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "sh", "-c", script]);
+        let id = self.ok(&args).trim().to_owned();
+        assert_eq!(id.len(), 64, "{id}");
+        id
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.data_root().join("containers").join(id)
+    }
+
+    fn state(&self, id: &str) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.dir(id).join("state.json")).unwrap()).unwrap()
+    }
+
+    /// `ps -a` line of the container, by its short ID.
+    fn ps_line(&self, id: &str) -> String {
+        self.ok(&["ps", "-a"])
+            .lines()
+            .find(|l| l.starts_with(&id[..12]))
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Never leave a container, mount or cgroup behind, even when a test failed half-way.
+        let root = self.data_root().join("containers");
+        let ids: Vec<String> = std::fs::read_dir(&root)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in &ids {
+            let _ = self.berth(&["rm", "-f", id]);
+        }
+        for id in &ids {
+            // Whatever rm could not do: kill the monitor (its container dies with it).
+            if let Ok(text) = std::fs::read(root.join(id).join("state.json")) {
+                let v: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
+                for who in ["Monitor", "Init"] {
+                    if let Some(pid) = v[who]["pid"].as_i64() {
+                        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                    }
+                }
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let prefix = self.tmp.path().display().to_string();
+        for line in mounts.lines() {
+            if let Some(target) = line.split(' ').nth(1).filter(|t| t.starts_with(&prefix)) {
+                let _ = Command::new("umount").arg("-l").arg(target).status();
+            }
+        }
+        for id in &ids {
+            for d in cgroup_dirs(id) {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+    }
+}
+
+fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        vec![root.join("berth").join(id)]
+    } else {
+        ["memory", "cpu", "cpuacct", "pids"]
+            .iter()
+            .map(|c| root.join(c).join("berth").join(id))
+            .filter(|d| d.parent().unwrap().parent().unwrap().is_dir())
+            .collect()
+    }
+}
+
+fn mounted(dir: &Path) -> bool {
+    let target = dir.join("rootfs").display().to_string();
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(&target))
+}
+
+/// Polls `cond` for up to 10 s.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn run_detached_ps_logs_and_stop_of_a_stubborn_shell() {
+    let env = Env::new();
+    let id = env.detach(
+        &["--name", "web"],
+        "echo hi; echo err >&2; trap '' TERM; sleep 30",
+    );
+    let ps = env.ok(&["ps"]);
+    let header = ps.lines().next().unwrap();
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    let line = env.ps_line(&id);
+    assert!(line.contains(" Up "), "{line}");
+    assert!(line.ends_with("web"), "{line}");
+    assert!(line.contains("bb:1"), "{line}");
+    assert!(line.contains("\"sh -c echo hi; echo…\""), "{line}");
+    assert_eq!(env.ok(&["ps", "-q"]).trim(), &id[..12]);
+    assert_eq!(env.ok(&["ps", "-q", "--no-trunc"]).trim(), id);
+    assert_eq!(
+        env.ok(&["ps", "--format", "{{.Names}} {{.State}}"]),
+        "web running\n"
+    );
+
+    eventually("the logs", || {
+        let out = env.berth(&["logs", &id[..8]]);
+        (text(&out.stdout), text(&out.stderr)) == ("hi\n".into(), "err\n".into())
+    });
+    // The two streams are copied concurrently, so either line may be the last one.
+    let out = env.berth(&["logs", "-t", "--tail", "1", "web"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let (line, want) = if stdout.is_empty() {
+        (stderr, "err\n")
+    } else {
+        assert_eq!(stderr, "");
+        (stdout, "hi\n")
+    };
+    let (time, rest) = line.split_once(' ').unwrap();
+    assert_eq!(rest, want);
+    assert!(time.ends_with('Z') && time.len() == 30, "{time}");
+    // Docker's json-file format.
+    let log = std::fs::read_to_string(env.dir(&id).join(format!("{id}-json.log"))).unwrap();
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["log"].as_str(), first["stream"].as_str()),
+        (Some("hi\n"), Some("stdout"))
+    );
+
+    // A running container is not removed without -f.
+    let out = env.berth(&["rm", "web"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "cannot remove container \"/web\": container is running: stop the container \
+             before removing or force remove"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // SIGTERM is ignored: SIGKILL after the timeout.
+    let start = Instant::now();
+    assert_eq!(env.ok(&["stop", "-t", "1", "web"]), "web\n");
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    assert_eq!(env.ok(&["wait", "web"]), "137\n");
+    let line = env.ps_line(&id);
+    assert!(line.contains("Exited (137) "), "{line}");
+    assert_eq!(env.ok(&["ps", "-q"]), "");
+    assert!(!mounted(&env.dir(&id)), "the monitor unmounts the rootfs");
+    assert_eq!(env.ok(&["rm", "web"]), "web\n");
+    assert!(!env.dir(&id).exists());
+}
+
+#[test]
+fn stop_honoured_kill_wait_and_generated_names() {
+    let env = Env::new();
+    let id = env.detach(&[], "trap 'exit 0' TERM; while true; do sleep 0.1; done");
+    let name = env.state(&id)["Name"].as_str().unwrap().to_owned();
+    let (adjective, surname) = name.split_once('_').unwrap();
+    assert!(!adjective.is_empty() && !surname.is_empty(), "{name}");
+    let start = Instant::now();
+    assert_eq!(env.ok(&["stop", &id]), format!("{id}\n"));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(env.ok(&["wait", &name]), "0\n");
+
+    let id = env.detach(&[], "trap 'exit 7' TERM; while true; do sleep 0.1; done");
+    assert_eq!(
+        env.ok(&["kill", "-s", "TERM", &id[..12]]),
+        format!("{}\n", &id[..12])
+    );
+    assert_eq!(env.ok(&["wait", &id]), "7\n");
+    let out = env.berth(&["kill", &id]);
+    assert!(
+        text(&out.stderr).contains("is not running"),
+        "{}",
+        text(&out.stderr)
+    );
+    let line = env.ps_line(&id);
+    assert!(line.contains("Exited (7) "), "{line}");
+
+    // `-l` and `-n` include exited containers; the newest first.
+    assert_eq!(env.ok(&["ps", "-lq"]).trim(), &id[..12]);
+    assert_eq!(env.ok(&["ps", "-n", "2", "-q"]).lines().count(), 2);
+    let out = env.berth(&["logs", "nope"]);
+    assert!(text(&out.stderr).contains("No such container: nope"));
+}
+
+#[test]
+fn rm_force_removes_dir_mount_and_cgroups() {
+    let env = Env::new();
+    let id = env.detach(&["--pids-limit", "50"], "sleep 30");
+    let dir = env.dir(&id);
+    assert!(mounted(&dir));
+    let cgroups = cgroup_dirs(&id);
+    assert!(
+        !cgroups.is_empty() && cgroups.iter().all(|d| d.is_dir()),
+        "{cgroups:?}"
+    );
+    assert_eq!(env.ok(&["rm", "-f", &id]), format!("{id}\n"));
+    assert!(!dir.exists());
+    assert!(!mounted(&dir));
+    assert!(cgroups.iter().all(|d| !d.exists()), "{cgroups:?}");
+}
+
+#[test]
+fn run_rm_disappears_after_exit_and_logs_follow_returns() {
+    let env = Env::new();
+    let id = env.detach(&["--rm"], "sleep 0.3");
+    eventually("the --rm container to go", || !env.dir(&id).exists());
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+
+    let id = env.detach(&[], "for i in 1 2 3; do echo $i; sleep 0.2; done; exit 3");
+    let start = Instant::now();
+    let out = env.berth(&["logs", "-f", &id]);
+    assert_eq!(text(&out.stdout), "1\n2\n3\n");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(env.ok(&["wait", &id]), "3\n");
+}
+
+#[test]
+fn killed_monitor_reports_exited() {
+    let env = Env::new();
+    let id = env.detach(&[], "sleep 30");
+    let monitor = env.state(&id)["Monitor"]["pid"].as_i64().unwrap();
+    assert!(env.ps_line(&id).contains(" Up "));
+    run(Command::new("kill").args(["-9", &monitor.to_string()]));
+    eventually("ps -a to report the container exited", || {
+        env.ps_line(&id).contains("Exited (")
+    });
+    assert_eq!(env.ok(&["ps", "-q"]), "");
+    // rm cleans up what the monitor left.
+    assert_eq!(env.ok(&["rm", &id]), format!("{id}\n"));
+    assert!(!env.dir(&id).exists());
+    assert!(cgroup_dirs(&id).iter().all(|d| !d.exists()));
+}
