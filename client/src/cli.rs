@@ -68,6 +68,12 @@ pub enum Command {
     /// Internal: own a detached container (started by `run -d`)
     #[command(hide = true)]
     ContainerMonitor(MonitorArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
     /// Search a registry for images
     Search(SearchArgs),
     /// Log in to a registry
@@ -274,6 +280,43 @@ pub struct ImportArgs {
     /// Set platform (os/arch) of the image
     #[arg(long)]
     pub platform: Option<String>,
+}
+
+/// `export`
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Container (name or ID)
+    pub container: String,
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `commit`
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Container (name or ID)
+    pub container: String,
+    /// REPOSITORY[:TAG] for the new image
+    pub reference: Option<String>,
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long, value_name = "INSTRUCTION")]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short, long)]
+    pub message: Option<String>,
+}
+
+/// `cp`
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// CONTAINER:SRC_PATH, a local path, or `-` (a tar stream on STDIN)
+    pub source: String,
+    /// CONTAINER:DEST_PATH, a local path, or `-` (a tar stream on STDOUT)
+    pub destination: String,
 }
 
 /// `search`

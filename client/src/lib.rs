@@ -8,6 +8,7 @@ pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod containers;
+pub mod containers_fs;
 pub mod context;
 pub mod format;
 pub mod printer;

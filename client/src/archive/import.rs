@@ -145,7 +145,7 @@ pub fn import(store: &Store, input: impl Read, opts: &ImportOptions) -> Result<I
 
 /// Streams `input` (decompressed) through a sha256 (the diff ID) into a gzip encoder writing a
 /// new blob; returns the layer and its diff ID.
-fn write_layer(
+pub(crate) fn write_layer(
     store: &Store,
     new: &mut NewBlobs<'_>,
     input: impl Read,

@@ -1,6 +1,9 @@
 //! One module per command; [`dispatch`] maps the CLI onto them.
 
+pub mod commit;
+pub mod cp;
 pub mod df;
+pub mod export;
 pub mod history;
 pub mod images;
 pub mod import;
@@ -74,6 +77,9 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Rm(a) => rm::run(ctx, &a),
         Command::Wait(a) => wait::run(ctx, &a),
         Command::ContainerMonitor(a) => monitor::run(ctx, &a),
+        Command::Export(a) => export::run(ctx, &a),
+        Command::Commit(a) => commit::run(ctx, &a),
+        Command::Cp(a) => cp::run(ctx, &a),
         Command::Search(a) => search::run(ctx, &a).await,
         Command::Login(a) => login::run(ctx, &a).await,
         Command::Logout(a) => logout::run(ctx, &a),

@@ -1,0 +1,44 @@
+//! `berth export`: a container's flattened file system (its merged root, whiteouts already
+//! applied by the overlay) as a tar stream on STDOUT or into `-o FILE`.
+
+use std::io::{BufWriter, IsTerminal as _, Write};
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::archive::ArchiveError;
+use crate::cli::ExportArgs;
+use crate::containers;
+use crate::containers_fs::{append_tree, MergedRoot};
+use crate::context::Ctx;
+
+/// Runs `export`.
+///
+/// # Errors
+/// No such container, STDOUT is a terminal, mount or I/O failures.
+pub fn run(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<()> {
+    if args.output.is_none() && std::io::stdout().is_terminal() {
+        return Err(ArchiveError::Terminal.into_anyhow());
+    }
+    let (dir, state) = containers::find(ctx.store.root(), &args.container)?;
+    let root = MergedRoot::open(&ctx.store, &dir, &state)?;
+    let write = |out: &mut dyn Write| -> anyhow::Result<()> {
+        let mut b = tar::Builder::new(BufWriter::with_capacity(1 << 20, out));
+        append_tree(&mut b, root.path(), Path::new(""), false)
+            .context("cannot archive the container's file system")?;
+        b.into_inner()?.flush()?;
+        Ok(())
+    };
+    match &args.output {
+        Some(path) => {
+            // Write beside the target and rename, so a failed export leaves no partial file.
+            let tmp = crate::archive::TempPath::beside(path);
+            let mut f = fs_err::File::create(tmp.path())?;
+            write(&mut f)?;
+            f.sync_all()?;
+            tmp.persist(path).map_err(ArchiveError::into_anyhow)?;
+        }
+        None => write(&mut std::io::stdout().lock())?,
+    }
+    Ok(())
+}
