@@ -30,6 +30,7 @@ pub struct Cli {
 
 /// Top-level commands.
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Download an image from a registry
     Pull(PullArgs),
@@ -86,6 +87,83 @@ pub enum Command {
     /// Manage Berth
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+}
+
+/// `berth volume …`
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove unused local volumes
+    Prune(VolumePruneArgs),
+}
+
+/// `volume create`
+#[derive(Args, Debug)]
+pub struct VolumeCreateArgs {
+    /// Specify volume driver name
+    #[arg(short, long, default_value = "local", value_parser = ["local"])]
+    pub driver: String,
+    /// Set metadata for a volume
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Volume name (random when left out)
+    pub name: Option<String>,
+}
+
+/// `volume ls`
+#[derive(Args, Debug)]
+pub struct VolumeLsArgs {
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only display volume names
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `volume inspect`
+#[derive(Args, Debug)]
+pub struct VolumeInspectArgs {
+    /// Format output using a custom template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Volumes
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+/// `volume rm`
+#[derive(Args, Debug)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes
+    #[arg(short, long)]
+    pub force: bool,
+    /// Volumes
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+/// `volume prune`
+#[derive(Args, Debug)]
+pub struct VolumePruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// `berth image …`
@@ -412,6 +490,12 @@ pub struct RunArgs {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
+    /// Bind mount a volume (`[NAME|/HOST:]/CONTAINER[:ro]`)
+    #[arg(short = 'v', long = "volume", value_name = "VOLUME")]
+    pub volumes: Vec<String>,
+    /// Attach a filesystem mount (`type=volume|bind,source=…,target=…[,readonly]`)
+    #[arg(long = "mount", value_name = "MOUNT")]
+    pub mounts: Vec<String>,
     /// Image to run
     pub image: String,
     /// Command and arguments (replace the image's CMD)
@@ -489,6 +573,9 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short, long)]
     pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     /// Containers
     #[arg(required = true)]
     pub containers: Vec<String>,

@@ -137,6 +137,9 @@ pub struct State {
     /// Remove the container when it exits (`--rm`).
     #[serde(default)]
     pub auto_remove: bool,
+    /// The volumes (named and anonymous) the container mounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 /// Exit code reported when the owner of a container died without recording one: the container

@@ -15,6 +15,7 @@ pub mod printer;
 pub mod reference;
 pub mod remote;
 pub mod store;
+pub mod volumes;
 
 pub use reference::{Reference, ReferenceError};
 

@@ -25,9 +25,10 @@ pub mod save;
 pub mod search;
 pub mod stop;
 pub mod tag;
+pub mod volume;
 pub mod wait;
 
-use crate::cli::{Command, ImageCommand, SystemCommand};
+use crate::cli::{Command, ImageCommand, SystemCommand, VolumeCommand};
 use crate::context::Ctx;
 use crate::reference::Reference;
 use crate::store::ImageRecord;
@@ -84,5 +85,10 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Login(a) => login::run(ctx, &a).await,
         Command::Logout(a) => logout::run(ctx, &a),
         Command::System(SystemCommand::Df(a)) => df::run(ctx, &a),
+        Command::Volume(VolumeCommand::Create(a)) => volume::create(ctx, &a),
+        Command::Volume(VolumeCommand::Ls(a)) => volume::ls(ctx, &a),
+        Command::Volume(VolumeCommand::Inspect(a)) => volume::inspect(ctx, &a),
+        Command::Volume(VolumeCommand::Rm(a)) => volume::rm(ctx, &a),
+        Command::Volume(VolumeCommand::Prune(a)) => volume::prune(ctx, &a),
     }
 }

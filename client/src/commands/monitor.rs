@@ -100,6 +100,8 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
     if state.auto_remove {
         let _lock = containers::Lock::take(&dir)?;
         fs_err::remove_dir_all(&dir)?;
+        // Like `rm -v`: anonymous volumes go with an auto-removed container.
+        let _ = crate::volumes::remove_anonymous(ctx.store.root(), &state.volumes);
     } else {
         containers::update(&dir, |s| {
             s.status = Status::Exited;

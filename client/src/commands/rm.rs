@@ -16,7 +16,7 @@ use crate::context::Ctx;
 pub fn run(ctx: &Ctx, args: &RmArgs) -> anyhow::Result<()> {
     let mut errors = Vec::new();
     for name in &args.containers {
-        match remove(ctx, name, args.force) {
+        match remove(ctx, name, args.force, args.volumes) {
             Ok(()) => ctx.printer.data(name),
             Err(e) => errors.push(format!("{e:#}")),
         }
@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, args: &RmArgs) -> anyhow::Result<()> {
     }
 }
 
-fn remove(ctx: &Ctx, name: &str, force: bool) -> anyhow::Result<()> {
+fn remove(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> anyhow::Result<()> {
     let (dir, state) = containers::find(ctx.store.root(), name)?;
     if !state.status().can_remove() {
         if !force {
@@ -44,6 +44,9 @@ fn remove(ctx: &Ctx, name: &str, force: bool) -> anyhow::Result<()> {
     // Let the owner finish its teardown (a `--rm` monitor removes the directory itself).
     containers::wait_owner(&state, Duration::from_secs(10));
     if !dir.exists() {
+        if volumes {
+            let _ = crate::volumes::remove_anonymous(ctx.store.root(), &state.volumes);
+        }
         return Ok(());
     }
     let _lock = containers::Lock::take(&dir)?;
@@ -61,5 +64,9 @@ fn remove(ctx: &Ctx, name: &str, force: bool) -> anyhow::Result<()> {
         );
     }
     fs_err::remove_dir_all(&dir)?;
+    if volumes {
+        // Named volumes stay, as with Docker.
+        let _ = crate::volumes::remove_anonymous(ctx.store.root(), &state.volumes);
+    }
     Ok(())
 }

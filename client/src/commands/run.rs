@@ -241,6 +241,12 @@ pub fn limits(args: &RunArgs) -> anyhow::Result<ResourceLimits> {
 
 fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
     let limits = limits(args)?;
+    let mount_specs = args
+        .volumes
+        .iter()
+        .map(|v| crate::volumes::parse_volume(v))
+        .chain(args.mounts.iter().map(|m| crate::volumes::parse_mount(m)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let image = super::find_image(ctx, &args.image)?;
     let config: ImageConfiguration =
         serde_json::from_slice(&ctx.store.read_blob(&image.id.parse()?)?)
@@ -317,9 +323,27 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
             (dir.join("resolv.conf"), "/etc/resolv.conf"),
         ],
     };
-    let mut spec = spec::build(config.config().as_ref(), &opts, &guard.rootfs())?;
-    spec::apply_limits(&mut spec, &format!("/berth/{id}"), &limits)?;
-    spec.save(dir.join("config.json"))?;
+    let data_root = ctx.store.root();
+    let resolved = crate::volumes::resolve(data_root, &guard.rootfs(), &mount_specs)
+        .map_err(|e| anyhow::anyhow!("Error response from daemon: {e:#}"))?;
+    let volume_names: Vec<String> = resolved.iter().filter_map(|r| r.volume.clone()).collect();
+    let built = (|| -> anyhow::Result<_> {
+        let mut spec = spec::build(config.config().as_ref(), &opts, &guard.rootfs())?;
+        spec::apply_limits(&mut spec, &format!("/berth/{id}"), &limits)?;
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        mounts.extend(crate::volumes::oci_mounts(&resolved)?);
+        spec.set_mounts(Some(mounts));
+        spec.save(dir.join("config.json"))?;
+        Ok(spec)
+    })();
+    let spec = match built {
+        Ok(s) => s,
+        Err(e) => {
+            // Nothing records them yet: anonymous volumes made for this container go too.
+            let _ = crate::volumes::remove_anonymous(data_root, &volume_names);
+            return Err(e);
+        }
+    };
     guard.remove = args.rm;
     let mut state = State {
         id: id.clone(),
@@ -334,6 +358,7 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
         status: Status::Created,
         created: containers::now_rfc3339(),
         auto_remove: args.rm,
+        volumes: volume_names.clone(),
         ..State::default()
     };
     if args.detach {
@@ -359,7 +384,13 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
         Ok(code) => *code,
         Err(e) => e.exit_code(),
     };
-    if !args.rm {
+    if args.rm {
+        // Docker's `--rm` takes the anonymous volumes along once the container is gone.
+        drop(guard);
+        if !dir.exists() {
+            let _ = crate::volumes::remove_anonymous(data_root, &volume_names);
+        }
+    } else {
         containers::update(&dir, |s| {
             s.status = Status::Exited;
             s.exit_code = Some(exit_code);
