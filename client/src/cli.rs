@@ -490,6 +490,10 @@ pub struct RunArgs {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
+    /// Restart policy to apply when a container exits (`no`, `on-failure[:max-retries]`,
+    /// `always`, `unless-stopped`)
+    #[arg(long, default_value = "no")]
+    pub restart: String,
     /// Bind mount a volume (`[NAME|/HOST:]/CONTAINER[:ro]`)
     #[arg(short = 'v', long = "volume", value_name = "VOLUME")]
     pub volumes: Vec<String>,

@@ -1,5 +1,5 @@
 //! Detached containers end to end, as root: `run -d` and its monitor, `ps`, `logs`, `stop`,
-//! `kill`, `rm`, `wait`, `--rm`, and a killed monitor reported as exited.
+//! `kill`, `rm`, `wait`, `--rm`, `--restart`, and a killed monitor reported as exited.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -336,4 +336,77 @@ fn killed_monitor_reports_exited() {
     assert_eq!(env.ok(&["rm", &id]), format!("{id}\n"));
     assert!(!env.dir(&id).exists());
     assert!(cgroup_dirs(&id).iter().all(|d| !d.exists()));
+}
+
+#[test]
+fn restart_on_failure_retries_then_stops() {
+    let env = Env::new();
+    let id = env.detach(&["--restart=on-failure:3"], "echo run; exit 1");
+    assert_eq!(env.ok(&["wait", &id]), "1\n");
+    let logs = env.ok(&["logs", &id]);
+    assert_eq!(logs, "run\n".repeat(4), "1 run + 3 restarts");
+    let state = env.state(&id);
+    assert_eq!(state["Status"], "exited");
+    assert_eq!(state["ExitCode"], 1);
+    assert_eq!(state["RestartCount"], 3);
+    assert_eq!(state["RestartPolicy"]["Name"], "on-failure");
+    assert!(env.ps_line(&id).contains("Exited (1)"));
+
+    // A clean exit is not a failure.
+    let id = env.detach(&["--restart", "on-failure"], "echo run");
+    assert_eq!(env.ok(&["wait", &id]), "0\n");
+    assert_eq!(env.ok(&["logs", &id]), "run\n");
+    assert_eq!(env.state(&id)["RestartCount"], 0);
+}
+
+#[test]
+fn restart_always_until_stopped() {
+    let env = Env::new();
+    let id = env.detach(&["--restart", "always"], "echo run; sleep 0.1");
+    eventually("three runs", || env.ok(&["logs", &id]).lines().count() >= 3);
+    assert!(env.state(&id)["RestartCount"].as_u64().unwrap() >= 2);
+    env.ok(&["stop", "-t", "1", &id]);
+    let state = env.state(&id);
+    assert_eq!(state["Status"], "exited");
+    let runs = env.ok(&["logs", &id]).lines().count();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(env.ok(&["logs", &id]).lines().count(), runs);
+    assert_eq!(env.state(&id)["Status"], "exited");
+    assert!(env.ps_line(&id).contains("Exited ("));
+    assert!(!mounted(&env.dir(&id)));
+}
+
+#[test]
+fn restart_flag_is_checked_like_dockers() {
+    let env = Env::new();
+    for (flags, msg) in [
+        (
+            &["--restart", "always", "--rm"][..],
+            "Conflicting options: --restart and --rm",
+        ),
+        (
+            &["--restart", "sometimes"][..],
+            "invalid restart policy: unknown policy 'sometimes'",
+        ),
+        (
+            &["--restart", "always:2"][..],
+            "maximum retry count can only be used with 'on-failure'",
+        ),
+        (
+            &["--restart", "on-failure:x"][..],
+            "maximum retry count must be an integer",
+        ),
+    ] {
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "true"]);
+        let out = env.berth(&args);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}");
+        assert!(
+            text(&out.stderr).contains(msg),
+            "{flags:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
 }

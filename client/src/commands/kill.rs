@@ -13,8 +13,12 @@ pub fn run(ctx: &Ctx, args: &KillArgs) -> anyhow::Result<()> {
     let sig = containers::parse_signal(&args.signal)?;
     let mut errors = Vec::new();
     for name in &args.containers {
-        let result = containers::find(ctx.store.root(), name)
-            .and_then(|(_, state)| containers::signal(&state, sig));
+        let result = containers::find(ctx.store.root(), name).and_then(|(dir, state)| {
+            if state.status().can_kill() {
+                containers::mark_stopped_by_user(&dir);
+            }
+            containers::signal(&state, sig)
+        });
         match result {
             Ok(()) => ctx.printer.data(name),
             Err(e) => errors.push(format!("{e:#}")),

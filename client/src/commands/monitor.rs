@@ -5,11 +5,18 @@
 //! format), records init's host PID once the program runs and tells `run` (`ok`, or
 //! `err CODE MESSAGE` on its stdout), waits, records the exit code, removes the mount (the
 //! runtime removes the cgroups) and, with `--rm`, the container.
+//!
+//! With a `--restart` policy it starts the container again after an exit (same spec, the
+//! overlay kept mounted, the cgroups set up again by the runtime) while the policy allows it
+//! and the user has not stopped it (`stop`, `kill`, `rm -f` record that before signalling),
+//! after Docker's doubling delay (100 ms, capped at 1 s here); meanwhile the container is
+//! `Restarting` and each restart counts in `RestartCount`.
 
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use berth_runtime::run::{run_with, Stdio};
@@ -69,16 +76,12 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
             std::thread::spawn(move || containers::copy_log(std::fs::File::from(fd), stream, &log))
         })
         .collect();
-    let stdio = Stdio {
-        stdin: Some(null()?.into()),
-        stdout: Some(out_w),
-        stderr: Some(err_w),
-    };
     let dir2 = dir.clone();
     let mut started = |pid: i32| {
         let init = ProcessId::of(pid);
         let saved = containers::update(&dir2, |s| {
             s.status = Status::Running;
+            s.restarting = false;
             s.init = init;
             s.started_at = Some(containers::now_rfc3339());
         });
@@ -88,7 +91,42 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
             "err 125 cannot record the container's state"
         });
     };
-    let result = run_with(&dir, &spec, stdio, &mut started);
+    let mut delay = None;
+    let result = loop {
+        // Each run gets its own copies of the write ends; ours go after the last run.
+        let stdio = Stdio {
+            stdin: Some(null()?.into()),
+            stdout: Some(out_w.try_clone().context("dup")?),
+            stderr: Some(err_w.try_clone().context("dup")?),
+        };
+        let begun = Instant::now();
+        let result = run_with(&dir, &spec, stdio, &mut started);
+        let Ok(code) = result else { break result };
+        // Decide under the lock: `stop` records the user's stop before signalling.
+        let d = containers::restart_delay(delay, begun.elapsed());
+        let mut again = false;
+        containers::update(&dir, |s| {
+            again = containers::rootfs_mounted(&dir)
+                && s.restart_policy
+                    .should_restart(code, s.restart_count, s.stopped_by_user);
+            if again {
+                s.restarting = true;
+                s.restart_count += 1;
+                s.init = None;
+                s.exit_code = Some(code);
+                s.finished_at = Some(containers::now_rfc3339());
+            }
+        })?;
+        if !again {
+            break result;
+        }
+        delay = Some(d);
+        std::thread::sleep(d);
+        if containers::load(&dir)?.stopped_by_user {
+            break result;
+        }
+    };
+    drop((out_w, err_w));
     for c in copiers {
         let _ = c.join();
     }
@@ -105,6 +143,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
     } else {
         containers::update(&dir, |s| {
             s.status = Status::Exited;
+            s.restarting = false;
             s.exit_code = Some(code);
             s.finished_at = Some(containers::now_rfc3339());
         })?;

@@ -38,6 +38,7 @@ fn remove(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> anyhow::Result<(
                 state.name
             );
         }
+        containers::mark_stopped_by_user(&dir);
         let _ = containers::signal(&state, Signal::SIGKILL);
         let _ = containers::wait_exit(&dir, Some(Duration::from_secs(30)));
     }

@@ -240,6 +240,10 @@ pub fn limits(args: &RunArgs) -> anyhow::Result<ResourceLimits> {
 }
 
 fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
+    let restart_policy = containers::RestartPolicy::parse(&args.restart)?;
+    if args.rm && !restart_policy.is_none() {
+        anyhow::bail!("Conflicting options: --restart and --rm");
+    }
     let limits = limits(args)?;
     let mount_specs = args
         .volumes
@@ -358,6 +362,7 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
         status: Status::Created,
         created: containers::now_rfc3339(),
         auto_remove: args.rm,
+        restart_policy,
         volumes: volume_names.clone(),
         ..State::default()
     };

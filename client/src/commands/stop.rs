@@ -38,6 +38,7 @@ fn stop(ctx: &Ctx, name: &str, sig: Signal, timeout: Option<Duration>) -> anyhow
     if state.status() != Status::Running {
         return Ok(());
     }
+    containers::mark_stopped_by_user(&dir);
     // It may exit between the check and the signal: fine.
     let _ = containers::signal(&state, sig);
     let now = containers::wait_exit(&dir, timeout);
