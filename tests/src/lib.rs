@@ -808,3 +808,42 @@ impl Drop for PodmanEnv {
         }
     }
 }
+
+/// Fails the test unless it runs as root (the runtime tests need namespaces, mounts, cgroups).
+pub fn require_root() {
+    assert!(
+        run(Command::new("id").arg("-u")).trim() == "0",
+        "the runtime tests need root (namespaces, mounts, cgroups); run them as root"
+    );
+}
+
+/// Builds a busybox root filesystem in `dir/rfs` (applets as symlinks in /bin) plus `extra`
+/// files (path relative to the root, content) and tars it to `dir/bb.tar`; returns the tar.
+#[must_use]
+pub fn busybox_rootfs_tar(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
+    require(
+        "busybox",
+        "install it with `apt-get install busybox-static`",
+    );
+    let rfs = dir.join("rfs");
+    std::fs::create_dir_all(rfs.join("bin")).unwrap();
+    std::fs::create_dir_all(rfs.join("etc")).unwrap();
+    let busybox = run(Command::new("sh").args(["-c", "command -v busybox"]));
+    std::fs::copy(busybox.trim(), rfs.join("bin/busybox")).unwrap();
+    run(Command::new("chroot")
+        .arg(&rfs)
+        .args(["/bin/busybox", "--install", "-s", "/bin"]));
+    for (path, content) in extra {
+        let p = rfs.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    let tar = dir.join("bb.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&rfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
+    tar
+}

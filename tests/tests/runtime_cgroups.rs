@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::{bin, require, run};
+use berth_tests::{bin, require};
 
 struct Env {
     tmp: tempfile::TempDir,
@@ -20,30 +20,14 @@ impl Env {
             "busybox",
             "install it with `apt-get install busybox-static`",
         );
-        assert!(
-            run(Command::new("id").arg("-u")).trim() == "0",
-            "the cgroup tests need root (namespaces, mounts, cgroups); run them as root"
-        );
+        berth_tests::require_root();
         assert!(
             Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
                 || Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists(),
             "no cgroup v2 or v1 memory hierarchy under /sys/fs/cgroup: mount the cgroups"
         );
         let tmp = tempfile::tempdir().unwrap();
-        let rfs = tmp.path().join("rfs");
-        std::fs::create_dir_all(rfs.join("bin")).unwrap();
-        let busybox = run(Command::new("sh").args(["-c", "command -v busybox"]));
-        std::fs::copy(busybox.trim(), rfs.join("bin/busybox")).unwrap();
-        run(Command::new("chroot")
-            .arg(&rfs)
-            .args(["/bin/busybox", "--install", "-s", "/bin"]));
-        let tar = tmp.path().join("bb.tar");
-        run(Command::new("tar")
-            .arg("-C")
-            .arg(&rfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("."));
+        let tar = berth_tests::busybox_rootfs_tar(tmp.path(), &[]);
         let env = Self { tmp };
         let out = env.berth(&["import", tar.to_str().unwrap(), "bb:1"]);
         assert!(

@@ -18,26 +18,9 @@ impl Env {
             "busybox",
             "install it with `apt-get install busybox-static`",
         );
-        assert!(
-            run(Command::new("id").arg("-u")).trim() == "0",
-            "the runtime tests need root (namespaces, mounts, cgroups); run them as root"
-        );
+        berth_tests::require_root();
         let tmp = tempfile::tempdir().unwrap();
-        let rfs = tmp.path().join("rfs");
-        std::fs::create_dir_all(rfs.join("bin")).unwrap();
-        std::fs::create_dir_all(rfs.join("etc")).unwrap();
-        let busybox = run(Command::new("sh").args(["-c", "command -v busybox"]));
-        std::fs::copy(busybox.trim(), rfs.join("bin/busybox")).unwrap();
-        run(Command::new("chroot")
-            .arg(&rfs)
-            .args(["/bin/busybox", "--install", "-s", "/bin"]));
-        let tar = tmp.path().join("bb.tar");
-        run(Command::new("tar")
-            .arg("-C")
-            .arg(&rfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("."));
+        let tar = berth_tests::busybox_rootfs_tar(tmp.path(), &[]);
         let env = Self { tmp };
         env.ok(&["import", tar.to_str().unwrap(), "bb:1"]);
         env

@@ -18,32 +18,19 @@ impl Env {
             "busybox",
             "install it with `apt-get install busybox-static`",
         );
-        assert!(
-            nix_is_root(),
-            "the runtime tests need root (namespaces, mounts); run them as root"
-        );
+        berth_tests::require_root();
         let tmp = tempfile::tempdir().unwrap();
-        let rfs = tmp.path().join("rfs");
-        std::fs::create_dir_all(rfs.join("bin")).unwrap();
-        std::fs::create_dir_all(rfs.join("etc")).unwrap();
-        std::fs::copy(which("busybox"), rfs.join("bin/busybox")).unwrap();
-        run(Command::new("chroot")
-            .arg(&rfs)
-            .args(["/bin/busybox", "--install", "-s", "/bin"]));
-        std::fs::write(
-            rfs.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(rfs.join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
-        std::fs::write(rfs.join("etc/motd"), "not a program\n").unwrap();
-        let tar = tmp.path().join("bb.tar");
-        run(Command::new("tar")
-            .arg("-C")
-            .arg(&rfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("."));
+        let tar = berth_tests::busybox_rootfs_tar(
+            tmp.path(),
+            &[
+                (
+                    "etc/passwd",
+                    "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+                ),
+                ("etc/group", "root:x:0:\napp:x:1000:\n"),
+                ("etc/motd", "not a program\n"),
+            ],
+        );
         let env = Self { tmp };
         let out = env.berth(&["import", tar.to_str().unwrap(), "bb:1"]);
         assert!(
@@ -98,14 +85,6 @@ impl Drop for Env {
             }
         }
     }
-}
-
-fn nix_is_root() -> bool {
-    run(Command::new("id").arg("-u")).trim() == "0"
-}
-
-fn which(tool: &str) -> PathBuf {
-    PathBuf::from(run(Command::new("sh").args(["-c", &format!("command -v {tool}")])).trim())
 }
 
 #[test]

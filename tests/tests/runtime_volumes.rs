@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use berth_tests::{bin, require, run};
+use berth_tests::{bin, require};
 
 struct Env {
     tmp: tempfile::TempDir,
@@ -18,29 +18,12 @@ impl Env {
             "busybox",
             "install it with `apt-get install busybox-static`",
         );
-        assert!(
-            run(Command::new("id").arg("-u")).trim() == "0",
-            "the runtime tests need root (namespaces, mounts); run them as root"
-        );
+        berth_tests::require_root();
         let tmp = tempfile::tempdir().unwrap();
-        let rfs = tmp.path().join("rfs");
-        for d in ["bin", "etc", "seed/sub"] {
-            std::fs::create_dir_all(rfs.join(d)).unwrap();
-        }
-        std::fs::write(rfs.join("seed/hello.txt"), "seeded\n").unwrap();
-        std::fs::write(rfs.join("seed/sub/deep"), "deep\n").unwrap();
-        let busybox = run(Command::new("sh").args(["-c", "command -v busybox"]));
-        std::fs::copy(busybox.trim(), rfs.join("bin/busybox")).unwrap();
-        run(Command::new("chroot")
-            .arg(&rfs)
-            .args(["/bin/busybox", "--install", "-s", "/bin"]));
-        let tar = tmp.path().join("bb.tar");
-        run(Command::new("tar")
-            .arg("-C")
-            .arg(&rfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("."));
+        let tar = berth_tests::busybox_rootfs_tar(
+            tmp.path(),
+            &[("seed/hello.txt", "seeded\n"), ("seed/sub/deep", "deep\n")],
+        );
         let env = Self { tmp };
         env.ok(&["import", tar.to_str().unwrap(), "bb:1"]);
         env
