@@ -43,6 +43,31 @@ pub fn find_image(ctx: &Ctx, arg: &str) -> anyhow::Result<ImageRecord> {
     Ok(ctx.store.resolve(arg, full.as_deref())?)
 }
 
+/// Docker's prune confirmation: `warning`, then `[y/N]` on a terminal. True to go ahead; with
+/// `force` no question is asked. Without a terminal and without `force` it refuses.
+///
+/// # Errors
+/// No terminal to ask on; stdin unreadable.
+pub fn confirm(warning: &str, force: bool) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if force {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "{warning} Refusing without confirmation: pass `--force` when not on a terminal"
+        );
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    }
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
 /// Short (12 hex) form of an image ID.
 #[must_use]
 pub fn short_id(id: &str) -> String {

@@ -1,7 +1,5 @@
 //! `berth image prune [-a] [-f]`
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use crate::cli::PruneArgs;
 use crate::context::Ctx;
 use crate::format::human_size;
@@ -17,22 +15,8 @@ pub fn run(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<()> {
     } else {
         "WARNING! This will remove all dangling images."
     };
-    if !args.force {
-        if !std::io::stdin().is_terminal() {
-            anyhow::bail!(
-                "{warning} Refusing without confirmation: pass `--force` when not on a terminal"
-            );
-        }
-        #[allow(clippy::print_stderr)]
-        {
-            eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
-        }
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Ok(());
-        }
+    if !super::confirm(warning, args.force)? {
+        return Ok(());
     }
     let tags = ctx.store.tags()?;
     let mut lines = Vec::new();

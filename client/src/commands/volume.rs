@@ -1,7 +1,6 @@
 //! `berth volume create|ls|inspect|rm|prune`: local volumes ([`crate::volumes`]).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use crate::cli::{
     VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
@@ -145,22 +144,8 @@ pub fn prune(ctx: &Ctx, args: &VolumePruneArgs) -> anyhow::Result<()> {
     } else {
         "WARNING! This will remove anonymous local volumes not used by at least one container."
     };
-    if !args.force {
-        if !std::io::stdin().is_terminal() {
-            anyhow::bail!(
-                "{warning} Refusing without confirmation: pass `--force` when not on a terminal"
-            );
-        }
-        #[allow(clippy::print_stderr)]
-        {
-            eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
-        }
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Ok(());
-        }
+    if !super::confirm(warning, args.force)? {
+        return Ok(());
     }
     let root = ctx.store.root();
     let users = volumes::users(root);
