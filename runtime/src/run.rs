@@ -19,7 +19,7 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -64,6 +64,12 @@ pub enum RunError {
     /// The container's cgroups could not be set up.
     #[error("cannot set up the container's cgroups")]
     Cgroup(#[source] CgroupError),
+    /// `exec` into a container whose init is gone.
+    #[error("container is not running (its process {pid} is gone)")]
+    NotRunning {
+        /// init's host PID as recorded.
+        pid: i32,
+    },
 }
 
 impl RunError {
@@ -98,6 +104,15 @@ pub enum InitError {
     /// The spec has no `process`.
     #[error("the spec has no process")]
     NoProcess,
+    /// `process.terminal` without a console socket to send the pty to.
+    #[error("a terminal was requested but no console socket was given")]
+    NoConsole,
+    /// `exec`'s working directory does not exist in the container.
+    #[error("chdir to cwd (\"{}\") set in config.json failed: no such file or directory", path.display())]
+    ExecCwd {
+        /// The directory.
+        path: PathBuf,
+    },
     /// An argument or variable contains a NUL byte.
     #[error("argument or environment variable contains a NUL byte")]
     Nul,
@@ -127,7 +142,7 @@ impl InitError {
                 errno: Errno::ENOENT,
                 ..
             } => EXIT_NOT_FOUND,
-            Self::Exec { .. } => EXIT_CANNOT_INVOKE,
+            Self::Exec { .. } | Self::ExecCwd { .. } => EXIT_CANNOT_INVOKE,
             _ => EXIT_RUNTIME,
         }
     }
@@ -281,6 +296,26 @@ pub fn lookup(name: &str, env: &[String]) -> InitResult<PathBuf> {
     })
 }
 
+/// With `process.terminal`, makes a pty the process's terminal and sends its master over
+/// `console` ([`Syscall::setup_console`]).
+///
+/// # Errors
+/// [`InitError::NoConsole`] when a terminal is asked for without a console socket.
+pub fn setup_terminal(
+    sys: &dyn Syscall,
+    spec: &Spec,
+    console: Option<BorrowedFd<'_>>,
+) -> InitResult<()> {
+    let process = spec.process().as_ref().ok_or(InitError::NoProcess)?;
+    if process.terminal() != Some(true) {
+        return Ok(());
+    }
+    let socket = console.ok_or(InitError::NoConsole)?;
+    let user = process.user();
+    sys.setup_console(socket, user.uid(), user.gid())?;
+    Ok(())
+}
+
 fn cstrings(v: &[String]) -> InitResult<Vec<CString>> {
     v.iter()
         .map(|s| CString::new(s.as_bytes()).map_err(|_| InitError::Nul))
@@ -292,7 +327,12 @@ fn cstrings(v: &[String]) -> InitResult<Vec<CString>> {
 ///
 /// # Errors
 /// The first failing step.
-pub fn init(sys: &dyn Syscall, spec: &Spec, bundle: &Path) -> InitResult<Infallible> {
+pub fn init(
+    sys: &dyn Syscall,
+    spec: &Spec,
+    bundle: &Path,
+    console: Option<BorrowedFd<'_>>,
+) -> InitResult<Infallible> {
     let process = spec.process().as_ref().ok_or(InitError::NoProcess)?;
     let root = spec
         .root()
@@ -315,6 +355,8 @@ pub fn init(sys: &dyn Syscall, spec: &Spec, bundle: &Path) -> InitResult<Infalli
         sys.sethostname(h)?;
     }
     finish_rootfs(sys, spec)?;
+    // After pivot_root: the pty comes from the container's own devpts instance.
+    setup_terminal(sys, spec, console)?;
     apply_rlimits(sys, spec)?;
     let cwd = process.cwd().clone();
     std::fs::create_dir_all(&cwd).map_err(|source| InitError::Cwd {
@@ -355,7 +397,7 @@ fn exit_status(status: WaitStatus) -> i32 {
     }
 }
 
-fn wait_for(pid: Pid) -> Result<i32, Errno> {
+pub(crate) fn wait_for(pid: Pid) -> Result<i32, Errno> {
     loop {
         match waitpid(pid, None) {
             Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
@@ -368,7 +410,7 @@ fn wait_for(pid: Pid) -> Result<i32, Errno> {
 }
 
 /// Reports `code message` on the pipe and exits (child side).
-fn report_and_exit(mut pipe: std::fs::File, code: i32, message: &str) -> ! {
+pub(crate) fn report_and_exit(mut pipe: std::fs::File, code: i32, message: &str) -> ! {
     let _ = write!(pipe, "{code} {message}");
     drop(pipe);
     std::process::exit(code)
@@ -393,6 +435,9 @@ pub struct Stdio {
     pub stdout: Option<OwnedFd>,
     /// Descriptor 2.
     pub stderr: Option<OwnedFd>,
+    /// With `process.terminal`: the Unix socket init sends the pty master over (runc's
+    /// `--console-socket`); the caller receives it from the other end of the pair.
+    pub console: Option<OwnedFd>,
 }
 
 /// Like [`run`], with the container's stdio given, and `started` called with init's host PID
@@ -419,6 +464,7 @@ pub fn run_with(
     match unsafe { fork() }.map_err(proc_err("fork"))? {
         ForkResult::Child => {
             drop((read, pid_read));
+            let console = stdio.console;
             for (fd, target) in [(stdio.stdin, 0), (stdio.stdout, 1), (stdio.stderr, 2)] {
                 if let Some(fd) = fd {
                     // dup2 clears close-on-exec on the copy.
@@ -442,6 +488,7 @@ pub fn run_with(
                 std::fs::File::from(write),
                 std::fs::File::from(pid_write),
                 manager.as_ref(),
+                console.as_ref().map(std::os::fd::AsFd::as_fd),
             )
         }
         ForkResult::Parent { child } => {
@@ -513,6 +560,7 @@ fn intermediate(
     pipe: std::fs::File,
     mut pid_pipe: std::fs::File,
     cgroup: Option<&cgroups::Manager>,
+    console: Option<BorrowedFd<'_>>,
 ) -> ! {
     let sys = LinuxSyscall;
     // Die with berth rather than outlive it holding the container.
@@ -539,7 +587,7 @@ fn intermediate(
                 drop(pipe);
                 std::process::exit(EXIT_RUNTIME);
             }
-            let Err(e) = init(&sys, spec, bundle);
+            let Err(e) = init(&sys, spec, bundle, console);
             report_and_exit(pipe, e.exit_code(), &chain(&e))
         }
         Ok(ForkResult::Parent { child }) => {
@@ -560,7 +608,7 @@ fn intermediate(
 }
 
 /// `error: cause: cause` on one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
@@ -610,7 +658,7 @@ mod tests {
             &["/bin/sh", "-c", "true"],
         );
         let sys = FakeSyscall::default();
-        let err = init(&sys, &spec, t.path()).unwrap_err();
+        let err = init(&sys, &spec, t.path(), None).unwrap_err();
         // The fake's execve "fails" after recording: everything before it ran.
         assert!(matches!(
             err,
@@ -679,7 +727,7 @@ mod tests {
         p.set_no_new_privileges(Some(true));
         spec.set_process(Some(p));
         let sys = FakeSyscall::default();
-        let _ = init(&sys, &spec, t.path());
+        let _ = init(&sys, &spec, t.path(), None);
         let calls = sys.calls();
         let nnp = calls
             .iter()
@@ -695,7 +743,7 @@ mod tests {
         let spec = spec(t.path(), None, &["/bin/sh"]);
         let sys = FakeSyscall::default();
         sys.fail_on("sethostname", Errno::EPERM);
-        let err = init(&sys, &spec, t.path()).unwrap_err();
+        let err = init(&sys, &spec, t.path(), None).unwrap_err();
         assert_eq!(err.exit_code(), EXIT_RUNTIME);
         assert!(!sys.calls().iter().any(|c| matches!(c, Call::Execve { .. })));
     }

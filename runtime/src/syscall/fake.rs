@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::ffi::CString;
+use std::os::fd::{AsRawFd as _, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use super::{
@@ -61,6 +62,12 @@ pub enum Call {
     },
     SetCloexecFrom(i32),
     LoopbackUp,
+    SetupConsole {
+        socket: i32,
+        uid: u32,
+        gid: u32,
+    },
+    Setns(i32, CloneFlags),
     Execve {
         path: PathBuf,
         argv: Vec<String>,
@@ -264,6 +271,15 @@ impl Syscall for FakeSyscall {
 
     fn loopback_up(&self) -> Result<()> {
         self.record("loopback_up", Call::LoopbackUp)
+    }
+
+    fn setup_console(&self, socket: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<()> {
+        let socket = socket.as_raw_fd();
+        self.record("setup_console", Call::SetupConsole { socket, uid, gid })
+    }
+
+    fn setns(&self, fd: BorrowedFd<'_>, kind: CloneFlags) -> Result<()> {
+        self.record("setns", Call::Setns(fd.as_raw_fd(), kind))
     }
 
     fn execve(&self, path: &Path, argv: &[CString], envp: &[CString]) -> Result<Infallible> {

@@ -3,10 +3,10 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::stat::{fchmodat, makedev, mknod, FchmodatFlags};
 use nix::unistd::{Gid, Uid};
 
@@ -164,6 +164,52 @@ impl Syscall for LinuxSyscall {
             return Err(os_err("ioctl(SIOCSIFFLAGS lo)", None, Errno::last()));
         }
         Ok(())
+    }
+
+    #[allow(unsafe_code)]
+    fn setup_console(&self, socket: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<()> {
+        use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let err = |op| move |e| os_err(op, None, e);
+        let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+            .map_err(err("open(/dev/ptmx)"))?;
+        grantpt(&master).map_err(err("grantpt"))?;
+        unlockpt(&master).map_err(err("unlockpt"))?;
+        let name = ptsname_r(&master).map_err(err("ptsname"))?;
+        let slave = nix::fcntl::open(
+            Path::new(&name),
+            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| os_err("open", Some(Path::new(&name)), e))?;
+        nix::unistd::fchown(slave, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(|e| os_err("fchown", Some(Path::new(&name)), e))?;
+        nix::unistd::setsid().map_err(err("setsid"))?;
+        // SAFETY: TIOCSCTTY takes an int argument (0: do not steal); `slave` is open.
+        if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } < 0 {
+            return Err(os_err("ioctl(TIOCSCTTY)", None, Errno::last()));
+        }
+        for fd in 0..3 {
+            nix::unistd::dup2(slave, fd).map_err(err("dup2"))?;
+        }
+        if slave > 2 {
+            let _ = nix::unistd::close(slave);
+        }
+        let fds = [master.as_raw_fd()];
+        let iov = [std::io::IoSlice::new(b"pty")];
+        sendmsg::<()>(
+            socket.as_raw_fd(),
+            &iov,
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .map_err(err("sendmsg(console socket)"))?;
+        Ok(())
+    }
+
+    fn setns(&self, fd: BorrowedFd<'_>, kind: CloneFlags) -> Result<()> {
+        nix::sched::setns(fd, kind).map_err(|e| os_err("setns", None, e))
     }
 
     fn execve(&self, path: &Path, argv: &[CString], envp: &[CString]) -> Result<Infallible> {

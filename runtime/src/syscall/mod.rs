@@ -10,6 +10,7 @@ mod linux;
 
 use std::convert::Infallible;
 use std::ffi::CString;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 pub use caps::{CapSet, Capability as Cap, CapsHashSet};
@@ -108,6 +109,13 @@ pub trait Syscall {
     fn set_cloexec_from(&self, from: i32) -> Result<()>;
     /// Brings the loopback interface up (a fresh network namespace starts with it down).
     fn loopback_up(&self) -> Result<()>;
+    /// Gives the process a terminal like runc's console socket: opens a new pty in the
+    /// container's `/dev/ptmx`, makes its slave (owned by `uid`:`gid`) the controlling terminal
+    /// of a new session and descriptors 0, 1 and 2, and sends the master over the Unix socket
+    /// `socket` (`SCM_RIGHTS`), so the host side can drive it.
+    fn setup_console(&self, socket: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<()>;
+    /// setns(2): joins the namespace open at `fd`.
+    fn setns(&self, fd: BorrowedFd<'_>, kind: CloneFlags) -> Result<()>;
     /// execve(2); only returns on failure.
     fn execve(&self, path: &Path, argv: &[CString], envp: &[CString]) -> Result<Infallible>;
 }
