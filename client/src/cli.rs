@@ -52,8 +52,18 @@ pub enum Command {
     Load(LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
-    /// Create and run a new container from an image (in the foreground)
+    /// Create and run a new container from an image
     Run(RunArgs),
+    /// Create a new container
+    Create(RunArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Restart one or more containers
+    Restart(RestartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// List containers
     Ps(PsArgs),
     /// Fetch the logs of a container
@@ -460,6 +470,15 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short, long)]
     pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
     /// Set environment variables (`KEY=VALUE`, or `KEY` to take the host's value)
     #[arg(short, long, value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
@@ -593,9 +612,90 @@ pub struct WaitArgs {
     pub containers: Vec<String>,
 }
 
+/// `start`
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
+    /// Containers
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `restart`
+#[derive(Args, Debug)]
+pub struct RestartArgs {
+    /// Signal to send to the container
+    #[arg(short, long)]
+    pub signal: Option<String>,
+    /// Seconds to wait before killing the container
+    #[arg(short, long, default_value_t = 10, allow_hyphen_values = true)]
+    pub timeout: i64,
+    /// Containers
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `attach`
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
+    /// Do not attach STDIN
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub sig_proxy: bool,
+    /// Container
+    pub container: String,
+}
+
+/// `exec`
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
+    /// Set environment variables
+    #[arg(short, long, value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Username or UID (format: `<name|uid>[:<group|gid>]`)
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Container
+    pub container: String,
+    /// Command and arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
 /// `container-monitor` (internal)
 #[derive(Args, Debug)]
 pub struct MonitorArgs {
+    /// Wait (up to 10 s) for a client to attach before starting the container
+    #[arg(long)]
+    pub attach_wait: bool,
     /// Full container ID
     pub id: String,
 }

@@ -152,6 +152,12 @@ pub struct State {
     /// The volumes (named and anonymous) the container mounts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    /// `-t`: the container's stdio is a pty.
+    #[serde(default)]
+    pub tty: bool,
+    /// `-i`: the container's stdin stays open for attached clients.
+    #[serde(default)]
+    pub open_stdin: bool,
 }
 
 /// Docker's restart policy (`--restart`), as `state.json`'s `RestartPolicy`.

@@ -17,6 +17,41 @@ use berth_runtime::syscall::{LinuxSyscall, MntFlags, MsFlags, Syscall as _};
 use crate::containers::{self, Lock, State, Status};
 use crate::store::Store;
 
+/// The overlay lower directories of the container's image, top layer first.
+///
+/// # Errors
+/// The image is gone from the store.
+pub fn lowers(store: &Store, state: &State) -> anyhow::Result<Vec<PathBuf>> {
+    let image = store
+        .image(&state.image)
+        .with_context(|| format!("the image of container {} is gone", state.name))?;
+    image
+        .layers
+        .iter()
+        .rev()
+        .map(|l| Ok(store.layer_path(&l.diff_id.parse()?).join("fs")))
+        .collect()
+}
+
+/// Mounts the container's root file system at `<dir>/rootfs` unless it is mounted already
+/// (a container started again after it exited).
+///
+/// # Errors
+/// Missing layers, or the mount fails.
+pub fn ensure_rootfs(store: &Store, dir: &Path, state: &State) -> anyhow::Result<()> {
+    if containers::rootfs_mounted(dir) {
+        return Ok(());
+    }
+    mount_overlay(
+        &LinuxSyscall,
+        &lowers(store, state)?,
+        &dir.join("upper"),
+        &dir.join("work"),
+        &dir.join("rootfs"),
+    )
+    .context("cannot mount the container's root file system")
+}
+
 /// The container's merged root file system, usable while this value lives. Holds the
 /// container's lock, so it is not removed or restarted meanwhile.
 pub struct MergedRoot {
@@ -41,15 +76,7 @@ impl MergedRoot {
                 _lock: lock,
             });
         }
-        let image = store
-            .image(&state.image)
-            .with_context(|| format!("the image of container {} is gone", state.name))?;
-        let lowers: Vec<PathBuf> = image
-            .layers
-            .iter()
-            .rev()
-            .map(|l| Ok(store.layer_path(&l.diff_id.parse()?).join("fs")))
-            .collect::<anyhow::Result<_>>()?;
+        let lowers = lowers(store, &state)?;
         let path = store
             .root()
             .join("tmp")

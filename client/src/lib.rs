@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod attach;
 pub mod cli;
 pub mod commands;
 pub mod containers;
@@ -15,6 +16,7 @@ pub mod printer;
 pub mod reference;
 pub mod remote;
 pub mod store;
+pub mod tty;
 pub mod volumes;
 
 pub use reference::{Reference, ReferenceError};

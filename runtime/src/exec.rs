@@ -167,6 +167,15 @@ pub fn exec(
                     }
                 }
             }
+            let ns_fds: Vec<i32> = namespaces.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+            let mut keep = vec![
+                pipe.as_raw_fd(),
+                pid_write.as_raw_fd(),
+                go_read.as_raw_fd(),
+                console.as_ref().map_or(-1, std::os::fd::AsRawFd::as_raw_fd),
+            ];
+            keep.extend(ns_fds);
+            crate::run::close_fds_except(&keep);
             tenant_intermediate(
                 &spec,
                 &namespaces,

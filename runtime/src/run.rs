@@ -478,6 +478,13 @@ pub fn run_with(
                     }
                 }
             }
+            // Nothing else of the caller's may stay open in the container's processes: an
+            // inherited write end of the container's stdin pipe would keep it from EOF.
+            close_fds_except(&[
+                std::os::fd::AsRawFd::as_raw_fd(&write),
+                std::os::fd::AsRawFd::as_raw_fd(&pid_write),
+                console.as_ref().map_or(-1, std::os::fd::AsRawFd::as_raw_fd),
+            ]);
             let manager = cgroup.as_ref().map(|g| g.0.clone());
             // Only the caller removes the cgroups, whatever happens here.
             std::mem::forget(cgroup);
@@ -604,6 +611,20 @@ fn intermediate(
             drop(pipe);
             std::process::exit(wait_for(child).unwrap_or(EXIT_RUNTIME))
         }
+    }
+}
+
+/// Closes every descriptor above 2 but `keep` (in a freshly forked child).
+pub(crate) fn close_fds_except(keep: &[i32]) {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2 && !keep.contains(fd))
+        .collect();
+    for fd in fds {
+        let _ = nix::unistd::close(fd);
     }
 }
 

@@ -847,3 +847,133 @@ pub fn busybox_rootfs_tar(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
         .arg("."));
     tar
 }
+
+/// A private data root with the busybox image `bb:1` imported, for container tests as root.
+/// Dropping it removes every container it made, and whatever their monitors, mounts and cgroups
+/// left if a test failed half-way.
+pub struct ContainerEnv {
+    /// Holds the data root.
+    pub tmp: tempfile::TempDir,
+}
+
+impl ContainerEnv {
+    /// Imports `bb:1` (busybox with `extra` files) into a fresh data root.
+    #[must_use]
+    pub fn new(extra: &[(&str, &str)]) -> Self {
+        require_root();
+        let tmp = tempfile::tempdir().unwrap();
+        let tar = busybox_rootfs_tar(tmp.path(), extra);
+        let env = Self { tmp };
+        env.ok(&["import", tar.to_str().unwrap(), "bb:1"]);
+        env
+    }
+
+    /// The data root.
+    #[must_use]
+    pub fn data_root(&self) -> PathBuf {
+        self.tmp.path().join("data")
+    }
+
+    /// `berth --data-root … ARGS`, not yet run.
+    #[must_use]
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("berth"));
+        c.arg("--data-root").arg(self.data_root()).args(args);
+        c
+    }
+
+    /// Runs berth; its output.
+    #[must_use]
+    pub fn berth(&self, args: &[&str]) -> std::process::Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs berth, asserting success; stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The container's `state.json`.
+    #[must_use]
+    pub fn state(&self, id: &str) -> Value {
+        let (dir, _) = self.find(id);
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap()
+    }
+
+    /// The directory and full ID of the container with this ID prefix or name.
+    #[must_use]
+    pub fn find(&self, id_or_name: &str) -> (PathBuf, String) {
+        let root = self.data_root().join("containers");
+        for e in std::fs::read_dir(&root).unwrap().flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let v: Value = std::fs::read(e.path().join("state.json"))
+                .ok()
+                .and_then(|t| serde_json::from_slice(&t).ok())
+                .unwrap_or_default();
+            if id.starts_with(id_or_name) || v["Name"] == id_or_name {
+                return (e.path(), id);
+            }
+        }
+        panic!("no container {id_or_name}");
+    }
+}
+
+impl Drop for ContainerEnv {
+    fn drop(&mut self) {
+        let root = self.data_root().join("containers");
+        let ids: Vec<String> = std::fs::read_dir(&root)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in &ids {
+            let _ = self.berth(&["rm", "-f", id]);
+        }
+        for id in &ids {
+            if let Ok(text) = std::fs::read(root.join(id).join("state.json")) {
+                let v: Value = serde_json::from_slice(&text).unwrap_or_default();
+                for who in ["Monitor", "Init"] {
+                    if let Some(pid) = v[who]["pid"].as_i64() {
+                        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                    }
+                }
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let prefix = self.tmp.path().display().to_string();
+        for line in mounts.lines() {
+            if let Some(target) = line.split(' ').nth(1).filter(|t| t.starts_with(&prefix)) {
+                let _ = Command::new("umount").arg("-l").arg(target).status();
+            }
+        }
+        for id in &ids {
+            for d in container_cgroup_dirs(id) {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+    }
+}
+
+/// The cgroup directories Berth makes for container `id` (v2, or the v1 controllers it uses).
+#[must_use]
+pub fn container_cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        vec![root.join("berth").join(id)]
+    } else {
+        ["memory", "cpu", "cpuacct", "pids"]
+            .iter()
+            .map(|c| root.join(c).join("berth").join(id))
+            .filter(|d| d.parent().unwrap().parent().unwrap().is_dir())
+            .collect()
+    }
+}

@@ -1,8 +1,10 @@
 //! One module per command; [`dispatch`] maps the CLI onto them.
 
+pub mod attach;
 pub mod commit;
 pub mod cp;
 pub mod df;
+pub mod exec;
 pub mod export;
 pub mod history;
 pub mod images;
@@ -23,6 +25,7 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod search;
+pub mod start;
 pub mod stop;
 pub mod tag;
 pub mod volume;
@@ -96,6 +99,11 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(ctx, &a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(ctx, &a).await,
         Command::Run(a) => run::run(ctx, &a),
+        Command::Create(a) => run::create(ctx, &a),
+        Command::Start(a) => start::start(ctx, &a),
+        Command::Restart(a) => start::restart(ctx, &a),
+        Command::Attach(a) => attach::run(ctx, &a),
+        Command::Exec(a) => exec::run(ctx, &a),
         Command::Ps(a) => ps::run(ctx, &a),
         Command::Logs(a) => logs::run(ctx, &a),
         Command::Stop(a) => stop::run(ctx, &a),

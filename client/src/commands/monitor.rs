@@ -16,12 +16,13 @@ use std::cell::RefCell;
 use std::io::Write as _;
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use berth_runtime::run::{run_with, Stdio};
 use oci_spec::runtime::Spec;
 
+use crate::attach::{self, Hub, Tee};
 use crate::cli::MonitorArgs;
 use crate::containers::{self, ProcessId, Status};
 use crate::context::Ctx;
@@ -67,40 +68,78 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
             .open(&log_path)
             .with_context(|| format!("cannot open `{}`", log_path.display()))?,
     ));
+    let hub = Arc::new(Hub::default());
+    let prepared = hub
+        .listen(&dir)
+        .and_then(|()| {
+            if args.attach_wait && !hub.wait_for_client(Duration::from_secs(10)) {
+                anyhow::bail!("no client attached to the container within 10 s");
+            }
+            Ok(())
+        })
+        .and_then(|()| crate::containers_fs::ensure_rootfs(&ctx.store, &dir, &state));
+    if let Err(e) = prepared {
+        tell(&format!("err 125 {e:#}"));
+        containers::update(&dir, |s| {
+            s.status = Status::Exited;
+            s.exit_code = Some(125);
+        })?;
+        return Err(e);
+    }
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
-    let copiers: Vec<_> = [(out_r, "stdout"), (err_r, "stderr")]
-        .into_iter()
-        .map(|(fd, stream)| {
-            let log = Arc::clone(&log);
-            std::thread::spawn(move || containers::copy_log(std::fs::File::from(fd), stream, &log))
+    let copiers: Vec<_> = [
+        (out_r, "stdout", attach::STDOUT),
+        (err_r, "stderr", attach::STDERR),
+    ]
+    .into_iter()
+    .map(|(fd, stream, kind)| {
+        let log = Arc::clone(&log);
+        let hub = Arc::clone(&hub);
+        std::thread::spawn(move || {
+            let from = Tee {
+                inner: std::fs::File::from(fd),
+                hub,
+                kind,
+            };
+            containers::copy_log(from, stream, &log)
         })
-        .collect();
-    let dir2 = dir.clone();
-    let mut started = |pid: i32| {
-        let init = ProcessId::of(pid);
-        let saved = containers::update(&dir2, |s| {
-            s.status = Status::Running;
-            s.restarting = false;
-            s.init = init;
-            s.started_at = Some(containers::now_rfc3339());
-        });
-        tell(if saved.is_ok() {
-            "ok"
-        } else {
-            "err 125 cannot record the container's state"
-        });
-    };
+    })
+    .collect();
     let mut delay = None;
     let result = loop {
-        // Each run gets its own copies of the write ends; ours go after the last run.
-        let stdio = Stdio {
-            stdin: Some(null()?.into()),
-            stdout: Some(out_w.try_clone().context("dup")?),
-            stderr: Some(err_w.try_clone().context("dup")?),
+        let (stdio, console) = stdio_for(&state, &hub, &out_w, &err_w)?;
+        let tty_copier = RefCell::new(None);
+        let dir2 = dir.clone();
+        let mut started = |pid: i32| {
+            let init = ProcessId::of(pid);
+            let saved = containers::update(&dir2, |s| {
+                s.status = Status::Running;
+                s.restarting = false;
+                s.init = init;
+                s.started_at = Some(containers::now_rfc3339());
+            });
+            if let Some(console) = &console {
+                // Init sent the pty master before it exec'd.
+                match berth_runtime::console::receive(console) {
+                    Ok(master) => {
+                        *tty_copier.borrow_mut() = serve_pty(master, &hub, &log).ok();
+                    }
+                    Err(_) => tell("err 125 the container's terminal did not arrive"),
+                }
+            }
+            tell(if saved.is_ok() {
+                "ok"
+            } else {
+                "err 125 cannot record the container's state"
+            });
         };
         let begun = Instant::now();
         let result = run_with(&dir, &spec, stdio, &mut started);
+        if let Some(t) = tty_copier.into_inner() {
+            let _ = t.join();
+        }
+        hub.set_input(None, None);
         let Ok(code) = result else { break result };
         // Decide under the lock: `stop` records the user's stop before signalling.
         let d = containers::restart_delay(delay, begun.elapsed());
@@ -151,5 +190,71 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
     if let Err(e) = result {
         tell(&format!("err {code} {:#}", anyhow::Error::new(e)));
     }
+    hub.finish(code);
+    let _ = std::fs::remove_file(dir.join(attach::SOCKET));
     Ok(())
+}
+
+/// The container's stdio for one run: stdin from `/dev/null`, or a pipe whose write end goes
+/// to the hub with `-i`; output into the log pipes, or, with `-t`, a console socket pair
+/// (ours, to receive the pty master; init's, in [`Stdio`]).
+fn stdio_for(
+    state: &containers::State,
+    hub: &Hub,
+    out_w: &OwnedFd,
+    err_w: &OwnedFd,
+) -> anyhow::Result<(Stdio, Option<OwnedFd>)> {
+    let null = || -> anyhow::Result<OwnedFd> {
+        Ok(std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?
+            .into())
+    };
+    if state.tty {
+        let (ours, theirs) = berth_runtime::console::socket_pair().context("socketpair")?;
+        let stdio = Stdio {
+            stdin: Some(null()?),
+            stdout: Some(null()?),
+            stderr: Some(null()?),
+            console: Some(theirs),
+        };
+        return Ok((stdio, Some(ours)));
+    }
+    let stdin = if state.open_stdin {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
+        hub.set_input(Some(std::fs::File::from(w)), None);
+        r
+    } else {
+        null()?
+    };
+    // Each run gets its own copies of the write ends; ours go after the last run.
+    let stdio = Stdio {
+        stdin: Some(stdin),
+        stdout: Some(out_w.try_clone().context("dup")?),
+        stderr: Some(err_w.try_clone().context("dup")?),
+        console: None,
+    };
+    Ok((stdio, None))
+}
+
+/// Serves the pty master: its output to the log and the clients, client input and resizes to
+/// it. The returned thread ends when the container's side of the pty is closed.
+fn serve_pty(
+    master: OwnedFd,
+    hub: &Arc<Hub>,
+    log: &Arc<Mutex<std::fs::File>>,
+) -> anyhow::Result<std::thread::JoinHandle<std::io::Result<()>>> {
+    let input = master.try_clone().context("dup")?;
+    let resize = master.try_clone().context("dup")?;
+    hub.set_input(Some(std::fs::File::from(input)), Some(resize));
+    let (hub, log) = (Arc::clone(hub), Arc::clone(log));
+    Ok(std::thread::spawn(move || {
+        let from = Tee {
+            inner: std::fs::File::from(master),
+            hub,
+            kind: attach::STDOUT,
+        };
+        containers::copy_log(from, "stdout", &log)
+    }))
 }

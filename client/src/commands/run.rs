@@ -41,9 +41,19 @@ fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\
 /// # Errors
 /// A non-zero container status, or the reason it could not run, with its exit code attached.
 pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
-    match run_container(ctx, args) {
+    exit_with(run_container(ctx, args))
+}
+
+/// Maps a container's exit status, or the reason it could not run, to `berth`'s exit (Docker's
+/// 125/126/127 for failures).
+///
+/// # Errors
+/// A non-zero status, or the failure with its exit code attached.
+pub fn exit_with(result: anyhow::Result<i32>) -> anyhow::Result<()> {
+    match result {
         Ok(0) => Ok(()),
         Ok(code) => Err(crate::Exit(u8::try_from(code).unwrap_or(255)).into()),
+        Err(e) if e.downcast_ref::<crate::Exit>().is_some() => Err(e),
         Err(e) => {
             let code = e
                 .downcast_ref::<RunError>()
@@ -239,7 +249,35 @@ pub fn limits(args: &RunArgs) -> anyhow::Result<ResourceLimits> {
     Ok(out)
 }
 
+/// Docker's `-t`: `process.terminal` and `TERM=xterm` unless the environment sets it.
+fn set_terminal(spec: &mut oci_spec::runtime::Spec) {
+    if let Some(mut p) = spec.process().clone() {
+        p.set_terminal(Some(true));
+        let mut env = p.env().clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".to_owned());
+        }
+        p.set_env(Some(env));
+        spec.set_process(Some(p));
+    }
+}
+
+/// `berth create`: sets the container up like `run` and prints its ID without starting it.
+///
+/// # Errors
+/// As `run` before the start.
+pub fn create(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
+    if args.detach {
+        anyhow::bail!("unknown shorthand flag: 'd' in -d");
+    }
+    exit_with(run_container_as(ctx, args, true))
+}
+
 fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
+    run_container_as(ctx, args, false)
+}
+
+fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Result<i32> {
     let restart_policy = containers::RestartPolicy::parse(&args.restart)?;
     if args.rm && !restart_policy.is_none() {
         anyhow::bail!("Conflicting options: --restart and --rm");
@@ -333,6 +371,9 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
     let volume_names: Vec<String> = resolved.iter().filter_map(|r| r.volume.clone()).collect();
     let built = (|| -> anyhow::Result<_> {
         let mut spec = spec::build(config.config().as_ref(), &opts, &guard.rootfs())?;
+        if args.tty {
+            set_terminal(&mut spec);
+        }
         spec::apply_limits(&mut spec, &format!("/berth/{id}"), &limits)?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(crate::volumes::oci_mounts(&resolved)?);
@@ -364,17 +405,35 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
         auto_remove: args.rm,
         restart_policy,
         volumes: volume_names.clone(),
+        tty: args.tty,
+        open_stdin: args.interactive,
         ..State::default()
     };
-    if args.detach {
+    if create_only || args.detach || args.interactive || args.tty {
         {
             let lock = containers::Lock::take(&dir)?;
             containers::save(&dir, &state, &lock)?;
         }
+        if create_only {
+            // `start` mounts it again.
+            guard.remove = false;
+            drop(guard);
+            ctx.printer.data(&id);
+            return Ok(0);
+        }
         // From here on the monitor owns the directory, its mount and its removal.
         guard.mounted = false;
         guard.remove = false;
-        return start_detached(ctx, &dir, &id);
+        if args.detach {
+            return start_detached(ctx, &id);
+        }
+        let opts = crate::attach::Options {
+            stdin: args.interactive,
+            stdin_once: args.interactive,
+            tty: args.tty,
+            detach_keys: crate::tty::parse_detach_keys(&args.detach_keys)?,
+        };
+        return start_attached(ctx, &dir, &id, &opts, false);
     }
     state.status = Status::Running;
     state.started_at = Some(containers::now_rfc3339());
@@ -406,19 +465,25 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
 }
 
 /// Starts the monitor (`berth container-monitor ID`, detached: its own session, reparented
-/// away from this process by a second fork, stdin and stderr `/dev/null`) and waits for its
-/// word on a pipe: `ok` once the container's program runs, `err CODE MESSAGE` when it could not
-/// start. Prints the container ID.
+/// away from this process by a second fork, stdin and stderr `/dev/null`); its word comes on
+/// the returned pipe: `ok` once the container's program runs, `err CODE MESSAGE` when it could
+/// not start. With `attach_wait` it waits for a client on its attach socket first.
 #[allow(unsafe_code)]
-fn start_detached(ctx: &Ctx, dir: &Path, id: &str) -> anyhow::Result<i32> {
-    use std::io::{BufRead as _, Write as _};
+pub(crate) fn spawn_monitor(
+    ctx: &Ctx,
+    id: &str,
+    attach_wait: bool,
+) -> anyhow::Result<std::io::BufReader<std::process::ChildStdout>> {
     use std::os::unix::process::CommandExt as _;
     let exe = std::env::current_exe().context("cannot find the berth executable")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--data-root")
         .arg(ctx.store.root())
-        .arg("container-monitor")
-        .arg(id)
+        .arg("container-monitor");
+    if attach_wait {
+        cmd.arg("--attach-wait");
+    }
+    cmd.arg(id)
         .current_dir("/")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -433,28 +498,20 @@ fn start_detached(ctx: &Ctx, dir: &Path, id: &str) -> anyhow::Result<i32> {
             }
         });
     }
-    let spawned = cmd.spawn();
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            containers::teardown(dir, id);
-            let _ = fs_err::remove_dir_all(dir);
-            return Err(e).context("cannot start the container monitor");
-        }
-    };
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        let _ = std::io::BufReader::new(out).read_line(&mut line);
-    }
+    let mut child = cmd.spawn().context("cannot start the container monitor")?;
+    let out = child.stdout.take();
     // The first child exits at once; the monitor is not ours to wait for.
     let _ = child.wait();
+    out.map(std::io::BufReader::new)
+        .context("the container monitor has no output pipe")
+}
+
+/// Reads the monitor's word: `Ok` once the container runs.
+pub(crate) fn read_ready(pipe: &mut impl std::io::BufRead) -> anyhow::Result<()> {
+    let mut line = String::new();
+    let _ = pipe.read_line(&mut line);
     match line.trim_end().split_once(' ') {
-        None if line.trim_end() == "ok" => {
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{id}")?;
-            stdout.flush()?;
-            Ok(0)
-        }
+        None if line.trim_end() == "ok" => Ok(()),
         Some(("err", rest)) => {
             let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
             Err(RunError::Start {
@@ -464,6 +521,59 @@ fn start_detached(ctx: &Ctx, dir: &Path, id: &str) -> anyhow::Result<i32> {
             .into())
         }
         _ => anyhow::bail!("the container monitor exited before starting the container"),
+    }
+}
+
+/// Starts the container under a monitor and prints its ID once it runs.
+pub(crate) fn start_detached(ctx: &Ctx, id: &str) -> anyhow::Result<i32> {
+    use std::io::Write as _;
+    let mut pipe = spawn_monitor(ctx, id, false)?;
+    read_ready(&mut pipe)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{id}")?;
+    stdout.flush()?;
+    Ok(0)
+}
+
+/// Starts the container under a monitor that waits for us, attaches our stdio and returns the
+/// container's exit code (`0` when the user detached; `announce_detach` prints Docker's
+/// `read escape sequence` then).
+pub(crate) fn start_attached(
+    ctx: &Ctx,
+    dir: &Path,
+    id: &str,
+    opts: &crate::attach::Options,
+    announce_detach: bool,
+) -> anyhow::Result<i32> {
+    let mut pipe = spawn_monitor(ctx, id, true)?;
+    let mut stream = crate::attach::connect_retry(dir, std::time::Duration::from_secs(10))?;
+    crate::attach::hello(&mut stream, opts)?;
+    read_ready(&mut pipe)?;
+    finish_attach(dir, stream, opts, announce_detach)
+}
+
+/// Runs an attachment to its end: the exit code, from the monitor or else the state.
+pub(crate) fn finish_attach(
+    dir: &Path,
+    stream: std::os::unix::net::UnixStream,
+    opts: &crate::attach::Options,
+    announce_detach: bool,
+) -> anyhow::Result<i32> {
+    use crate::attach::Ended;
+    match crate::attach::attach(stream, opts)? {
+        Ended::Exited(code) => Ok(code),
+        Ended::Detached => {
+            if announce_detach {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("read escape sequence");
+                }
+            }
+            Ok(0)
+        }
+        Ended::Closed => Ok(containers::wait_exit(dir, None)
+            .and_then(|s| s.exit_code)
+            .unwrap_or(EXIT_RUNTIME)),
     }
 }
 

@@ -33,7 +33,12 @@ pub fn run(ctx: &Ctx, args: &StopArgs) -> anyhow::Result<()> {
     }
 }
 
-fn stop(ctx: &Ctx, name: &str, sig: Signal, timeout: Option<Duration>) -> anyhow::Result<()> {
+pub(crate) fn stop(
+    ctx: &Ctx,
+    name: &str,
+    sig: Signal,
+    timeout: Option<Duration>,
+) -> anyhow::Result<()> {
     let (dir, state) = containers::find(ctx.store.root(), name)?;
     if state.status() != Status::Running {
         return Ok(());

@@ -1,0 +1,115 @@
+//! `berth start` and `berth restart`: a created or exited container runs again under a new
+//! monitor (its root file system mounted again, the same spec, logs appended). `start -a`
+//! attaches to its output (and with `-i` its input) and exits with its status, like
+//! `docker start -a`.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::cli::{RestartArgs, StartArgs};
+use crate::containers::{self, Status};
+use crate::context::Ctx;
+
+/// Starts the containers.
+///
+/// # Errors
+/// A container that could not be found or started; with `-a`, the container's non-zero exit.
+pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<()> {
+    let keys = crate::tty::parse_detach_keys(&args.detach_keys)?;
+    if args.attach || args.interactive {
+        if args.containers.len() > 1 {
+            anyhow::bail!("you cannot start and attach multiple containers at once");
+        }
+        let name = &args.containers[0];
+        let (dir, state) = containers::find(ctx.store.root(), name)?;
+        let opts = crate::attach::Options {
+            stdin: args.interactive && state.open_stdin,
+            stdin_once: args.interactive,
+            tty: state.tty,
+            detach_keys: keys,
+        };
+        let code = if state.status() == Status::Running {
+            // Docker attaches to a container that already runs.
+            let mut stream = crate::attach::connect(&dir)?;
+            crate::attach::hello(&mut stream, &opts)?;
+            super::run::finish_attach(&dir, stream, &opts, true)?
+        } else {
+            prepare(&dir, &state)?;
+            super::run::start_attached(ctx, &dir, &state.id, &opts, true)?
+        };
+        return super::run::exit_with(Ok(code));
+    }
+    let mut errors = Vec::new();
+    for name in &args.containers {
+        match start_one(ctx, name) {
+            Ok(()) => ctx.printer.data(name),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(errors.join("\n")))
+    }
+}
+
+/// Clears what the last run left in the state (the user's stop, the exit) so the monitor's
+/// restart policy starts afresh.
+fn prepare(dir: &std::path::Path, state: &containers::State) -> anyhow::Result<()> {
+    if state.auto_remove && state.status() == Status::Exited {
+        anyhow::bail!(
+            "Error response from daemon: container {} is marked for removal and cannot be started",
+            state.id
+        );
+    }
+    containers::update(dir, |s| {
+        s.stopped_by_user = false;
+        s.restarting = false;
+        s.init = None;
+        s.monitor = None;
+    })?;
+    Ok(())
+}
+
+fn start_one(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
+    let (dir, state) = containers::find(ctx.store.root(), name)?;
+    if state.status() == Status::Running {
+        return Ok(());
+    }
+    prepare(&dir, &state)?;
+    let mut pipe = super::run::spawn_monitor(ctx, &state.id, false)?;
+    super::run::read_ready(&mut pipe).map_err(|e| {
+        anyhow::anyhow!("Error response from daemon: failed to start container {name}: {e:#}")
+    })
+}
+
+/// Restarts the containers: stop (SIGTERM, SIGKILL after `-t`), then start.
+///
+/// # Errors
+/// A container that could not be found, stopped or started (the others still are).
+pub fn restart(ctx: &Ctx, args: &RestartArgs) -> anyhow::Result<()> {
+    let sig = args
+        .signal
+        .as_deref()
+        .map_or(Ok(Signal::SIGTERM), containers::parse_signal)?;
+    let timeout = u64::try_from(args.timeout).ok().map(Duration::from_secs);
+    let mut errors = Vec::new();
+    for name in &args.containers {
+        let done = super::stop::stop(ctx, name, sig, timeout).and_then(|()| {
+            // The old monitor must be gone before a new one takes the container.
+            let (_, state) = containers::find(ctx.store.root(), name)?;
+            containers::wait_owner(&state, Duration::from_secs(10));
+            start_one(ctx, name)
+        });
+        match done {
+            Ok(()) => ctx.printer.data(name),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(errors.join("\n")))
+    }
+}
