@@ -479,6 +479,9 @@ pub struct RunArgs {
     /// Override the key sequence for detaching a container
     #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
     pub detach_keys: String,
+    /// Security options (`seccomp=unconfined`, `no-new-privileges[=true|false]`)
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// Set environment variables (`KEY=VALUE`, or `KEY` to take the host's value)
     #[arg(short, long, value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,

@@ -26,8 +26,8 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use crate::cgroups::{self, CgroupManager};
 use crate::run::{
-    apply_rlimits, apply_user_and_caps, chain, lookup, report_and_exit, setup_terminal, wait_for,
-    InitError, InitResult, RunError, Stdio, EXIT_RUNTIME,
+    apply_rlimits, apply_seccomp, apply_user_and_caps, chain, lookup, report_and_exit,
+    setup_terminal, wait_for, InitError, InitResult, RunError, Stdio, EXIT_RUNTIME,
 };
 use crate::syscall::{CloneFlags, Errno, LinuxSyscall, Syscall};
 
@@ -94,6 +94,7 @@ pub fn exec_init(
     if process.no_new_privileges() == Some(true) {
         sys.set_no_new_privs()?;
     }
+    apply_seccomp(sys, spec)?;
     apply_user_and_caps(sys, spec)?;
     let cwd = process.cwd().clone();
     sys.chdir(&cwd)

@@ -14,5 +14,6 @@ pub mod console;
 pub mod exec;
 pub mod rootfs;
 pub mod run;
+pub mod seccomp;
 pub mod spec;
 pub mod syscall;

@@ -92,6 +92,9 @@ pub enum InitError {
     /// A set-up call failed.
     #[error(transparent)]
     Syscall(#[from] SyscallError),
+    /// The seccomp section cannot be compiled.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     /// The working directory could not be created.
     #[error("cannot create the working directory `{}`", path.display())]
     Cwd {
@@ -270,6 +273,21 @@ pub fn apply_user_and_caps(sys: &dyn Syscall, spec: &Spec) -> InitResult<()> {
     Ok(())
 }
 
+/// Installs the spec's `linux.seccomp` filter, while init still has `CAP_SYS_ADMIN` (runc's
+/// order without `noNewPrivileges`).
+///
+/// # Errors
+/// The filter cannot be compiled or installed.
+pub fn apply_seccomp(sys: &dyn Syscall, spec: &Spec) -> InitResult<()> {
+    let Some(section) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(());
+    };
+    for program in crate::seccomp::compile(section)? {
+        sys.seccomp(&program)?;
+    }
+    Ok(())
+}
+
 /// Finds argv\[0\] like Go's `exec.LookPath` (runc): names with a `/` are used as given,
 /// others are searched in the container's `PATH` for an executable regular file.
 ///
@@ -366,6 +384,7 @@ pub fn init(
     if process.no_new_privileges() == Some(true) {
         sys.set_no_new_privs()?;
     }
+    apply_seccomp(sys, spec)?;
     apply_user_and_caps(sys, spec)?;
     sys.chdir(&cwd)?;
     let args = process.args().clone().unwrap_or_default();
@@ -701,6 +720,10 @@ mod tests {
             .unwrap();
         let lo = pos(&Call::LoopbackUp);
         let host = pos(&Call::Sethostname("box".into()));
+        let seccomp = calls
+            .iter()
+            .position(|c| matches!(c, Call::Seccomp(n) if *n > 300))
+            .unwrap();
         let bounding = pos(&Call::DropBoundingCaps(docker_caps()));
         let keep = pos(&Call::SetKeepCaps(true));
         let gid = pos(&Call::Setresgid(1000));
@@ -715,6 +738,7 @@ mod tests {
             pivot,
             lo,
             host,
+            seccomp,
             bounding,
             keep,
             pos(&Call::Setgroups(vec![])),

@@ -7,7 +7,8 @@
 //!   key; `-e KEY` takes the host's value or is dropped; `HOME` from passwd when still unset.
 //! - user: `-u` or the image's `User`, `uid`/`name` with an optional `:gid`/`:group`, names
 //!   resolved from the rootfs's `/etc/passwd` and `/etc/group`.
-//! - Docker's default capability set, masked and read-only paths, and namespaces.
+//! - Docker's default capability set, masked and read-only paths, namespaces, and its default
+//!   seccomp profile ([`crate::seccomp`]).
 //!
 //! - cgroups ([`apply_limits`]): `-m`, `--cpus`, `--pids-limit` as `linux.resources` (moby's
 //!   `daemon/oci_linux.go`), in the cgroup `linux.cgroupsPath`.
@@ -92,6 +93,9 @@ pub enum SpecError {
     /// oci-spec refused a value.
     #[error("invalid OCI runtime spec")]
     Oci(#[from] oci_spec::OciSpecError),
+    /// The seccomp profile could not be built.
+    #[error("invalid seccomp profile")]
+    Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
 /// Result of this module.
@@ -469,6 +473,7 @@ pub fn build(image: Option<&ImageConfig>, opts: &RunOptions, rootfs: &Path) -> R
                 .map(|s| (*s).to_owned())
                 .collect::<Vec<_>>(),
         )
+        .seccomp(crate::seccomp::docker_default()?)
         .build()?;
     Ok(SpecBuilder::default()
         .version("1.0.2")

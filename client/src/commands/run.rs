@@ -262,6 +262,38 @@ fn set_terminal(spec: &mut oci_spec::runtime::Spec) {
     }
 }
 
+/// `--security-opt`: `seccomp=unconfined` drops the default seccomp profile;
+/// `no-new-privileges` (or `=true`) sets `process.noNewPrivileges`.
+///
+/// # Errors
+/// Any other option, in Docker's words.
+fn apply_security_opts(spec: &mut oci_spec::runtime::Spec, opts: &[String]) -> anyhow::Result<()> {
+    for opt in opts {
+        let (key, value) = opt
+            .split_once(['=', ':'])
+            .map_or((opt.as_str(), None), |(k, v)| (k, Some(v)));
+        match (key, value) {
+            ("seccomp", Some("unconfined")) => {
+                if let Some(mut linux) = spec.linux().clone() {
+                    linux.set_seccomp(None);
+                    spec.set_linux(Some(linux));
+                }
+            }
+            ("no-new-privileges", None | Some("true" | "false")) => {
+                if let Some(mut p) = spec.process().clone() {
+                    p.set_no_new_privileges(Some(value != Some("false")));
+                    spec.set_process(Some(p));
+                }
+            }
+            ("seccomp", Some(profile)) => anyhow::bail!(
+                "Error response from daemon: opening seccomp profile ({profile}) failed: custom seccomp profiles are not supported by berth yet; use `seccomp=unconfined` or leave the default"
+            ),
+            _ => anyhow::bail!("Error response from daemon: invalid --security-opt: {opt:?}"),
+        }
+    }
+    Ok(())
+}
+
 /// `berth create`: sets the container up like `run` and prints its ID without starting it.
 ///
 /// # Errors
@@ -374,6 +406,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         if args.tty {
             set_terminal(&mut spec);
         }
+        apply_security_opts(&mut spec, &args.security_opt)?;
         spec::apply_limits(&mut spec, &format!("/berth/{id}"), &limits)?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(crate::volumes::oci_mounts(&resolved)?);

@@ -68,6 +68,8 @@ pub enum Call {
         gid: u32,
     },
     Setns(i32, CloneFlags),
+    /// Instructions in the program.
+    Seccomp(usize),
     Execve {
         path: PathBuf,
         argv: Vec<String>,
@@ -276,6 +278,10 @@ impl Syscall for FakeSyscall {
     fn setup_console(&self, socket: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<()> {
         let socket = socket.as_raw_fd();
         self.record("setup_console", Call::SetupConsole { socket, uid, gid })
+    }
+
+    fn seccomp(&self, program: &[seccompiler::sock_filter]) -> Result<()> {
+        self.record("seccomp", Call::Seccomp(program.len()))
     }
 
     fn setns(&self, fd: BorrowedFd<'_>, kind: CloneFlags) -> Result<()> {

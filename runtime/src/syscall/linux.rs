@@ -208,6 +208,39 @@ impl Syscall for LinuxSyscall {
         Ok(())
     }
 
+    #[allow(unsafe_code)]
+    fn seccomp(&self, program: &[seccompiler::sock_filter]) -> Result<()> {
+        #[repr(C)]
+        struct SockFprog {
+            len: libc::c_ushort,
+            filter: *const seccompiler::sock_filter,
+        }
+        let len = libc::c_ushort::try_from(program.len())
+            .map_err(|_| os_err("seccomp", None, Errno::E2BIG))?;
+        let prog = SockFprog {
+            len,
+            filter: program.as_ptr(),
+        };
+        // SAFETY: the kernel copies `len` instructions from `filter`, which `program` keeps
+        // alive for the call; `prog` outlives it too.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                std::ptr::addr_of!(prog),
+            )
+        };
+        if rc != 0 {
+            return Err(os_err(
+                "seccomp(SECCOMP_SET_MODE_FILTER)",
+                None,
+                Errno::last(),
+            ));
+        }
+        Ok(())
+    }
+
     fn setns(&self, fd: BorrowedFd<'_>, kind: CloneFlags) -> Result<()> {
         nix::sched::setns(fd, kind).map_err(|e| os_err("setns", None, e))
     }

@@ -116,6 +116,9 @@ pub trait Syscall {
     fn setup_console(&self, socket: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<()>;
     /// setns(2): joins the namespace open at `fd`.
     fn setns(&self, fd: BorrowedFd<'_>, kind: CloneFlags) -> Result<()>;
+    /// seccomp(2) `SECCOMP_SET_MODE_FILTER`: installs `program` on the calling thread (without
+    /// `no_new_privs` this needs `CAP_SYS_ADMIN`).
+    fn seccomp(&self, program: &[seccompiler::sock_filter]) -> Result<()>;
     /// execve(2); only returns on failure.
     fn execve(&self, path: &Path, argv: &[CString], envp: &[CString]) -> Result<Infallible>;
 }

@@ -1,0 +1,106 @@
+//! Docker's default seccomp profile and `--security-opt`, end to end as root: the filter is
+//! installed for `run` and `exec`, blocks what the profile leaves out even where capabilities
+//! and the kernel would allow it, and `seccomp=unconfined` / `no-new-privileges` change that.
+
+use berth_tests::ContainerEnv;
+
+fn out(env: &ContainerEnv, args: &[&str]) -> (i32, String, String) {
+    let o = env.berth(args);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `unshare -U` needs no capability (the kernel lets anyone make a user namespace), so only
+/// seccomp can refuse it.
+const PROBE: &str = "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; \
+                     unshare -U true 2>/dev/null && echo userns=yes || echo userns=no";
+
+#[test]
+fn the_default_profile_filters_run_and_exec() {
+    let env = ContainerEnv::new(&[]);
+    let (code, stdout, stderr) = out(&env, &["run", "--rm", "bb:1", "sh", "-c", PROBE]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Seccomp:\t2"), "{stdout}");
+    assert!(stdout.contains("NoNewPrivs:\t0"), "{stdout}");
+    assert!(stdout.contains("userns=no"), "{stdout}");
+    // The same process without the filter can: the refusal above was seccomp's.
+    let (code, stdout, stderr) = out(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            "seccomp=unconfined",
+            "bb:1",
+            "sh",
+            "-c",
+            PROBE,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Seccomp:\t0"), "{stdout}");
+    assert!(stdout.contains("userns=yes"), "{stdout}");
+    // exec'd processes get the container's filter too.
+    env.ok(&["run", "-d", "--name", "box", "bb:1", "sleep", "300"]);
+    let (code, stdout, stderr) = out(&env, &["exec", "box", "sh", "-c", PROBE]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Seccomp:\t2"), "{stdout}");
+    assert!(stdout.contains("userns=no"), "{stdout}");
+    // Ordinary work is unaffected: processes, pipes, files, signals.
+    let (code, stdout, _) = out(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "bb:1",
+            "sh",
+            "-c",
+            "echo a > /f && cat /f | wc -l && sleep 0 & wait; kill -0 $$ && echo ok",
+        ],
+    );
+    assert_eq!((code, stdout.as_str()), (0, "1\nok\n"));
+}
+
+#[test]
+fn security_opts_follow_docker() {
+    let env = ContainerEnv::new(&[]);
+    let (code, stdout, _) = out(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            "no-new-privileges",
+            "bb:1",
+            "grep",
+            "NoNewPrivs",
+            "/proc/self/status",
+        ],
+    );
+    assert_eq!((code, stdout.as_str()), (0, "NoNewPrivs:\t1\n"));
+    let (code, _, stderr) = out(
+        &env,
+        &["run", "--rm", "--security-opt", "bogus", "bb:1", "true"],
+    );
+    assert_eq!(code, 125);
+    assert!(
+        stderr.contains("invalid --security-opt: \"bogus\""),
+        "{stderr}"
+    );
+    let (code, _, stderr) = out(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            "seccomp=/nonexistent.json",
+            "bb:1",
+            "true",
+        ],
+    );
+    assert_eq!(code, 125);
+    assert!(stderr.contains("seccomp profile"), "{stderr}");
+}
