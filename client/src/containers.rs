@@ -375,6 +375,17 @@ impl Lock {
     }
 }
 
+/// The names lock (`<data-root>/containers/lock`): `run --name` and `rename` hold it from their
+/// uniqueness check until the name is in `state.json`.
+///
+/// # Errors
+/// The directory cannot be created or locked.
+pub fn lock_names(data_root: &Path) -> anyhow::Result<Lock> {
+    let dir = root(data_root);
+    fs_err::create_dir_all(&dir)?;
+    Lock::take(&dir)
+}
+
 /// Reads `<dir>/state.json`.
 ///
 /// # Errors
