@@ -181,7 +181,10 @@ fn limits(spec: &Spec) -> (i64, i64, Option<i64>) {
 /// # Errors
 /// An unreadable `config.json`.
 pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<Value> {
-    let spec = Spec::load(dir.join("config.json"))?;
+    let spec_path = dir.join("config.json");
+    // The file as written (a `Spec` round trip would reorder its capability sets).
+    let spec_json: Value = serde_json::from_slice(&fs_err::read(&spec_path)?)?;
+    let spec: Spec = serde_json::from_value(spec_json.clone())?;
     let create = load_create_config(dir, state);
     let status = state.status();
     let running = status == Status::Running;
@@ -276,7 +279,7 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
         "NetworkSettings": {
             "Networks": { create.network_mode.clone(): {} },
         },
-        "OCISpec": serde_json::to_value(&spec)?,
+        "OCISpec": spec_json,
     }))
 }
 
