@@ -94,7 +94,6 @@ impl Drop for Env {
         let ids: Vec<String> = std::fs::read_dir(&root)
             .map(|d| {
                 d.flatten()
-                    .filter(|e| e.path().is_dir())
                     .map(|e| e.file_name().to_string_lossy().into_owned())
                     .collect()
             })
