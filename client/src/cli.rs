@@ -225,6 +225,9 @@ pub struct ObjectInspectArgs {
     /// Return JSON for specified type (`container`, `image` or `volume`)
     #[arg(long = "type", value_name = "TYPE")]
     pub kind: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short, long)]
+    pub size: bool,
 }
 
 /// `container inspect`
@@ -236,6 +239,9 @@ pub struct ContainerInspectArgs {
     /// Format output using a custom template
     #[arg(short, long)]
     pub format: Option<String>,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
 }
 
 /// `rename`

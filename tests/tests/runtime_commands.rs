@@ -177,7 +177,7 @@ fn inspect_shows_state_config_limits_mounts_and_the_oci_spec() {
             "--restart",
             "on-failure:3",
         ],
-        "sleep 300",
+        "head -c 5000 /dev/zero > /blob; sleep 300",
     );
     let fmt = |f: &str| env.ok(&["inspect", "--format", f, "web"]).trim().to_owned();
     assert_eq!(fmt("{{.State.Status}}"), "running");
@@ -190,7 +190,10 @@ fn inspect_shows_state_config_limits_mounts_and_the_oci_spec() {
     assert_eq!(fmt("{{.HostConfig.RestartPolicy.Name}}"), "on-failure");
     assert_eq!(fmt("{{.HostConfig.RestartPolicy.MaximumRetryCount}}"), "3");
     assert_eq!(fmt("{{.HostConfig.NetworkMode}}"), "none");
-    assert_eq!(fmt("{{json .Config.Cmd}}"), r#"["sh","-c","sleep 300"]"#);
+    assert_eq!(
+        fmt("{{json .Config.Cmd}}"),
+        r#"["sh","-c","head -c 5000 /dev/zero > /blob; sleep 300"]"#
+    );
     assert_eq!(fmt("{{.Config.Image}}"), "bb:1");
     assert_eq!(fmt("{{.Path}}"), "sh");
     assert_eq!(
@@ -202,8 +205,7 @@ fn inspect_shows_state_config_limits_mounts_and_the_oci_spec() {
     let doc = env.inspect(&id[..12]);
     let pid = doc["State"]["Pid"].as_i64().unwrap();
     assert!(pid > 0, "{doc}");
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(text(&cmdline).starts_with("sleep"), "{}", text(&cmdline));
+    assert!(Path::new(&format!("/proc/{pid}")).exists(), "{doc}");
     assert_eq!(doc["State"]["ExitCode"], 0);
     assert!(doc["Config"]["Env"]
         .as_array()
@@ -258,6 +260,24 @@ fn inspect_shows_state_config_limits_mounts_and_the_oci_spec() {
     assert!(text(&out.stderr).contains("No such object: nope"));
     let docs: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(docs.as_array().unwrap().len(), 1);
+
+    // --size: the writable layer, and with the image's files.
+    let sizes = || {
+        let out = env.ok(&[
+            "container",
+            "inspect",
+            "-s",
+            "--format",
+            "{{.SizeRw}} {{.SizeRootFs}}",
+            "web",
+        ]);
+        let (rw, root) = out.trim().split_once(' ').unwrap();
+        (rw.parse::<u64>().unwrap(), root.parse::<u64>().unwrap())
+    };
+    eventually("the blob", || sizes().0 >= 5000);
+    let (rw, root) = sizes();
+    assert!(root > rw + 100_000, "busybox is in the image: {rw} {root}");
+    assert!(doc.get("SizeRw").is_none(), "only with --size");
 
     env.ok(&["kill", "web"]);
     env.wait("web");

@@ -283,6 +283,15 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
     }))
 }
 
+/// Docker's `--size` fields: `SizeRw`, the bytes of the container's writable layer, and
+/// `SizeRootFs`, those plus the image's.
+pub fn add_sizes(ctx: &Ctx, doc: &mut Value, dir: &Path, state: &State) {
+    let rw = crate::volumes::disk_usage(&dir.join("upper"));
+    let image = super::find_image(ctx, &state.image).map_or(0, |i| i.size);
+    doc["SizeRw"] = json!(rw);
+    doc["SizeRootFs"] = json!(rw + image);
+}
+
 /// Prints documents (a JSON array) or one `--format` line per document; `missing` are the
 /// arguments nothing matched, reported after the others as Docker does.
 ///
@@ -319,7 +328,13 @@ pub fn run(ctx: &Ctx, args: &ContainerInspectArgs) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for arg in &args.containers {
         match containers::find(ctx.store.root(), arg) {
-            Ok((dir, state)) => docs.push(document(ctx.store.root(), &dir, &state)?),
+            Ok((dir, state)) => {
+                let mut doc = document(ctx.store.root(), &dir, &state)?;
+                if args.size {
+                    add_sizes(ctx, &mut doc, &dir, &state);
+                }
+                docs.push(doc);
+            }
             Err(_) => missing.push(format!("No such container: {arg}")),
         }
     }

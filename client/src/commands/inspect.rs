@@ -95,7 +95,11 @@ pub fn run_objects(ctx: &Ctx, args: &ObjectInspectArgs) -> anyhow::Result<()> {
     for arg in &args.objects {
         if wants("container") {
             if let Ok((dir, state)) = crate::containers::find(root, arg) {
-                docs.push(super::container_inspect::document(root, &dir, &state)?);
+                let mut doc = super::container_inspect::document(root, &dir, &state)?;
+                if args.size {
+                    super::container_inspect::add_sizes(ctx, &mut doc, &dir, &state);
+                }
+                docs.push(doc);
                 continue;
             }
         }
