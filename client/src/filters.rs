@@ -28,10 +28,10 @@ impl Filters {
     /// Refuses keys not in `accepted`.
     ///
     /// # Errors
-    /// Docker's `invalid filter 'KEY'`.
+    /// Docker's `Invalid filter 'KEY'`.
     pub fn validate(&self, accepted: &[&str]) -> anyhow::Result<()> {
         match self.0.keys().find(|k| !accepted.contains(&k.as_str())) {
-            Some(k) => anyhow::bail!("Error response from daemon: invalid filter '{k}'"),
+            Some(k) => anyhow::bail!("Error response from daemon: Invalid filter '{k}'"),
             None => Ok(()),
         }
     }
@@ -99,7 +99,7 @@ mod tests {
             .validate(&["name"])
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "Error response from daemon: invalid filter 'colour'");
+        assert_eq!(e, "Error response from daemon: Invalid filter 'colour'");
         assert!(f(&["name=x"]).validate(&["name"]).is_ok());
     }
 

@@ -252,7 +252,9 @@ fn inspect_shows_state_config_limits_mounts_and_the_oci_spec() {
     assert!(err.contains("No such image: web"), "{err}");
     let err = env.fails(&["inspect", "--type", "bogus", "web"]);
     assert!(
-        err.contains("\"bogus\" is not a valid value for --type"),
+        err.contains(
+            "unknown type: \"bogus\": must be one of \"container\", \"image\", \"volume\""
+        ),
         "{err}"
     );
     let out = env.berth(&["inspect", "nope", "web"]);
@@ -300,14 +302,17 @@ fn rename_follows_docker_and_concurrent_names_stay_unique() {
     env.detach(&["--name", "db"], "sleep 300");
     let err = env.fails(&["rename", "web3", "db"]);
     assert!(
-        err.contains("Conflict. The container name \"/db\" is already in use by container \"")
-            && err.contains("You have to remove (or rename) that container"),
+        err.contains(
+            "Error when allocating new name: Conflict. The container name \"/db\" is already in \
+             use by container \""
+        ) && err.contains("You have to remove (or rename) that container"),
         "{err}"
     );
     let err = env.fails(&["rename", "web3", "bad name"]);
     assert!(
         err.contains(
-            "Invalid container name (/bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            "Error when allocating new name: Invalid container name (/bad name), only \
+             [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         ),
         "{err}"
     );
@@ -404,7 +409,7 @@ fn top_lists_the_containers_processes() {
     env.wait("web");
     let err = env.fails(&["top", "web"]);
     assert!(
-        err.contains(&format!("container {id} is not running")),
+        err.contains(&format!("Container {id} is not running")),
         "{err}"
     );
 }
@@ -488,7 +493,7 @@ fn container_prune_removes_stopped_containers_only() {
     let out = env.ok(&["container", "prune", "-f", "--filter", "until=1h"]);
     assert_eq!(out, "Total reclaimed space: 0B\n");
     let err = env.fails(&["container", "prune", "-f", "--filter", "name=x"]);
-    assert!(err.contains("invalid filter 'name'"), "{err}");
+    assert!(err.contains("Invalid filter 'name'"), "{err}");
     let out = env.ok(&["container", "prune", "-f"]);
     assert!(
         out.starts_with(&format!(
@@ -546,10 +551,12 @@ fn ps_filters_follow_docker() {
         format!("{third}\n")
     );
     for (filter, want) in [
-        ("colour=red", "invalid filter 'colour'"),
-        ("status=sleeping", "invalid filter 'status=sleeping'"),
+        ("colour=red", "Invalid filter 'colour'"),
+        ("status=sleeping", "Invalid filter 'status=sleeping'"),
+        ("is-task=maybe", "Invalid filter 'is-task=[maybe]'"),
+        ("health=x", "Unrecognised filter value for health: x"),
         ("exited=x", "strconv.Atoi: parsing \"x\": invalid syntax"),
-        ("before=nope", "No such container: nope"),
+        ("before=nope", "no such container nope"),
         ("nonsense", "bad format of filter (expected name=value)"),
     ] {
         let err = env.fails(&["ps", "-f", filter]);

@@ -335,7 +335,9 @@ pub fn run(ctx: &Ctx, args: &ContainerInspectArgs) -> anyhow::Result<()> {
                 }
                 docs.push(doc);
             }
-            Err(_) => missing.push(format!("No such container: {arg}")),
+            Err(_) => missing.push(format!(
+                "Error response from daemon: No such container: {arg}"
+            )),
         }
     }
     print(ctx, &docs, args.format.as_deref(), &missing)

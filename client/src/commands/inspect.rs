@@ -80,12 +80,16 @@ const KINDS: [&str; 3] = ["container", "image", "volume"];
 /// `berth inspect`: containers, images and volumes by name or ID.
 ///
 /// # Errors
-/// An invalid `--type`; `No such object` (or `No such container`, … with `--type`) for any
+/// An unknown `--type`; `No such object` (or `No such container`, … with `--type`) for any
 /// argument, after printing the others.
 pub fn run_objects(ctx: &Ctx, args: &ObjectInspectArgs) -> anyhow::Result<()> {
     if let Some(kind) = args.kind.as_deref() {
         if !KINDS.contains(&kind) {
-            anyhow::bail!("\"{kind}\" is not a valid value for --type");
+            let kinds: Vec<String> = KINDS.iter().map(|k| format!("\"{k}\"")).collect();
+            anyhow::bail!(
+                "unknown type: \"{kind}\": must be one of {}",
+                kinds.join(", ")
+            );
         }
     }
     let wants = |k: &str| args.kind.as_deref().is_none_or(|t| t == k);
@@ -115,8 +119,10 @@ pub fn run_objects(ctx: &Ctx, args: &ObjectInspectArgs) -> anyhow::Result<()> {
                 continue;
             }
         }
-        let kind = args.kind.as_deref().unwrap_or("object");
-        missing.push(format!("No such {kind}: {arg}"));
+        missing.push(match args.kind.as_deref() {
+            None => format!("No such object: {arg}"),
+            Some(kind) => format!("Error response from daemon: No such {kind}: {arg}"),
+        });
     }
     super::container_inspect::print(ctx, &docs, args.format.as_deref(), &missing)
 }

@@ -54,7 +54,7 @@ fn created(s: &State) -> Option<DateTime<Utc>> {
 }
 
 fn invalid(key: &str, value: &str) -> anyhow::Error {
-    anyhow::anyhow!("Error response from daemon: invalid filter '{key}={value}'")
+    anyhow::anyhow!("Error response from daemon: Invalid filter '{key}={value}'")
 }
 
 impl PsFilter {
@@ -95,7 +95,7 @@ impl PsFilter {
             .iter()
             .find(|v| *v != "true" && *v != "false")
         {
-            return Err(invalid("is-task", v));
+            return Err(invalid("is-task", &format!("[{v}]")));
         }
         let images = filters.contains("ancestor").then(|| {
             filters
@@ -106,7 +106,11 @@ impl PsFilter {
         });
         let reference = |key: &str| -> anyhow::Result<Option<DateTime<Utc>>> {
             match filters.get(key).last() {
-                Some(v) => Ok(created(&containers::find(ctx.store.root(), v)?.1)),
+                Some(v) => containers::find(ctx.store.root(), v)
+                    .map(|(_, s)| created(&s))
+                    .map_err(|_| {
+                        anyhow::anyhow!("Error response from daemon: no such container {v}")
+                    }),
                 None => Ok(None),
             }
         };

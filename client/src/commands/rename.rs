@@ -75,8 +75,14 @@ pub fn run(ctx: &Ctx, args: &RenameArgs) -> anyhow::Result<()> {
             "Error response from daemon: Renaming a container with the same name as its current name"
         );
     }
-    check_valid(new, &format!("/{new}"))?;
-    check_free(data_root, new, Some(&state.id))?;
+    // moby wraps these in the name reservation's words.
+    let allocating = |e: anyhow::Error| {
+        let e = e.to_string();
+        let why = e.strip_prefix("Error response from daemon: ").unwrap_or(&e);
+        anyhow::anyhow!("Error response from daemon: Error when allocating new name: {why}")
+    };
+    check_valid(new, &format!("/{new}")).map_err(allocating)?;
+    check_free(data_root, new, Some(&state.id)).map_err(allocating)?;
     containers::update(&dir, |s| new.clone_into(&mut s.name))?;
     Ok(())
 }

@@ -158,7 +158,7 @@ pub fn run(ctx: &Ctx, args: &TopArgs) -> anyhow::Result<()> {
     let init = state.init.filter(|i| i.alive());
     let Some(init) = init.filter(|_| state.status() == Status::Running) else {
         anyhow::bail!(
-            "Error response from daemon: container {} is not running",
+            "Error response from daemon: Container {} is not running",
             state.id
         );
     };
