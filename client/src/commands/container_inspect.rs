@@ -246,6 +246,10 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
         "RestartCount": state.restart_count,
         "Driver": "overlay",
         "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
         "HostConfig": {
             "Binds": create.binds,
             "NetworkMode": create.network_mode,

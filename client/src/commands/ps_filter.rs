@@ -204,3 +204,127 @@ impl PsFilter {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::containers::{ProcessId, State};
+
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        ctx: Ctx,
+        all: Vec<(std::path::PathBuf, State)>,
+    }
+
+    /// Three containers: `one` exited 3, `two` exited 0, `three` running (owned by us).
+    fn fixture() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = Ctx {
+            store: crate::store::Store::open(tmp.path()).unwrap(),
+            daemon: berth_config::DaemonConfig::default(),
+            printer: crate::printer::Printer::new(true, false),
+        };
+        let me = ProcessId::of(nix::unistd::getpid().as_raw());
+        let states = [
+            (
+                "aaa111",
+                "one",
+                Status::Exited,
+                Some(3),
+                "2024-01-01T00:00:01Z",
+            ),
+            (
+                "bbb222",
+                "two",
+                Status::Exited,
+                Some(0),
+                "2024-01-01T00:00:02Z",
+            ),
+            (
+                "ccc333",
+                "three",
+                Status::Running,
+                None,
+                "2024-01-01T00:00:03Z",
+            ),
+        ];
+        for (id, name, status, code, created) in states {
+            let dir = containers::root(tmp.path()).join(id);
+            std::fs::create_dir_all(&dir).unwrap();
+            let lock = containers::Lock::take(&dir).unwrap();
+            let s = State {
+                id: id.into(),
+                name: name.into(),
+                image: "sha256:img".into(),
+                status,
+                exit_code: code,
+                created: created.into(),
+                started_at: Some(created.into()),
+                monitor: if status == Status::Running { me } else { None },
+                ..State::default()
+            };
+            containers::save(&dir, &s, &lock).unwrap();
+        }
+        let all = containers::list(tmp.path());
+        Fixture {
+            _tmp: tmp,
+            ctx,
+            all,
+        }
+    }
+
+    fn names(f: &Fixture, flags: &[&str]) -> anyhow::Result<Vec<String>> {
+        let flags: Vec<String> = flags.iter().map(|s| (*s).to_owned()).collect();
+        let filter = PsFilter::new(&f.ctx, Filters::parse(&flags)?)?;
+        Ok(f.all
+            .iter()
+            .filter(|(d, s)| filter.keep(f.ctx.store.root(), d, s))
+            .map(|(_, s)| s.name.clone())
+            .collect())
+    }
+
+    #[test]
+    fn same_keys_or_different_keys_and() {
+        let f = fixture();
+        assert_eq!(names(&f, &[]).unwrap(), ["three", "two", "one"]);
+        assert_eq!(names(&f, &["exited=3"]).unwrap(), ["one"]);
+        assert_eq!(
+            names(&f, &["exited=3", "exited=0"]).unwrap(),
+            ["two", "one"]
+        );
+        assert_eq!(names(&f, &["status=running"]).unwrap(), ["three"]);
+        assert_eq!(names(&f, &["status=exited", "name=one"]).unwrap(), ["one"]);
+        assert_eq!(names(&f, &["name=t"]).unwrap(), ["three", "two"]);
+        assert_eq!(names(&f, &["id=bbb"]).unwrap(), ["two"]);
+        assert_eq!(names(&f, &["before=two"]).unwrap(), ["one"]);
+        assert_eq!(names(&f, &["since=two"]).unwrap(), ["three"]);
+        assert_eq!(names(&f, &["since=one", "before=three"]).unwrap(), ["two"]);
+        assert_eq!(names(&f, &["health=none"]).unwrap().len(), 3);
+        assert!(names(&f, &["health=healthy"]).unwrap().is_empty());
+        assert_eq!(names(&f, &["is-task=false"]).unwrap().len(), 3);
+        assert!(names(&f, &["publish=80"]).unwrap().is_empty());
+        // No such image: nothing matches, no error (moby only warns).
+        assert!(names(&f, &["ancestor=nope"]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_filters_are_dockers_errors() {
+        let f = fixture();
+        for (flag, want) in [
+            ("colour=red", "Invalid filter 'colour'"),
+            ("status=sleeping", "Invalid filter 'status=sleeping'"),
+            ("exited=x", "strconv.Atoi: parsing \"x\": invalid syntax"),
+            ("before=nope", "no such container nope"),
+            ("is-task=maybe", "Invalid filter 'is-task=[maybe]'"),
+            ("health=x", "Unrecognised filter value for health: x"),
+        ] {
+            let e = names(&f, &[flag]).unwrap_err().to_string();
+            assert!(e.ends_with(want), "{flag}: {e}");
+        }
+        let f2 = fixture();
+        let flags = ["status=exited".to_owned()];
+        assert!(PsFilter::new(&f2.ctx, Filters::parse(&flags).unwrap())
+            .unwrap()
+            .implies_all());
+    }
+}
