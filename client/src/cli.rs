@@ -44,8 +44,8 @@ pub enum Command {
     Rmi(RmiArgs),
     /// Show the history of an image
     History(HistoryArgs),
-    /// Display detailed information on one or more images
-    Inspect(InspectArgs),
+    /// Return low-level information on Berth objects
+    Inspect(ObjectInspectArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
@@ -91,6 +91,15 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out from a registry
     Logout(LogoutArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -171,6 +180,138 @@ pub struct VolumePruneArgs {
     /// Remove all unused volumes, not just anonymous ones
     #[arg(short, long)]
     pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `berth container …`
+#[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+pub enum ContainerCommand {
+    /// List containers
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(PsArgs),
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Create a new container
+    Create(RunArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Restart one or more containers
+    Restart(RestartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Display detailed information on one or more containers
+    Inspect(ContainerInspectArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(WaitArgs),
+    /// Remove all stopped containers
+    Prune(ContainerPruneArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+}
+
+/// `inspect` (any object)
+#[derive(Args, Debug)]
+pub struct ObjectInspectArgs {
+    /// Names or IDs of containers, images or volumes
+    #[arg(required = true, value_name = "NAME|ID")]
+    pub objects: Vec<String>,
+    /// Format output using a custom template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Return JSON for specified type (`container`, `image` or `volume`)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short, long)]
+    pub size: bool,
+}
+
+/// `container inspect`
+#[derive(Args, Debug)]
+pub struct ContainerInspectArgs {
+    /// Containers
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+    /// Format output using a custom template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
+}
+
+/// `rename`
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    /// Container (name or ID)
+    pub container: String,
+    /// New name
+    pub new_name: String,
+}
+
+/// `top`
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// Container (name or ID)
+    pub container: String,
+    /// Options for `ps` (default `-ef`)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ps OPTIONS"
+    )]
+    pub ps_args: Vec<String>,
+}
+
+/// `stats`
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Containers (default: all running ones)
+    pub containers: Vec<String>,
+}
+
+/// `container prune`
+#[derive(Args, Debug)]
+pub struct ContainerPruneArgs {
+    /// Provide filter values (e.g. `until=<timestamp>`)
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
@@ -485,6 +626,9 @@ pub struct RunArgs {
     /// Set environment variables (`KEY=VALUE`, or `KEY` to take the host's value)
     #[arg(short, long, value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub env_file: Vec<PathBuf>,
     /// Working directory inside the container
     #[arg(short, long, value_name = "DIR")]
     pub workdir: Option<String>,
@@ -550,6 +694,10 @@ pub struct PsArgs {
     /// Only display container IDs
     #[arg(short, long)]
     pub quiet: bool,
+    /// Filter output based on conditions provided (`id`, `name`, `exited`, `status`,
+    /// `ancestor`, `before`, `since`, `volume`)
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 /// `logs`
@@ -564,6 +712,14 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Show logs since timestamp (e.g. `2013-01-02T13:23:37Z`) or relative (e.g. `42m` for 42
+    /// minutes)
+    #[arg(long, allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (e.g. `2013-01-02T13:23:37Z`) or relative (e.g. `42m` for 42
+    /// minutes)
+    #[arg(long, allow_hyphen_values = true)]
+    pub until: Option<String>,
     /// Container
     pub container: String,
 }

@@ -364,12 +364,20 @@ impl Lock {
     /// # Errors
     /// The lock file cannot be opened (the container is gone).
     pub fn take(dir: &Path) -> anyhow::Result<Self> {
+        Self::take_file(&dir.join("lock"))
+    }
+
+    /// Blocks until the lock file `path` (created if missing) is ours.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn take_file(path: &Path) -> anyhow::Result<Self> {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(dir.join("lock"))
-            .with_context(|| format!("cannot lock `{}`", dir.display()))?;
+            .open(path)
+            .with_context(|| format!("cannot lock `{}`", path.display()))?;
         let mut f = f;
         loop {
             match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive) {
@@ -379,6 +387,16 @@ impl Lock {
             }
         }
     }
+}
+
+/// The names lock (`<data-root>/containers.lock`, beside `containers/` so that directory holds
+/// only containers): `run` and `rename` hold it from their uniqueness check until the name is
+/// in `state.json`.
+///
+/// # Errors
+/// The file cannot be created or locked.
+pub fn lock_names(data_root: &Path) -> anyhow::Result<Lock> {
+    Lock::take_file(&data_root.join("containers.lock"))
 }
 
 /// Reads `<dir>/state.json`.

@@ -11,11 +11,14 @@ pub mod commands;
 pub mod containers;
 pub mod containers_fs;
 pub mod context;
+pub mod envfile;
+pub mod filters;
 pub mod format;
 pub mod printer;
 pub mod reference;
 pub mod remote;
 pub mod store;
+pub mod timestamp;
 pub mod tty;
 pub mod volumes;
 

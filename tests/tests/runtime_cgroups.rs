@@ -101,7 +101,7 @@ fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     if root.join("cgroup.controllers").exists() {
         vec![root.join("berth").join(id)]
     } else {
-        ["memory", "cpu", "cpuacct", "pids"]
+        ["memory", "cpu", "cpuacct", "pids", "blkio"]
             .iter()
             .map(|c| root.join(c).join("berth").join(id))
             .filter(|d| d.parent().unwrap().parent().unwrap().is_dir())

@@ -413,7 +413,7 @@ fn rm_v_and_auto_remove_take_anonymous_volumes_along() {
     env.ok(&[
         "run",
         "--name",
-        "a",
+        "ca",
         "-v",
         "/anon",
         "-v",
@@ -423,7 +423,7 @@ fn rm_v_and_auto_remove_take_anonymous_volumes_along() {
         "-c",
         "echo x > /anon/f",
     ]);
-    let id = env.container_id("a");
+    let id = env.container_id("ca");
     let vols = env.state(&id)["Volumes"].clone();
     let anon = vols[0].as_str().unwrap().to_owned();
     assert_eq!(anon.len(), 64);
@@ -435,7 +435,7 @@ fn rm_v_and_auto_remove_take_anonymous_volumes_along() {
         serde_json::json!({"com.docker.volume.anonymous": ""})
     );
     assert!(env.volume_dir(&anon).join("_data/f").is_file());
-    env.ok(&["rm", "-v", "a"]);
+    env.ok(&["rm", "-v", "ca"]);
     assert!(!env.volume_dir(&anon).exists());
     assert!(env.volume_dir("named1").exists(), "named volumes stay");
 
@@ -443,15 +443,15 @@ fn rm_v_and_auto_remove_take_anonymous_volumes_along() {
     env.ok(&[
         "run",
         "--name",
-        "b",
+        "cb",
         "--mount",
         "type=volume,target=/anon",
         "bb:1",
         "true",
     ]);
-    let id = env.container_id("b");
+    let id = env.container_id("cb");
     let anon = env.state(&id)["Volumes"][0].as_str().unwrap().to_owned();
-    env.ok(&["rm", "b"]);
+    env.ok(&["rm", "cb"]);
     assert!(env.volume_dir(&anon).exists());
 
     // `--rm` removes the container's anonymous volumes.

@@ -1,6 +1,9 @@
 //! `berth inspect` / `berth image inspect`: Docker's JSON, or `--format` over it.
+//!
+//! `berth inspect NAME|ID…` looks for a container first, then an image, then a volume, as
+//! Docker does; `--type container|image|volume` looks at one kind only.
 
-use crate::cli::InspectArgs;
+use crate::cli::{InspectArgs, ObjectInspectArgs};
 use crate::context::Ctx;
 use crate::format;
 use crate::reference::Reference;
@@ -69,4 +72,57 @@ pub fn run(ctx: &Ctx, args: &InspectArgs) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("No such image: {}", missing.join(", "))
     }
+}
+
+/// The kinds `inspect --type` accepts.
+const KINDS: [&str; 3] = ["container", "image", "volume"];
+
+/// `berth inspect`: containers, images and volumes by name or ID.
+///
+/// # Errors
+/// An unknown `--type`; `No such object` (or `No such container`, … with `--type`) for any
+/// argument, after printing the others.
+pub fn run_objects(ctx: &Ctx, args: &ObjectInspectArgs) -> anyhow::Result<()> {
+    if let Some(kind) = args.kind.as_deref() {
+        if !KINDS.contains(&kind) {
+            let kinds: Vec<String> = KINDS.iter().map(|k| format!("\"{k}\"")).collect();
+            anyhow::bail!(
+                "unknown type: \"{kind}\": must be one of {}",
+                kinds.join(", ")
+            );
+        }
+    }
+    let wants = |k: &str| args.kind.as_deref().is_none_or(|t| t == k);
+    let root = ctx.store.root();
+    let mut docs = Vec::new();
+    let mut missing = Vec::new();
+    for arg in &args.objects {
+        if wants("container") {
+            if let Ok((dir, state)) = crate::containers::find(root, arg) {
+                let mut doc = super::container_inspect::document(root, &dir, &state)?;
+                if args.size {
+                    super::container_inspect::add_sizes(ctx, &mut doc, &dir, &state);
+                }
+                docs.push(doc);
+                continue;
+            }
+        }
+        if wants("image") {
+            if let Ok(image) = super::find_image(ctx, arg) {
+                docs.push(document(ctx, &image)?);
+                continue;
+            }
+        }
+        if wants("volume") {
+            if let Ok(v) = crate::volumes::get(root, arg) {
+                docs.push(v.inspect(root));
+                continue;
+            }
+        }
+        missing.push(match args.kind.as_deref() {
+            None => format!("No such object: {arg}"),
+            Some(kind) => format!("Error response from daemon: No such {kind}: {arg}"),
+        });
+    }
+    super::container_inspect::print(ctx, &docs, args.format.as_deref(), &missing)
 }

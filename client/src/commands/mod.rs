@@ -2,6 +2,8 @@
 
 pub mod attach;
 pub mod commit;
+pub mod container_inspect;
+pub mod container_prune;
 pub mod cp;
 pub mod df;
 pub mod exec;
@@ -18,20 +20,24 @@ pub mod logs;
 pub mod monitor;
 pub mod prune;
 pub mod ps;
+pub mod ps_filter;
 pub mod pull;
 pub mod push;
+pub mod rename;
 pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod search;
 pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod tag;
+pub mod top;
 pub mod volume;
 pub mod wait;
 
-use crate::cli::{Command, ImageCommand, SystemCommand, VolumeCommand};
+use crate::cli::{Command, ContainerCommand as C, ImageCommand, SystemCommand, VolumeCommand};
 use crate::context::Ctx;
 use crate::reference::Reference;
 use crate::store::ImageRecord;
@@ -93,27 +99,33 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(ctx, &a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(ctx, &a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(ctx, &a),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(ctx, &a),
+        Command::Inspect(a) => inspect::run_objects(ctx, &a),
+        Command::Image(ImageCommand::Inspect(a)) => inspect::run(ctx, &a),
         Command::Image(ImageCommand::Prune(a)) => prune::run(ctx, &a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(ctx, &a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(ctx, &a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(ctx, &a).await,
-        Command::Run(a) => run::run(ctx, &a),
-        Command::Create(a) => run::create(ctx, &a),
-        Command::Start(a) => start::start(ctx, &a),
-        Command::Restart(a) => start::restart(ctx, &a),
-        Command::Attach(a) => attach::run(ctx, &a),
-        Command::Exec(a) => exec::run(ctx, &a),
-        Command::Ps(a) => ps::run(ctx, &a),
-        Command::Logs(a) => logs::run(ctx, &a),
-        Command::Stop(a) => stop::run(ctx, &a),
-        Command::Kill(a) => kill::run(ctx, &a),
-        Command::Rm(a) => rm::run(ctx, &a),
-        Command::Wait(a) => wait::run(ctx, &a),
+        Command::Run(a) | Command::Container(C::Run(a)) => run::run(ctx, &a),
+        Command::Create(a) | Command::Container(C::Create(a)) => run::create(ctx, &a),
+        Command::Start(a) | Command::Container(C::Start(a)) => start::start(ctx, &a),
+        Command::Restart(a) | Command::Container(C::Restart(a)) => start::restart(ctx, &a),
+        Command::Attach(a) | Command::Container(C::Attach(a)) => attach::run(ctx, &a),
+        Command::Exec(a) | Command::Container(C::Exec(a)) => exec::run(ctx, &a),
+        Command::Ps(a) | Command::Container(C::Ls(a)) => ps::run(ctx, &a),
+        Command::Logs(a) | Command::Container(C::Logs(a)) => logs::run(ctx, &a),
+        Command::Stop(a) | Command::Container(C::Stop(a)) => stop::run(ctx, &a),
+        Command::Kill(a) | Command::Container(C::Kill(a)) => kill::run(ctx, &a),
+        Command::Rm(a) | Command::Container(C::Rm(a)) => rm::run(ctx, &a),
+        Command::Wait(a) | Command::Container(C::Wait(a)) => wait::run(ctx, &a),
         Command::ContainerMonitor(a) => monitor::run(ctx, &a),
-        Command::Export(a) => export::run(ctx, &a),
-        Command::Commit(a) => commit::run(ctx, &a),
-        Command::Cp(a) => cp::run(ctx, &a),
+        Command::Export(a) | Command::Container(C::Export(a)) => export::run(ctx, &a),
+        Command::Commit(a) | Command::Container(C::Commit(a)) => commit::run(ctx, &a),
+        Command::Cp(a) | Command::Container(C::Cp(a)) => cp::run(ctx, &a),
+        Command::Container(C::Inspect(a)) => container_inspect::run(ctx, &a),
+        Command::Rename(a) | Command::Container(C::Rename(a)) => rename::run(ctx, &a),
+        Command::Top(a) | Command::Container(C::Top(a)) => top::run(ctx, &a),
+        Command::Stats(a) | Command::Container(C::Stats(a)) => stats::run(ctx, &a),
+        Command::Container(C::Prune(a)) => container_prune::run(ctx, &a),
         Command::Search(a) => search::run(ctx, &a).await,
         Command::Login(a) => login::run(ctx, &a).await,
         Command::Logout(a) => logout::run(ctx, &a),

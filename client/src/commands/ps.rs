@@ -1,5 +1,5 @@
 //! `berth ps`: list containers as Docker does (running ones, `-a` all, `-n`/`-l` the last
-//! created), in a table or a `--format` template.
+//! created, `--filter` as [`super::ps_filter`] describes), in a table or a `--format` template.
 
 use crate::cli::PsArgs;
 use crate::containers::{self, State, Status};
@@ -65,14 +65,17 @@ fn row(s: &State, trunc: bool) -> Row {
 /// # Errors
 /// A bad `--format` template.
 pub fn run(ctx: &Ctx, args: &PsArgs) -> anyhow::Result<()> {
-    let all = containers::list(ctx.store.root());
+    let filter =
+        super::ps_filter::PsFilter::new(ctx, crate::filters::Filters::parse(&args.filter)?)?;
+    let root = ctx.store.root();
+    let all = containers::list(root);
     let last = if args.latest { 1 } else { args.last };
+    let matching = all.iter().filter(|(d, s)| filter.keep(root, d, s));
     let chosen: Vec<&State> = match usize::try_from(last) {
-        Ok(n) if last > 0 => all.iter().take(n).map(|(_, s)| s).collect(),
-        _ => all
-            .iter()
+        Ok(n) if last > 0 => matching.take(n).map(|(_, s)| s).collect(),
+        _ => matching
             .map(|(_, s)| s)
-            .filter(|s| args.all || s.status() == Status::Running)
+            .filter(|s| args.all || filter.implies_all() || s.status() == Status::Running)
             .collect(),
     };
     let trunc = !args.no_trunc;

@@ -28,7 +28,11 @@ pub fn run(ctx: &Ctx, args: &RmArgs) -> anyhow::Result<()> {
     }
 }
 
-fn remove(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> anyhow::Result<()> {
+/// Removes one container (`force`: kill it first; `volumes`: its anonymous volumes too).
+///
+/// # Errors
+/// Docker's messages for a missing or running container.
+pub fn remove(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> anyhow::Result<()> {
     let (dir, state) = containers::find(ctx.store.root(), name)?;
     if !state.status().can_remove() {
         if !force {

@@ -72,25 +72,11 @@ fn new_id() -> String {
     )
 }
 
-/// Refuses a `--name` another container already has.
-fn check_name(containers: &Path, name: &str) -> anyhow::Result<()> {
-    let Ok(entries) = fs_err::read_dir(containers) else {
-        return Ok(());
-    };
-    for e in entries.flatten() {
-        let state = e.path().join("state.json");
-        let Ok(text) = fs_err::read_to_string(&state) else {
-            continue;
-        };
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        if v["Name"] == name {
-            anyhow::bail!(
-                "Conflict. The container name \"/{name}\" is already in use by container \"{}\"",
-                v["Id"].as_str().unwrap_or_default()
-            );
-        }
-    }
-    Ok(())
+/// Refuses a `--name` Docker would refuse or another container already has; the caller holds
+/// the names lock.
+fn check_name(data_root: &Path, name: &str) -> anyhow::Result<()> {
+    super::rename::check_valid(name, name)?;
+    super::rename::check_free(data_root, name.strip_prefix('/').unwrap_or(name), None)
 }
 
 /// The container directory, unmounted and (with `--rm`) removed on drop.
@@ -326,10 +312,16 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         serde_json::from_slice(&ctx.store.read_blob(&image.id.parse()?)?)
             .with_context(|| format!("cannot read the config of image `{}`", args.image))?;
     let containers = ctx.store.root().join("containers");
+    // Held until the name is in state.json, so a concurrent `run`/`rename` cannot take it.
+    let names_lock = containers::lock_names(ctx.store.root())?;
     if let Some(name) = &args.name {
-        check_name(&containers, name)?;
+        check_name(ctx.store.root(), name)?;
     }
-    let name = args.name.clone().unwrap_or_else(|| {
+    let name = args
+        .name
+        .as_deref()
+        .map(|n| n.strip_prefix('/').unwrap_or(n).to_owned());
+    let name = name.unwrap_or_else(|| {
         let all = crate::containers::list(ctx.store.root());
         crate::containers::generate_name(&|n| all.iter().any(|(_, s)| s.name == n))
     });
@@ -378,10 +370,14 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         dir.join("resolv.conf"),
         fs_err::read("/etc/resolv.conf").unwrap_or_default(),
     )?;
-    let env = args
-        .env
-        .iter()
-        .filter_map(|e| spec::resolve_env_flag(e, |k| std::env::var(k).ok()))
+    let host_env = |k: &str| std::env::var(k).ok();
+    let env = crate::envfile::read_all(&args.env_file, &host_env)?
+        .into_iter()
+        .chain(
+            args.env
+                .iter()
+                .filter_map(|e| spec::resolve_env_flag(e, host_env)),
+        )
         .collect();
     let opts = RunOptions {
         hostname,
@@ -412,6 +408,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         mounts.extend(crate::volumes::oci_mounts(&resolved)?);
         spec.set_mounts(Some(mounts));
         spec.save(dir.join("config.json"))?;
+        super::container_inspect::save_create_config(&dir, args, config.config().as_ref())?;
         Ok(spec)
     })();
     let spec = match built {
@@ -447,6 +444,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
             let lock = containers::Lock::take(&dir)?;
             containers::save(&dir, &state, &lock)?;
         }
+        drop(names_lock);
         if create_only {
             // `start` mounts it again.
             guard.remove = false;
@@ -475,6 +473,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         let lock = containers::Lock::take(&dir)?;
         containers::save(&dir, &state, &lock)?;
     }
+    drop(names_lock);
 
     let result = berth_runtime::run::run(&dir, &spec);
     let exit_code = match &result {

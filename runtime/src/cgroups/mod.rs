@@ -127,6 +127,67 @@ pub struct Stats {
     pub pids_current: Option<u64>,
     /// CPU time used, nanoseconds (`cpuacct.usage` / `cpu.stat` `usage_usec`).
     pub cpu_usage_ns: Option<u64>,
+    /// Memory limit, bytes (`memory.limit_in_bytes` / `memory.max`); `None` when unlimited
+    /// (`max`) or unknown. v1 reports "unlimited" as a huge number, kept as is.
+    pub memory_limit: Option<u64>,
+    /// Page cache that may be reclaimed (`memory.stat` `total_inactive_file` / `inactive_file`),
+    /// which Docker's CLI subtracts from the usage.
+    pub memory_inactive_file: Option<u64>,
+    /// Bytes read from block devices (`blkio.throttle.io_service_bytes` / `io.stat` `rbytes`).
+    pub io_read_bytes: Option<u64>,
+    /// Bytes written to block devices (`… Write` / `io.stat` `wbytes`).
+    pub io_write_bytes: Option<u64>,
+}
+
+/// The value of `key` in a flat keyed file such as `memory.stat` (`key value` lines).
+pub(crate) fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Read and write bytes from v1's `blkio.throttle.io_service_bytes` (`MAJ:MIN Op BYTES` lines
+/// and a `Total` line), summed over devices.
+pub(crate) fn blkio_v1_bytes(text: &str) -> (u64, u64) {
+    let (mut read, mut write) = (0u64, 0u64);
+    for l in text.lines() {
+        let mut f = l.split_whitespace();
+        let (Some(_dev), Some(op), Some(n)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let n: u64 = n.parse().unwrap_or(0);
+        match op {
+            "Read" => read = read.saturating_add(n),
+            "Write" => write = write.saturating_add(n),
+            _ => {}
+        }
+    }
+    (read, write)
+}
+
+/// Read and write bytes from v2's `io.stat` (`MAJ:MIN rbytes=N wbytes=N …` lines).
+pub(crate) fn io_v2_bytes(text: &str) -> (u64, u64) {
+    let (mut read, mut write) = (0u64, 0u64);
+    for field in text.split_whitespace() {
+        let Some((k, v)) = field.split_once('=') else {
+            continue;
+        };
+        let n: u64 = v.parse().unwrap_or(0);
+        match k {
+            "rbytes" => read = read.saturating_add(n),
+            "wbytes" => write = write.saturating_add(n),
+            _ => {}
+        }
+    }
+    (read, write)
+}
+
+/// The PIDs listed in a `cgroup.procs` file.
+pub(crate) fn parse_procs(text: &str) -> Vec<i32> {
+    text.split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 /// A container's cgroups.
@@ -305,6 +366,26 @@ impl Manager {
                 unified,
             } => Self::V1(v1::Manager::new(controllers, unified.as_deref(), &rel)),
         })
+    }
+
+    /// The host PIDs of the processes in the container's cgroup (`cgroup.procs`, for `top`);
+    /// empty when the cgroup is gone.
+    ///
+    /// # Errors
+    /// An unreadable `cgroup.procs` other than a missing one.
+    pub fn procs(&self) -> Result<Vec<i32>> {
+        let file = match self {
+            Self::V1(m) => match m.dir("pids").or_else(|| m.dir("memory")) {
+                Some(d) => d.join("cgroup.procs"),
+                None => return Ok(Vec::new()),
+            },
+            Self::V2(m) => m.dir().join("cgroup.procs"),
+        };
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Ok(parse_procs(&text)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(CgroupError::Read { path: file, source }),
+        }
     }
 }
 
@@ -569,6 +650,31 @@ mod tests {
         assert!(matches!(Manager::new(&v2, "/berth/c1"), Ok(Manager::V2(_))));
         let v1 = detect(HYBRID, Path::new("/sys/fs/cgroup")).unwrap();
         assert!(matches!(Manager::new(&v1, "/berth/c1"), Ok(Manager::V1(_))));
+    }
+
+    #[test]
+    fn usage_files_parse() {
+        let stat = "cache 10\ntotal_inactive_file 4096\ninactive_file 7\n";
+        assert_eq!(keyed(stat, "total_inactive_file"), Some(4096));
+        assert_eq!(keyed(stat, "inactive_file"), Some(7));
+        assert_eq!(keyed(stat, "nope"), None);
+        let blkio =
+            "8:0 Read 100\n8:0 Write 20\n8:0 Sync 120\n8:16 Read 1\n8:16 Write 2\nTotal 123\n";
+        assert_eq!(blkio_v1_bytes(blkio), (101, 22));
+        assert_eq!(blkio_v1_bytes(""), (0, 0));
+        let io =
+            "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n259:0 rbytes=1 wbytes=1\n";
+        assert_eq!(io_v2_bytes(io), (4097, 8193));
+        assert_eq!(parse_procs("12\n345\n"), [12, 345]);
+    }
+
+    #[test]
+    fn procs_of_a_missing_cgroup_are_none() {
+        let t = tempfile::tempdir().unwrap();
+        let m = Manager::V2(v2::Manager::new(t.path(), Path::new("berth/gone")));
+        assert!(m.procs().unwrap().is_empty());
+        test_util::set_fixture(&t.path().join("berth/gone/cgroup.procs"), "5\n6\n");
+        assert_eq!(m.procs().unwrap(), [5, 6]);
     }
 
     #[test]

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxResources;
 
 use super::{
-    mkdir, pids_value, read_u64, rmdir, v2, write, CgroupError, CgroupManager, Limits, Result,
-    Stats,
+    blkio_v1_bytes, keyed, mkdir, pids_value, read, read_u64, rmdir, v2, write, CgroupError,
+    CgroupManager, Limits, Result, Stats,
 };
 
 /// The v1 controllers Berth creates a cgroup in (limits, and usage for `stats`).
-pub const CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
+pub const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "blkio"];
 
 /// A container's v1 cgroups.
 #[derive(Debug, Clone)]
@@ -145,10 +145,19 @@ impl CgroupManager for Manager {
     fn stats(&self) -> Result<Stats> {
         let file = |controller: &str, name: &str| self.dir(controller).map(|d| d.join(name));
         let num = |p: Option<PathBuf>| p.map(|p| read_u64(&p)).transpose();
+        // Optional files: absent on some kernels (or in fixtures), never an error.
+        let text = |p: Option<PathBuf>| p.filter(|p| p.exists()).map(|p| read(&p)).transpose();
+        let io =
+            text(file("blkio", "blkio.throttle.io_service_bytes"))?.map(|t| blkio_v1_bytes(&t));
         Ok(Stats {
             memory_usage: num(file("memory", "memory.usage_in_bytes"))?,
             pids_current: num(file("pids", "pids.current"))?,
             cpu_usage_ns: num(file("cpuacct", "cpuacct.usage"))?,
+            memory_limit: num(file("memory", "memory.limit_in_bytes").filter(|p| p.exists()))?,
+            memory_inactive_file: text(file("memory", "memory.stat"))?
+                .and_then(|t| keyed(&t, "total_inactive_file")),
+            io_read_bytes: io.map(|(r, _)| r),
+            io_write_bytes: io.map(|(_, w)| w),
         })
     }
 
@@ -185,7 +194,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let root = t.path();
         let m = Manager::new(
-            &controllers(root, &["memory", "cpu", "cpuacct", "pids", "blkio"]),
+            &controllers(
+                root,
+                &["memory", "cpu", "cpuacct", "pids", "blkio", "freezer"],
+            ),
             None,
             Path::new("berth/c1"),
         );
@@ -202,8 +214,9 @@ mod tests {
         assert_eq!(f("cpu", "cpu.cfs_period_us"), "100000");
         assert_eq!(f("pids", "pids.max"), "10");
         assert!(root.join("cpuacct/berth/c1").is_dir());
+        assert!(root.join("blkio/berth/c1").is_dir());
         // Only the controllers Berth uses.
-        assert!(!root.join("blkio/berth").exists());
+        assert!(!root.join("freezer/berth").exists());
 
         m.add_task(4242).unwrap();
         for ctl in CONTROLLERS {
@@ -294,8 +307,21 @@ mod tests {
                 memory_usage: Some(1_048_576),
                 pids_current: Some(3),
                 cpu_usage_ns: Some(123_456_789),
+                ..Stats::default()
             }
         );
+        set_fixture(&root.join("memory/b/c/memory.limit_in_bytes"), "67108864\n");
+        set_fixture(
+            &root.join("memory/b/c/memory.stat"),
+            "cache 8192\ntotal_inactive_file 4096\n",
+        );
+        let s = m.stats().unwrap();
+        assert_eq!(
+            (s.memory_limit, s.memory_inactive_file),
+            (Some(64 << 20), Some(4096))
+        );
+        // No blkio hierarchy in this fixture.
+        assert_eq!((s.io_read_bytes, s.io_write_bytes), (None, None));
         set_fixture(&root.join("pids/b/c/pids.current"), "lots\n");
         assert!(matches!(m.stats(), Err(CgroupError::Parse { .. })));
     }

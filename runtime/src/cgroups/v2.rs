@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxResources;
 
 use super::{
-    mkdir, pids_value, read, read_u64, rmdir, write, CgroupError, CgroupManager, Limits, Result,
-    Stats,
+    io_v2_bytes, keyed, mkdir, pids_value, read, read_u64, rmdir, write, CgroupError,
+    CgroupManager, Limits, Result, Stats,
 };
 
 /// The controllers Berth enables (limits, and usage for `stats`).
-pub const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
+pub const CONTROLLERS: [&str; 4] = ["cpu", "io", "memory", "pids"];
 
 /// Default CFS period, µs (the kernel's and Docker's).
 pub const DEFAULT_PERIOD: u64 = 100_000;
@@ -150,10 +150,20 @@ impl CgroupManager for Manager {
         } else {
             None
         };
+        let text = |name: &str| {
+            let p = dir.join(name);
+            p.exists().then(|| read(&p)).transpose()
+        };
+        let memory_limit = text("memory.max")?.and_then(|t| t.trim().parse().ok());
+        let io = text("io.stat")?.map(|t| io_v2_bytes(&t));
         Ok(Stats {
             memory_usage: num("memory.current")?,
             pids_current: num("pids.current")?,
             cpu_usage_ns,
+            memory_limit,
+            memory_inactive_file: text("memory.stat")?.and_then(|t| keyed(&t, "inactive_file")),
+            io_read_bytes: io.map(|(r, _)| r),
+            io_write_bytes: io.map(|(_, w)| w),
         })
     }
 
@@ -182,7 +192,10 @@ mod tests {
         set_fixture(&root.join("berth/c1/memory.swap.max"), "max");
         m.create(Some(&resources())).unwrap();
         for d in [root.to_owned(), root.join("berth")] {
-            assert_eq!(get(&d.join("cgroup.subtree_control")), "+cpu +memory +pids");
+            assert_eq!(
+                get(&d.join("cgroup.subtree_control")),
+                "+cpu +io +memory +pids"
+            );
         }
         let dir = root.join("berth/c1");
         assert_eq!(get(&dir.join("memory.max")), "33554432");
@@ -263,7 +276,20 @@ mod tests {
                 memory_usage: Some(4096),
                 pids_current: Some(2),
                 cpu_usage_ns: Some(1_500_000),
+                ..Stats::default()
             }
         );
+        set_fixture(&dir.join("memory.max"), "max\n");
+        set_fixture(&dir.join("memory.stat"), "anon 1\ninactive_file 512\n");
+        set_fixture(
+            &dir.join("io.stat"),
+            "8:0 rbytes=10 wbytes=20 rios=1 wios=1\n",
+        );
+        let s = m.stats().unwrap();
+        assert_eq!(s.memory_limit, None);
+        assert_eq!(s.memory_inactive_file, Some(512));
+        assert_eq!((s.io_read_bytes, s.io_write_bytes), (Some(10), Some(20)));
+        set_fixture(&dir.join("memory.max"), "67108864\n");
+        assert_eq!(m.stats().unwrap().memory_limit, Some(64 << 20));
     }
 }
