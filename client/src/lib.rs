@@ -17,6 +17,7 @@ pub mod format;
 pub mod printer;
 pub mod reference;
 pub mod remote;
+pub mod sigproxy;
 pub mod store;
 pub mod timestamp;
 pub mod tty;

@@ -339,3 +339,42 @@ fn create_then_start_and_restart() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn signals_to_a_foreground_berth_reach_the_container() {
+    let env = ContainerEnv::new(&[]);
+    let script = "trap 'echo got-int; exit 3' INT; echo ready; while :; do sleep 0.1; done";
+    for flags in [&["run", "--rm"][..], &["run", "--rm", "-i"][..]] {
+        let mut args = flags.to_vec();
+        args.extend_from_slice(&["bb:1", "sh", "-c", script]);
+        let mut child = env
+            .cmd(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut ready = [0u8; 6];
+        stdout.read_exact(&mut ready).unwrap();
+        assert_eq!(&ready, b"ready\n");
+        let kill = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = child.wait().unwrap();
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        // The container's trap ran and its code is berth's; berth cleaned up after it.
+        assert_eq!(
+            (status.code(), rest.as_str()),
+            (Some(3), "got-int\n"),
+            "{flags:?}"
+        );
+        let left: Vec<_> = std::fs::read_dir(env.data_root().join("containers"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "{flags:?}: --rm left {left:?}");
+    }
+}

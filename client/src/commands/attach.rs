@@ -24,7 +24,13 @@ pub fn run(ctx: &Ctx, args: &AttachArgs) -> anyhow::Result<()> {
     };
     let mut stream = crate::attach::connect(&dir)?;
     crate::attach::hello(&mut stream, &opts)?;
-    let _proxy = (args.sig_proxy && !state.tty).then(|| super::exec::proxy_signals(&dir));
-    let code = super::run::finish_attach(&dir, stream, &opts, true)?;
+    let proxy = (args.sig_proxy && !state.tty)
+        .then(|| crate::sigproxy::forward(crate::sigproxy::Target::Container(dir.clone())))
+        .flatten();
+    let code = super::run::finish_attach(&dir, stream, &opts, true);
+    if let Some(p) = proxy {
+        p.abort();
+    }
+    let code = code?;
     super::run::exit_with(Ok(code))
 }

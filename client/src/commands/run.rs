@@ -475,7 +475,18 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
     }
     drop(names_lock);
 
-    let result = berth_runtime::run::run(&dir, &spec);
+    // Docker's --sig-proxy: Ctrl-C and friends go to the container, and berth stays to clean up.
+    let init = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let proxy = crate::sigproxy::forward(crate::sigproxy::Target::Pid(init.clone()));
+    let result = berth_runtime::run::run_with(
+        &dir,
+        &spec,
+        berth_runtime::run::Stdio::default(),
+        &mut |pid| init.store(pid, std::sync::atomic::Ordering::SeqCst),
+    );
+    if let Some(p) = proxy {
+        p.abort();
+    }
     let exit_code = match &result {
         Ok(code) => *code,
         Err(e) => e.exit_code(),
@@ -581,7 +592,17 @@ pub(crate) fn start_attached(
     let mut stream = crate::attach::connect_retry(dir, std::time::Duration::from_secs(10))?;
     crate::attach::hello(&mut stream, opts)?;
     read_ready(&mut pipe)?;
-    finish_attach(dir, stream, opts, announce_detach)
+    // Without a terminal, signals go to the container (with one, keys are bytes for its pty).
+    let proxy = if opts.tty {
+        None
+    } else {
+        crate::sigproxy::forward(crate::sigproxy::Target::Container(dir.to_owned()))
+    };
+    let code = finish_attach(dir, stream, opts, announce_detach);
+    if let Some(p) = proxy {
+        p.abort();
+    }
+    code
 }
 
 /// Runs an attachment to its end: the exit code, from the monitor or else the state.
