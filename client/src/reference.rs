@@ -34,6 +34,62 @@ pub enum ReferenceError {
     TooLong,
 }
 
+/// A registry host by the reference grammar: dot-separated `[a-zA-Z0-9]` labels with inner
+/// dashes, and an optional `:port`.
+fn simple_host(h: &str) -> bool {
+    let (host, port) = match h.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (h, None),
+    };
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|x| x.is_ascii_alphanumeric() || *x == b'-')
+    };
+    host.split('.').all(label_ok)
+        && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|x| x.is_ascii_digit()))
+}
+
+/// One path component by the reference grammar: `[a-z0-9]+` runs joined by `.`, `_`, `__` or
+/// any number of `-`.
+fn simple_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            x if x.is_ascii_digit() || x.is_ascii_lowercase() => i += 1,
+            b'.' | b'_' => {
+                let run = b[i..]
+                    .iter()
+                    .take_while(|&&x| x == b'.' || x == b'_')
+                    .count();
+                // `.`, `_` or `__` only.
+                let sep = &c[i..i + run];
+                if !matches!(sep, "." | "_" | "__") {
+                    return false;
+                }
+                i += run;
+                if !b.get(i).is_some_and(u8::is_ascii_alphanumeric) {
+                    return false;
+                }
+            }
+            b'-' => {
+                i += b[i..].iter().take_while(|&&x| x == b'-').count();
+                if !b.get(i).is_some_and(u8::is_ascii_alphanumeric) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// A fully qualified image reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
@@ -57,6 +113,9 @@ impl Reference {
         use oci_spec::distribution::{ParseError, Reference as OciReference};
         if input.is_empty() {
             return Err(ReferenceError::Empty);
+        }
+        if let Some(simple) = Self::parse_simple(input) {
+            return Ok(simple);
         }
         let parsed = input.parse::<OciReference>().map_err(|e| match e {
             ParseError::NameTooLong => ReferenceError::TooLong,
@@ -90,6 +149,62 @@ impl Reference {
             repository: parsed.repository().to_owned(),
             tag: parsed.tag().map(str::to_owned),
             digest,
+        })
+    }
+
+    /// The common case without a regex: oci-spec's reference regex (Unicode `\w{0,127}` tags)
+    /// costs ~40 ms to compile, paid by every `berth` invocation that names an image, `run`
+    /// included. References made only of lowercase ASCII path components (`[a-z0-9]+` joined by
+    /// `.`, `_`, `__` or dashes), an optional ASCII tag and no digest are normalised here the
+    /// way oci-spec does; anything else (`None`) goes to oci-spec. A unit test checks both
+    /// agree.
+    fn parse_simple(input: &str) -> Option<Self> {
+        if input.len() > 255 || input.contains('@') {
+            return None;
+        }
+        let last_slash = input.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match input[last_slash..].find(':') {
+            Some(i) => (&input[..last_slash + i], Some(&input[last_slash + i + 1..])),
+            None => (input, None),
+        };
+        if let Some(t) = tag {
+            let ok = t.len() <= 128
+                && t.bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            if !ok {
+                return None;
+            }
+        }
+        let mut parts = name.split('/').collect::<Vec<_>>();
+        // A first component with `.` or `:` or `localhost` is a registry.
+        let first = *parts.first()?;
+        let registry = if parts.len() > 1 && (first.contains(['.', ':']) || first == "localhost") {
+            if !simple_host(first) {
+                return None;
+            }
+            parts.remove(0);
+            if first == "index.docker.io" {
+                DOCKER_HUB
+            } else {
+                first
+            }
+        } else {
+            DOCKER_HUB
+        };
+        if !parts.iter().all(|c| simple_component(c)) {
+            return None;
+        }
+        if parts.len() == 1 && registry == DOCKER_HUB {
+            parts.insert(0, "library");
+        }
+        Some(Self {
+            registry: registry.to_owned(),
+            repository: parts.join("/"),
+            tag: Some(tag.unwrap_or("latest").to_owned()),
+            digest: None,
         })
     }
 
@@ -156,6 +271,97 @@ impl fmt::Display for Reference {
             write!(f, "@{d}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod simple_tests {
+    use super::*;
+
+    /// The regex-free path must agree with oci-spec wherever it answers.
+    #[test]
+    fn the_simple_path_agrees_with_oci_spec() {
+        use oci_spec::distribution::Reference as Oci;
+        let inputs = [
+            "busybox",
+            "busybox:1",
+            "bb:1",
+            "library/busybox:latest",
+            "team/app",
+            "a/b/c:v1.2-rc_3",
+            "my-app",
+            "my--app",
+            "my_app",
+            "my__app",
+            "my___app",
+            "my.app",
+            "my..app",
+            "my._app",
+            "a-.b",
+            "-a",
+            "a-",
+            "a_",
+            "_a",
+            "A",
+            "aB",
+            "a:B",
+            "a:.b",
+            "a:-b",
+            "a:_b",
+            "a:",
+            "a/",
+            "/a",
+            "a//b",
+            "x:1:2",
+            "localhost/a",
+            "host.io/a",
+            "host:5000/a:1",
+            "a@sha256:0",
+            "a:b@sha256:0",
+            "café",
+            "a:é",
+            "9",
+            "a/9-9",
+            "a/b_c__d.e-f---g",
+            "docker.io/busybox",
+            "docker.io/library/busybox:1",
+            "index.docker.io/x",
+            "Host.io/a",
+            "127.0.0.1:5000/x/y:t",
+            "localhost:5000/a",
+            "h-.io/a",
+            "h.io:/a",
+            "h.io:x/a",
+            "h..io/a",
+            "-h.io/a",
+            "h.io/A",
+            "ghcr.io/org/app:v1",
+            "localhost",
+        ];
+        for input in inputs {
+            let Some(simple) = Reference::parse_simple(input) else {
+                continue;
+            };
+            let oci = input
+                .parse::<Oci>()
+                .unwrap_or_else(|e| panic!("{input}: simple accepted what oci-spec refuses: {e}"));
+            assert_eq!(simple.registry, oci.registry(), "{input}");
+            assert_eq!(simple.repository, oci.repository(), "{input}");
+            assert_eq!(simple.tag.as_deref(), oci.tag(), "{input}");
+        }
+        // The common forms really take the fast path.
+        for input in [
+            "busybox",
+            "bb:1",
+            "team/app:v1",
+            "my-app_x.y:1.0",
+            "docker.io/library/bb:1",
+            "127.0.0.1:5000/x/y:t",
+        ] {
+            assert!(Reference::parse_simple(input).is_some(), "{input}");
+        }
+        let long = format!("{}:1", "a".repeat(300));
+        assert!(Reference::parse_simple(&long).is_none());
     }
 }
 
