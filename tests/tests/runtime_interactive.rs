@@ -132,6 +132,18 @@ fn ctrl_c_reaches_the_container_through_the_pty() {
 }
 
 #[test]
+fn run_it_without_a_terminal_is_refused_like_docker() {
+    let env = ContainerEnv::new(&[]);
+    let out = env
+        .cmd(&["run", "-it", "--rm", "bb:1", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the input device is not a TTY"));
+}
+
+#[test]
 fn run_i_streams_stdin_and_closes_it_at_eof() {
     let env = ContainerEnv::new(&[]);
     let mut child = env

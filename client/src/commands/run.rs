@@ -296,6 +296,15 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
 }
 
 fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Result<i32> {
+    if !create_only
+        && !args.detach
+        && args.tty
+        && args.interactive
+        && !crate::tty::is_tty(std::io::stdin())
+    {
+        // Docker's check: raw mode and detach keys need a terminal on our side.
+        return Err(anyhow::anyhow!("the input device is not a TTY").context(crate::Exit(1)));
+    }
     let restart_policy = containers::RestartPolicy::parse(&args.restart)?;
     if args.rm && !restart_policy.is_none() {
         anyhow::bail!("Conflicting options: --restart and --rm");
