@@ -134,6 +134,10 @@ impl Reference {
             }
             _ => ReferenceError::Format(input.to_owned()),
         })?;
+        // oci-spec's `\w` is Unicode; the distribution grammar's (Go's) is ASCII.
+        if parsed.tag().is_some_and(|t| !t.is_ascii()) {
+            return Err(ReferenceError::Tag(input.to_owned()));
+        }
         let digest = match parsed.digest() {
             Some(d) => Some(
                 d.parse::<Digest>()
@@ -360,6 +364,10 @@ mod simple_tests {
         ] {
             assert!(Reference::parse_simple(input).is_some(), "{input}");
         }
+        assert!(matches!(
+            Reference::parse("127.0.0.1:1/bb:\u{fc}"),
+            Err(ReferenceError::Tag(_))
+        ));
         let long = format!("{}:1", "a".repeat(300));
         assert!(Reference::parse_simple(&long).is_none());
     }

@@ -249,7 +249,11 @@ fn populate_dev(sys: &dyn Syscall, dev: &Path) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    for (target, name) in DEFAULT_SYMLINKS {
+    // runc also links /dev/core to /proc/kcore where the kernel has one.
+    let core = Path::new("/proc/kcore")
+        .exists()
+        .then_some(("/proc/kcore", "core"));
+    for (target, name) in DEFAULT_SYMLINKS.into_iter().chain(core) {
         match sys.symlink(Path::new(target), &dev.join(name)) {
             Ok(())
             | Err(SyscallError::Os {
