@@ -152,6 +152,13 @@ pub struct State {
     /// The volumes (named and anonymous) the container mounts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    /// `--network`, `-p`/`-P`, and the address and ports it got ([`crate::network`]).
+    #[serde(
+        default,
+        rename = "NetworkSettings",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network: Option<crate::network::Settings>,
 }
 
 /// Docker's restart policy (`--restart`), as `state.json`'s `RestartPolicy`.
@@ -758,9 +765,10 @@ pub fn copy_log(
     }
 }
 
-/// Removes what a container left on the host: its root file system mount and its cgroups.
-/// Best effort; safe when they are already gone.
+/// Removes what a container left on the host: its root file system mount, its cgroups, its
+/// veth pair and bridge address. Best effort; safe when they are already gone.
 pub fn teardown(dir: &Path, id: &str) {
+    crate::network::release(id);
     use berth_runtime::cgroups::CgroupManager as _;
     use berth_runtime::syscall::{MntFlags, Syscall as _};
     let rootfs = dir.join("rootfs");

@@ -11,6 +11,7 @@ pub mod containers;
 pub mod containers_fs;
 pub mod context;
 pub mod format;
+pub mod network;
 pub mod printer;
 pub mod reference;
 pub mod remote;

@@ -14,6 +14,7 @@ pub mod login;
 pub mod logout;
 pub mod logs;
 pub mod monitor;
+pub mod port;
 pub mod prune;
 pub mod ps;
 pub mod pull;
@@ -102,6 +103,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Kill(a) => kill::run(ctx, &a),
         Command::Rm(a) => rm::run(ctx, &a),
         Command::Wait(a) => wait::run(ctx, &a),
+        Command::Port(a) => port::run(ctx, &a),
         Command::ContainerMonitor(a) => monitor::run(ctx, &a),
         Command::Export(a) => export::run(ctx, &a),
         Command::Commit(a) => commit::run(ctx, &a),

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use berth_runtime::run::{run_with, Stdio};
+use berth_runtime::run::{run_with_prestart, RunError, Stdio};
 use oci_spec::runtime::Spec;
 
 use crate::cli::MonitorArgs;
@@ -58,6 +58,8 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
     let me = ProcessId::of(nix::unistd::getpid().as_raw());
     let state = containers::update(&dir, |s| s.monitor = me)?;
     let spec = Spec::load(dir.join("config.json")).context("cannot read config.json")?;
+    // Address and published ports, held until this process exits.
+    let network = crate::network::attach(&dir, &args.id).map_err(|e| format!("{e:#}"));
 
     let log_path = containers::log_path(&dir, &args.id);
     let log = Arc::new(Mutex::new(
@@ -100,7 +102,17 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
             stderr: Some(err_w.try_clone().context("dup")?),
         };
         let begun = Instant::now();
-        let result = run_with(&dir, &spec, stdio, &mut started);
+        let result = match &network {
+            Ok(net) => {
+                let mut prestart = |pid| net.as_ref().map_or(Ok(()), |a| (a.prestart())(pid));
+                let result = run_with_prestart(&dir, &spec, stdio, &mut prestart, &mut started);
+                if let Some(a) = net {
+                    a.stopped();
+                }
+                result
+            }
+            Err(e) => Err(RunError::Prestart(e.clone().into())),
+        };
         let Ok(code) = result else { break result };
         // Decide under the lock: `stop` records the user's stop before signalling.
         let d = containers::restart_delay(delay, begun.elapsed());
@@ -134,6 +146,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         Ok(code) => *code,
         Err(e) => e.exit_code(),
     };
+    crate::network::detach(&dir, &args.id);
     containers::teardown(&dir, &args.id);
     if state.auto_remove {
         let _lock = containers::Lock::take(&dir)?;

@@ -264,15 +264,11 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
         crate::containers::generate_name(&|n| all.iter().any(|(_, s)| s.name == n))
     });
     let id = new_id();
-    let network = if args.network == "host" {
-        Network::Host
-    } else {
-        Network::None
-    };
+    let (network, network_settings) = crate::network::settings_for_run(ctx, args, &config)?;
     let hostname = match (&args.hostname, network) {
         (Some(h), _) => h.clone(),
         (None, Network::Host) => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
-        (None, Network::None) => id[..12].to_owned(),
+        (None, Network::None | Network::Bridge) => id[..12].to_owned(),
     };
     let mut guard = ContainerDir {
         dir: containers.join(&id),
@@ -300,14 +296,23 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
     guard.mounted = true;
 
     fs_err::write(dir.join("hostname"), format!("{hostname}\n"))?;
+    // A bridge container's address is added to `hosts` once it has one (`network::attach`).
     match network {
-        Network::Host => fs_err::copy("/etc/hosts", dir.join("hosts")).map(drop)?,
-        Network::None => fs_err::write(dir.join("hosts"), HOSTS)?,
+        Network::Host => {
+            fs_err::copy("/etc/hosts", dir.join("hosts"))?;
+            fs_err::write(
+                dir.join("resolv.conf"),
+                fs_err::read("/etc/resolv.conf").unwrap_or_default(),
+            )?;
+        }
+        Network::None | Network::Bridge => {
+            fs_err::write(dir.join("hosts"), HOSTS)?;
+            fs_err::write(
+                dir.join("resolv.conf"),
+                crate::network::container_resolv_conf(),
+            )?;
+        }
     }
-    fs_err::write(
-        dir.join("resolv.conf"),
-        fs_err::read("/etc/resolv.conf").unwrap_or_default(),
-    )?;
     let env = args
         .env
         .iter()
@@ -364,6 +369,7 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
         auto_remove: args.rm,
         restart_policy,
         volumes: volume_names.clone(),
+        network: Some(network_settings),
         ..State::default()
     };
     if args.detach {
@@ -384,7 +390,22 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
         containers::save(&dir, &state, &lock)?;
     }
 
-    let result = berth_runtime::run::run(&dir, &spec);
+    // This process owns the container: it holds its address and serves its published ports.
+    let result = match crate::network::attach(&dir, &id) {
+        Ok(net) => {
+            let mut prestart = |pid| net.as_ref().map_or(Ok(()), |a| (a.prestart())(pid));
+            let result = berth_runtime::run::run_with_prestart(
+                &dir,
+                &spec,
+                berth_runtime::run::Stdio::default(),
+                &mut prestart,
+                &mut |_| {},
+            );
+            crate::network::detach(&dir, &id);
+            result
+        }
+        Err(e) => Err(RunError::Prestart(format!("{e:#}").into())),
+    };
     let exit_code = match &result {
         Ok(code) => *code,
         Err(e) => e.exit_code(),

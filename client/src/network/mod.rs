@@ -1,0 +1,445 @@
+//! Container networking as `berth run --network` and `-p`/`-P` ask: what is recorded in
+//! `state.json` ([`Settings`]), and what the process owning a container does with it.
+//!
+//! With `bridge` (the default, as in Docker) the owner (the detached monitor, or the
+//! foreground `berth run`) calls [`attach`] before the first start: it sets up the host bridge
+//! `berth0` on first use ([`berth_runtime::network::setup_bridge`], under the allocation
+//! file's lock so racing runs do it once), takes an address ([`ipam`]), binds the published
+//! ports ([`proxy`]), records address and ports and writes the address into the container's
+//! `/etc/hosts`. Each start then connects init's network namespace from the runtime's prestart
+//! hook ([`Attachment::prestart`]: one veth pair over rtnetlink); each exit removes the veth
+//! ([`Attachment::stopped`]); the exit for good releases the address ([`release`], also called
+//! by `rm` through `containers::teardown`, and implied when the owner dies).
+//!
+//! The subnet is the first of [`SUBNETS`] that no host route of another interface overlaps
+//! (Docker's `docker0` has 172.17.0.0/16, podman's 10.88.0.0/16), chosen when the bridge is
+//! first set up and kept while it exists.
+
+pub mod ipam;
+pub mod ports;
+pub mod proxy;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use anyhow::Context as _;
+use berth_runtime::network::{self as net, Endpoint, Subnet};
+use berth_runtime::run::PrestartError;
+use berth_runtime::spec::Network;
+use serde::{Deserialize, Serialize};
+
+use self::ipam::IpamFile;
+use self::ports::PortBinding;
+use crate::containers::{self, ProcessId};
+
+/// The host bridge.
+pub const BRIDGE: &str = "berth0";
+/// Where per-host network state lives (tmpfs, like the bridge it describes).
+pub const RUN_DIR: &str = "/run/berth/network";
+/// Subnets the bridge may get, in order of preference.
+pub const SUBNETS: &[&str] = &[
+    "10.87.0.0/16",
+    "10.86.0.0/16",
+    "10.85.0.0/16",
+    "10.84.0.0/16",
+    "192.168.215.0/24",
+];
+
+/// `--network` values.
+pub const MODES: &[&str] = &["bridge", "default", "none", "host"];
+
+/// One host address and port a container port is published on (Docker's
+/// `NetworkSettings.Ports` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostBinding {
+    /// `0.0.0.0`, `::`, or the address asked for.
+    #[serde(rename = "HostIp")]
+    pub host_ip: String,
+    /// The port, as a string like Docker's.
+    #[serde(rename = "HostPort")]
+    pub host_port: String,
+}
+
+/// A container's network, as recorded in `state.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Settings {
+    /// `bridge`, `none` or `host`.
+    pub network_mode: String,
+    /// What `-p`/`-P` asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_bindings: Vec<PortBinding>,
+    /// The bridge, while attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+    /// The container's address, while attached.
+    #[serde(default, rename = "IPAddress", skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<Ipv4Addr>,
+    /// Its prefix length.
+    #[serde(
+        default,
+        rename = "IPPrefixLen",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ip_prefix_len: Option<u8>,
+    /// The bridge's address, the container's default route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+    /// Published ports while attached: `80/tcp` -> host addresses and ports.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<String, Vec<HostBinding>>,
+}
+
+impl Settings {
+    /// Whether the container gets a bridge endpoint.
+    #[must_use]
+    pub fn is_bridge(&self) -> bool {
+        self.network_mode == "bridge"
+    }
+}
+
+/// `run`'s `--network`, `-p`, `-P` and `--expose`: the runtime's mode and what to record.
+/// Published ports need the bridge: with `host` they are dropped with Docker's warning, with
+/// `none` silently, as Docker does.
+///
+/// # Errors
+/// A malformed `-p` or `--expose` (Docker's messages).
+pub fn settings_for_run(
+    ctx: &crate::context::Ctx,
+    args: &crate::cli::RunArgs,
+    image: &oci_spec::image::ImageConfiguration,
+) -> anyhow::Result<(Network, Settings)> {
+    let mut exposed: Vec<_> = image
+        .config()
+        .as_ref()
+        .and_then(|c| c.exposed_ports().clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|k| ports::parse_exposed_key(k))
+        .collect();
+    for e in &args.expose {
+        exposed.extend(ports::parse_expose(e)?);
+    }
+    let bindings = ports::bindings(&args.publish, args.publish_all, &exposed)?;
+    let (mode, name, port_bindings) = match args.network.as_str() {
+        "host" => {
+            if !args.publish.is_empty() {
+                ctx.printer
+                    .warn("Published ports are discarded when using host network mode");
+            }
+            (Network::Host, "host", Vec::new())
+        }
+        "none" => (Network::None, "none", Vec::new()),
+        _ => (Network::Bridge, "bridge", bindings),
+    };
+    Ok((
+        mode,
+        Settings {
+            network_mode: name.to_owned(),
+            port_bindings,
+            ..Settings::default()
+        },
+    ))
+}
+
+/// The host end of a container's veth pair: `veth` and 11 hex digits of the ID (15 bytes, the
+/// kernel's limit), so `rm` finds it without any other record.
+#[must_use]
+pub fn host_ifname(id: &str) -> String {
+    format!("veth{}", &id[..11.min(id.len())])
+}
+
+fn ipam_file() -> IpamFile {
+    IpamFile::new(Path::new(RUN_DIR), BRIDGE)
+}
+
+/// The bridge's subnet, setting the bridge up first when it is not: from the allocation
+/// file, else the bridge's own address, else the first free one of [`SUBNETS`]. Called with
+/// the allocation file locked.
+fn ensure_bridge(ipam: &mut ipam::Ipam) -> anyhow::Result<(Subnet, u32)> {
+    let recorded = ipam.subnet();
+    if let (Some(subnet), Some(index)) = (recorded, net::link_up(BRIDGE)) {
+        return Ok((subnet, index));
+    }
+    let subnet = match net::link_addr(BRIDGE)? {
+        Some((addr, prefix)) => Subnet::of(addr, prefix),
+        None => match recorded {
+            Some(s) => s,
+            None => {
+                let candidates: Vec<Subnet> =
+                    SUBNETS.iter().filter_map(|s| s.parse().ok()).collect();
+                net::pick_subnet(&candidates, &net::host_routes(), BRIDGE).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "could not find an available, non-overlapping IPv4 address pool among \
+                         the defaults to assign to the network"
+                    )
+                })?
+            }
+        },
+    };
+    if recorded != Some(subnet) {
+        // Another subnet: the old allocations mean nothing on it.
+        ipam.allocations.clear();
+        ipam.last = None;
+        ipam.subnet = Some(subnet.to_string());
+    }
+    let index = net::setup_bridge(BRIDGE, subnet)
+        .with_context(|| format!("cannot set up the bridge `{BRIDGE}`"))?;
+    Ok((subnet, index))
+}
+
+/// What the owner of a bridge container holds: its endpoint (the published ports are served
+/// on threads until the process exits).
+#[derive(Debug)]
+pub struct Attachment {
+    /// Where the container connects.
+    pub endpoint: Endpoint,
+}
+
+impl Attachment {
+    /// The runtime's prestart hook: connects init's network namespace to the bridge.
+    pub fn prestart(&self) -> impl FnMut(i32) -> Result<(), PrestartError> + '_ {
+        move |pid| {
+            net::connect(pid, &self.endpoint)
+                .map_err(|e| PrestartError::from(format!("{:#}", anyhow::Error::new(e))))
+        }
+    }
+
+    /// After each exit: the veth pair goes (it would with the namespace, but not at once).
+    pub fn stopped(&self) {
+        let _ = net::disconnect(&self.endpoint.host_ifname);
+    }
+}
+
+/// Connects container `id` (directory `dir`) as its `state.json` says, in the owner process:
+/// for `bridge`, sets the bridge up if needed, allocates an address, binds and serves the
+/// published ports, records address and ports, and adds the address to `/etc/hosts`.
+/// `None` for other modes.
+///
+/// # Errors
+/// The bridge, an address or a port could not be had (nothing is left allocated then).
+pub fn attach(dir: &Path, id: &str) -> anyhow::Result<Option<Attachment>> {
+    let state = containers::load(dir)?;
+    let Some(settings) = state.network.filter(Settings::is_bridge) else {
+        return Ok(None);
+    };
+    let owner = ProcessId::of(nix::unistd::getpid().as_raw());
+    let (subnet, bridge_index, addr) = ipam_file().update(|ipam| {
+        let (subnet, index) = ensure_bridge(ipam)?;
+        let addr = ipam
+            .allocate(subnet, id, owner, &ProcessId::alive)
+            .ok_or_else(|| anyhow::anyhow!("no available IPv4 addresses on this network's address pools: {BRIDGE} ({subnet})"))?;
+        Ok((subnet, index, addr))
+    })?;
+    let published = match proxy::bind(&settings.port_bindings) {
+        Ok(p) => p,
+        Err(e) => {
+            release(id);
+            return Err(anyhow::anyhow!(
+                "Error response from daemon: driver failed programming external connectivity on endpoint {} ({id}): {e}",
+                state.name
+            ));
+        }
+    };
+    let mut ports: BTreeMap<String, Vec<HostBinding>> = BTreeMap::new();
+    for p in &published {
+        ports.entry(p.binding.key()).or_default().push(HostBinding {
+            host_ip: p.host.ip().to_string(),
+            host_port: p.host.port().to_string(),
+        });
+    }
+    let recorded = containers::update(dir, |s| {
+        if let Some(n) = s.network.as_mut() {
+            n.bridge = Some(BRIDGE.to_owned());
+            n.ip_address = Some(addr);
+            n.ip_prefix_len = Some(subnet.prefix);
+            n.gateway = Some(subnet.gateway());
+            n.ports = ports;
+        }
+    })
+    .and_then(|_| add_hosts_line(dir, addr));
+    if let Err(e) = recorded {
+        release(id);
+        return Err(e);
+    }
+    proxy::serve(published, addr);
+    Ok(Some(Attachment {
+        endpoint: Endpoint {
+            host_ifname: host_ifname(id),
+            bridge_index,
+            addr,
+            subnet,
+        },
+    }))
+}
+
+/// Adds `ADDR\tHOSTNAME` to the container's `hosts` file, as Docker does.
+fn add_hosts_line(dir: &Path, addr: Ipv4Addr) -> anyhow::Result<()> {
+    let hostname = fs_err::read_to_string(dir.join("hostname"))?;
+    let hosts = dir.join("hosts");
+    let mut text = fs_err::read_to_string(&hosts)?;
+    let line = format!("{addr}\t{}\n", hostname.trim());
+    if !text.contains(&line) {
+        text.push_str(&line);
+        fs_err::write(&hosts, text)?;
+    }
+    Ok(())
+}
+
+/// Releases what container `id` holds on the bridge: its veth pair and its address. Safe to
+/// call more than once, and for containers that never had any.
+pub fn release(id: &str) {
+    let _ = net::disconnect(&host_ifname(id));
+    if Path::new(RUN_DIR).exists() {
+        let _ = ipam_file().update(|ipam| Ok(ipam.release(id)));
+    }
+}
+
+/// After the exit for good, in the owner: releases the endpoint and forgets the address and
+/// ports in `state.json` (a stopped container has none, as in Docker). The container
+/// directory may be gone (`--rm`).
+pub fn detach(dir: &Path, id: &str) {
+    release(id);
+    if dir.join("state.json").exists() {
+        let _ = containers::update(dir, |s| {
+            if let Some(n) = s.network.as_mut() {
+                n.bridge = None;
+                n.ip_address = None;
+                n.ip_prefix_len = None;
+                n.gateway = None;
+                n.ports.clear();
+            }
+        });
+    }
+}
+
+/// The container's `/etc/resolv.conf` from the host's, as Docker makes it: a host using a
+/// local resolver (systemd-resolved's `127.0.0.53`) gives its upstream file instead, loopback
+/// nameservers are dropped (they cannot be reached from the container's namespace), and with
+/// none left Google's public DNS is used.
+#[must_use]
+pub fn resolv_conf(host: &str, systemd_upstream: Option<&str>) -> String {
+    let uses_stub = host
+        .lines()
+        .filter_map(nameserver)
+        .any(|ns| ns == "127.0.0.53");
+    let text = match systemd_upstream {
+        Some(upstream) if uses_stub => upstream,
+        _ => host,
+    };
+    let mut out: String = text
+        .lines()
+        .filter(|l| {
+            nameserver(l).is_none_or(|ns| !ns.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+        })
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    if !out.lines().any(|l| nameserver(l).is_some()) {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+fn nameserver(line: &str) -> Option<&str> {
+    let mut f = line.split_whitespace();
+    (f.next() == Some("nameserver")).then(|| f.next()).flatten()
+}
+
+/// `run`'s `resolv.conf` for a container with its own network namespace.
+#[must_use]
+pub fn container_resolv_conf() -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let upstream = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").ok();
+    resolv_conf(&host, upstream.as_deref())
+}
+
+/// `berth port`'s and `ps`'s view: `(container port/proto, host address, host port)`.
+#[must_use]
+pub fn mappings(settings: &Settings) -> Vec<(String, String, String)> {
+    settings
+        .ports
+        .iter()
+        .flat_map(|(k, v)| {
+            v.iter()
+                .map(move |h| (k.clone(), h.host_ip.clone(), h.host_port.clone()))
+        })
+        .collect()
+}
+
+/// `ip:port`, with IPv6 addresses in brackets (Go's `net.JoinHostPort`).
+#[must_use]
+pub fn join_host_port(ip: &str, port: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// Docker's `ps` PORTS column: `0.0.0.0:8080->80/tcp, [::]:8080->80/tcp`.
+#[must_use]
+pub fn ps_ports(settings: &Settings) -> String {
+    let mut v = mappings(settings);
+    // By container port; each port's host addresses in the order bound (`0.0.0.0`, `::`).
+    v.sort_by(|a, b| ports::natural_cmp(&a.0, &b.0));
+    v.into_iter()
+        .map(|(k, ip, port)| format!("{}->{k}", join_host_port(&ip, &port)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_follows_docker() {
+        let host = "search example.org\nnameserver 10.255.255.53\noptions ndots:1\n";
+        assert_eq!(resolv_conf(host, None), host);
+        // Loopback resolvers are dropped; with none left, Google's.
+        let local = "nameserver 127.0.0.1\nnameserver ::1\nsearch lan\n";
+        assert_eq!(
+            resolv_conf(local, None),
+            "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+        );
+        let mixed = "nameserver 127.0.0.1\nnameserver 1.1.1.1\n";
+        assert_eq!(resolv_conf(mixed, None), "nameserver 1.1.1.1\n");
+        // systemd-resolved's stub: its upstream file.
+        let stub = "nameserver 127.0.0.53\noptions edns0\n";
+        assert_eq!(
+            resolv_conf(stub, Some("nameserver 192.0.2.53\n")),
+            "nameserver 192.0.2.53\n"
+        );
+    }
+
+    #[test]
+    fn ports_column_and_host_port_join() {
+        let mut s = Settings::default();
+        s.ports.insert(
+            "80/tcp".into(),
+            vec![
+                HostBinding {
+                    host_ip: "0.0.0.0".into(),
+                    host_port: "8080".into(),
+                },
+                HostBinding {
+                    host_ip: "::".into(),
+                    host_port: "8080".into(),
+                },
+            ],
+        );
+        s.ports.insert(
+            "53/udp".into(),
+            vec![HostBinding {
+                host_ip: "127.0.0.1".into(),
+                host_port: "5353".into(),
+            }],
+        );
+        assert_eq!(
+            ps_ports(&s),
+            "127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+        );
+        assert_eq!(host_ifname(&"ab".repeat(32)), "vethabababababa");
+    }
+}
