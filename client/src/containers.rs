@@ -765,8 +765,8 @@ pub fn copy_log(
     }
 }
 
-/// Removes what a container left on the host: its root file system mount, its cgroups, its
-/// veth pair and bridge address. Best effort; safe when they are already gone.
+/// Removes what a container left on the host: its root file system mount, its cgroups and its
+/// bridge address. Best effort; safe when they are already gone.
 pub fn teardown(dir: &Path, id: &str) {
     crate::network::release(id);
     use berth_runtime::cgroups::CgroupManager as _;

@@ -576,15 +576,18 @@ fn rm_and_exits_give_back_the_veth_and_the_address() {
     assert!(allocated(&id));
     let ip = env.ip(&id);
     env.ok(&["rm", "-f", &id]);
-    assert!(!link_exists(&veth), "{veth} is gone");
     assert!(!allocated(&id), "{ip} is released");
+    // The pair goes with the container's network namespace (asynchronously).
+    eventually("the veth to go", || !link_exists(&veth));
 
     // A foreground --rm run releases its address when it exits.
     let out = env.ok(&["run", "--rm", "bb:1", "sh", "-c", "hostname"]);
     let short = out.trim();
     assert_eq!(short.len(), 12);
     assert!(!allocated(short));
-    assert!(!link_exists(&format!("veth{}", &short[..11])));
+    eventually("the veth to go", || {
+        !link_exists(&format!("veth{}", &short[..11]))
+    });
 
     // A restarted container is connected again, with the same address.
     let id = env.detach(
@@ -603,7 +606,9 @@ fn rm_and_exits_give_back_the_veth_and_the_address() {
     assert_eq!(lines[0], lines[1], "{logs}");
     assert!(lines[0].contains('/'), "{logs}");
     assert!(!allocated(&id));
-    assert!(!link_exists(&format!("veth{}", &id[..11])));
+    eventually("the veth to go", || {
+        !link_exists(&format!("veth{}", &id[..11]))
+    });
 }
 
 #[test]

@@ -105,11 +105,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         let result = match &network {
             Ok(net) => {
                 let mut prestart = |pid| net.as_ref().map_or(Ok(()), |a| (a.prestart())(pid));
-                let result = run_with_prestart(&dir, &spec, stdio, &mut prestart, &mut started);
-                if let Some(a) = net {
-                    a.stopped();
-                }
-                result
+                run_with_prestart(&dir, &spec, stdio, &mut prestart, &mut started)
             }
             Err(e) => Err(RunError::Prestart(e.clone().into())),
         };
