@@ -459,6 +459,40 @@ fn published_ports_answer_on_loopback_and_host_addresses() {
 }
 
 #[test]
+fn a_foreground_run_serves_its_published_ports_until_it_exits() {
+    let env = Env::new();
+    let port = berth_tests::free_port();
+    // `httpd` without -f forks into the background; the shell keeps the container up.
+    let mut child = Command::new(bin("berth"))
+        .arg("--data-root")
+        .arg(env.data_root())
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            "fg",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+        ])
+        .args(["bb:1", "sh", "-c", "httpd -p 80 -h /www && sleep 3"])
+        .spawn()
+        .unwrap();
+    eventually("GET through the foreground run's proxy", || {
+        http_get(&format!("127.0.0.1:{port}")).as_deref() == Some(PAGE)
+    });
+    assert_eq!(
+        env.ok(&["port", "fg"]),
+        format!("80/tcp -> 127.0.0.1:{port}\n")
+    );
+    let id = env.ok(&["ps", "-q", "--no-trunc"]).trim().to_owned();
+    assert!(allocated(&id));
+    assert!(child.wait().unwrap().success());
+    assert!(!allocated(&id));
+    // The proxy went with the process.
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
 fn publish_all_publishes_the_images_exposed_ports() {
     let env = Env::new();
     let mut cmd = vec!["-P".to_owned(), "web:1".to_owned()];

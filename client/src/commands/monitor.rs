@@ -59,7 +59,10 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
     let state = containers::update(&dir, |s| s.monitor = me)?;
     let spec = Spec::load(dir.join("config.json")).context("cannot read config.json")?;
     // Address and published ports, held until this process exits.
-    let network = crate::network::attach(&dir, &args.id).map_err(|e| format!("{e:#}"));
+    let mut settings = state.network.clone();
+    let network = crate::network::attach(&dir, &args.id, &state.name, settings.as_mut())
+        .and_then(|net| containers::update(&dir, |s| s.network.clone_from(&settings)).map(|_| net))
+        .map_err(|e| format!("{e:#}"));
 
     let log_path = containers::log_path(&dir, &args.id);
     let log = Arc::new(Mutex::new(
@@ -142,7 +145,6 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         Ok(code) => *code,
         Err(e) => e.exit_code(),
     };
-    crate::network::detach(&dir, &args.id);
     containers::teardown(&dir, &args.id);
     if state.auto_remove {
         let _lock = containers::Lock::take(&dir)?;
@@ -155,6 +157,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
             s.restarting = false;
             s.exit_code = Some(code);
             s.finished_at = Some(containers::now_rfc3339());
+            s.network.as_mut().map(crate::network::Settings::forget);
         })?;
     }
     if let Err(e) = result {

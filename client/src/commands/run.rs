@@ -385,27 +385,27 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
     state.status = Status::Running;
     state.started_at = Some(containers::now_rfc3339());
     state.monitor = ProcessId::of(nix::unistd::getpid().as_raw());
+    // This process owns the container: it holds its address and serves its published ports.
+    let network = crate::network::attach(&dir, &id, &state.name, state.network.as_mut());
     {
         let lock = containers::Lock::take(&dir)?;
         containers::save(&dir, &state, &lock)?;
     }
 
-    // This process owns the container: it holds its address and serves its published ports.
-    let result = match crate::network::attach(&dir, &id) {
+    let result = match network {
         Ok(net) => {
             let mut prestart = |pid| net.as_ref().map_or(Ok(()), |a| (a.prestart())(pid));
-            let result = berth_runtime::run::run_with_prestart(
+            berth_runtime::run::run_with_prestart(
                 &dir,
                 &spec,
                 berth_runtime::run::Stdio::default(),
                 &mut prestart,
                 &mut |_| {},
-            );
-            crate::network::detach(&dir, &id);
-            result
+            )
         }
         Err(e) => Err(RunError::Prestart(format!("{e:#}").into())),
     };
+    crate::network::release(&id);
     let exit_code = match &result {
         Ok(code) => *code,
         Err(e) => e.exit_code(),
@@ -421,6 +421,7 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
             s.status = Status::Exited;
             s.exit_code = Some(exit_code);
             s.finished_at = Some(containers::now_rfc3339());
+            s.network.as_mut().map(crate::network::Settings::forget);
         })?;
     }
     Ok(result?)

@@ -11,8 +11,8 @@
 //! removal: its container end lives in the container's network namespace, which the kernel
 //! destroys (with the pair) once the container's last process is gone; deleting it by hand
 //! would only add 10-30 ms to every exit. A restart that finds the old host end still there
-//! replaces it. The exit for good releases the address ([`detach`]; [`release`] from `rm`
-//! through `containers::teardown`; implied when the owner dies).
+//! replaces it. The exit for good releases the address ([`release`], from the owner and from
+//! `containers::teardown`; implied when the owner dies) and [`Settings::forget`]s it.
 //!
 //! The subnet is the first of [`SUBNETS`] that no host route of another interface overlaps
 //! (Docker's `docker0` has 172.17.0.0/16, podman's 10.88.0.0/16), chosen when the bridge is
@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use self::ipam::IpamFile;
 use self::ports::PortBinding;
-use crate::containers::{self, ProcessId};
+use crate::containers::ProcessId;
 
 /// The host bridge.
 pub const BRIDGE: &str = "berth0";
@@ -99,6 +99,16 @@ impl Settings {
     #[must_use]
     pub fn is_bridge(&self) -> bool {
         self.network_mode == "bridge"
+    }
+
+    /// Forgets the address and ports once the container has exited for good (a stopped
+    /// container has none, as in Docker).
+    pub fn forget(&mut self) {
+        self.bridge = None;
+        self.ip_address = None;
+        self.ip_prefix_len = None;
+        self.gateway = None;
+        self.ports.clear();
     }
 }
 
@@ -210,16 +220,20 @@ impl Attachment {
     }
 }
 
-/// Connects container `id` (directory `dir`) as its `state.json` says, in the owner process:
-/// for `bridge`, sets the bridge up if needed, allocates an address, binds and serves the
-/// published ports, records address and ports, and adds the address to `/etc/hosts`.
-/// `None` for other modes.
+/// Connects container `id` (directory `dir`, name `name`) as `settings` say, in the owner
+/// process: for `bridge`, sets the bridge up if needed, allocates an address, binds and serves
+/// the published ports, adds the address to `/etc/hosts` and fills in `settings` (address,
+/// ports) for the caller to record in `state.json`. `None` for other modes.
 ///
 /// # Errors
 /// The bridge, an address or a port could not be had (nothing is left allocated then).
-pub fn attach(dir: &Path, id: &str) -> anyhow::Result<Option<Attachment>> {
-    let state = containers::load(dir)?;
-    let Some(settings) = state.network.filter(Settings::is_bridge) else {
+pub fn attach(
+    dir: &Path,
+    id: &str,
+    name: &str,
+    settings: Option<&mut Settings>,
+) -> anyhow::Result<Option<Attachment>> {
+    let Some(settings) = settings.filter(|s| s.is_bridge()) else {
         return Ok(None);
     };
     let owner = ProcessId::of(nix::unistd::getpid().as_raw());
@@ -227,7 +241,12 @@ pub fn attach(dir: &Path, id: &str) -> anyhow::Result<Option<Attachment>> {
         let (subnet, index) = ensure_bridge(ipam)?;
         let addr = ipam
             .allocate(subnet, id, owner, &ProcessId::alive)
-            .ok_or_else(|| anyhow::anyhow!("no available IPv4 addresses on this network's address pools: {BRIDGE} ({subnet})"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no available IPv4 addresses on this network's address pools: \
+                     {BRIDGE} ({subnet})"
+                )
+            })?;
         Ok((subnet, index, addr))
     })?;
     let published = match proxy::bind(&settings.port_bindings) {
@@ -235,31 +254,29 @@ pub fn attach(dir: &Path, id: &str) -> anyhow::Result<Option<Attachment>> {
         Err(e) => {
             release(id);
             return Err(anyhow::anyhow!(
-                "Error response from daemon: driver failed programming external connectivity on endpoint {} ({id}): {e}",
-                state.name
+                "Error response from daemon: driver failed programming external connectivity \
+                 on endpoint {name} ({id}): {e}"
             ));
         }
     };
-    let mut ports: BTreeMap<String, Vec<HostBinding>> = BTreeMap::new();
-    for p in &published {
-        ports.entry(p.binding.key()).or_default().push(HostBinding {
-            host_ip: p.host.ip().to_string(),
-            host_port: p.host.port().to_string(),
-        });
-    }
-    let recorded = containers::update(dir, |s| {
-        if let Some(n) = s.network.as_mut() {
-            n.bridge = Some(BRIDGE.to_owned());
-            n.ip_address = Some(addr);
-            n.ip_prefix_len = Some(subnet.prefix);
-            n.gateway = Some(subnet.gateway());
-            n.ports = ports;
-        }
-    })
-    .and_then(|_| add_hosts_line(dir, addr));
-    if let Err(e) = recorded {
+    if let Err(e) = add_hosts_line(dir, addr) {
         release(id);
         return Err(e);
+    }
+    settings.bridge = Some(BRIDGE.to_owned());
+    settings.ip_address = Some(addr);
+    settings.ip_prefix_len = Some(subnet.prefix);
+    settings.gateway = Some(subnet.gateway());
+    settings.ports.clear();
+    for p in &published {
+        settings
+            .ports
+            .entry(p.binding.key())
+            .or_default()
+            .push(HostBinding {
+                host_ip: p.host.ip().to_string(),
+                host_port: p.host.port().to_string(),
+            });
     }
     proxy::serve(published, addr);
     Ok(Some(Attachment {
@@ -290,24 +307,6 @@ fn add_hosts_line(dir: &Path, addr: Ipv4Addr) -> anyhow::Result<()> {
 pub fn release(id: &str) {
     if Path::new(RUN_DIR).exists() {
         let _ = ipam_file().update(|ipam| Ok(ipam.release(id)));
-    }
-}
-
-/// After the exit for good, in the owner: releases the endpoint and forgets the address and
-/// ports in `state.json` (a stopped container has none, as in Docker). The container
-/// directory may be gone (`--rm`).
-pub fn detach(dir: &Path, id: &str) {
-    release(id);
-    if dir.join("state.json").exists() {
-        let _ = containers::update(dir, |s| {
-            if let Some(n) = s.network.as_mut() {
-                n.bridge = None;
-                n.ip_address = None;
-                n.ip_prefix_len = None;
-                n.gateway = None;
-                n.ports.clear();
-            }
-        });
     }
 }
 
