@@ -479,7 +479,7 @@ pub struct RunArgs {
     pub hostname: Option<String>,
     /// Connect a container to a network (`bridge`: its own address on the `berth0` bridge;
     /// `none`: loopback only; `host`: the host's)
-    #[arg(long, default_value = "bridge", value_parser = crate::network::MODES.to_vec())]
+    #[arg(long, default_value = "bridge")]
     pub network: String,
     /// Publish a container's port(s) to the host (`[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`)
     #[arg(short = 'p', long = "publish", value_name = "PORT")]

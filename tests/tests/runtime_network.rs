@@ -323,6 +323,36 @@ impl Drop for Outside {
 }
 
 #[test]
+fn concurrent_runs_get_distinct_addresses() {
+    let env = Env::new();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(bin("berth"))
+                .arg("--data-root")
+                .arg(env.data_root())
+                .args(["run", "-d", "bb:1", "sleep", "30"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let ids: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            text(&out.stdout).trim().to_owned()
+        })
+        .collect();
+    let ips: std::collections::BTreeSet<Ipv4Addr> = ids.iter().map(|id| env.ip(id)).collect();
+    assert_eq!(ips.len(), 4, "{ips:?}");
+    for id in &ids {
+        assert!(allocated(id));
+    }
+}
+
+#[test]
 fn outbound_traffic_is_forwarded_and_masqueraded() {
     require("nsenter", "install it with `apt-get install util-linux`");
     let env = Env::new();
@@ -583,6 +613,13 @@ fn network_none_has_only_lo_and_host_ignores_published_ports() {
         "ls /sys/class/net; grep -c . /etc/hosts",
     ]);
     assert_eq!(out, "lo\n6\n");
+    let out = env.berth(&["run", "--rm", "--network", "nope", "bb:1", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("network nope not found"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = env.berth(&[
         "run",
         "--rm",

@@ -237,6 +237,40 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_allocations_get_distinct_addresses() {
+        let t = tempfile::tempdir().unwrap();
+        let file = IpamFile::new(t.path(), "br0");
+        let s = subnet("10.87.0.0/16");
+        // Each update opens the lock file anew, so threads contend like processes do.
+        let got: Vec<Ipv4Addr> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let file = file.clone();
+                    scope.spawn(move || {
+                        (0..10)
+                            .map(|j| {
+                                file.update(|ipam| {
+                                    Ok(ipam
+                                        .allocate(s, &format!("{i}-{j}"), owner(1), &|_| true)
+                                        .unwrap())
+                                })
+                                .unwrap()
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let unique: std::collections::BTreeSet<_> = got.iter().collect();
+        assert_eq!(unique.len(), 80);
+        assert_eq!(file.read().allocations.len(), 80);
+    }
+
+    #[test]
     fn the_file_round_trips_under_its_lock() {
         let t = tempfile::tempdir().unwrap();
         let file = IpamFile::new(&t.path().join("net"), "br0");

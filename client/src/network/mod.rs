@@ -49,9 +49,6 @@ pub const SUBNETS: &[&str] = &[
     "192.168.215.0/24",
 ];
 
-/// `--network` values.
-pub const MODES: &[&str] = &["bridge", "default", "none", "host"];
-
 /// One host address and port a container port is published on (Docker's
 /// `NetworkSettings.Ports` entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,7 +114,8 @@ impl Settings {
 /// `none` silently, as Docker does.
 ///
 /// # Errors
-/// A malformed `-p` or `--expose` (Docker's messages).
+/// A network other than `bridge` (or `default`), `none` and `host`; a malformed `-p` or
+/// `--expose` (Docker's messages).
 pub fn settings_for_run(
     ctx: &crate::context::Ctx,
     args: &crate::cli::RunArgs,
@@ -144,7 +142,8 @@ pub fn settings_for_run(
             (Network::Host, "host", Vec::new())
         }
         "none" => (Network::None, "none", Vec::new()),
-        _ => (Network::Bridge, "bridge", bindings),
+        "bridge" | "default" => (Network::Bridge, "bridge", bindings),
+        other => anyhow::bail!("Error response from daemon: network {other} not found"),
     };
     Ok((
         mode,
