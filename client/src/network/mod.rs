@@ -213,8 +213,12 @@ impl Attachment {
     /// The runtime's prestart hook: connects init's network namespace to the bridge.
     pub fn prestart(&self) -> impl FnMut(i32) -> Result<(), PrestartError> + '_ {
         move |pid| {
+            let begun = std::time::Instant::now();
             net::connect(pid, &self.endpoint)
-                .map_err(|e| PrestartError::from(format!("{:#}", anyhow::Error::new(e))))
+                .map_err(|e| PrestartError::from(format!("{:#}", anyhow::Error::new(e))))?;
+            let took_us = begun.elapsed().as_micros();
+            tracing::debug!(pid, took_us, "network: connected");
+            Ok(())
         }
     }
 }
@@ -235,6 +239,7 @@ pub fn attach(
     let Some(settings) = settings.filter(|s| s.is_bridge()) else {
         return Ok(None);
     };
+    let begun = std::time::Instant::now();
     let owner = ProcessId::of(nix::unistd::getpid().as_raw());
     let (subnet, bridge_index, addr) = ipam_file().update(|ipam| {
         let (subnet, index) = ensure_bridge(ipam)?;
@@ -278,6 +283,7 @@ pub fn attach(
             });
     }
     proxy::serve(published, addr);
+    tracing::debug!(%addr, took_us = begun.elapsed().as_micros(), "network: attached");
     Ok(Some(Attachment {
         endpoint: Endpoint {
             host_ifname: host_ifname(id),
@@ -305,7 +311,9 @@ fn add_hosts_line(dir: &Path, addr: Ipv4Addr) -> anyhow::Result<()> {
 /// containers that never had one.
 pub fn release(id: &str) {
     if Path::new(RUN_DIR).exists() {
+        let begun = std::time::Instant::now();
         let _ = ipam_file().update(|ipam| Ok(ipam.release(id)));
+        tracing::debug!(took_us = begun.elapsed().as_micros(), "network: released");
     }
 }
 
