@@ -768,7 +768,6 @@ pub fn copy_log(
 /// Removes what a container left on the host: its root file system mount, its cgroups and its
 /// bridge address. Best effort; safe when they are already gone.
 pub fn teardown(dir: &Path, id: &str) {
-    crate::network::release(id);
     use berth_runtime::cgroups::CgroupManager as _;
     use berth_runtime::syscall::{MntFlags, Syscall as _};
     let rootfs = dir.join("rootfs");
@@ -782,6 +781,7 @@ pub fn teardown(dir: &Path, id: &str) {
             let _ = m.remove();
         }
     }
+    crate::network::release(id);
 }
 
 /// Whether `<dir>/rootfs` is still a mount point.

@@ -157,7 +157,9 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
             s.restarting = false;
             s.exit_code = Some(code);
             s.finished_at = Some(containers::now_rfc3339());
-            s.network.as_mut().map(crate::network::Settings::forget);
+            if let Some(n) = s.network.as_mut() {
+                n.forget();
+            }
         })?;
     }
     if let Err(e) = result {

@@ -15,6 +15,8 @@
 //! once the container's program runs.
 //! The container runs in the cgroup `/berth/<id>` of each hierarchy, limited by `-m`, `--cpus`
 //! and `--pids-limit`, parsed as Docker does ([`limits`]; a bad value exits 125).
+//! The network (`--network`, default `bridge`; `-p`, `-P`) is set up by the process that owns
+//! the container, through [`crate::network`].
 //! `--rm` removes the directory after the exit. Exit status follows Docker: the container's,
 //! 125 when Berth fails, 126/127 when the command cannot be invoked / is not found.
 
@@ -31,7 +33,8 @@ use crate::cli::RunArgs;
 use crate::containers::{self, ProcessId, State, Status};
 use crate::context::Ctx;
 
-/// Docker's `/etc/hosts` for a container without a bridge network.
+/// Docker's `/etc/hosts` for a container with its own network namespace (a bridge container's
+/// address is added by [`crate::network::attach`]).
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
 fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
@@ -421,7 +424,9 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
             s.status = Status::Exited;
             s.exit_code = Some(exit_code);
             s.finished_at = Some(containers::now_rfc3339());
-            s.network.as_mut().map(crate::network::Settings::forget);
+            if let Some(n) = s.network.as_mut() {
+                n.forget();
+            }
         })?;
     }
     Ok(result?)
