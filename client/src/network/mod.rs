@@ -380,16 +380,57 @@ pub fn join_host_port(ip: &str, port: &str) -> String {
     }
 }
 
-/// Docker's `ps` PORTS column: `0.0.0.0:8080->80/tcp, [::]:8080->80/tcp`.
+/// Docker's `ps` PORTS column (its `DisplayablePorts`): sorted by container port, address,
+/// host port, protocol; ports published on the same number folded into ranges per address
+/// (`0.0.0.0:9000-9001->9000-9001/tcp`), the others listed after them
+/// (`0.0.0.0:8080->80/tcp, [::]:8080->80/tcp`).
 #[must_use]
 pub fn ps_ports(settings: &Settings) -> String {
-    let mut v = mappings(settings);
-    // By container port; each port's host addresses in the order bound (`0.0.0.0`, `::`).
-    v.sort_by(|a, b| ports::natural_cmp(&a.0, &b.0));
-    v.into_iter()
-        .map(|(k, ip, port)| format!("{}->{k}", join_host_port(&ip, &port)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    // (container port, address, host port, protocol)
+    let mut v: Vec<(u16, String, u16, String)> = mappings(settings)
+        .into_iter()
+        .filter_map(|(key, ip, port)| {
+            let (private, proto) = key.split_once('/')?;
+            Some((
+                private.parse().ok()?,
+                ip,
+                port.parse().ok()?,
+                proto.to_owned(),
+            ))
+        })
+        .collect();
+    v.sort_by(|a, b| (a.0, &a.1, a.2, &a.3).cmp(&(b.0, &b.1, b.2, &b.3)));
+    let group = |ip: &str, proto: &str, first: u16, last: u16| {
+        let range = if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        };
+        format!("{}->{range}/{proto}", join_host_port(ip, &range))
+    };
+    let mut groups: Vec<(String, String, u16, u16)> = Vec::new();
+    let mut out = Vec::new();
+    let mut others = Vec::new();
+    for (private, ip, public, proto) in v {
+        if public != private {
+            others.push(format!(
+                "{}->{private}/{proto}",
+                join_host_port(&ip, &public.to_string())
+            ));
+            continue;
+        }
+        match groups.iter_mut().find(|g| g.0 == ip && g.1 == proto) {
+            Some(g) if private == g.3 + 1 => g.3 = private,
+            Some(g) => {
+                out.push(group(&g.0, &g.1, g.2, g.3));
+                (g.2, g.3) = (private, private);
+            }
+            None => groups.push((ip, proto, private, private)),
+        }
+    }
+    out.extend(groups.iter().map(|g| group(&g.0, &g.1, g.2, g.3)));
+    out.extend(others);
+    out.join(", ")
 }
 
 #[cfg(test)]
@@ -442,6 +483,21 @@ mod tests {
         assert_eq!(
             ps_ports(&s),
             "127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+        );
+        // Same-number ports fold into ranges, listed first.
+        for port in ["9000", "9001", "9003"] {
+            s.ports.insert(
+                format!("{port}/tcp"),
+                vec![HostBinding {
+                    host_ip: "0.0.0.0".into(),
+                    host_port: port.into(),
+                }],
+            );
+        }
+        assert_eq!(
+            ps_ports(&s),
+            "0.0.0.0:9000-9001->9000-9001/tcp, 0.0.0.0:9003->9003/tcp, \
+             127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
         );
         assert_eq!(host_ifname(&"ab".repeat(32)), "vethabababababa");
     }
