@@ -354,7 +354,6 @@ fn concurrent_runs_get_distinct_addresses() {
 
 #[test]
 fn outbound_traffic_is_forwarded_and_masqueraded() {
-    require("nsenter", "install it with `apt-get install util-linux`");
     let env = Env::new();
     let before = run(Command::new("iptables").args(["-S", "FORWARD"]));
     let outside = Outside::new(
