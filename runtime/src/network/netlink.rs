@@ -314,7 +314,7 @@ impl Netlink {
     /// Reads replies to `seq` until its acknowledgement (or the end of a dump), handing each
     /// other message's type and payload to `each`.
     fn receive(&mut self, seq: u32, each: &mut dyn FnMut(u16, &[u8])) -> Result<(), Errno> {
-        let mut buf = vec![0u8; 32 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
             let mut rest = &buf[..n];
