@@ -89,6 +89,9 @@ pub struct Settings {
     /// Published ports while attached: `80/tcp` -> host addresses and ports.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ports: BTreeMap<String, Vec<HostBinding>>,
+    /// Ports the container exposes (the image's, `--expose`'s, `-p`'s), as `80/tcp`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_ports: Vec<String>,
 }
 
 impl Settings {
@@ -133,6 +136,13 @@ pub fn settings_for_run(
         exposed.extend(ports::parse_expose(e)?);
     }
     let bindings = ports::bindings(&args.publish, args.publish_all, &exposed)?;
+    let mut exposed_ports: Vec<String> = exposed
+        .iter()
+        .map(|(port, proto)| format!("{port}/{proto}"))
+        .chain(bindings.iter().map(PortBinding::key))
+        .collect();
+    exposed_ports.sort_by(|a, b| ports::natural_cmp(a, b));
+    exposed_ports.dedup();
     let (mode, name, port_bindings) = match args.network.as_str() {
         "host" => {
             if !args.publish.is_empty() {
@@ -145,11 +155,15 @@ pub fn settings_for_run(
         "bridge" | "default" => (Network::Bridge, "bridge", bindings),
         other => anyhow::bail!("Error response from daemon: network {other} not found"),
     };
+    if mode != Network::Bridge {
+        exposed_ports.clear();
+    }
     Ok((
         mode,
         Settings {
             network_mode: name.to_owned(),
             port_bindings,
+            exposed_ports,
             ..Settings::default()
         },
     ))
@@ -381,9 +395,9 @@ pub fn join_host_port(ip: &str, port: &str) -> String {
 }
 
 /// Docker's `ps` PORTS column (its `DisplayablePorts`): sorted by container port, address,
-/// host port, protocol; ports published on the same number folded into ranges per address
-/// (`0.0.0.0:9000-9001->9000-9001/tcp`), the others listed after them
-/// (`0.0.0.0:8080->80/tcp, [::]:8080->80/tcp`).
+/// host port, protocol; exposed ports not published (`80/tcp`) and ports published on the
+/// same number folded into ranges per address (`0.0.0.0:9000-9001->9000-9001/tcp`), the
+/// others listed after them (`0.0.0.0:8080->80/tcp, [::]:8080->80/tcp`).
 #[must_use]
 pub fn ps_ports(settings: &Settings) -> String {
     // (container port, address, host port, protocol)
@@ -399,6 +413,15 @@ pub fn ps_ports(settings: &Settings) -> String {
             ))
         })
         .collect();
+    for key in &settings.exposed_ports {
+        if let (false, Some((private, proto))) =
+            (settings.ports.contains_key(key), key.split_once('/'))
+        {
+            if let Ok(private) = private.parse() {
+                v.push((private, String::new(), 0, proto.to_owned()));
+            }
+        }
+    }
     v.sort_by(|a, b| (a.0, &a.1, a.2, &a.3).cmp(&(b.0, &b.1, b.2, &b.3)));
     let group = |ip: &str, proto: &str, first: u16, last: u16| {
         let range = if first == last {
@@ -406,13 +429,17 @@ pub fn ps_ports(settings: &Settings) -> String {
         } else {
             format!("{first}-{last}")
         };
-        format!("{}->{range}/{proto}", join_host_port(ip, &range))
+        if ip.is_empty() {
+            format!("{range}/{proto}")
+        } else {
+            format!("{}->{range}/{proto}", join_host_port(ip, &range))
+        }
     };
     let mut groups: Vec<(String, String, u16, u16)> = Vec::new();
     let mut out = Vec::new();
     let mut others = Vec::new();
     for (private, ip, public, proto) in v {
-        if public != private {
+        if !ip.is_empty() && public != private {
             others.push(format!(
                 "{}->{private}/{proto}",
                 join_host_port(&ip, &public.to_string())
@@ -497,6 +524,14 @@ mod tests {
         assert_eq!(
             ps_ports(&s),
             "0.0.0.0:9000-9001->9000-9001/tcp, 0.0.0.0:9003->9003/tcp, \
+             127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+        );
+        // Exposed, not published: the bare port, consecutive ones as a range.
+        s.exposed_ports = vec!["80/tcp".into(), "443/tcp".into(), "444/tcp".into()];
+        // (Docker's order: a group is written out when a gap ends it, the open ones last.)
+        assert_eq!(
+            ps_ports(&s),
+            "0.0.0.0:9000-9001->9000-9001/tcp, 443-444/tcp, 0.0.0.0:9003->9003/tcp, \
              127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
         );
         assert_eq!(host_ifname(&"ab".repeat(32)), "vethabababababa");
