@@ -444,7 +444,8 @@ pub fn run_with_prestart(
     let (go_read, go_write): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(proc_err("pipe2"))?;
     // SAFETY: the child only runs init steps and then execve or exit. Berth's other threads
-    // (tokio workers) are idle; glibc's fork handlers keep malloc usable in the child.
+    // (tokio workers, the proxies of published ports) hold no lock the child takes; glibc's
+    // fork handlers keep malloc usable in the child.
     match unsafe { fork() }.map_err(proc_err("fork"))? {
         ForkResult::Child => {
             drop((read, pid_read, go_write));
