@@ -356,11 +356,15 @@ fn concurrent_runs_get_distinct_addresses() {
 fn outbound_traffic_is_forwarded_and_masqueraded() {
     let env = Env::new();
     let before = run(Command::new("iptables").args(["-S", "FORWARD"]));
+    // Names and a /30 of TEST-NET-2 of this process's own, so parallel suites do not collide.
+    let pid = std::process::id();
+    let base = (pid % 64) * 4;
+    let remote = format!("198.51.100.{}", base + 2);
     let outside = Outside::new(
-        "berthtest-out",
-        "berthtout0",
-        "198.51.100.1",
-        "198.51.100.2",
+        &format!("berthtest-out-{pid}"),
+        &format!("bto{pid}"),
+        &format!("198.51.100.{}", base + 1),
+        &remote,
     );
     // A TCP server in the outside namespace, answering one connection.
     let mut server = Command::new("ip")
@@ -379,7 +383,7 @@ fn outbound_traffic_is_forwarded_and_masqueraded() {
             "bb:1",
             "sh",
             "-c",
-            "nc 198.51.100.2 9000 </dev/null || true",
+            &format!("nc {remote} 9000 </dev/null || true"),
         ]);
         if !answer.is_empty() {
             break;
