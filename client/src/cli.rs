@@ -76,6 +76,8 @@ pub enum Command {
     Rm(RmArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(WaitArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Internal: own a detached container (started by `run -d`)
     #[command(hide = true)]
     ContainerMonitor(MonitorArgs),
@@ -204,6 +206,8 @@ pub enum ContainerCommand {
     Attach(AttachArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
     /// Rename a container
@@ -641,9 +645,19 @@ pub struct RunArgs {
     /// Container host name
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
-    /// Connect a container to a network (`none`: loopback only; `host`: the host's)
-    #[arg(long, default_value = "none", value_parser = ["none", "host"])]
+    /// Connect a container to a network (`bridge`: its own address on the `berth0` bridge;
+    /// `none`: loopback only; `host`: the host's)
+    #[arg(long, default_value = "bridge")]
     pub network: String,
+    /// Publish a container's port(s) to the host (`[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`)
+    #[arg(short = 'p', long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
@@ -761,6 +775,15 @@ pub struct RmArgs {
     /// Containers
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+/// `port`
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    /// Container
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    pub private_port: Option<String>,
 }
 
 /// `wait`

@@ -158,6 +158,13 @@ pub struct State {
     /// `-i`: the container's stdin stays open for attached clients.
     #[serde(default)]
     pub open_stdin: bool,
+    /// `--network`, `-p`/`-P`, and the address and ports it got ([`crate::network`]).
+    #[serde(
+        default,
+        rename = "NetworkSettings",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network: Option<crate::network::Settings>,
 }
 
 /// Docker's restart policy (`--restart`), as `state.json`'s `RestartPolicy`.
@@ -782,8 +789,8 @@ pub fn copy_log(
     }
 }
 
-/// Removes what a container left on the host: its root file system mount and its cgroups.
-/// Best effort; safe when they are already gone.
+/// Removes what a container left on the host: its root file system mount, its cgroups and its
+/// bridge address. Best effort; safe when they are already gone.
 pub fn teardown(dir: &Path, id: &str) {
     use berth_runtime::cgroups::CgroupManager as _;
     use berth_runtime::syscall::{MntFlags, Syscall as _};
@@ -798,6 +805,7 @@ pub fn teardown(dir: &Path, id: &str) {
             let _ = m.remove();
         }
     }
+    crate::network::release(id);
 }
 
 /// Whether `<dir>/rootfs` is still a mount point.

@@ -14,6 +14,7 @@ pub mod context;
 pub mod envfile;
 pub mod filters;
 pub mod format;
+pub mod network;
 pub mod printer;
 pub mod reference;
 pub mod remote;

@@ -1,6 +1,8 @@
 //! Berth's container runtime library: builds an OCI runtime spec from an image config
 //! ([`spec`]), sets up the root file system ([`rootfs`]) and runs the container's process in its
-//! own namespaces ([`run`]), runs more processes in them ([`exec`]), limited by its cgroups ([`cgroups`]). Every system call goes through [`syscall::Syscall`].
+//! own namespaces ([`run`]), runs more processes in them ([`exec`]), limited by its cgroups
+//! ([`cgroups`]), connected to a bridge ([`network`]). Every system call goes through
+//! [`syscall::Syscall`].
 //!
 //! It knows nothing of the image store: callers pass paths (layer directories, the bundle) and
 //! an [`oci_spec::runtime::Spec`]. It may call `oci-spec`, `nix`, `caps`; never `berth-client`.
@@ -12,6 +14,7 @@ pub use oci_spec;
 pub mod cgroups;
 pub mod console;
 pub mod exec;
+pub mod network;
 pub mod rootfs;
 pub mod run;
 pub mod seccomp;

@@ -9,6 +9,8 @@
 //! `linux.resources` before forking ([`crate::cgroups`]); init waits on a pipe until the
 //! intermediate has added its PID to them, so everything init does, up to and after `execve`, is
 //! limited; the caller removes the cgroups after the exit. The intermediate is never in them.
+//! The byte that lets init go on comes from the caller, after its prestart hook
+//! ([`run_with_prestart`]) has set up what it owns in init's namespaces (the network).
 //!
 //! The caller waits for the intermediate, which waits for init and exits with its status
 //! (`128+n` for signal `n`). Init reports failures before `execve` through a close-on-exec pipe
@@ -70,6 +72,9 @@ pub enum RunError {
         /// init's host PID as recorded.
         pid: i32,
     },
+    /// The caller's prestart hook failed ([`run_with_prestart`]); its message says why.
+    #[error("{0}")]
+    Prestart(PrestartError),
 }
 
 impl RunError {
@@ -464,11 +469,32 @@ pub struct Stdio {
 ///
 /// # Errors
 /// As [`run`].
-#[allow(unsafe_code)]
 pub fn run_with(
     bundle: &Path,
     spec: &Spec,
     stdio: Stdio,
+    started: &mut dyn FnMut(i32),
+) -> Result<i32, RunError> {
+    run_with_prestart(bundle, spec, stdio, &mut |_| Ok(()), started)
+}
+
+/// A prestart hook's failure.
+pub type PrestartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Like [`run_with`], with `prestart` called with init's host PID once init is in its
+/// namespaces and cgroups but before it goes on (rootfs, `execve`): the caller's chance to set
+/// up what it owns in those namespaces, such as the host side of the network
+/// ([`crate::network::connect`]). When it fails, init exits without running anything and this
+/// returns [`RunError::Prestart`].
+///
+/// # Errors
+/// As [`run`], and [`RunError::Prestart`].
+#[allow(unsafe_code)]
+pub fn run_with_prestart(
+    bundle: &Path,
+    spec: &Spec,
+    stdio: Stdio,
+    prestart: &mut dyn FnMut(i32) -> Result<(), PrestartError>,
     started: &mut dyn FnMut(i32),
 ) -> Result<i32, RunError> {
     let flags = namespace_flags(spec)?;
@@ -478,11 +504,15 @@ pub fn run_with(
     // The intermediate writes init's PID (4 bytes, native order) here.
     let (pid_read, pid_write): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(proc_err("pipe2"))?;
+    // Init waits for one byte on `go`, sent here once prestart is done.
+    let (go_read, go_write): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(proc_err("pipe2"))?;
     // SAFETY: the child only runs init steps and then execve or exit. Berth's other threads
-    // (tokio workers) are idle; glibc's fork handlers keep malloc usable in the child.
+    // (tokio workers, the proxies of published ports) hold no lock the child takes; glibc's
+    // fork handlers keep malloc usable in the child.
     match unsafe { fork() }.map_err(proc_err("fork"))? {
         ForkResult::Child => {
-            drop((read, pid_read));
+            drop((read, pid_read, go_write));
             let console = stdio.console;
             for (fd, target) in [(stdio.stdin, 0), (stdio.stdout, 1), (stdio.stderr, 2)] {
                 if let Some(fd) = fd {
@@ -502,6 +532,7 @@ pub fn run_with(
             close_fds_except(&[
                 std::os::fd::AsRawFd::as_raw_fd(&write),
                 std::os::fd::AsRawFd::as_raw_fd(&pid_write),
+                std::os::fd::AsRawFd::as_raw_fd(&go_read),
                 console.as_ref().map_or(-1, std::os::fd::AsRawFd::as_raw_fd),
             ]);
             let manager = cgroup.as_ref().map(|g| g.0.clone());
@@ -513,17 +544,29 @@ pub fn run_with(
                 flags,
                 std::fs::File::from(write),
                 std::fs::File::from(pid_write),
+                go_read,
                 manager.as_ref(),
                 console.as_ref().map(std::os::fd::AsFd::as_fd),
             )
         }
         ForkResult::Parent { child } => {
-            drop((write, pid_write, stdio));
+            drop((write, pid_write, go_read, stdio));
             let mut pid = [0u8; 4];
             let init_pid = std::fs::File::from(pid_read)
                 .read_exact(&mut pid)
                 .ok()
                 .map(|()| i32::from_ne_bytes(pid));
+            let hooked = init_pid.map(&mut *prestart);
+            if let Some(Ok(())) = hooked {
+                let _ = std::fs::File::from(go_write).write_all(&[1]);
+            } else {
+                // Closed unsent: init exits without a word.
+                drop(go_write);
+            }
+            if let Some(Err(e)) = hooked {
+                let _ = wait_for(child);
+                return Err(RunError::Prestart(e));
+            }
             // EOF once init has exec'd (close-on-exec) or reported a failure and exited.
             let mut report = String::new();
             let _ = std::fs::File::from(read).read_to_string(&mut report);
@@ -585,6 +628,7 @@ fn intermediate(
     flags: CloneFlags,
     pipe: std::fs::File,
     mut pid_pipe: std::fs::File,
+    go_read: OwnedFd,
     cgroup: Option<&cgroups::Manager>,
     console: Option<BorrowedFd<'_>>,
 ) -> ! {
@@ -596,20 +640,15 @@ fn intermediate(
     if let Err(e) = sys.unshare(flags) {
         report_and_exit(pipe, EXIT_RUNTIME, &chain(&e));
     }
-    // Init waits for one byte on `go`: sent once it is in the cgroups.
-    let (go_read, go_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-        Ok(p) => p,
-        Err(e) => report_and_exit(pipe, EXIT_RUNTIME, &format!("pipe2: {e}")),
-    };
     // SAFETY: as in `run`; this process is single-threaded.
     match unsafe { fork() } {
         Err(e) => report_and_exit(pipe, EXIT_RUNTIME, &format!("fork: {e}")),
         Ok(ForkResult::Child) => {
             let _ = nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL));
-            drop((go_write, pid_pipe));
+            drop(pid_pipe);
             let mut byte = [0u8; 1];
             if !matches!(std::fs::File::from(go_read).read(&mut byte), Ok(1)) {
-                // The intermediate failed and reports why; say nothing.
+                // The intermediate or the caller's prestart failed and reports why; say nothing.
                 drop(pipe);
                 std::process::exit(EXIT_RUNTIME);
             }
@@ -624,9 +663,9 @@ fn intermediate(
                 let e = RunError::Cgroup(e);
                 report_and_exit(pipe, EXIT_RUNTIME, &chain(&e));
             }
+            // The caller sends init its `go` once it has seen this PID (and run its prestart).
             let _ = pid_pipe.write_all(&child.as_raw().to_ne_bytes());
             drop(pid_pipe);
-            let _ = std::fs::File::from(go_write).write_all(&[1]);
             drop(pipe);
             std::process::exit(wait_for(child).unwrap_or(EXIT_RUNTIME))
         }

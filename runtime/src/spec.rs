@@ -108,6 +108,10 @@ pub enum Network {
     None,
     /// The host's network namespace.
     Host,
+    /// A new network namespace, which the caller connects to a bridge before the container's
+    /// program runs ([`crate::network::connect`] from a prestart hook of
+    /// [`crate::run::run_with_prestart`]).
+    Bridge,
 }
 
 /// What `berth run` was asked for, beyond the image.
@@ -451,7 +455,7 @@ pub fn build(image: Option<&ImageConfig>, opts: &RunOptions, rootfs: &Path) -> R
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Ipc,
     ];
-    if opts.network == Network::None {
+    if opts.network != Network::Host {
         namespaces.push(LinuxNamespaceType::Network);
     }
     let linux = LinuxBuilder::default()

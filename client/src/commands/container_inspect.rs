@@ -280,11 +280,38 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
             "Entrypoint": create.entrypoint,
             "Labels": create.labels,
         },
-        "NetworkSettings": {
-            "Networks": { create.network_mode.clone(): {} },
-        },
+        "NetworkSettings": network_settings(state, &create.network_mode),
         "OCISpec": spec_json,
     }))
+}
+
+/// Docker's `NetworkSettings`: the bridge endpoint (address, gateway, MAC-less) and published
+/// ports while the container runs, empty values otherwise.
+fn network_settings(state: &State, mode: &str) -> Value {
+    let net = state.network.clone().unwrap_or_default();
+    let ip = net.ip_address.map(|a| a.to_string()).unwrap_or_default();
+    let gateway = net.gateway.map(|a| a.to_string()).unwrap_or_default();
+    let prefix = net.ip_prefix_len.unwrap_or(0);
+    let mut ports = serde_json::Map::new();
+    for port in &net.exposed_ports {
+        ports.insert(port.clone(), Value::Null);
+    }
+    for (port, bindings) in &net.ports {
+        ports.insert(port.clone(), json!(bindings));
+    }
+    let endpoint = json!({
+        "Gateway": gateway,
+        "IPAddress": ip,
+        "IPPrefixLen": prefix,
+    });
+    json!({
+        "Bridge": net.bridge.clone().unwrap_or_default(),
+        "Gateway": gateway,
+        "IPAddress": ip,
+        "IPPrefixLen": prefix,
+        "Ports": ports,
+        "Networks": { mode: endpoint },
+    })
 }
 
 /// Docker's `--size` fields: `SizeRw`, the bytes of the container's writable layer, and

@@ -18,6 +18,7 @@ pub mod login;
 pub mod logout;
 pub mod logs;
 pub mod monitor;
+pub mod port;
 pub mod prune;
 pub mod ps;
 pub mod ps_filter;
@@ -117,6 +118,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Kill(a) | Command::Container(C::Kill(a)) => kill::run(ctx, &a),
         Command::Rm(a) | Command::Container(C::Rm(a)) => rm::run(ctx, &a),
         Command::Wait(a) | Command::Container(C::Wait(a)) => wait::run(ctx, &a),
+        Command::Port(a) | Command::Container(C::Port(a)) => port::run(ctx, &a),
         Command::ContainerMonitor(a) => monitor::run(ctx, &a),
         Command::Export(a) | Command::Container(C::Export(a)) => export::run(ctx, &a),
         Command::Commit(a) | Command::Container(C::Commit(a)) => commit::run(ctx, &a),

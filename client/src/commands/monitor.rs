@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use berth_runtime::run::{run_with, Stdio};
+use berth_runtime::run::{run_with_prestart, RunError, Stdio};
 use oci_spec::runtime::Spec;
 
 use crate::attach::{self, Hub, Tee};
@@ -59,6 +59,11 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
     let me = ProcessId::of(nix::unistd::getpid().as_raw());
     let state = containers::update(&dir, |s| s.monitor = me)?;
     let spec = Spec::load(dir.join("config.json")).context("cannot read config.json")?;
+    // Address and published ports, held until this process exits.
+    let mut settings = state.network.clone();
+    let network = crate::network::attach(&dir, &args.id, &state.name, settings.as_mut())
+        .and_then(|net| containers::update(&dir, |s| s.network.clone_from(&settings)).map(|_| net))
+        .map_err(|e| format!("{e:#}"));
 
     let log_path = containers::log_path(&dir, &args.id);
     let log = Arc::new(Mutex::new(
@@ -80,6 +85,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         .and_then(|()| crate::containers_fs::ensure_rootfs(&ctx.store, &dir, &state));
     if let Err(e) = prepared {
         tell(&format!("err 125 {e:#}"));
+        containers::teardown(&dir, &args.id);
         containers::update(&dir, |s| {
             s.status = Status::Exited;
             s.exit_code = Some(125);
@@ -135,7 +141,13 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
             });
         };
         let begun = Instant::now();
-        let result = run_with(&dir, &spec, stdio, &mut started);
+        let result = match &network {
+            Ok(net) => {
+                let mut prestart = |pid| net.as_ref().map_or(Ok(()), |a| (a.prestart())(pid));
+                run_with_prestart(&dir, &spec, stdio, &mut prestart, &mut started)
+            }
+            Err(e) => Err(RunError::Prestart(e.clone().into())),
+        };
         if let Some(t) = tty_copier.into_inner() {
             let _ = t.join();
         }
@@ -185,6 +197,9 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
             s.restarting = false;
             s.exit_code = Some(code);
             s.finished_at = Some(containers::now_rfc3339());
+            if let Some(n) = s.network.as_mut() {
+                n.forget();
+            }
         })?;
     }
     if let Err(e) = result {

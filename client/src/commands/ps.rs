@@ -55,7 +55,11 @@ fn row(s: &State, trunc: bool) -> Row {
     row.insert("RunningFor", format::since(Some(&s.created)));
     row.insert("Status", s.status_text(chrono::Utc::now()));
     row.insert("State", s.status().to_string());
-    row.insert("Ports", String::new());
+    let ports = match (&s.network, s.status()) {
+        (Some(n), Status::Running) => crate::network::ps_ports(n),
+        _ => String::new(),
+    };
+    row.insert("Ports", ports);
     row.insert("Names", s.name.clone());
     row
 }

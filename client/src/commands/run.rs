@@ -15,6 +15,8 @@
 //! once the container's program runs.
 //! The container runs in the cgroup `/berth/<id>` of each hierarchy, limited by `-m`, `--cpus`
 //! and `--pids-limit`, parsed as Docker does ([`limits`]; a bad value exits 125).
+//! The network (`--network`, default `bridge`; `-p`, `-P`) is set up by the process that owns
+//! the container, through [`crate::network`].
 //! `--rm` removes the directory after the exit. Exit status follows Docker: the container's,
 //! 125 when Berth fails, 126/127 when the command cannot be invoked / is not found.
 
@@ -31,7 +33,8 @@ use crate::cli::RunArgs;
 use crate::containers::{self, ProcessId, State, Status};
 use crate::context::Ctx;
 
-/// Docker's `/etc/hosts` for a container without a bridge network.
+/// Docker's `/etc/hosts` for a container with its own network namespace (a bridge container's
+/// address is added by [`crate::network::attach`]).
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
 fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
@@ -335,15 +338,11 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         crate::containers::generate_name(&|n| all.iter().any(|(_, s)| s.name == n))
     });
     let id = new_id();
-    let network = if args.network == "host" {
-        Network::Host
-    } else {
-        Network::None
-    };
+    let (network, network_settings) = crate::network::settings_for_run(ctx, args, &config)?;
     let hostname = match (&args.hostname, network) {
         (Some(h), _) => h.clone(),
         (None, Network::Host) => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
-        (None, Network::None) => id[..12].to_owned(),
+        (None, Network::None | Network::Bridge) => id[..12].to_owned(),
     };
     let mut guard = ContainerDir {
         dir: containers.join(&id),
@@ -371,14 +370,23 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
     guard.mounted = true;
 
     fs_err::write(dir.join("hostname"), format!("{hostname}\n"))?;
+    // A bridge container's address is added to `hosts` once it has one (`network::attach`).
     match network {
-        Network::Host => fs_err::copy("/etc/hosts", dir.join("hosts")).map(drop)?,
-        Network::None => fs_err::write(dir.join("hosts"), HOSTS)?,
+        Network::Host => {
+            fs_err::copy("/etc/hosts", dir.join("hosts"))?;
+            fs_err::write(
+                dir.join("resolv.conf"),
+                fs_err::read("/etc/resolv.conf").unwrap_or_default(),
+            )?;
+        }
+        Network::None | Network::Bridge => {
+            fs_err::write(dir.join("hosts"), HOSTS)?;
+            fs_err::write(
+                dir.join("resolv.conf"),
+                crate::network::container_resolv_conf(),
+            )?;
+        }
     }
-    fs_err::write(
-        dir.join("resolv.conf"),
-        fs_err::read("/etc/resolv.conf").unwrap_or_default(),
-    )?;
     let host_env = |k: &str| std::env::var(k).ok();
     let env = crate::envfile::read_all(&args.env_file, &host_env)?
         .into_iter()
@@ -446,6 +454,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         volumes: volume_names.clone(),
         tty: args.tty,
         open_stdin: args.interactive,
+        network: Some(network_settings),
         ..State::default()
     };
     if create_only || args.detach || args.interactive || args.tty {
@@ -478,6 +487,8 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
     state.status = Status::Running;
     state.started_at = Some(containers::now_rfc3339());
     state.monitor = ProcessId::of(nix::unistd::getpid().as_raw());
+    // This process owns the container: it holds its address and serves its published ports.
+    let network = crate::network::attach(&dir, &id, &state.name, state.network.as_mut());
     {
         let lock = containers::Lock::take(&dir)?;
         containers::save(&dir, &state, &lock)?;
@@ -487,15 +498,23 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
     // Docker's --sig-proxy: Ctrl-C and friends go to the container, and berth stays to clean up.
     let init = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let proxy = crate::sigproxy::forward(crate::sigproxy::Target::Pid(init.clone()));
-    let result = berth_runtime::run::run_with(
-        &dir,
-        &spec,
-        berth_runtime::run::Stdio::default(),
-        &mut |pid| init.store(pid, std::sync::atomic::Ordering::SeqCst),
-    );
+    let result = match network {
+        Ok(net) => {
+            let mut prestart = |pid| net.as_ref().map_or(Ok(()), |a| (a.prestart())(pid));
+            berth_runtime::run::run_with_prestart(
+                &dir,
+                &spec,
+                berth_runtime::run::Stdio::default(),
+                &mut prestart,
+                &mut |pid| init.store(pid, std::sync::atomic::Ordering::SeqCst),
+            )
+        }
+        Err(e) => Err(RunError::Prestart(format!("{e:#}").into())),
+    };
     if let Some(p) = proxy {
         p.abort();
     }
+    crate::network::release(&id);
     let exit_code = match &result {
         Ok(code) => *code,
         Err(e) => e.exit_code(),
@@ -511,6 +530,9 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
             s.status = Status::Exited;
             s.exit_code = Some(exit_code);
             s.finished_at = Some(containers::now_rfc3339());
+            if let Some(n) = s.network.as_mut() {
+                n.forget();
+            }
         })?;
     }
     Ok(result?)

@@ -1,0 +1,539 @@
+//! Container networking as `berth run --network` and `-p`/`-P` ask: what is recorded in
+//! `state.json` ([`Settings`]), and what the process owning a container does with it.
+//!
+//! With `bridge` (the default, as in Docker) the owner (the detached monitor, or the
+//! foreground `berth run`) calls [`attach`] before the first start: it sets up the host bridge
+//! `berth0` on first use ([`berth_runtime::network::setup_bridge`], under the allocation
+//! file's lock so racing runs do it once), takes an address ([`ipam`]), binds the published
+//! ports ([`proxy`]), records address and ports and writes the address into the container's
+//! `/etc/hosts`. Each start then connects init's network namespace from the runtime's prestart
+//! hook ([`Attachment::prestart`]: one veth pair over rtnetlink). The veth pair needs no
+//! removal: its container end lives in the container's network namespace, which the kernel
+//! destroys (with the pair) once the container's last process is gone; deleting it by hand
+//! would only add 10-30 ms to every exit. A restart that finds the old host end still there
+//! replaces it. The exit for good releases the address ([`release`], from the owner and from
+//! `containers::teardown`; implied when the owner dies) and [`Settings::forget`]s it.
+//!
+//! The subnet is the first of [`SUBNETS`] that no host route of another interface overlaps
+//! (Docker's `docker0` has 172.17.0.0/16, podman's 10.88.0.0/16), chosen when the bridge is
+//! first set up and kept while it exists.
+
+pub mod ipam;
+pub mod ports;
+pub mod proxy;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use anyhow::Context as _;
+use berth_runtime::network::{self as net, Endpoint, Subnet};
+use berth_runtime::run::PrestartError;
+use berth_runtime::spec::Network;
+use serde::{Deserialize, Serialize};
+
+use self::ipam::IpamFile;
+use self::ports::PortBinding;
+use crate::containers::ProcessId;
+
+/// The host bridge.
+pub const BRIDGE: &str = "berth0";
+/// Where per-host network state lives (tmpfs, like the bridge it describes).
+pub const RUN_DIR: &str = "/run/berth/network";
+/// Subnets the bridge may get, in order of preference.
+pub const SUBNETS: &[&str] = &[
+    "10.87.0.0/16",
+    "10.86.0.0/16",
+    "10.85.0.0/16",
+    "10.84.0.0/16",
+    "192.168.215.0/24",
+];
+
+/// One host address and port a container port is published on (Docker's
+/// `NetworkSettings.Ports` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostBinding {
+    /// `0.0.0.0`, `::`, or the address asked for.
+    #[serde(rename = "HostIp")]
+    pub host_ip: String,
+    /// The port, as a string like Docker's.
+    #[serde(rename = "HostPort")]
+    pub host_port: String,
+}
+
+/// A container's network, as recorded in `state.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Settings {
+    /// `bridge`, `none` or `host`.
+    pub network_mode: String,
+    /// What `-p`/`-P` asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_bindings: Vec<PortBinding>,
+    /// The bridge, while attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+    /// The container's address, while attached.
+    #[serde(default, rename = "IPAddress", skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<Ipv4Addr>,
+    /// Its prefix length.
+    #[serde(
+        default,
+        rename = "IPPrefixLen",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ip_prefix_len: Option<u8>,
+    /// The bridge's address, the container's default route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+    /// Published ports while attached: `80/tcp` -> host addresses and ports.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<String, Vec<HostBinding>>,
+    /// Ports the container exposes (the image's, `--expose`'s, `-p`'s), as `80/tcp`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_ports: Vec<String>,
+}
+
+impl Settings {
+    /// Whether the container gets a bridge endpoint.
+    #[must_use]
+    pub fn is_bridge(&self) -> bool {
+        self.network_mode == "bridge"
+    }
+
+    /// Forgets the address and ports once the container has exited for good (a stopped
+    /// container has none, as in Docker).
+    pub fn forget(&mut self) {
+        self.bridge = None;
+        self.ip_address = None;
+        self.ip_prefix_len = None;
+        self.gateway = None;
+        self.ports.clear();
+    }
+}
+
+/// `run`'s `--network`, `-p`, `-P` and `--expose`: the runtime's mode and what to record.
+/// Published ports need the bridge: with `host` they are dropped with Docker's warning, with
+/// `none` silently, as Docker does.
+///
+/// # Errors
+/// A network other than `bridge` (or `default`), `none` and `host`; a malformed `-p` or
+/// `--expose` (Docker's messages).
+pub fn settings_for_run(
+    ctx: &crate::context::Ctx,
+    args: &crate::cli::RunArgs,
+    image: &oci_spec::image::ImageConfiguration,
+) -> anyhow::Result<(Network, Settings)> {
+    let mut exposed: Vec<_> = image
+        .config()
+        .as_ref()
+        .and_then(|c| c.exposed_ports().clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|k| ports::parse_exposed_key(k))
+        .collect();
+    for e in &args.expose {
+        exposed.extend(ports::parse_expose(e)?);
+    }
+    let bindings = ports::bindings(&args.publish, args.publish_all, &exposed)?;
+    let mut exposed_ports: Vec<String> = exposed
+        .iter()
+        .map(|(port, proto)| format!("{port}/{proto}"))
+        .chain(bindings.iter().map(PortBinding::key))
+        .collect();
+    exposed_ports.sort_by(|a, b| ports::natural_cmp(a, b));
+    exposed_ports.dedup();
+    let (mode, name, port_bindings) = match args.network.as_str() {
+        "host" => {
+            if !args.publish.is_empty() {
+                ctx.printer
+                    .warn("Published ports are discarded when using host network mode");
+            }
+            (Network::Host, "host", Vec::new())
+        }
+        "none" => (Network::None, "none", Vec::new()),
+        "bridge" | "default" => (Network::Bridge, "bridge", bindings),
+        other => anyhow::bail!("Error response from daemon: network {other} not found"),
+    };
+    if mode != Network::Bridge {
+        exposed_ports.clear();
+    }
+    Ok((
+        mode,
+        Settings {
+            network_mode: name.to_owned(),
+            port_bindings,
+            exposed_ports,
+            ..Settings::default()
+        },
+    ))
+}
+
+/// The host end of a container's veth pair: `veth` and 11 hex digits of the ID (15 bytes, the
+/// kernel's limit), so `rm` finds it without any other record.
+#[must_use]
+pub fn host_ifname(id: &str) -> String {
+    format!("veth{}", &id[..11.min(id.len())])
+}
+
+fn ipam_file() -> IpamFile {
+    IpamFile::new(Path::new(RUN_DIR), BRIDGE)
+}
+
+/// The bridge's subnet, setting the bridge up first when it is not: from the allocation
+/// file, else the bridge's own address, else the first free one of [`SUBNETS`]. Called with
+/// the allocation file locked.
+fn ensure_bridge(ipam: &mut ipam::Ipam) -> anyhow::Result<(Subnet, u32)> {
+    let recorded = ipam.subnet();
+    if let (Some(subnet), Some(index)) = (recorded, net::link_up(BRIDGE)) {
+        return Ok((subnet, index));
+    }
+    let subnet = match net::link_addr(BRIDGE)? {
+        Some((addr, prefix)) => Subnet::of(addr, prefix),
+        None => match recorded {
+            Some(s) => s,
+            None => {
+                let candidates: Vec<Subnet> =
+                    SUBNETS.iter().filter_map(|s| s.parse().ok()).collect();
+                net::pick_subnet(&candidates, &net::host_routes(), BRIDGE).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "could not find an available, non-overlapping IPv4 address pool among \
+                         the defaults to assign to the network"
+                    )
+                })?
+            }
+        },
+    };
+    if recorded != Some(subnet) {
+        // Another subnet: the old allocations mean nothing on it.
+        ipam.allocations.clear();
+        ipam.last = None;
+        ipam.subnet = Some(subnet.to_string());
+    }
+    let index = net::setup_bridge(BRIDGE, subnet)
+        .with_context(|| format!("cannot set up the bridge `{BRIDGE}`"))?;
+    Ok((subnet, index))
+}
+
+/// What the owner of a bridge container holds: its endpoint (the published ports are served
+/// on threads until the process exits).
+#[derive(Debug)]
+pub struct Attachment {
+    /// Where the container connects.
+    pub endpoint: Endpoint,
+}
+
+impl Attachment {
+    /// The runtime's prestart hook: connects init's network namespace to the bridge.
+    pub fn prestart(&self) -> impl FnMut(i32) -> Result<(), PrestartError> + '_ {
+        move |pid| {
+            let begun = std::time::Instant::now();
+            net::connect(pid, &self.endpoint)
+                .map_err(|e| PrestartError::from(format!("{:#}", anyhow::Error::new(e))))?;
+            let took_us = begun.elapsed().as_micros();
+            tracing::debug!(pid, took_us, "network: connected");
+            Ok(())
+        }
+    }
+}
+
+/// Connects container `id` (directory `dir`, name `name`) as `settings` say, in the owner
+/// process: for `bridge`, sets the bridge up if needed, allocates an address, binds and serves
+/// the published ports, adds the address to `/etc/hosts` and fills in `settings` (address,
+/// ports) for the caller to record in `state.json`. `None` for other modes.
+///
+/// # Errors
+/// The bridge, an address or a port could not be had (nothing is left allocated then).
+pub fn attach(
+    dir: &Path,
+    id: &str,
+    name: &str,
+    settings: Option<&mut Settings>,
+) -> anyhow::Result<Option<Attachment>> {
+    let Some(settings) = settings.filter(|s| s.is_bridge()) else {
+        return Ok(None);
+    };
+    let begun = std::time::Instant::now();
+    let owner = ProcessId::of(nix::unistd::getpid().as_raw());
+    let (subnet, bridge_index, addr) = ipam_file().update(|ipam| {
+        let (subnet, index) = ensure_bridge(ipam)?;
+        let addr = ipam
+            .allocate(subnet, id, owner, &ProcessId::alive)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no available IPv4 addresses on this network's address pools: \
+                     {BRIDGE} ({subnet})"
+                )
+            })?;
+        Ok((subnet, index, addr))
+    })?;
+    let published = match proxy::bind(&settings.port_bindings) {
+        Ok(p) => p,
+        Err(e) => {
+            release(id);
+            return Err(anyhow::anyhow!(
+                "Error response from daemon: driver failed programming external connectivity \
+                 on endpoint {name} ({id}): {e}"
+            ));
+        }
+    };
+    if let Err(e) = add_hosts_line(dir, addr) {
+        release(id);
+        return Err(e);
+    }
+    settings.bridge = Some(BRIDGE.to_owned());
+    settings.ip_address = Some(addr);
+    settings.ip_prefix_len = Some(subnet.prefix);
+    settings.gateway = Some(subnet.gateway());
+    settings.ports.clear();
+    for p in &published {
+        settings
+            .ports
+            .entry(p.binding.key())
+            .or_default()
+            .push(HostBinding {
+                host_ip: p.host.ip().to_string(),
+                host_port: p.host.port().to_string(),
+            });
+    }
+    proxy::serve(published, addr);
+    tracing::debug!(%addr, took_us = begun.elapsed().as_micros(), "network: attached");
+    Ok(Some(Attachment {
+        endpoint: Endpoint {
+            host_ifname: host_ifname(id),
+            bridge_index,
+            addr,
+            subnet,
+        },
+    }))
+}
+
+/// Adds `ADDR\tHOSTNAME` to the container's `hosts` file, as Docker does.
+fn add_hosts_line(dir: &Path, addr: Ipv4Addr) -> anyhow::Result<()> {
+    let hostname = fs_err::read_to_string(dir.join("hostname"))?;
+    let hosts = dir.join("hosts");
+    let mut text = fs_err::read_to_string(&hosts)?;
+    let line = format!("{addr}\t{}\n", hostname.trim());
+    if !text.contains(&line) {
+        text.push_str(&line);
+        fs_err::write(&hosts, text)?;
+    }
+    Ok(())
+}
+
+/// Releases the bridge address of container `id`. Safe to call more than once, and for
+/// containers that never had one.
+pub fn release(id: &str) {
+    if Path::new(RUN_DIR).exists() {
+        let begun = std::time::Instant::now();
+        let _ = ipam_file().update(|ipam| Ok(ipam.release(id)));
+        tracing::debug!(took_us = begun.elapsed().as_micros(), "network: released");
+    }
+}
+
+/// The container's `/etc/resolv.conf` from the host's, as Docker makes it: a host using a
+/// local resolver (systemd-resolved's `127.0.0.53`) gives its upstream file instead, loopback
+/// nameservers are dropped (they cannot be reached from the container's namespace), and with
+/// none left Google's public DNS is used.
+#[must_use]
+pub fn resolv_conf(host: &str, systemd_upstream: Option<&str>) -> String {
+    let uses_stub = host
+        .lines()
+        .filter_map(nameserver)
+        .any(|ns| ns == "127.0.0.53");
+    let text = match systemd_upstream {
+        Some(upstream) if uses_stub => upstream,
+        _ => host,
+    };
+    let mut out: String = text
+        .lines()
+        .filter(|l| {
+            nameserver(l).is_none_or(|ns| !ns.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+        })
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    if !out.lines().any(|l| nameserver(l).is_some()) {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+fn nameserver(line: &str) -> Option<&str> {
+    let mut f = line.split_whitespace();
+    (f.next() == Some("nameserver")).then(|| f.next()).flatten()
+}
+
+/// `run`'s `resolv.conf` for a container with its own network namespace.
+#[must_use]
+pub fn container_resolv_conf() -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let upstream = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").ok();
+    resolv_conf(&host, upstream.as_deref())
+}
+
+/// `berth port`'s and `ps`'s view: `(container port/proto, host address, host port)`.
+#[must_use]
+pub fn mappings(settings: &Settings) -> Vec<(String, String, String)> {
+    settings
+        .ports
+        .iter()
+        .flat_map(|(k, v)| {
+            v.iter()
+                .map(move |h| (k.clone(), h.host_ip.clone(), h.host_port.clone()))
+        })
+        .collect()
+}
+
+/// `ip:port`, with IPv6 addresses in brackets (Go's `net.JoinHostPort`).
+#[must_use]
+pub fn join_host_port(ip: &str, port: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// Docker's `ps` PORTS column (its `DisplayablePorts`): sorted by container port, address,
+/// host port, protocol; exposed ports not published (`80/tcp`) and ports published on the
+/// same number folded into ranges per address (`0.0.0.0:9000-9001->9000-9001/tcp`), the
+/// others listed after them (`0.0.0.0:8080->80/tcp, [::]:8080->80/tcp`).
+#[must_use]
+pub fn ps_ports(settings: &Settings) -> String {
+    // (container port, address, host port, protocol)
+    let mut v: Vec<(u16, String, u16, String)> = mappings(settings)
+        .into_iter()
+        .filter_map(|(key, ip, port)| {
+            let (private, proto) = key.split_once('/')?;
+            Some((
+                private.parse().ok()?,
+                ip,
+                port.parse().ok()?,
+                proto.to_owned(),
+            ))
+        })
+        .collect();
+    for key in &settings.exposed_ports {
+        if let (false, Some((private, proto))) =
+            (settings.ports.contains_key(key), key.split_once('/'))
+        {
+            if let Ok(private) = private.parse() {
+                v.push((private, String::new(), 0, proto.to_owned()));
+            }
+        }
+    }
+    v.sort_by(|a, b| (a.0, &a.1, a.2, &a.3).cmp(&(b.0, &b.1, b.2, &b.3)));
+    let group = |ip: &str, proto: &str, first: u16, last: u16| {
+        let range = if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        };
+        if ip.is_empty() {
+            format!("{range}/{proto}")
+        } else {
+            format!("{}->{range}/{proto}", join_host_port(ip, &range))
+        }
+    };
+    let mut groups: Vec<(String, String, u16, u16)> = Vec::new();
+    let mut out = Vec::new();
+    let mut others = Vec::new();
+    for (private, ip, public, proto) in v {
+        if !ip.is_empty() && public != private {
+            others.push(format!(
+                "{}->{private}/{proto}",
+                join_host_port(&ip, &public.to_string())
+            ));
+            continue;
+        }
+        match groups.iter_mut().find(|g| g.0 == ip && g.1 == proto) {
+            Some(g) if private == g.3 + 1 => g.3 = private,
+            Some(g) => {
+                out.push(group(&g.0, &g.1, g.2, g.3));
+                (g.2, g.3) = (private, private);
+            }
+            None => groups.push((ip, proto, private, private)),
+        }
+    }
+    out.extend(groups.iter().map(|g| group(&g.0, &g.1, g.2, g.3)));
+    out.extend(others);
+    out.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_follows_docker() {
+        let host = "search example.org\nnameserver 10.255.255.53\noptions ndots:1\n";
+        assert_eq!(resolv_conf(host, None), host);
+        // Loopback resolvers are dropped; with none left, Google's.
+        let local = "nameserver 127.0.0.1\nnameserver ::1\nsearch lan\n";
+        assert_eq!(
+            resolv_conf(local, None),
+            "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+        );
+        let mixed = "nameserver 127.0.0.1\nnameserver 1.1.1.1\n";
+        assert_eq!(resolv_conf(mixed, None), "nameserver 1.1.1.1\n");
+        // systemd-resolved's stub: its upstream file.
+        let stub = "nameserver 127.0.0.53\noptions edns0\n";
+        assert_eq!(
+            resolv_conf(stub, Some("nameserver 192.0.2.53\n")),
+            "nameserver 192.0.2.53\n"
+        );
+    }
+
+    #[test]
+    fn ports_column_and_host_port_join() {
+        let mut s = Settings::default();
+        s.ports.insert(
+            "80/tcp".into(),
+            vec![
+                HostBinding {
+                    host_ip: "0.0.0.0".into(),
+                    host_port: "8080".into(),
+                },
+                HostBinding {
+                    host_ip: "::".into(),
+                    host_port: "8080".into(),
+                },
+            ],
+        );
+        s.ports.insert(
+            "53/udp".into(),
+            vec![HostBinding {
+                host_ip: "127.0.0.1".into(),
+                host_port: "5353".into(),
+            }],
+        );
+        assert_eq!(
+            ps_ports(&s),
+            "127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+        );
+        // Same-number ports fold into ranges, listed first.
+        for port in ["9000", "9001", "9003"] {
+            s.ports.insert(
+                format!("{port}/tcp"),
+                vec![HostBinding {
+                    host_ip: "0.0.0.0".into(),
+                    host_port: port.into(),
+                }],
+            );
+        }
+        assert_eq!(
+            ps_ports(&s),
+            "0.0.0.0:9000-9001->9000-9001/tcp, 0.0.0.0:9003->9003/tcp, \
+             127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+        );
+        // Exposed, not published: the bare port, consecutive ones as a range.
+        s.exposed_ports = vec!["80/tcp".into(), "443/tcp".into(), "444/tcp".into()];
+        // (Docker's order: a group is written out when a gap ends it, the open ones last.)
+        assert_eq!(
+            ps_ports(&s),
+            "0.0.0.0:9000-9001->9000-9001/tcp, 443-444/tcp, 0.0.0.0:9003->9003/tcp, \
+             127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+        );
+        assert_eq!(host_ifname(&"ab".repeat(32)), "vethabababababa");
+    }
+}
