@@ -542,9 +542,11 @@ pub fn run_with_prestart(
                 bundle,
                 spec,
                 flags,
-                std::fs::File::from(write),
-                std::fs::File::from(pid_write),
-                go_read,
+                Pipes {
+                    report: std::fs::File::from(write),
+                    pid: std::fs::File::from(pid_write),
+                    go: go_read,
+                },
                 manager.as_ref(),
                 console.as_ref().map(std::os::fd::AsFd::as_fd),
             )
@@ -618,6 +620,16 @@ fn setup_cgroups(spec: &Spec) -> Result<Option<CgroupGuard>, RunError> {
     Ok(Some(guard))
 }
 
+/// The intermediate's ends of the pipes to the caller.
+struct Pipes {
+    /// Init's failure report (`code message`), close-on-exec.
+    report: std::fs::File,
+    /// Init's host PID for the caller.
+    pid: std::fs::File,
+    /// The caller's go-ahead for init.
+    go: OwnedFd,
+}
+
 /// Intermediate process: enters the new namespaces, forks init (PID 1 of the new PID
 /// namespace), adds init to the cgroups while it waits, lets it go on, and exits with its
 /// status.
@@ -626,12 +638,15 @@ fn intermediate(
     bundle: &Path,
     spec: &Spec,
     flags: CloneFlags,
-    pipe: std::fs::File,
-    mut pid_pipe: std::fs::File,
-    go_read: OwnedFd,
+    pipes: Pipes,
     cgroup: Option<&cgroups::Manager>,
     console: Option<BorrowedFd<'_>>,
 ) -> ! {
+    let Pipes {
+        report: pipe,
+        pid: mut pid_pipe,
+        go: go_read,
+    } = pipes;
     let sys = LinuxSyscall;
     // Die with berth rather than outlive it holding the container.
     if let Err(e) = nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL)) {
