@@ -414,7 +414,7 @@ mod tests {
         assert_eq!(c.cmd, Some(vec!["serve".to_owned()]));
         assert_eq!((c.user.as_str(), c.working_dir.as_str()), ("app", "/srv"));
         assert_eq!(c.labels["team"], "blue");
-        assert_eq!((c.binds, c.network_mode.as_str()), (None, "none"));
+        assert_eq!((c.binds, c.network_mode.as_str()), (None, "bridge"));
         let c = saved(&["--entrypoint", "sh", "-u", "1:2", "-w", "/x"], &[]);
         assert_eq!((c.entrypoint, c.cmd), (Some(vec!["sh".to_owned()]), None));
         assert_eq!((c.user.as_str(), c.working_dir.as_str()), ("1:2", "/x"));
