@@ -4,6 +4,7 @@
 //! into OCI `.wh.` entries), and a tar extractor that resolves every path inside the container's
 //! root ([`extract_in_root`]) so container symlinks never reach host files (CVE-2018-15664).
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -152,6 +153,18 @@ pub fn append_tree<W: Write>(
     name: &Path,
     whiteouts: bool,
 ) -> io::Result<()> {
+    append_tree_linked(b, path, name, whiteouts, &mut HashMap::new())
+}
+
+/// [`append_tree`], remembering the first name of each multiply-linked file (by device and
+/// inode) so later names become hard-link entries, as `tar` does.
+fn append_tree_linked<W: Write>(
+    b: &mut tar::Builder<W>,
+    path: &Path,
+    name: &Path,
+    whiteouts: bool,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> io::Result<()> {
     let meta = std::fs::symlink_metadata(path)?;
     let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
     if whiteouts && is_whiteout(&meta) {
@@ -179,10 +192,22 @@ pub fn append_tree<W: Write>(
             .collect::<io::Result<_>>()?;
         children.sort();
         for c in children {
-            append_tree(b, &path.join(&c), &name.join(&c), whiteouts)?;
+            append_tree_linked(b, &path.join(&c), &name.join(&c), whiteouts, links)?;
         }
         Ok(())
     } else if ft.is_file() {
+        if meta.nlink() > 1 {
+            match links.entry((meta.dev(), meta.ino())) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    return b.append_link(&mut h, name, first.get());
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(name.to_owned());
+                }
+            }
+        }
         let f = File::open(path)?;
         b.append_data(&mut h, name, f)
     } else if ft.is_symlink() {
@@ -324,6 +349,38 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect()
+    }
+
+    #[test]
+    fn hard_links_stay_hard_links() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("a"), "data").unwrap();
+        std::fs::hard_link(t.path().join("a"), t.path().join("b")).unwrap();
+        std::fs::write(t.path().join("c"), "other").unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        append_tree(&mut b, t.path(), Path::new(""), false).unwrap();
+        let bytes = b.into_inner().unwrap();
+        let mut ar = tar::Archive::new(&bytes[..]);
+        let entries: Vec<(String, tar::EntryType, Option<String>)> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.header().entry_type(),
+                    e.link_name().unwrap().map(|l| l.display().to_string()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("a".to_owned(), tar::EntryType::Regular, None),
+                ("b".to_owned(), tar::EntryType::Link, Some("a".to_owned())),
+                ("c".to_owned(), tar::EntryType::Regular, None),
+            ]
+        );
     }
 
     #[test]

@@ -200,7 +200,7 @@ fn commit_keeps_additions_and_deletions() {
 #[test]
 fn export_import_round_trip() {
     let env = Env::new();
-    env.run_named("c2", "echo hi > /hello && rm /bin/ls");
+    env.run_named("c2", "echo hi > /hello && ln /hello /hello2 && rm /bin/ls");
     // To a file …
     let file = env.path().join("c2.tar");
     env.ok(&["export", "-o", file.to_str().unwrap(), "c2"]);
@@ -219,9 +219,14 @@ fn export_import_round_trip() {
     let id = String::from_utf8(env.ok_stdin(&["import", "-", "flat:1"], &out.stdout)).unwrap();
     assert!(id.trim().starts_with("sha256:"), "{id}");
     env.assert_no_temp_mounts();
+    // The hard link survives the round trip as a hard link (one inode, two names).
     assert_eq!(
-        env.sh("flat:1", "cat /hello; test -e /bin/ls || echo gone"),
-        "hi\ngone\n"
+        env.sh(
+            "flat:1",
+            "cat /hello; test -e /bin/ls || echo gone; stat -c %h /hello2; \
+             [ $(stat -c %i /hello) = $(stat -c %i /hello2) ] && echo same-inode"
+        ),
+        "hi\ngone\n2\nsame-inode\n"
     );
     assert!(!env.berth(&["export", "nosuch"]).status.success());
 }
