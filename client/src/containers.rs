@@ -152,6 +152,9 @@ pub struct State {
     /// The volumes (named and anonymous) the container mounts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    /// The OOM killer struck during the last run (Docker's `State.OOMKilled`).
+    #[serde(default, rename = "OOMKilled")]
+    pub oom_killed: bool,
     /// `-t`: the container's stdio is a pty.
     #[serde(default)]
     pub tty: bool,

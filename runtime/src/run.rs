@@ -489,7 +489,6 @@ pub type PrestartError = Box<dyn std::error::Error + Send + Sync>;
 ///
 /// # Errors
 /// As [`run`], and [`RunError::Prestart`].
-#[allow(unsafe_code)]
 pub fn run_with_prestart(
     bundle: &Path,
     spec: &Spec,
@@ -497,6 +496,32 @@ pub fn run_with_prestart(
     prestart: &mut dyn FnMut(i32) -> Result<(), PrestartError>,
     started: &mut dyn FnMut(i32),
 ) -> Result<i32, RunError> {
+    run_full(bundle, spec, stdio, prestart, started).map(|e| e.code)
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// Its status (`128+n` when killed by signal `n`).
+    pub code: i32,
+    /// The kernel's OOM killer killed a process of the container (its memory cgroup counted an
+    /// `oom_kill`), Docker's `State.OOMKilled`.
+    pub oom_killed: bool,
+}
+
+/// [`run_with_prestart`], also telling whether the OOM killer struck (read from the
+/// container's memory cgroup before it is removed).
+///
+/// # Errors
+/// As [`run_with_prestart`].
+#[allow(unsafe_code)]
+pub fn run_full(
+    bundle: &Path,
+    spec: &Spec,
+    stdio: Stdio,
+    prestart: &mut dyn FnMut(i32) -> Result<(), PrestartError>,
+    started: &mut dyn FnMut(i32),
+) -> Result<Exit, RunError> {
     let flags = namespace_flags(spec)?;
     let cgroup = setup_cgroups(spec)?;
     let (read, write): (OwnedFd, OwnedFd) =
@@ -576,12 +601,20 @@ pub fn run_with_prestart(
                 started(pid);
             }
             let status = wait_for(child).map_err(proc_err("waitpid"))?;
+            let oom_killed = cgroup
+                .as_ref()
+                .and_then(|g| g.0.stats().ok())
+                .and_then(|s| s.oom_kills)
+                .is_some_and(|n| n > 0);
             match report.split_once(' ') {
                 Some((code, message)) => Err(RunError::Start {
                     code: code.parse().unwrap_or(EXIT_RUNTIME),
                     message: message.to_owned(),
                 }),
-                None => Ok(status),
+                None => Ok(Exit {
+                    code: status,
+                    oom_killed,
+                }),
             }
         }
     }

@@ -280,3 +280,39 @@ fn bad_values_exit_125_naming_the_flag() {
     }
     assert!(env.containers().is_empty());
 }
+
+#[test]
+fn inspect_reports_the_oom_kill() {
+    let env = berth_tests::ContainerEnv::new(&[]);
+    for (name, flags, want) in [
+        ("hog", &["-m", "32m"][..], "true 137"),
+        ("fine", &[][..], "false 0"),
+    ] {
+        let mut args = vec!["run", "--name", name];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "sh", "-c", HOG]);
+        let _ = env.berth(&args);
+        let got = env.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.OOMKilled}} {{.State.ExitCode}}",
+            name,
+        ]);
+        assert_eq!(got.trim(), want, "{name}");
+        // Detached, through the monitor, the same.
+        let mut args = vec!["run", "-d", "--name"];
+        let dname = format!("{name}-d");
+        args.push(&dname);
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "sh", "-c", HOG]);
+        env.ok(&args);
+        env.ok(&["wait", &dname]);
+        let got = env.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.OOMKilled}} {{.State.ExitCode}}",
+            &dname,
+        ]);
+        assert_eq!(got.trim(), want, "{dname}");
+    }
+}

@@ -229,7 +229,7 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
             "Running": running,
             "Paused": false,
             "Restarting": restarting,
-            "OOMKilled": false,
+            "OOMKilled": state.oom_killed,
             "Dead": false,
             "Pid": pid,
             "ExitCode": exit_code,

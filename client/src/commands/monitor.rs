@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use berth_runtime::run::{run_with_prestart, RunError, Stdio};
+use berth_runtime::run::{run_full, RunError, Stdio};
 use oci_spec::runtime::Spec;
 
 use crate::attach::{self, Hub, Tee};
@@ -144,7 +144,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         let result = match &network {
             Ok(net) => {
                 let mut prestart = |pid| net.as_ref().map_or(Ok(()), |a| (a.prestart())(pid));
-                run_with_prestart(&dir, &spec, stdio, &mut prestart, &mut started)
+                run_full(&dir, &spec, stdio, &mut prestart, &mut started)
             }
             Err(e) => Err(RunError::Prestart(e.clone().into())),
         };
@@ -152,7 +152,10 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
             let _ = t.join();
         }
         hub.set_input(None, None);
-        let Ok(code) = result else { break result };
+        let (code, oom_killed) = match result {
+            Ok(exit) => (exit.code, exit.oom_killed),
+            Err(e) => break Err(e),
+        };
         // Decide under the lock: `stop` records the user's stop before signalling.
         let d = containers::restart_delay(delay, begun.elapsed());
         let mut again = false;
@@ -160,6 +163,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
             again = containers::rootfs_mounted(&dir)
                 && s.restart_policy
                     .should_restart(code, s.restart_count, s.stopped_by_user);
+            s.oom_killed = oom_killed;
             if again {
                 s.restarting = true;
                 s.restart_count += 1;
@@ -169,12 +173,12 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
             }
         })?;
         if !again {
-            break result;
+            break Ok(code);
         }
         delay = Some(d);
         std::thread::sleep(d);
         if containers::load(&dir)?.stopped_by_user {
-            break result;
+            break Ok(code);
         }
     };
     drop((out_w, err_w));

@@ -501,7 +501,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
     let result = match network {
         Ok(net) => {
             let mut prestart = |pid| net.as_ref().map_or(Ok(()), |a| (a.prestart())(pid));
-            berth_runtime::run::run_with_prestart(
+            berth_runtime::run::run_full(
                 &dir,
                 &spec,
                 berth_runtime::run::Stdio::default(),
@@ -515,9 +515,9 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         p.abort();
     }
     crate::network::release(&id);
-    let exit_code = match &result {
-        Ok(code) => *code,
-        Err(e) => e.exit_code(),
+    let (exit_code, oom_killed) = match &result {
+        Ok(exit) => (exit.code, exit.oom_killed),
+        Err(e) => (e.exit_code(), false),
     };
     if args.rm {
         // Docker's `--rm` takes the anonymous volumes along once the container is gone.
@@ -529,13 +529,14 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         containers::update(&dir, |s| {
             s.status = Status::Exited;
             s.exit_code = Some(exit_code);
+            s.oom_killed = oom_killed;
             s.finished_at = Some(containers::now_rfc3339());
             if let Some(n) = s.network.as_mut() {
                 n.forget();
             }
         })?;
     }
-    Ok(result?)
+    Ok(result?.code)
 }
 
 /// Starts the monitor (`berth container-monitor ID`, detached: its own session, reparented

@@ -137,6 +137,8 @@ pub struct Stats {
     pub io_read_bytes: Option<u64>,
     /// Bytes written to block devices (`… Write` / `io.stat` `wbytes`).
     pub io_write_bytes: Option<u64>,
+    /// Processes the OOM killer killed (`memory.oom_control` / `memory.events` `oom_kill`).
+    pub oom_kills: Option<u64>,
 }
 
 /// The value of `key` in a flat keyed file such as `memory.stat` (`key value` lines).

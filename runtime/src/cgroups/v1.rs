@@ -158,6 +158,8 @@ impl CgroupManager for Manager {
                 .and_then(|t| keyed(&t, "total_inactive_file")),
             io_read_bytes: io.map(|(r, _)| r),
             io_write_bytes: io.map(|(_, w)| w),
+            oom_kills: text(file("memory", "memory.oom_control"))?
+                .and_then(|t| keyed(&t, "oom_kill")),
         })
     }
 

@@ -164,6 +164,7 @@ impl CgroupManager for Manager {
             memory_inactive_file: text("memory.stat")?.and_then(|t| keyed(&t, "inactive_file")),
             io_read_bytes: io.map(|(r, _)| r),
             io_write_bytes: io.map(|(_, w)| w),
+            oom_kills: text("memory.events")?.and_then(|t| keyed(&t, "oom_kill")),
         })
     }
 
@@ -291,5 +292,11 @@ mod tests {
         assert_eq!((s.io_read_bytes, s.io_write_bytes), (Some(10), Some(20)));
         set_fixture(&dir.join("memory.max"), "67108864\n");
         assert_eq!(m.stats().unwrap().memory_limit, Some(64 << 20));
+        assert_eq!(s.oom_kills, None);
+        set_fixture(
+            &dir.join("memory.events"),
+            "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n",
+        );
+        assert_eq!(m.stats().unwrap().oom_kills, Some(1));
     }
 }
