@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use berth_client::cli::Cli;
+use berth_client::cli::{Cli, Command};
 use berth_client::context::{default_data_root, Ctx};
 use berth_client::printer::Printer;
 use berth_client::store::Store;
@@ -13,6 +13,15 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if enters_containers(&cli.command) {
+        // CVE-2019-5736: the processes that enter the container must not be forks of the
+        // host's binary; this re-executes from a sealed copy (and returns only on failure).
+        if let Err(e) = berth_runtime::cloned_binary::ensure() {
+            return report(
+                &anyhow::Error::new(e).context("cannot run from a sealed copy of the berth binary"),
+            );
+        }
+    }
     if cli.debug {
         tracing_subscriber::fmt()
             .with_env_filter("berth=debug,berth_client=debug")
@@ -30,6 +39,17 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
+    }
+}
+
+/// Commands whose own process forks into a container: a foreground `run`, `exec` and the
+/// monitor. (`run -d`, `-i`, `-t`, `start` hand the container to a monitor.)
+fn enters_containers(command: &Command) -> bool {
+    use berth_client::cli::ContainerCommand as C;
+    match command {
+        Command::Run(a) | Command::Container(C::Run(a)) => !(a.detach || a.interactive || a.tty),
+        Command::Exec(_) | Command::Container(C::Exec(_)) | Command::ContainerMonitor(_) => true,
+        _ => false,
     }
 }
 

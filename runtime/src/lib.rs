@@ -12,6 +12,7 @@
 pub use oci_spec;
 
 pub mod cgroups;
+pub mod cloned_binary;
 pub mod console;
 pub mod exec;
 pub mod network;

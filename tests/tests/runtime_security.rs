@@ -104,3 +104,57 @@ fn security_opts_follow_docker() {
     assert_eq!(code, 125);
     assert!(stderr.contains("seccomp profile"), "{stderr}");
 }
+
+/// CVE-2019-5736: the processes that own and enter containers run from a read-only bind mount
+/// of berth (or a sealed memfd copy), so `/proc/<pid>/exe` seen from a container cannot be
+/// opened for writing.
+#[test]
+fn container_owners_run_from_a_sealed_copy_of_berth() {
+    let env = ContainerEnv::new(&[]);
+    let exe_of = |pid: u32| std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let protected = |p: &std::path::Path| {
+        let s = p.to_string_lossy().into_owned();
+        s.starts_with("/run/berth/exe/berth-") || s.starts_with("/memfd:berth-cloned")
+    };
+    let unwritable = |pid: u32| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/{pid}/exe"))
+            .is_err()
+    };
+    // A foreground run: berth itself owns the container.
+    let mut child = env
+        .cmd(&["run", "--rm", "bb:1", "sh", "-c", "echo up; sleep 5"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut up = [0u8; 3];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut up).unwrap();
+    let exe = exe_of(child.id());
+    assert!(protected(&exe), "{exe:?}");
+    assert!(unwritable(child.id()));
+    // Writing through that path is refused as well (read-only mount, or busy).
+    if exe.starts_with("/run/berth/exe") {
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&exe)
+            .unwrap_err();
+        assert!(
+            matches!(err.raw_os_error(), Some(30 | 26)),
+            "EROFS or ETXTBSY expected: {err}"
+        );
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    // A detached container's monitor.
+    env.ok(&["run", "-d", "--name", "box", "bb:1", "sleep", "300"]);
+    let monitor = env.state("box")["Monitor"]["pid"].as_u64().unwrap();
+    let monitor = u32::try_from(monitor).unwrap();
+    let exe = exe_of(monitor);
+    assert!(protected(&exe), "{exe:?}");
+    assert!(unwritable(monitor));
+    // The installed binary is what starts monitors and is left as it was.
+    assert!(berth_tests::bin("berth").exists());
+    let (code, out, _) = out(&env, &["exec", "box", "echo", "exec-ok"]);
+    assert_eq!((code, out.as_str()), (0, "exec-ok\n"));
+}

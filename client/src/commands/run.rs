@@ -550,7 +550,9 @@ pub(crate) fn spawn_monitor(
     attach_wait: bool,
 ) -> anyhow::Result<std::io::BufReader<std::process::ChildStdout>> {
     use std::os::unix::process::CommandExt as _;
-    let exe = std::env::current_exe().context("cannot find the berth executable")?;
+    // The installed binary, also when this process runs from its sealed copy.
+    let exe =
+        berth_runtime::cloned_binary::original_exe().context("cannot find the berth executable")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--data-root")
         .arg(ctx.store.root())
