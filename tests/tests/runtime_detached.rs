@@ -201,12 +201,26 @@ fn run_detached_ps_logs_and_stop_of_a_stubborn_shell() {
     let (time, rest) = line.split_once(' ').unwrap();
     assert_eq!(rest, want);
     assert!(time.ends_with('Z') && time.len() == 30, "{time}");
-    // Docker's json-file format.
     let log = std::fs::read_to_string(env.dir(&id).join(format!("{id}-json.log"))).unwrap();
-    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    // Docker's json-file format; the two streams' lines may be in either order.
+    let mut entries: Vec<(String, String)> = log
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(v["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{l}");
+            (
+                v["stream"].as_str().unwrap().to_owned(),
+                v["log"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    entries.sort();
     assert_eq!(
-        (first["log"].as_str(), first["stream"].as_str()),
-        (Some("hi\n"), Some("stdout"))
+        entries,
+        [
+            ("stderr".to_owned(), "err\n".to_owned()),
+            ("stdout".to_owned(), "hi\n".to_owned())
+        ]
     );
 
     // A running container is not removed without -f.
