@@ -97,14 +97,28 @@ lower=$(ls -d "$ROOT"/layers/sha256/*/fs)
 [ "$(echo "$lower" | wc -l)" -eq 1 ] || { echo "expected one layer, got: $lower" >&2; exit 1; }
 mount -t overlay overlay -o "lowerdir=$lower,upperdir=$BUNDLE/upper,workdir=$BUNDLE/work" "$BUNDLE/rootfs"
 
+# The same bundle without the seccomp section: crun compiles Docker's profile with libseccomp
+# on every start, which the issue's ~12 ms crun figure does not include.
+PLAIN=$W/bundle-plain
+mkdir -p "$PLAIN"
+python3 - "$BUNDLE" "$PLAIN" <<'PY'
+import json, sys
+bundle, plain = sys.argv[1], sys.argv[2]
+c = json.load(open(f"{bundle}/config.json"))
+c["linux"].pop("seccomp", None)
+c["root"]["path"] = f"{bundle}/rootfs"
+json.dump(c, open(f"{plain}/config.json", "w"))
+PY
+
 HYBRID=0
 if awk '$2 == "/sys/fs/cgroup/unified" && $3 == "cgroup2" {f=1} END {exit !f}' /proc/self/mounts; then HYBRID=1; fi
-crun_run() {
+crun_run() { # ID [BUNDLE]
+  local bundle=${2:-$BUNDLE}
   if ((HYBRID)); then
     unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified && exec crun "$@"' sh \
-      --root "$W/crun-state" run --bundle "$BUNDLE" "$1"
+      --root "$W/crun-state" run --bundle "$bundle" "$1"
   else
-    crun --root "$W/crun-state" run --bundle "$BUNDLE" "$1"
+    crun --root "$W/crun-state" run --bundle "$bundle" "$1"
   fi
 }
 unshare_only() { unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified; true'; }
@@ -124,10 +138,13 @@ podman_cycle() {
 # Wall time in ms of one command (bash's $EPOCHREALTIME: no fork around the measurement);
 # output discarded, a failure aborts the benchmark with the command's stderr.
 declare -A LABEL
-rows=(berth_default berth_none podman_none crun_raw unshare_umount runc berth_cycle podman_cycle)
+rows=(berth_default berth_none berth_unconfined podman_none crun_raw crun_plain unshare_umount runc berth_cycle podman_cycle)
 LABEL[berth_default]="berth run --rm (default network)"
 LABEL[berth_none]="berth run --rm --network none"
+LABEL[berth_unconfined]="berth run --rm --network none, no seccomp"
 LABEL[podman_none]="podman run --rm --network none (runc)"
+LABEL[crun_plain]="crun run bundle without seccomp (raw)"
+LABEL[crun_plain_net]="crun without seccomp, net of unshare"
 LABEL[crun_raw]="crun run bundle (unshare+umount+crun)"
 LABEL[crun_net]="crun run bundle, net of unshare+umount"
 LABEL[unshare_umount]="unshare -m + umount alone"
@@ -140,8 +157,10 @@ one() { # ROW ROUND
   case $row in
     berth_default) b run --rm bb:1 true ;;
     berth_none) b run --rm --network none bb:1 true ;;
+    berth_unconfined) b run --rm --network none --security-opt seccomp=unconfined bb:1 true ;;
     podman_none) pm run --rm --network none localhost/bb:1 true ;;
     crun_raw) crun_run "bench-crun-$i" ;;
+    crun_plain) crun_run "bench-crunp-$i" "$PLAIN" ;;
     unshare_umount) unshare_only ;;
     runc) runc_run "bench-runc-$i" ;;
     berth_cycle) berth_cycle ;;
@@ -170,10 +189,11 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A M
 for r in "${rows[@]}"; do M[$r]=$(median < "$W/t.$r"); done
 M[crun_net]=$(awk -v a="${M[crun_raw]}" -v b="${M[unshare_umount]}" 'BEGIN{printf "%.3f", a-b}')
+M[crun_plain_net]=$(awk -v a="${M[crun_plain]}" -v b="${M[unshare_umount]}" 'BEGIN{printf "%.3f", a-b}')
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b==0) print "-"; else printf "%.2fx", a/b }'; }
 printf '\n%-42s %10s %14s\n' "tool (median of $ROUNDS, wall ms)" "median ms" "vs berth"
-for r in berth_default berth_none podman_none crun_raw crun_net unshare_umount runc; do
+for r in berth_default berth_none berth_unconfined podman_none crun_raw crun_net crun_plain crun_plain_net unshare_umount runc; do
   ref=${M[berth_none]}
   printf '%-42s %10.1f %14s\n' "${LABEL[$r]}" "${M[$r]}" "$(ratio "${M[$r]}" "$ref")"
 done
@@ -190,3 +210,6 @@ vcr=$(awk -v a="${M[berth_none]}" -v b="${M[crun_raw]}" 'BEGIN{printf "%.2f", a/
 echo
 echo "target: berth >= 5x faster than podman (--network none): podman/berth = ${vp}x -> $(verdict "$vp" ">=" 5)"
 echo "target: berth within 2x of crun: berth/crun = ${vc}x net of unshare -> $(verdict "$vc" "<=" 2), ${vcr}x raw -> $(verdict "$vcr" "<=" 2)"
+# Like for like without seccomp on either side (crun's libseccomp compile dominates above).
+vu=$(awk -v a="${M[berth_unconfined]}" -v b="${M[crun_plain_net]}" 'BEGIN{printf "%.2f", a/b}')
+echo "  without seccomp on both sides: berth/crun = ${vu}x net of unshare -> $(verdict "$vu" "<=" 2)"
