@@ -811,6 +811,22 @@ pub fn teardown(dir: &Path, id: &str) {
     crate::network::release(id);
 }
 
+/// Marker file: the container's root file system is a plain copy of its layers (overlayfs could
+/// not be mounted on the data root).
+pub const ROOTFS_COPY_MARKER: &str = "rootfs.copy";
+
+/// Whether the container's root file system is a copy rather than an overlay mount.
+#[must_use]
+pub fn rootfs_copied(dir: &Path) -> bool {
+    dir.join(ROOTFS_COPY_MARKER).exists()
+}
+
+/// Whether the root file system is ready to run: mounted, or a copy.
+#[must_use]
+pub fn rootfs_ready(dir: &Path) -> bool {
+    rootfs_copied(dir) || rootfs_mounted(dir)
+}
+
 /// Whether `<dir>/rootfs` is still a mount point.
 #[must_use]
 pub fn rootfs_mounted(dir: &Path) -> bool {

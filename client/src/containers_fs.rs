@@ -40,7 +40,7 @@ pub fn lowers(store: &Store, state: &State) -> anyhow::Result<Vec<PathBuf>> {
 /// # Errors
 /// Missing layers, or the mount fails.
 pub fn ensure_rootfs(store: &Store, dir: &Path, state: &State) -> anyhow::Result<()> {
-    if containers::rootfs_mounted(dir) {
+    if containers::rootfs_ready(dir) {
         return Ok(());
     }
     mount_overlay(
@@ -70,7 +70,8 @@ impl MergedRoot {
     pub fn open(store: &Store, dir: &Path, state: &State) -> anyhow::Result<Self> {
         let lock = Lock::take(dir)?;
         let state = containers::load(dir).unwrap_or_else(|_| state.clone());
-        if state.status() == Status::Running && containers::rootfs_mounted(dir) {
+        let copied = containers::rootfs_copied(dir);
+        if copied || (state.status() == Status::Running && containers::rootfs_mounted(dir)) {
             return Ok(Self {
                 path: dir.join("rootfs"),
                 temporary: false,

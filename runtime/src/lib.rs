@@ -17,6 +17,7 @@ pub mod console;
 pub mod exec;
 pub mod network;
 pub mod rootfs;
+pub mod rootfs_copy;
 pub mod run;
 pub mod seccomp;
 pub mod spec;

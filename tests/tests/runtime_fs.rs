@@ -414,3 +414,106 @@ fn cp_never_follows_container_symlinks_to_the_host() {
     check(&id);
     env.ok(&["rm", "-f", &id]);
 }
+
+/// Where overlayfs cannot be mounted on the data root (here: the data root is itself on an
+/// overlayfs, as inside another container), the root file system is a copy of the layers:
+/// runs, restarts and exports still work; commit says why it cannot.
+#[test]
+fn a_copied_rootfs_where_overlayfs_is_unavailable() {
+    berth_tests::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = ["l", "u", "w", "m"]
+        .iter()
+        .map(|d| tmp.path().join(d))
+        .collect();
+    for d in &dirs {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        dirs[0].display(),
+        dirs[1].display(),
+        dirs[2].display()
+    );
+    assert!(Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(&dirs[3])
+        .status()
+        .unwrap()
+        .success());
+    struct Unmount(PathBuf, PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new(bin("berth"))
+                .arg("--data-root")
+                .arg(&self.1)
+                .args(["rm", "-f", "keep"])
+                .output();
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let root = dirs[3].join("data");
+    let _guard = Unmount(dirs[3].clone(), root.clone());
+    let berth = |args: &[&str]| {
+        Command::new(bin("berth"))
+            .arg("--data-root")
+            .arg(&root)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let tar = berth_tests::busybox_rootfs_tar(tmp.path(), &[("etc/motd", "hello\n")]);
+    assert!(berth(&["import", tar.to_str().unwrap(), "bb:1"])
+        .status
+        .success());
+    let out = berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb:1",
+        "cat",
+        "/etc/motd",
+    ]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "hello\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A kept container: its changes persist across a second start; export sees them.
+    let out = berth(&[
+        "run",
+        "--name",
+        "keep",
+        "--network",
+        "none",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo $$ >> /runs; rm /etc/motd",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = berth(&["start", "-a", "keep"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rm of a file already gone fails: {out:?}"
+    );
+    let out = berth(&["export", "keep"]);
+    let names = tar_names(&out.stdout);
+    assert!(names.iter().any(|n| n == "runs"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "etc/motd"), "{names:?}");
+    let out = berth(&["commit", "keep", "x:1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("root file system is a copy"));
+    assert!(berth(&["rm", "keep"]).status.success());
+}

@@ -39,6 +39,11 @@ pub fn run(ctx: &Ctx, args: &CommitArgs) -> anyhow::Result<()> {
     change::apply(&mut ContainerConfig::default(), &args.change)
         .map_err(|e| ArchiveError::from(e).into_anyhow())?;
     let (dir, state) = containers::find(ctx.store.root(), &args.container)?;
+    anyhow::ensure!(
+        !containers::rootfs_copied(&dir),
+        "cannot commit container {}: its root file system is a copy (overlayfs was unavailable), so its changes cannot be told apart from the image",
+        state.name
+    );
     let _lock = containers::Lock::take(&dir)?;
     let store = &ctx.store;
     let image = store

@@ -160,7 +160,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         let d = containers::restart_delay(delay, begun.elapsed());
         let mut again = false;
         containers::update(&dir, |s| {
-            again = containers::rootfs_mounted(&dir)
+            again = containers::rootfs_ready(&dir)
                 && s.restart_policy
                     .should_restart(code, s.restart_count, s.stopped_by_user);
             s.oom_killed = oom_killed;

@@ -23,10 +23,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use berth_runtime::rootfs::mount_overlay;
+use berth_runtime::rootfs::{mount_overlay, RootfsError};
 use berth_runtime::run::{RunError, EXIT_RUNTIME};
 use berth_runtime::spec::{self, Network, ResourceLimits, RunOptions};
-use berth_runtime::syscall::{LinuxSyscall, MntFlags, Syscall};
+use berth_runtime::syscall::{Errno, LinuxSyscall, MntFlags, Syscall};
 use oci_spec::image::ImageConfiguration;
 
 use crate::cli::RunArgs;
@@ -359,15 +359,28 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         .rev()
         .map(|l| Ok(ctx.store.layer_path(&l.diff_id.parse()?).join("fs")))
         .collect::<anyhow::Result<_>>()?;
-    mount_overlay(
+    match mount_overlay(
         &LinuxSyscall,
         &lowers,
         &dir.join("upper"),
         &dir.join("work"),
         &guard.rootfs(),
-    )
-    .context("cannot mount the container's root file system")?;
-    guard.mounted = true;
+    ) {
+        Ok(()) => guard.mounted = true,
+        // overlayfs refuses this data root (e.g. it is itself on overlayfs): copy the layers.
+        Err(RootfsError::Syscall(e))
+            if matches!(
+                e.errno(),
+                Some(Errno::EINVAL | Errno::ENODEV | Errno::EOPNOTSUPP | Errno::EPERM)
+            ) =>
+        {
+            tracing::debug!("overlayfs unavailable ({e}); copying the image's layers");
+            berth_runtime::rootfs_copy::copy_layers(&lowers, &guard.rootfs())
+                .context("cannot copy the image's layers into the container's root file system")?;
+            fs_err::write(dir.join(containers::ROOTFS_COPY_MARKER), "")?;
+        }
+        Err(e) => return Err(e).context("cannot mount the container's root file system"),
+    }
 
     fs_err::write(dir.join("hostname"), format!("{hostname}\n"))?;
     // A bridge container's address is added to `hosts` once it has one (`network::attach`).
