@@ -39,6 +39,25 @@ pub fn is_cloned() -> bool {
     })
 }
 
+/// Unmounts the mounts of other (older) binaries that no process runs from any more, so a
+/// rebuilt or upgraded berth does not keep old binaries' disk space pinned. A mount in use is
+/// busy (`EBUSY`) and stays.
+fn release_unused(dir: &std::path::Path, keep: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let is_mount = e.file_name().to_string_lossy().starts_with("berth-");
+        if path == keep || !is_mount {
+            continue;
+        }
+        if nix::mount::umount2(&path, nix::mount::MntFlags::empty()).is_ok() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// A read-only bind mount of `exe` under [`MOUNT_DIR`], made if missing (under a lock, so
 /// concurrent callers make one).
 fn read_only_mount(exe: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
@@ -60,6 +79,7 @@ fn read_only_mount(exe: &std::path::Path) -> std::io::Result<std::path::PathBuf>
         .map_err(|(_, e)| std::io::Error::from(e))
         .and_then(|_guard| {
             if !mounted(&target) {
+                release_unused(dir, &target);
                 std::fs::File::create(&target)?;
                 mount(
                     Some(exe),
