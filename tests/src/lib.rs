@@ -900,6 +900,16 @@ impl ContainerEnv {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `run -d FLAGS bb:1 sh -c SCRIPT`; the container ID.
+    pub fn detach(&self, flags: &[&str], script: &str) -> String {
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "sh", "-c", script]);
+        let id = self.ok(&args).trim().to_owned();
+        assert_eq!(id.len(), 64, "{id}");
+        id
+    }
+
     /// The container's `state.json`.
     #[must_use]
     pub fn state(&self, id: &str) -> Value {
@@ -970,7 +980,7 @@ pub fn container_cgroup_dirs(id: &str) -> Vec<PathBuf> {
     if root.join("cgroup.controllers").exists() {
         vec![root.join("berth").join(id)]
     } else {
-        ["memory", "cpu", "cpuacct", "pids"]
+        ["memory", "cpu", "cpuacct", "pids", "blkio"]
             .iter()
             .map(|c| root.join(c).join("berth").join(id))
             .filter(|d| d.parent().unwrap().parent().unwrap().is_dir())

@@ -2,71 +2,29 @@
 //! `kill`, `rm`, `wait`, `--rm`, `--restart`, and a killed monitor reported as exited.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_tests::{bin, require, run};
+use berth_tests::{container_cgroup_dirs, run, ContainerEnv};
 
-struct Env {
-    tmp: tempfile::TempDir,
+/// The shared container test environment (cleans up after itself), plus this file's helpers.
+struct Env(ContainerEnv);
+
+impl std::ops::Deref for Env {
+    type Target = ContainerEnv;
+    fn deref(&self) -> &ContainerEnv {
+        &self.0
+    }
 }
 
 impl Env {
     /// A data root with the busybox image `bb:1` imported.
     fn new() -> Self {
-        require(
-            "busybox",
-            "install it with `apt-get install busybox-static`",
-        );
-        berth_tests::require_root();
-        let tmp = tempfile::tempdir().unwrap();
-        let tar = berth_tests::busybox_rootfs_tar(tmp.path(), &[]);
-        let env = Self { tmp };
-        env.ok(&["import", tar.to_str().unwrap(), "bb:1"]);
-        env
-    }
-
-    fn data_root(&self) -> PathBuf {
-        self.tmp.path().join("data")
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        Command::new(bin("berth"))
-            .arg("--data-root")
-            .arg(self.data_root())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// Runs berth, asserting success; stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.berth(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?} failed with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `run -d FLAGS bb:1 sh -c SCRIPT`; the container ID.
-    fn detach(&self, flags: &[&str], script: &str) -> String {
-        let mut args = vec!["run", "-d"];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(&["bb:1", "sh", "-c", script]);
-        let id = self.ok(&args).trim().to_owned();
-        assert_eq!(id.len(), 64, "{id}");
-        id
+        Self(ContainerEnv::new(&[]))
     }
 
     fn dir(&self, id: &str) -> PathBuf {
         self.data_root().join("containers").join(id)
-    }
-
-    fn state(&self, id: &str) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.dir(id).join("state.json")).unwrap()).unwrap()
     }
 
     /// `ps -a` line of the container, by its short ID.
@@ -76,59 +34,6 @@ impl Env {
             .find(|l| l.starts_with(&id[..12]))
             .unwrap_or_default()
             .to_owned()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // Never leave a container, mount or cgroup behind, even when a test failed half-way.
-        let root = self.data_root().join("containers");
-        let ids: Vec<String> = std::fs::read_dir(&root)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for id in &ids {
-            let _ = self.berth(&["rm", "-f", id]);
-        }
-        for id in &ids {
-            // Whatever rm could not do: kill the monitor (its container dies with it).
-            if let Ok(text) = std::fs::read(root.join(id).join("state.json")) {
-                let v: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
-                for who in ["Monitor", "Init"] {
-                    if let Some(pid) = v[who]["pid"].as_i64() {
-                        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-                    }
-                }
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        let prefix = self.tmp.path().display().to_string();
-        for line in mounts.lines() {
-            if let Some(target) = line.split(' ').nth(1).filter(|t| t.starts_with(&prefix)) {
-                let _ = Command::new("umount").arg("-l").arg(target).status();
-            }
-        }
-        for id in &ids {
-            for d in cgroup_dirs(id) {
-                let _ = std::fs::remove_dir(d);
-            }
-        }
-    }
-}
-
-fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
-    let root = Path::new("/sys/fs/cgroup");
-    if root.join("cgroup.controllers").exists() {
-        vec![root.join("berth").join(id)]
-    } else {
-        ["memory", "cpu", "cpuacct", "pids", "blkio"]
-            .iter()
-            .map(|c| root.join(c).join("berth").join(id))
-            .filter(|d| d.parent().unwrap().parent().unwrap().is_dir())
-            .collect()
     }
 }
 
@@ -292,7 +197,7 @@ fn rm_force_removes_dir_mount_and_cgroups() {
     let id = env.detach(&["--pids-limit", "50"], "sleep 30");
     let dir = env.dir(&id);
     assert!(mounted(&dir));
-    let cgroups = cgroup_dirs(&id);
+    let cgroups = container_cgroup_dirs(&id);
     assert!(
         !cgroups.is_empty() && cgroups.iter().all(|d| d.is_dir()),
         "{cgroups:?}"
@@ -332,7 +237,7 @@ fn killed_monitor_reports_exited() {
     // rm cleans up what the monitor left.
     assert_eq!(env.ok(&["rm", &id]), format!("{id}\n"));
     assert!(!env.dir(&id).exists());
-    assert!(cgroup_dirs(&id).iter().all(|d| !d.exists()));
+    assert!(container_cgroup_dirs(&id).iter().all(|d| !d.exists()));
 }
 
 #[test]
