@@ -3,55 +3,26 @@
 //! check, and `rm -v` / `--rm` taking anonymous volumes along.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
-use berth_tests::{bin, require};
+use berth_tests::ContainerEnv;
 
-struct Env {
-    tmp: tempfile::TempDir,
+/// The shared container test environment (cleans up after itself), plus this file's helpers.
+struct Env(ContainerEnv);
+
+impl std::ops::Deref for Env {
+    type Target = ContainerEnv;
+    fn deref(&self) -> &ContainerEnv {
+        &self.0
+    }
 }
 
 impl Env {
     /// A data root with `bb:1`: busybox plus `/seed/hello.txt` (for copy-up).
     fn new() -> Self {
-        require(
-            "busybox",
-            "install it with `apt-get install busybox-static`",
-        );
-        berth_tests::require_root();
-        let tmp = tempfile::tempdir().unwrap();
-        let tar = berth_tests::busybox_rootfs_tar(
-            tmp.path(),
-            &[("seed/hello.txt", "seeded\n"), ("seed/sub/deep", "deep\n")],
-        );
-        let env = Self { tmp };
-        env.ok(&["import", tar.to_str().unwrap(), "bb:1"]);
-        env
-    }
-
-    fn data_root(&self) -> PathBuf {
-        self.tmp.path().join("data")
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        Command::new(bin("berth"))
-            .arg("--data-root")
-            .arg(self.data_root())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// Runs berth, asserting success; stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.berth(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?} failed with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        Self(ContainerEnv::new(&[
+            ("seed/hello.txt", "seeded\n"),
+            ("seed/sub/deep", "deep\n"),
+        ]))
     }
 
     /// Runs berth, asserting failure; stderr.
@@ -79,15 +50,6 @@ impl Env {
             .unwrap_or_else(|| panic!("no container {name} in {out}"))
     }
 
-    fn state(&self, id: &str) -> serde_json::Value {
-        let p = self
-            .data_root()
-            .join("containers")
-            .join(id)
-            .join("state.json");
-        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-    }
-
     fn config(&self, id: &str) -> serde_json::Value {
         let p = self
             .data_root()
@@ -95,25 +57,6 @@ impl Env {
             .join(id)
             .join("config.json");
         serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // Never leave a container or mount behind, even when a test failed half-way.
-        let root = self.data_root().join("containers");
-        if let Ok(d) = std::fs::read_dir(&root) {
-            for e in d.flatten() {
-                let _ = self.berth(&["rm", "-f", &e.file_name().to_string_lossy()]);
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        let prefix = self.tmp.path().display().to_string();
-        for line in mounts.lines() {
-            if let Some(target) = line.split(' ').nth(1).filter(|t| t.starts_with(&prefix)) {
-                let _ = Command::new("umount").arg("-l").arg(target).status();
-            }
-        }
     }
 }
 
