@@ -900,6 +900,32 @@ impl ContainerEnv {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `berth run --rm FLAGS bb:1 sh -c SCRIPT`; (code, stdout, stderr).
+    #[must_use]
+    pub fn sh(&self, flags: &[&str], script: &str) -> (i32, String, String) {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "sh", "-c", script]);
+        let out = self.berth(&args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The IDs of the containers in the data root (directories under `containers/`).
+    #[must_use]
+    pub fn container_ids(&self) -> Vec<String> {
+        std::fs::read_dir(self.data_root().join("containers"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// `run -d FLAGS bb:1 sh -c SCRIPT`; the container ID.
     pub fn detach(&self, flags: &[&str], script: &str) -> String {
         let mut args = vec!["run", "-d"];

@@ -4,85 +4,34 @@
 //! controllers); the host-side checks also read a pure v2 layout.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth_tests::{bin, require};
+use berth_tests::{container_cgroup_dirs, ContainerEnv};
 
-struct Env {
-    tmp: tempfile::TempDir,
+/// The shared container test environment (cleans up after itself), plus this file's helpers.
+struct Env(ContainerEnv);
+
+impl std::ops::Deref for Env {
+    type Target = ContainerEnv;
+    fn deref(&self) -> &ContainerEnv {
+        &self.0
+    }
 }
 
 impl Env {
-    /// A data root with the busybox image `bb:1` imported.
+    /// A data root with the busybox image `bb:1` imported, on a host with cgroups.
     fn new() -> Self {
-        require(
-            "busybox",
-            "install it with `apt-get install busybox-static`",
-        );
-        berth_tests::require_root();
         assert!(
             Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
                 || Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists(),
             "no cgroup v2 or v1 memory hierarchy under /sys/fs/cgroup: mount the cgroups"
         );
-        let tmp = tempfile::tempdir().unwrap();
-        let tar = berth_tests::busybox_rootfs_tar(tmp.path(), &[]);
-        let env = Self { tmp };
-        let out = env.berth(&["import", tar.to_str().unwrap(), "bb:1"]);
-        assert!(
-            out.status.success(),
-            "import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        env
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin("berth"));
-        c.arg("--data-root")
-            .arg(self.tmp.path().join("data"))
-            .args(args);
-        c
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// `berth run --rm FLAGS bb:1 sh -c SCRIPT`; (code, stdout, stderr).
-    fn sh(&self, flags: &[&str], script: &str) -> (i32, String, String) {
-        let mut args = vec!["run", "--rm"];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(&["bb:1", "sh", "-c", script]);
-        let out = self.berth(&args);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        Self(ContainerEnv::new(&[]))
     }
 
     fn containers(&self) -> Vec<String> {
-        std::fs::read_dir(self.tmp.path().join("data/containers"))
-            .map(|d| {
-                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // Never leave a mount behind, even when a test failed half-way.
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        let root = self.tmp.path().display().to_string();
-        for line in mounts.lines() {
-            if let Some(target) = line.split(' ').nth(1).filter(|t| t.starts_with(&root)) {
-                let _ = Command::new("umount").arg("-l").arg(target).status();
-            }
-        }
+        self.container_ids()
     }
 }
 
@@ -93,19 +42,6 @@ fn cgroup_file(id: &str, controller: &str, v1: &str, v2: &str) -> PathBuf {
         root.join("berth").join(id).join(v2)
     } else {
         root.join(controller).join("berth").join(id).join(v1)
-    }
-}
-
-fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
-    let root = Path::new("/sys/fs/cgroup");
-    if root.join("cgroup.controllers").exists() {
-        vec![root.join("berth").join(id)]
-    } else {
-        ["memory", "cpu", "cpuacct", "pids", "blkio"]
-            .iter()
-            .map(|c| root.join(c).join("berth").join(id))
-            .filter(|d| d.parent().unwrap().parent().unwrap().is_dir())
-            .collect()
     }
 }
 
@@ -158,7 +94,7 @@ fn pids_limit_stops_forks() {
 fn cgroups_hold_the_limits_while_running_and_are_removed_after() {
     let env = Env::new();
     let child = env
-        .command(&[
+        .cmd(&[
             "run",
             "--rm",
             "-m",
@@ -232,7 +168,7 @@ fn cgroups_hold_the_limits_while_running_and_are_removed_after() {
         read(&cgroup_file(&id, "pids", "pids.current", "pids.current")),
         "1"
     );
-    let dirs = cgroup_dirs(&id);
+    let dirs = container_cgroup_dirs(&id);
     assert!(!dirs.is_empty());
     for d in &dirs {
         assert_eq!(
@@ -283,7 +219,7 @@ fn bad_values_exit_125_naming_the_flag() {
 
 #[test]
 fn inspect_reports_the_oom_kill() {
-    let env = berth_tests::ContainerEnv::new(&[]);
+    let env = ContainerEnv::new(&[]);
     for (name, flags, want) in [
         ("hog", &["-m", "32m"][..], "true 137"),
         ("fine", &[][..], "false 0"),

@@ -3,87 +3,38 @@
 //! a cross-check of the same OCI bundle under `runc` and `crun`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use berth_tests::{bin, require, run};
+use berth_tests::{require, run, ContainerEnv};
 
-struct Env {
-    tmp: tempfile::TempDir,
+/// The shared container test environment (cleans up after itself), plus this file's helpers.
+struct Env(ContainerEnv);
+
+impl std::ops::Deref for Env {
+    type Target = ContainerEnv;
+    fn deref(&self) -> &ContainerEnv {
+        &self.0
+    }
 }
 
 impl Env {
-    /// A data root with the busybox image `bb:1` imported.
+    /// A data root with `bb:1`: busybox with an `app` user and a non-program `/etc/motd`.
     fn new() -> Self {
-        require(
-            "busybox",
-            "install it with `apt-get install busybox-static`",
-        );
-        berth_tests::require_root();
-        let tmp = tempfile::tempdir().unwrap();
-        let tar = berth_tests::busybox_rootfs_tar(
-            tmp.path(),
-            &[
-                (
-                    "etc/passwd",
-                    "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
-                ),
-                ("etc/group", "root:x:0:\napp:x:1000:\n"),
-                ("etc/motd", "not a program\n"),
-            ],
-        );
-        let env = Self { tmp };
-        let out = env.berth(&["import", tar.to_str().unwrap(), "bb:1"]);
-        assert!(
-            out.status.success(),
-            "import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        env
-    }
-
-    fn data_root(&self) -> PathBuf {
-        self.tmp.path().join("data")
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        Command::new(bin("berth"))
-            .arg("--data-root")
-            .arg(self.data_root())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// `berth run --rm bb:1 sh -c SCRIPT` with extra flags; (code, stdout, stderr).
-    fn sh(&self, flags: &[&str], script: &str) -> (i32, String, String) {
-        let mut args = vec!["run", "--rm"];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(&["bb:1", "sh", "-c", script]);
-        let out = self.berth(&args);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        Self(ContainerEnv::new(&[
+            (
+                "etc/passwd",
+                "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+            ),
+            ("etc/group", "root:x:0:\napp:x:1000:\n"),
+            ("etc/motd", "not a program\n"),
+        ]))
     }
 
     fn containers(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.data_root().join("containers"))
-            .map(|d| d.map(|e| e.unwrap().path()).collect())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // Never leave a mount behind, even when a test failed half-way.
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        let root = self.tmp.path().display().to_string();
-        for line in mounts.lines() {
-            if let Some(target) = line.split(' ').nth(1).filter(|t| t.starts_with(&root)) {
-                let _ = Command::new("umount").arg("-l").arg(target).status();
-            }
-        }
+        self.container_ids()
+            .iter()
+            .map(|id| self.data_root().join("containers").join(id))
+            .collect()
     }
 }
 

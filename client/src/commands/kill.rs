@@ -11,22 +11,12 @@ use crate::context::Ctx;
 /// A bad signal, or a container that is missing or not running (the others are signalled).
 pub fn run(ctx: &Ctx, args: &KillArgs) -> anyhow::Result<()> {
     let sig = containers::parse_signal(&args.signal)?;
-    let mut errors = Vec::new();
-    for name in &args.containers {
-        let result = containers::find(ctx.store.root(), name).and_then(|(dir, state)| {
-            if state.status().can_kill() {
-                containers::mark_stopped_by_user(&dir);
-            }
-            containers::signal(&state, sig)
-        });
-        match result {
-            Ok(()) => ctx.printer.data(name),
-            Err(e) => errors.push(format!("{e:#}")),
+    super::each(ctx, &args.containers, |name| {
+        let (dir, state) = containers::find(ctx.store.root(), name)?;
+        if state.status().can_kill() {
+            containers::mark_stopped_by_user(&dir);
         }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow::anyhow!(errors.join("\n")))
-    }
+        containers::signal(&state, sig)?;
+        Ok(Some(name.to_owned()))
+    })
 }

@@ -78,6 +78,32 @@ pub fn confirm(warning: &str, force: bool) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
+/// Docker's way with several objects (`stop a b c`): each is handled even when another fails;
+/// `act` returns the line to print for it (`None`: nothing). The failures, one per line, fail
+/// the command.
+///
+/// # Errors
+/// Every object `act` failed on.
+pub fn each(
+    ctx: &Ctx,
+    names: &[String],
+    mut act: impl FnMut(&str) -> anyhow::Result<Option<String>>,
+) -> anyhow::Result<()> {
+    let mut errors = Vec::new();
+    for name in names {
+        match act(name) {
+            Ok(Some(line)) => ctx.printer.data(&line),
+            Ok(None) => {}
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(errors.join("\n")))
+    }
+}
+
 /// Short (12 hex) form of an image ID.
 #[must_use]
 pub fn short_id(id: &str) -> String {

@@ -14,18 +14,9 @@ use crate::context::Ctx;
 /// # Errors
 /// A container that is missing or running without `-f` (the others are removed).
 pub fn run(ctx: &Ctx, args: &RmArgs) -> anyhow::Result<()> {
-    let mut errors = Vec::new();
-    for name in &args.containers {
-        match remove(ctx, name, args.force, args.volumes) {
-            Ok(()) => ctx.printer.data(name),
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow::anyhow!(errors.join("\n")))
-    }
+    super::each(ctx, &args.containers, |name| {
+        remove(ctx, name, args.force, args.volumes).map(|()| Some(name.to_owned()))
+    })
 }
 
 /// Removes one container (`force`: kill it first; `volumes`: its anonymous volumes too).

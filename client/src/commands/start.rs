@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-
 use crate::cli::{RestartArgs, StartArgs};
 use crate::containers::{self, Status};
 use crate::context::Ctx;
@@ -40,18 +38,9 @@ pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<()> {
         };
         return super::run::exit_with(Ok(code));
     }
-    let mut errors = Vec::new();
-    for name in &args.containers {
-        match start_one(ctx, name) {
-            Ok(()) => ctx.printer.data(name),
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow::anyhow!(errors.join("\n")))
-    }
+    super::each(ctx, &args.containers, |name| {
+        start_one(ctx, name).map(|()| Some(name.to_owned()))
+    })
 }
 
 /// Clears what the last run left in the state (the user's stop, the exit) so the monitor's
@@ -89,27 +78,13 @@ fn start_one(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
 /// # Errors
 /// A container that could not be found, stopped or started (the others still are).
 pub fn restart(ctx: &Ctx, args: &RestartArgs) -> anyhow::Result<()> {
-    let sig = args
-        .signal
-        .as_deref()
-        .map_or(Ok(Signal::SIGTERM), containers::parse_signal)?;
-    let timeout = u64::try_from(args.timeout).ok().map(Duration::from_secs);
-    let mut errors = Vec::new();
-    for name in &args.containers {
-        let done = super::stop::stop(ctx, name, sig, timeout).and_then(|()| {
-            // The old monitor must be gone before a new one takes the container.
-            let (_, state) = containers::find(ctx.store.root(), name)?;
-            containers::wait_owner(&state, Duration::from_secs(10));
-            start_one(ctx, name)
-        });
-        match done {
-            Ok(()) => ctx.printer.data(name),
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow::anyhow!(errors.join("\n")))
-    }
+    let (sig, timeout) = super::stop::signal_and_timeout(args.signal.as_deref(), args.timeout)?;
+    super::each(ctx, &args.containers, |name| {
+        super::stop::stop(ctx, name, sig, timeout)?;
+        // The old monitor must be gone before a new one takes the container.
+        let (_, state) = containers::find(ctx.store.root(), name)?;
+        containers::wait_owner(&state, Duration::from_secs(10));
+        start_one(ctx, name)?;
+        Ok(Some(name.to_owned()))
+    })
 }

@@ -14,23 +14,22 @@ use crate::context::Ctx;
 /// # Errors
 /// Any container that could not be found or stopped (the others are still stopped).
 pub fn run(ctx: &Ctx, args: &StopArgs) -> anyhow::Result<()> {
-    let sig = args
-        .signal
-        .as_deref()
-        .map_or(Ok(Signal::SIGTERM), containers::parse_signal)?;
-    let timeout = u64::try_from(args.timeout).ok().map(Duration::from_secs);
-    let mut errors = Vec::new();
-    for name in &args.containers {
-        match stop(ctx, name, sig, timeout) {
-            Ok(()) => ctx.printer.data(name),
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow::anyhow!(errors.join("\n")))
-    }
+    let (sig, timeout) = signal_and_timeout(args.signal.as_deref(), args.timeout)?;
+    super::each(ctx, &args.containers, |name| {
+        stop(ctx, name, sig, timeout).map(|()| Some(name.to_owned()))
+    })
+}
+
+/// `-s` (default SIGTERM) and `-t` seconds (`-1`: wait forever) of `stop` and `restart`.
+///
+/// # Errors
+/// Docker's `Invalid signal: …`.
+pub(crate) fn signal_and_timeout(
+    signal: Option<&str>,
+    timeout: i64,
+) -> anyhow::Result<(Signal, Option<Duration>)> {
+    let sig = signal.map_or(Ok(Signal::SIGTERM), containers::parse_signal)?;
+    Ok((sig, u64::try_from(timeout).ok().map(Duration::from_secs)))
 }
 
 pub(crate) fn stop(

@@ -116,21 +116,15 @@ pub fn inspect(ctx: &Ctx, args: &VolumeInspectArgs) -> anyhow::Result<()> {
 /// # Errors
 /// Docker's `Error response from daemon: …` for each volume not removed.
 pub fn rm(ctx: &Ctx, args: &VolumeRmArgs) -> anyhow::Result<()> {
-    let mut errors = Vec::new();
-    for name in &args.volumes {
+    super::each(ctx, &args.volumes, |name| {
         if args.force && volumes::get(ctx.store.root(), name).is_err() {
-            continue;
+            return Ok(None);
         }
         match volumes::remove(ctx.store.root(), name) {
-            Ok(_) => ctx.printer.data(name),
-            Err(e) => errors.push(format!("Error response from daemon: {e:#}")),
+            Ok(_) => Ok(Some(name.to_owned())),
+            Err(e) => Err(anyhow::anyhow!("Error response from daemon: {e:#}")),
         }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow::anyhow!(errors.join("\n")))
-    }
+    })
 }
 
 /// `volume prune [-a] [-f]`: unused anonymous volumes (all unused with `-a`), asking first
