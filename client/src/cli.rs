@@ -624,9 +624,23 @@ pub struct RunArgs {
     /// Override the key sequence for detaching a container
     #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
     pub detach_keys: String,
-    /// Security options (`seccomp=unconfined`, `no-new-privileges[=true|false]`)
+    /// Security options (`seccomp=unconfined`, `no-new-privileges[=true|false]`,
+    /// `apparmor=…`, `label=…`)
     #[arg(long, value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// Give extended privileges to this container (every capability and device, no seccomp
+    /// filter, no masked paths)
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add Linux capabilities (`NET_ADMIN`, `CAP_SYS_PTRACE`, `ALL`)
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities (`NET_RAW`, `ALL`)
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Add a host device to the container (`/dev/fuse`, `/dev/sda:/dev/xvda:rwm`)
+    #[arg(long, value_name = "HOST[:CONTAINER][:PERMS]")]
+    pub device: Vec<String>,
     /// Set environment variables (`KEY=VALUE`, or `KEY` to take the host's value)
     #[arg(short, long, value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,

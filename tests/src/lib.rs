@@ -817,8 +817,39 @@ pub fn require_root() {
     );
 }
 
-/// Builds a busybox root filesystem in `dir/rfs` (applets as symlinks in /bin) plus `extra`
-/// files (path relative to the root, content) and tars it to `dir/bb.tar`; returns the tar.
+/// The in-container checker (`tests/checker/berth-check.c`, see its header for the modes),
+/// compiled with `gcc -static` into `target/berth-check-<hash of the source>` once per machine,
+/// so it runs in any root file system. Test images have it as `/bin/berth-check`.
+#[must_use]
+pub fn checker() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let src = workspace_root().join("tests/checker/berth-check.c");
+            let text = std::fs::read(&src).unwrap();
+            let out = workspace_root()
+                .join("target")
+                .join(format!("berth-check-{}", &sha256(&text)[..12]));
+            if !out.exists() {
+                require(
+                    "gcc",
+                    "install it with `apt-get install gcc libc6-dev` (tests/run does)",
+                );
+                // Several test binaries may build it at once: each into its own file, then rename.
+                let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+                run(Command::new("gcc")
+                    .args(["-static", "-O2", "-Wall", "-o"])
+                    .arg(&tmp)
+                    .arg(&src));
+                std::fs::rename(&tmp, &out).unwrap();
+            }
+            out
+        })
+        .clone()
+}
+
+/// Builds a busybox root filesystem in `dir/rfs` (applets as symlinks in /bin, and the
+/// [`checker`] as `/bin/berth-check`) plus `extra` files (path relative to the root, content) and tars it to `dir/bb.tar`; returns the tar.
 #[must_use]
 pub fn busybox_rootfs_tar(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
     require(
@@ -838,6 +869,7 @@ pub fn busybox_rootfs_tar(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, content).unwrap();
     }
+    std::fs::copy(checker(), rfs.join("bin/berth-check")).unwrap();
     let tar = dir.join("bb.tar");
     run(Command::new("tar")
         .arg("-C")
