@@ -8,12 +8,18 @@
 //! - v1 or hybrid: one mount per controller (`/sys/fs/cgroup/memory`, …), files
 //!   `memory.limit_in_bytes`, `memory.memsw.limit_in_bytes`, `cpu.cfs_quota_us`,
 //!   `cpu.cfs_period_us`, `pids.max` ([`v1`]). A hybrid host's `cgroup2` mount (e.g.
-//!   `/sys/fs/cgroup/unified`, often with only `hugetlb`) is used only for a controller v1 lacks.
+//!   `/sys/fs/cgroup/unified`, often with only `hugetlb`) is used for a controller v1 lacks and for the device program.
+//!
+//! Devices ([`devices`]): `linux.resources.devices` goes to v1's `devices` controller where the
+//! host has it, and as an eBPF program to the container's `cgroup2` directory wherever there is
+//! one (pure v2, or a hybrid host's `unified` mount: the kernel checks both).
 //!
 //! Every function takes its roots as `&Path` parameters, so tests run on tempdir fixtures.
 //! `cgroupsPath` is resolved against each hierarchy's root, whether absolute or relative (the
 //! OCI spec leaves the base of a relative path to the runtime); `..` is refused.
 
+mod bpf;
+pub mod devices;
 pub mod v1;
 pub mod v2;
 
@@ -97,7 +103,7 @@ pub enum CgroupError {
     /// The spec sets a limit whose controller the host does not have.
     #[error("the `{controller}` cgroup controller is not available on this host")]
     NoController {
-        /// `memory`, `cpu` or `pids`.
+        /// `memory`, `cpu`, `pids` or `devices`.
         controller: &'static str,
     },
     /// No cgroup hierarchy is mounted under the root.
@@ -105,6 +111,25 @@ pub enum CgroupError {
     NoCgroups {
         /// The root looked at.
         root: PathBuf,
+    },
+    /// A `linux.resources.devices` rule the kernel cannot express.
+    #[error("invalid device cgroup rule `{rule}`: {reason}")]
+    DeviceRule {
+        /// The rule, as `allow c 1:3 rwm`.
+        rule: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Loading or attaching the cgroup v2 eBPF device program failed.
+    #[error("cannot {op} the eBPF device program of `{}`", path.display())]
+    Bpf {
+        /// `load`, `attach`, or `open the cgroup for`.
+        op: &'static str,
+        /// The cgroup v2 directory.
+        path: PathBuf,
+        /// The cause (with the verifier's log for a refused program).
+        #[source]
+        source: std::io::Error,
     },
     /// `cgroupsPath` is empty or climbs out with `..`.
     #[error("invalid cgroupsPath `{path}`")]

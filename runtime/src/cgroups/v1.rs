@@ -2,7 +2,10 @@
 //! `/sys/fs/cgroup/memory/berth/<id>` and `/sys/fs/cgroup/pids/berth/<id>`.
 //!
 //! On a hybrid host a limit whose controller v1 lacks goes to the `cgroup2` mount when that
-//! lists the controller in `cgroup.controllers`; otherwise the unified mount is ignored.
+//! lists the controller in `cgroup.controllers`. `linux.resources.devices` goes to both: the
+//! `devices` controller here, and an eBPF program on the container's directory in the `cgroup2`
+//! mount, which works there whatever controllers it has (the kernel runs the program and then
+//! the v1 check). Otherwise the unified mount is ignored.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,12 +13,12 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxResources;
 
 use super::{
-    blkio_v1_bytes, keyed, mkdir, pids_value, read, read_u64, rmdir, v2, write, CgroupError,
-    CgroupManager, Limits, Result, Stats,
+    blkio_v1_bytes, devices, keyed, mkdir, pids_value, read, read_u64, rmdir, v2, write,
+    CgroupError, CgroupManager, Limits, Result, Stats,
 };
 
-/// The v1 controllers Berth creates a cgroup in (limits, and usage for `stats`).
-pub const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "blkio"];
+/// The v1 controllers Berth creates a cgroup in (limits, devices, and usage for `stats`).
+pub const CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "blkio", "devices"];
 
 /// A container's v1 cgroups.
 #[derive(Debug, Clone)]
@@ -99,8 +102,20 @@ impl CgroupManager for Manager {
     fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
         let limits = Limits::from_resources(resources);
         let unified = self.unified_for(&limits)?;
+        let device_rules = devices::from_resources(resources)?;
+        if !device_rules.is_empty() && self.dir("devices").is_none() && self.unified.is_none() {
+            return Err(CgroupError::NoController {
+                controller: "devices",
+            });
+        }
         for dir in self.unique_dirs() {
             mkdir(dir)?;
+        }
+        if let Some(dir) = self.dir("devices") {
+            // runc's order: `a` to `devices.deny` first, then each allow (the rules' order).
+            for (file, line) in devices::v1_writes(&device_rules) {
+                write(&dir.join(file), &line)?;
+            }
         }
         if let Some(dir) = self.dir("memory") {
             // The limit first: the kernel refuses memsw below it.
@@ -126,6 +141,11 @@ impl CgroupManager for Manager {
         }
         if let Some((unified, controllers)) = unified {
             unified.create_controllers(&limits, &controllers)?;
+        }
+        if let (false, Some(unified)) = (device_rules.is_empty(), &self.unified) {
+            let dir = unified.dir();
+            mkdir(&dir)?;
+            devices::attach(&dir, &device_rules)?;
         }
         Ok(())
     }
@@ -198,7 +218,9 @@ mod tests {
         let m = Manager::new(
             &controllers(
                 root,
-                &["memory", "cpu", "cpuacct", "pids", "blkio", "freezer"],
+                &[
+                    "memory", "cpu", "cpuacct", "pids", "blkio", "devices", "freezer",
+                ],
             ),
             None,
             Path::new("berth/c1"),
@@ -224,6 +246,52 @@ mod tests {
         for ctl in CONTROLLERS {
             assert_eq!(f(ctl, "cgroup.procs"), "4242");
         }
+    }
+
+    #[test]
+    fn device_rules_go_to_the_devices_controller() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let m = Manager::new(
+            &controllers(root, &["memory", "devices"]),
+            None,
+            Path::new("berth/d1"),
+        );
+        let mut r = resources();
+        let rule = |allow: bool, typ, major, access: &str| {
+            let mut d = oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+                .allow(allow)
+                .access(access)
+                .build()
+                .unwrap();
+            d.set_typ(typ);
+            d.set_major(major);
+            d
+        };
+        use oci_spec::runtime::LinuxDeviceType::{A, C};
+        r.set_devices(Some(vec![
+            rule(false, Some(A), None, "rwm"),
+            rule(true, Some(C), Some(136), "rwm"),
+        ]));
+        r.set_pids(None);
+        r.set_cpu(None);
+        m.create(Some(&r)).unwrap();
+        // A fixture file keeps the last write of each.
+        let dir = root.join("devices/berth/d1");
+        assert_eq!(get(&dir.join("devices.deny")), "a");
+        assert_eq!(get(&dir.join("devices.allow")), "c 136:* rwm");
+        m.add_task(5).unwrap();
+        assert_eq!(get(&dir.join("cgroup.procs")), "5");
+
+        // Without a devices controller nor a cgroup2 mount, rules cannot be enforced.
+        let m = Manager::new(&controllers(root, &["memory"]), None, Path::new("berth/d2"));
+        assert!(matches!(
+            m.create(Some(&r)),
+            Err(CgroupError::NoController {
+                controller: "devices"
+            })
+        ));
+        assert!(!root.join("memory/berth/d2").exists());
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! cgroup v2: one directory, e.g. `/sys/fs/cgroup/berth/<id>`, with the controllers enabled in
 //! `cgroup.subtree_control` of every ancestor (a v2 cgroup only has the files of controllers
-//! its parent enables).
+//! its parent enables). `linux.resources.devices` becomes an eBPF program attached to that
+//! directory ([`super::devices`]).
 
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
 use super::{
-    io_v2_bytes, keyed, mkdir, pids_value, read, read_u64, rmdir, write, CgroupError,
+    devices, io_v2_bytes, keyed, mkdir, pids_value, read, read_u64, rmdir, write, CgroupError,
     CgroupManager, Limits, Result, Stats,
 };
 
@@ -105,6 +106,7 @@ impl CgroupManager for Manager {
 
     fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
         let limits = Limits::from_resources(resources);
+        let device_rules = devices::from_resources(resources)?;
         let available = self.available()?;
         let needed = [
             ("memory", limits.wants_memory()),
@@ -120,7 +122,11 @@ impl CgroupManager for Manager {
             .into_iter()
             .filter(|c| available.iter().any(|a| a == c))
             .collect();
-        self.create_controllers(&limits, &enable)
+        self.create_controllers(&limits, &enable)?;
+        if !device_rules.is_empty() {
+            devices::attach(&self.dir(), &device_rules)?;
+        }
+        Ok(())
     }
 
     fn add_task(&self, pid: i32) -> Result<()> {
