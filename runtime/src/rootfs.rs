@@ -5,7 +5,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use nix::sys::stat::{Mode, SFlag};
-use oci_spec::runtime::{Mount, Spec};
+use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 
 use crate::syscall::{MntFlags, MsFlags, Syscall, SyscallError};
 
@@ -266,6 +266,47 @@ fn populate_dev(sys: &dyn Syscall, dev: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Creates the spec's `linux.devices` under `rootfs` (runc's `createDeviceNode`): parent
+/// directories, then the node with its mode (0666 when unset, as runc) and owner. A node
+/// already there is kept; `/dev/ptmx` stays the symlink to `pts/ptmx` (runc's `setupPtmx`
+/// replaces a `ptmx` device with it too).
+fn create_devices(sys: &dyn Syscall, spec: &Spec, rootfs: &Path) -> Result<()> {
+    let devices = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default();
+    for d in devices {
+        if d.path() == Path::new("/dev/ptmx") {
+            continue;
+        }
+        let kind = match d.typ() {
+            LinuxDeviceType::B => SFlag::S_IFBLK,
+            LinuxDeviceType::P => SFlag::S_IFIFO,
+            _ => SFlag::S_IFCHR,
+        };
+        let path = secure_join(rootfs, d.path())?;
+        if let Some(parent) = path.parent() {
+            fs_err::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let number = |n: i64| u64::try_from(n).unwrap_or(0);
+        let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
+        match sys.mknod(&path, kind, mode, number(d.major()), number(d.minor())) {
+            Ok(()) => {}
+            Err(SyscallError::Os {
+                errno: nix::errno::Errno::EEXIST,
+                ..
+            }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let (uid, gid) = (d.uid().unwrap_or(0), d.gid().unwrap_or(0));
+        if (uid, gid) != (0, 0) {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(io(&path))?;
+        }
+    }
+    Ok(())
+}
+
 /// Inside the container's new mount namespace: stops propagation to the host, bind-mounts the
 /// rootfs on itself, performs the spec's mounts in order, fills `/dev`, and pivots into the
 /// rootfs, detaching the old root. Afterwards `/` is the rootfs and the cwd is `/`.
@@ -294,6 +335,7 @@ pub fn setup_rootfs(sys: &dyn Syscall, spec: &Spec, rootfs: &Path) -> Result<()>
         mount_one(sys, rootfs, m)?;
     }
     populate_dev(sys, &secure_join(rootfs, Path::new("/dev"))?)?;
+    create_devices(sys, spec, rootfs)?;
     pivot(sys, rootfs)
 }
 
@@ -554,6 +596,63 @@ mod tests {
                 Call::Chdir("/".into()),
             ]
         );
+    }
+
+    #[test]
+    fn spec_devices_are_created_with_their_mode() {
+        let t = tempfile::tempdir().unwrap();
+        let rootfs = t.path().join("rootfs");
+        std::fs::create_dir_all(&rootfs).unwrap();
+        let hostname = t.path().join("hostname");
+        std::fs::write(&hostname, "h\n").unwrap();
+        let mut spec = spec_for(&rootfs, &hostname);
+        let dev = |path: &str, typ, major: i64, minor: i64, mode: u32| {
+            oci_spec::runtime::LinuxDeviceBuilder::default()
+                .path(path)
+                .typ(typ)
+                .major(major)
+                .minor(minor)
+                .file_mode(mode)
+                .build()
+                .unwrap()
+        };
+        let mut linux = spec.linux().clone().unwrap();
+        linux.set_devices(Some(vec![
+            dev("/dev/net/tun", LinuxDeviceType::C, 10, 200, 0o600),
+            dev("/dev/xvda", LinuxDeviceType::B, 8, 0, 0o660),
+            dev("/dev/ptmx", LinuxDeviceType::C, 5, 2, 0o666),
+        ]));
+        spec.set_linux(Some(linux));
+        let sys = FakeSyscall::default();
+        setup_rootfs(&sys, &spec, &rootfs).unwrap();
+        let created: Vec<_> = sys
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Mknod {
+                    path,
+                    kind,
+                    perm,
+                    major,
+                    minor,
+                } if !DEFAULT_DEVICES
+                    .iter()
+                    .any(|(name, ..)| path == rootfs.join("dev").join(name)) =>
+                {
+                    Some((path, kind, perm.bits(), major, minor))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            created,
+            [
+                (rootfs.join("dev/net/tun"), SFlag::S_IFCHR, 0o600, 10, 200),
+                (rootfs.join("dev/xvda"), SFlag::S_IFBLK, 0o660, 8, 0),
+            ]
+        );
+        // The parent directory was made inside the rootfs.
+        assert!(rootfs.join("dev/net").is_dir());
     }
 
     #[test]

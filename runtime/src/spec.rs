@@ -12,8 +12,10 @@
 //!
 //! - cgroups ([`apply_limits`]): `-m`, `--cpus`, `--pids-limit` as `linux.resources` (moby's
 //!   `daemon/oci_linux.go`), in the cgroup `linux.cgroupsPath`.
+//! - devices ([`devices`]): Docker's default device cgroup, `--device`, `--privileged`.
 //!
-//! It reads only the rootfs (through [`crate::rootfs::secure_join`]); it makes no system call.
+//! It reads the rootfs (through [`crate::rootfs::secure_join`]) and, for `--device` and
+//! `--privileged`, stats host device nodes; it makes no other system call.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -21,9 +23,13 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::Config as ImageConfig;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, Mount, MountBuilder,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
+    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
+
+pub mod devices;
+
+pub use devices::{add_device, allow_all_devices, default_device_rules};
 
 use crate::rootfs::secure_join;
 
@@ -89,6 +95,22 @@ pub enum SpecError {
     NoSuchGroup {
         /// The name asked for.
         group: String,
+    },
+    /// `--device` is malformed (Docker's CLI reason).
+    #[error("invalid argument \"{arg}\" for \"--device\" flag: {reason}")]
+    InvalidDevice {
+        /// The argument.
+        arg: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `--device`'s host path is missing or holds no device (moby's wording).
+    #[error("error gathering device information while adding custom device \"{path}\": {reason}")]
+    DeviceInfo {
+        /// The host path.
+        path: String,
+        /// `no such file or directory`, `not a device node`, ….
+        reason: String,
     },
     /// oci-spec refused a value.
     #[error("invalid OCI runtime spec")]
@@ -157,7 +179,7 @@ pub const CPU_PERIOD: u64 = 100_000;
 /// oci-spec refusing a value.
 pub fn apply_limits(spec: &mut Spec, cgroups_path: &str, limits: &ResourceLimits) -> Result<()> {
     let mut linux = spec.linux().clone().unwrap_or_default();
-    // Keep what is there (oci-spec's default denies all devices).
+    // Keep what is there (the device rules of `build`).
     let mut resources = linux.resources().clone().unwrap_or_default();
     if let Some(m) = limits.memory {
         resources.set_memory(Some(
@@ -478,6 +500,11 @@ pub fn build(image: Option<&ImageConfig>, opts: &RunOptions, rootfs: &Path) -> R
                 .collect::<Vec<_>>(),
         )
         .seccomp(crate::seccomp::docker_default()?)
+        .resources(
+            LinuxResourcesBuilder::default()
+                .devices(default_device_rules()?)
+                .build()?,
+        )
         .build()?;
     Ok(SpecBuilder::default()
         .version("1.0.2")
