@@ -28,6 +28,42 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses `std::env::args`, exiting with clap's usage error on failure.
+    #[must_use]
+    pub fn parse_args() -> Self {
+        let mut cli = <Self as clap::Parser>::parse();
+        cli.split_trailing();
+        cli
+    }
+
+    /// Parses `argv` (for tests).
+    ///
+    /// # Errors
+    /// clap's usage error.
+    pub fn try_parse_argv<I, T>(argv: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut cli = <Self as clap::Parser>::try_parse_from(argv)?;
+        cli.split_trailing();
+        Ok(cli)
+    }
+
+    /// Fills the image and command of `run`/`create` from their trailing arguments.
+    pub fn split_trailing(&mut self) {
+        match &mut self.command {
+            Command::Run(a)
+            | Command::Create(a)
+            | Command::Container(ContainerCommand::Run(a) | ContainerCommand::Create(a)) => {
+                a.split_argv();
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Top-level commands.
 #[derive(Subcommand, Debug)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
@@ -694,11 +730,31 @@ pub struct RunArgs {
     /// Attach a filesystem mount (`type=volume|bind,source=…,target=…[,readonly]`)
     #[arg(long = "mount", value_name = "MOUNT")]
     pub mounts: Vec<String>,
-    /// Image to run
+    /// The image, then the command and its arguments (replacing the image's CMD). As with
+    /// Docker, everything after the image belongs to the command, flags included
+    #[arg(
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    pub argv: Vec<String>,
+    /// The image (the first of `argv`; filled by [`Cli::split_trailing`])
+    #[arg(skip)]
     pub image: String,
-    /// Command and arguments (replace the image's CMD)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The command (the rest of `argv`)
+    #[arg(skip)]
     pub command: Vec<String>,
+}
+
+impl RunArgs {
+    /// Splits [`RunArgs::argv`] into the image and the command.
+    pub fn split_argv(&mut self) {
+        let mut it = std::mem::take(&mut self.argv).into_iter();
+        self.image = it.next().unwrap_or_default();
+        self.command = it.collect();
+    }
 }
 
 /// `ps`

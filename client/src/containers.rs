@@ -443,9 +443,11 @@ pub fn update(dir: &Path, change: impl FnOnce(&mut State)) -> anyhow::Result<Sta
     Ok(state)
 }
 
-/// Every container with a readable state, newest first.
+/// Every container with a readable state, newest first (after cleaning up what a killed
+/// `berth` left: [`crate::reaper`]).
 #[must_use]
 pub fn list(data_root: &Path) -> Vec<(PathBuf, State)> {
+    crate::reaper::reap(data_root);
     let mut out: Vec<(PathBuf, State)> = std::fs::read_dir(root(data_root))
         .into_iter()
         .flatten()

@@ -9,10 +9,9 @@ use berth_client::context::{default_data_root, Ctx};
 use berth_client::printer::Printer;
 use berth_client::store::Store;
 use berth_config::daemon::{DaemonConfig, DEFAULT_PATH};
-use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     if enters_containers(&cli.command) {
         // CVE-2019-5736: the processes that enter the container must not be forks of the
         // host's binary; this re-executes from a sealed copy (and returns only on failure).
@@ -69,6 +68,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .clone()
         .or_else(|| daemon.data_root.clone())
         .unwrap_or_else(default_data_root);
+    match berth_client::context::secure_data_root(&root) {
+        Ok(Some(notice)) => printer.warn(&notice),
+        Ok(None) => {}
+        Err(e) => return Err(e),
+    }
     let store = Store::open(&root)
         .with_context(|| format!("cannot open the data root `{}`", root.display()))?;
     let ctx = Ctx {

@@ -89,6 +89,8 @@ pub fn exec_init(
     console: Option<BorrowedFd<'_>>,
 ) -> InitResult<Infallible> {
     let process = spec.process().as_ref().ok_or(InitError::NoProcess)?;
+    // As in init: its own session and process group, never the caller's terminal.
+    sys.setsid()?;
     setup_terminal(sys, spec, console)?;
     apply_rlimits(sys, spec)?;
     if process.no_new_privileges() == Some(true) {

@@ -367,6 +367,10 @@ pub fn init(
         bundle.join(root)
     };
     let namespaces = namespace_flags(spec).map_err(|_| InitError::NoProcess)?;
+    // A session of its own in every mode: no controlling terminal of the caller's (TIOCSTI
+    // cannot type into it) and a process group of its own (`kill(0)` reaches only the
+    // container's processes).
+    sys.setsid()?;
     setup_rootfs(sys, spec, &rootfs)?;
     if namespaces.contains(CloneFlags::CLONE_NEWNET) {
         sys.loopback_up()?;
@@ -421,11 +425,20 @@ fn exit_status(status: WaitStatus) -> i32 {
     }
 }
 
+/// Waits for `pid` to end. Without `WUNTRACED`, a stop is only reported for a tracee: the
+/// child made us its tracer with `PTRACE_TRACEME`, and would stay stopped at its next signal
+/// (the container stuck, `stop` ignored). We never trace, so detach and pass the signal on.
 pub(crate) fn wait_for(pid: Pid) -> Result<i32, Errno> {
     loop {
         match waitpid(pid, None) {
             Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
                 return Ok(exit_status(s))
+            }
+            Ok(WaitStatus::Stopped(p, sig)) => {
+                let _ = nix::sys::ptrace::detach(p, Some(sig));
+            }
+            Ok(WaitStatus::PtraceEvent(p, ..) | WaitStatus::PtraceSyscall(p)) => {
+                let _ = nix::sys::ptrace::detach(p, None);
             }
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e),

@@ -13,6 +13,8 @@
  *   vsock                  socket(AF_VSOCK, SOCK_STREAM, 0)
  *   pidfd_getfd            pidfd_open(self) then pidfd_getfd(pidfd, 0, 0)
  *   swap A B SECONDS       renameat2(A, B, RENAME_EXCHANGE) in a loop for SECONDS
+ *   traceme                PTRACE_TRACEME (its parent becomes its tracer), then waits for
+ *                          SIGTERM and exits 42
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -65,6 +68,11 @@ static void status_line(const char *key, const char *out) {
         }
     }
     fclose(f);
+}
+
+static void exit42(int sig) {
+    (void)sig;
+    _exit(42);
 }
 
 static int report(void) {
@@ -167,6 +175,16 @@ int main(int argc, char **argv) {
         }
         printf("swaps=%ld\n", n);
         return 0;
+    }
+    if (!strcmp(mode, "traceme")) {
+        signal(SIGTERM, exit42);
+        if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0) {
+            printf("traceme=%s\n", err());
+            return 1;
+        }
+        printf("traceme=ok\n");
+        for (;;)
+            pause();
     }
     fprintf(stderr, "berth-check: unknown mode or wrong arguments: %s\n", mode);
     return 2;

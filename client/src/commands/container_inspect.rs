@@ -384,7 +384,7 @@ mod tests {
         argv.extend_from_slice(flags);
         argv.push("img");
         argv.extend_from_slice(command);
-        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+        match crate::cli::Cli::try_parse_argv(argv).unwrap().command {
             crate::cli::Command::Run(a) => a,
             other => panic!("{other:?}"),
         }

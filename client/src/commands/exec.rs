@@ -55,15 +55,22 @@ fn exec(ctx: &Ctx, args: &ExecArgs) -> anyhow::Result<i32> {
         Some((a, b)) => (Some(a), Some(b)),
         None => (None, None),
     };
-    let stdio = Stdio {
-        stdin: if args.interactive {
-            None
-        } else {
-            Some(null()?)
-        },
-        stdout: None,
-        stderr: None,
-        console: theirs,
+    // Without a terminal: pipes, never our own descriptors (see `crate::relay`).
+    let (stdio, pipes) = if theirs.is_some() {
+        let stdio = Stdio {
+            stdin: if args.interactive {
+                None
+            } else {
+                Some(null()?)
+            },
+            stdout: None,
+            stderr: None,
+            console: theirs,
+        };
+        (stdio, None)
+    } else {
+        let (stdio, relay) = crate::relay::start(args.interactive)?;
+        (stdio, Some(relay))
     };
     let mut relay = None;
     let mut started = |_pid: i32| {
@@ -76,6 +83,9 @@ fn exec(ctx: &Ctx, args: &ExecArgs) -> anyhow::Result<i32> {
     let result = berth_runtime::exec::exec(&spec, init.pid, process, stdio, &mut started);
     if let Some(r) = relay {
         r.finish();
+    }
+    if let Some(p) = pipes {
+        p.finish();
     }
     Ok(result?)
 }

@@ -48,6 +48,7 @@ pub enum Call {
         link: PathBuf,
     },
     SetNoNewPrivs,
+    Setsid,
     SetKeepCaps(bool),
     Setgroups(Vec<u32>),
     Setresgid(u32),
@@ -215,6 +216,10 @@ impl Syscall for FakeSyscall {
 
     fn set_no_new_privs(&self) -> Result<()> {
         self.record("set_no_new_privs", Call::SetNoNewPrivs)
+    }
+
+    fn setsid(&self) -> Result<()> {
+        self.record("setsid", Call::Setsid)
     }
 
     fn set_keep_caps(&self, keep: bool) -> Result<()> {

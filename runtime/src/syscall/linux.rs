@@ -64,6 +64,12 @@ impl Syscall for LinuxSyscall {
         nix::unistd::symlinkat(target, None, link).map_err(|e| os_err("symlink", Some(link), e))
     }
 
+    fn setsid(&self) -> Result<()> {
+        nix::unistd::setsid()
+            .map(drop)
+            .map_err(|e| os_err("setsid", None, e))
+    }
+
     fn set_no_new_privs(&self) -> Result<()> {
         nix::sys::prctl::set_no_new_privs()
             .map_err(|e| os_err("prctl(PR_SET_NO_NEW_PRIVS)", None, e))
@@ -184,7 +190,7 @@ impl Syscall for LinuxSyscall {
         .map_err(|e| os_err("open", Some(Path::new(&name)), e))?;
         nix::unistd::fchown(slave, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
             .map_err(|e| os_err("fchown", Some(Path::new(&name)), e))?;
-        nix::unistd::setsid().map_err(err("setsid"))?;
+        // The caller made this process a session leader ([`Syscall::setsid`]).
         // SAFETY: TIOCSCTTY takes an int argument (0: do not steal); `slave` is open.
         if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } < 0 {
             return Err(os_err("ioctl(TIOCSCTTY)", None, Errno::last()));

@@ -89,6 +89,8 @@ pub trait Syscall {
     fn symlink(&self, target: &Path, link: &Path) -> Result<()>;
     /// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
     fn set_no_new_privs(&self) -> Result<()>;
+    /// setsid(2): a new session and process group, with no controlling terminal.
+    fn setsid(&self) -> Result<()>;
     /// `prctl(PR_SET_KEEPCAPS, keep)`: keep the permitted set across the uid switch.
     fn set_keep_caps(&self, keep: bool) -> Result<()>;
     /// setgroups(2).
@@ -111,7 +113,7 @@ pub trait Syscall {
     fn loopback_up(&self) -> Result<()>;
     /// Gives the process a terminal like runc's console socket: opens a new pty in the
     /// container's `/dev/ptmx`, makes its slave (owned by `uid`:`gid`) the controlling terminal
-    /// of a new session and descriptors 0, 1 and 2, and sends the master over the Unix socket
+    /// of the process's session (made by [`Syscall::setsid`] first) and descriptors 0, 1 and 2, and sends the master over the Unix socket
     /// `socket` (`SCM_RIGHTS`), so the host side can drive it.
     fn setup_console(&self, socket: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<()>;
     /// setns(2): joins the namespace open at `fd`.
