@@ -434,6 +434,17 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         }
         apply_security_opts(&mut spec, &args.security_opt)?;
         spec::apply_limits(&mut spec, &format!("/berth/{id}"), &limits)?;
+        for device in &args.device {
+            spec::add_device(&mut spec, device).map_err(|e| match e {
+                spec::SpecError::DeviceInfo { .. } => {
+                    anyhow::anyhow!("Error response from daemon: {e}")
+                }
+                e => e.into(),
+            })?;
+        }
+        if args.privileged {
+            spec::allow_all_devices(&mut spec)?;
+        }
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(crate::volumes::oci_mounts(&resolved)?);
         spec.set_mounts(Some(mounts));
