@@ -352,3 +352,93 @@ fn a_killed_berth_leaves_nothing_after_the_next_command() {
     }
     env.ok(&["rm", "kept"]);
 }
+
+/// The checker's report without what legitimately differs between runtimes (the root file
+/// system's type: overlay under berth, the bundle's directory under runc), sorted (mount
+/// order differs). With `points_only`, mounts are compared by mount point alone: crun masks a
+/// file with the host's `/dev/null` (devtmpfs) where runc and berth bind the container's, and
+/// drops `nosuid,nodev,noexec` when it remounts a path read-only.
+fn normalized(report: &str, points_only: bool) -> Vec<String> {
+    let mut lines: Vec<String> = report
+        .lines()
+        .filter(|l| !l.starts_with("mount=/ "))
+        .map(|l| match (points_only, l.strip_prefix("mount=")) {
+            (true, Some(rest)) => format!("mount={}", rest.split(' ').next().unwrap_or("")),
+            _ => l.to_owned(),
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn the_checker_reports_the_same_under_berth_runc_and_crun() {
+    require(
+        "runc",
+        "install it with `apt-get install runc` (tests/run does)",
+    );
+    require(
+        "crun",
+        "install it with `apt-get install crun` (tests/run does)",
+    );
+    let env = ContainerEnv::new(&[]);
+    let berth = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb:1",
+        "berth-check",
+        "report",
+    ]);
+    // The same spec: berth's own config.json for this container, with the unpacked image as
+    // the bundle's root and a cgroup of the test's own.
+    let id = env.ok(&[
+        "create",
+        "--network",
+        "none",
+        "bb:1",
+        "berth-check",
+        "report",
+    ]);
+    let (dir, _) = env.find(id.trim());
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    spec["root"] = serde_json::json!({ "path": env.tmp.path().join("rfs"), "readonly": false });
+    let bundle = env.tmp.path().join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    for (runtime, script) in [
+        ("runc", "exec runc run \"$0\""),
+        // crun refuses hybrid cgroups; hide the unified mount in a private mount namespace.
+        (
+            "crun",
+            "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun run \"$0\"",
+        ),
+    ] {
+        let name = format!("berth-cmp-{runtime}-{}", std::process::id());
+        spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/berth-test/{name}"));
+        std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script, &name])
+            .current_dir(&bundle)
+            .output()
+            .unwrap();
+        let theirs = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{runtime}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let points_only = runtime == "crun";
+        assert_eq!(
+            normalized(&berth, points_only),
+            normalized(&theirs, points_only),
+            "berth and {runtime} differ for the same spec"
+        );
+        for d in [
+            "memory", "cpu", "cpuacct", "pids", "blkio", "devices", "unified",
+        ] {
+            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{d}/berth-test/{name}"));
+        }
+    }
+}

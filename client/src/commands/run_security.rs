@@ -78,11 +78,19 @@ pub fn capabilities(
 }
 
 /// Sets the spec's bounding, effective and permitted sets to `caps` (inheritable and ambient
-/// stay empty: CVE-2022-24769).
+/// stay empty: CVE-2022-24769), and its seccomp profile (when it has one) to moby's for those
+/// capabilities: `--cap-add SYS_PTRACE` also opens `ptrace`, `pidfd_getfd`, …, as in Docker.
 ///
 /// # Errors
-/// A name oci-spec does not know.
+/// A name oci-spec does not know; the profile cannot be built.
 pub fn set_capabilities(spec: &mut Spec, caps: &BTreeSet<String>) -> anyhow::Result<()> {
+    if let Some(mut linux) = spec.linux().clone() {
+        if linux.seccomp().is_some() {
+            let names: Vec<&String> = caps.iter().collect();
+            linux.set_seccomp(Some(berth_runtime::seccomp::docker_profile(&names)?));
+            spec.set_linux(Some(linux));
+        }
+    }
     let set: std::collections::HashSet<Capability> = caps
         .iter()
         .filter_map(|c| c.trim_start_matches("CAP_").parse().ok())
