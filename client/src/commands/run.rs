@@ -251,38 +251,6 @@ fn set_terminal(spec: &mut oci_spec::runtime::Spec) {
     }
 }
 
-/// `--security-opt`: `seccomp=unconfined` drops the default seccomp profile;
-/// `no-new-privileges` (or `=true`) sets `process.noNewPrivileges`.
-///
-/// # Errors
-/// Any other option, in Docker's words.
-fn apply_security_opts(spec: &mut oci_spec::runtime::Spec, opts: &[String]) -> anyhow::Result<()> {
-    for opt in opts {
-        let (key, value) = opt
-            .split_once(['=', ':'])
-            .map_or((opt.as_str(), None), |(k, v)| (k, Some(v)));
-        match (key, value) {
-            ("seccomp", Some("unconfined")) => {
-                if let Some(mut linux) = spec.linux().clone() {
-                    linux.set_seccomp(None);
-                    spec.set_linux(Some(linux));
-                }
-            }
-            ("no-new-privileges", None | Some("true" | "false")) => {
-                if let Some(mut p) = spec.process().clone() {
-                    p.set_no_new_privileges(Some(value != Some("false")));
-                    spec.set_process(Some(p));
-                }
-            }
-            ("seccomp", Some(profile)) => anyhow::bail!(
-                "Error response from daemon: opening seccomp profile ({profile}) failed: custom seccomp profiles are not supported by berth yet; use `seccomp=unconfined` or leave the default"
-            ),
-            _ => anyhow::bail!("Error response from daemon: invalid --security-opt: {opt:?}"),
-        }
-    }
-    Ok(())
-}
-
 /// `berth create`: sets the container up like `run` and prints its ID without starting it.
 ///
 /// # Errors
@@ -313,6 +281,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         anyhow::bail!("Conflicting options: --restart and --rm");
     }
     let limits = limits(args)?;
+    let caps = super::run_security::capabilities(&args.cap_add, &args.cap_drop, args.privileged)?;
     let mount_specs = args
         .volumes
         .iter()
@@ -337,6 +306,16 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         let all = crate::containers::list(ctx.store.root());
         crate::containers::generate_name(&|n| all.iter().any(|(_, s)| s.name == n))
     });
+    // Read before anything exists on disk, so a bad or endless file leaves nothing behind.
+    let host_env = |k: &str| std::env::var(k).ok();
+    let env = crate::envfile::read_all(&args.env_file, &host_env)?
+        .into_iter()
+        .chain(
+            args.env
+                .iter()
+                .filter_map(|e| spec::resolve_env_flag(e, host_env)),
+        )
+        .collect();
     let id = new_id();
     let (network, network_settings) = crate::network::settings_for_run(ctx, args, &config)?;
     let hostname = match (&args.hostname, network) {
@@ -350,6 +329,10 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         remove: true,
     };
     let dir = guard.dir.clone();
+    fs_err::create_dir_all(&dir)?;
+    // Before anything is mounted: if this process dies before `state.json` exists, the next
+    // berth invocation finds the directory and removes it (`crate::reaper`).
+    crate::reaper::mark_creating(&dir)?;
     for sub in ["rootfs", "upper", "work"] {
         fs_err::create_dir_all(dir.join(sub))?;
     }
@@ -400,15 +383,6 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
             )?;
         }
     }
-    let host_env = |k: &str| std::env::var(k).ok();
-    let env = crate::envfile::read_all(&args.env_file, &host_env)?
-        .into_iter()
-        .chain(
-            args.env
-                .iter()
-                .filter_map(|e| spec::resolve_env_flag(e, host_env)),
-        )
-        .collect();
     let opts = RunOptions {
         hostname,
         env,
@@ -432,7 +406,11 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         if args.tty {
             set_terminal(&mut spec);
         }
-        apply_security_opts(&mut spec, &args.security_opt)?;
+        super::run_security::set_capabilities(&mut spec, &caps)?;
+        if args.privileged {
+            super::run_security::unconfine(&mut spec);
+        }
+        super::run_security::apply_security_opts(&mut spec, &args.security_opt)?;
         spec::apply_limits(&mut spec, &format!("/berth/{id}"), &limits)?;
         for device in &args.device {
             spec::add_device(&mut spec, device).map_err(|e| match e {
@@ -486,6 +464,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
             let lock = containers::Lock::take(&dir)?;
             containers::save(&dir, &state, &lock)?;
         }
+        crate::reaper::done_creating(&dir);
         drop(names_lock);
         if create_only {
             // `start` mounts it again.
@@ -517,24 +496,26 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         let lock = containers::Lock::take(&dir)?;
         containers::save(&dir, &state, &lock)?;
     }
+    crate::reaper::done_creating(&dir);
     drop(names_lock);
 
     // Docker's --sig-proxy: Ctrl-C and friends go to the container, and berth stays to clean up.
     let init = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let proxy = crate::sigproxy::forward(crate::sigproxy::Target::Pid(init.clone()));
+    // Pipes, never our own descriptors: the container gets no handle on our terminal.
+    let (stdio, relay) = crate::relay::start(false)?;
     let result = match network {
         Ok(net) => {
             let mut prestart = |pid| net.as_ref().map_or(Ok(()), |a| (a.prestart())(pid));
-            berth_runtime::run::run_full(
-                &dir,
-                &spec,
-                berth_runtime::run::Stdio::default(),
-                &mut prestart,
-                &mut |pid| init.store(pid, std::sync::atomic::Ordering::SeqCst),
-            )
+            berth_runtime::run::run_full(&dir, &spec, stdio, &mut prestart, &mut |pid| {
+                init.store(pid, std::sync::atomic::Ordering::SeqCst);
+                // So `stop`, `kill`, `rm -f`, `top` and `inspect` can reach it.
+                let _ = containers::update(&dir, |s| s.init = ProcessId::of(pid));
+            })
         }
         Err(e) => Err(RunError::Prestart(format!("{e:#}").into())),
     };
+    relay.finish();
     if let Some(p) = proxy {
         p.abort();
     }
@@ -725,7 +706,7 @@ mod tests {
         let mut argv = vec!["berth", "run"];
         argv.extend_from_slice(flags);
         argv.push("img");
-        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+        match crate::cli::Cli::try_parse_argv(argv).unwrap().command {
             crate::cli::Command::Run(a) => a,
             other => panic!("{other:?}"),
         }
