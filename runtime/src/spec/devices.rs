@@ -142,18 +142,26 @@ fn device_at(host: &Path, path: PathBuf) -> std::io::Result<Option<LinuxDevice>>
     Ok(Some(dev))
 }
 
-/// The devices under the host directory `dir`, mapped below `dest` (moby's walk for a
-/// directory given to `--device`).
-fn devices_below(dir: &Path, dest: &Path, out: &mut Vec<LinuxDevice>) {
+/// Directories `--privileged` does not take devices from (containerd's `HostDevices`).
+const SKIPPED_DIRS: [&str; 7] = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+
+/// The devices under the host directory `dir`, mapped below `dest`, in name order. With
+/// `host_rules`, the directories of [`SKIPPED_DIRS`] and `console` are left out.
+fn devices_below(dir: &Path, dest: &Path, host_rules: bool, out: &mut Vec<LinuxDevice>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     let mut entries: Vec<_> = entries.flatten().collect();
     entries.sort_by_key(std::fs::DirEntry::file_name);
     for e in entries {
-        let (host, target) = (e.path(), dest.join(e.file_name()));
+        let name = e.file_name();
+        let (host, target) = (e.path(), dest.join(&name));
         if e.file_type().is_ok_and(|t| t.is_dir()) {
-            devices_below(&host, &target, out);
+            if !(host_rules && SKIPPED_DIRS.iter().any(|s| name == *s)) {
+                devices_below(&host, &target, host_rules, out);
+            }
+        } else if host_rules && name == "console" {
+            continue;
         } else if let Ok(Some(d)) = device_at(&host, target) {
             out.push(d);
         }
@@ -206,7 +214,7 @@ pub fn add_device(spec: &mut Spec, arg: &str) -> Result<()> {
     let mut devices = Vec::new();
     match device_at(&host, PathBuf::from(&dst)) {
         Ok(Some(d)) => devices.push(d),
-        Ok(None) if host.is_dir() => devices_below(&host, Path::new(&dst), &mut devices),
+        Ok(None) if host.is_dir() => devices_below(&host, Path::new(&dst), false, &mut devices),
         Ok(None) => {}
         Err(e) => return Err(info(errno(&e))),
     }
@@ -226,35 +234,8 @@ pub fn add_device(spec: &mut Spec, arg: &str) -> Result<()> {
 /// `console`.
 #[must_use]
 pub fn host_devices(dev: &Path) -> Vec<LinuxDevice> {
-    fn walk(dir: &Path, dest: &Path, out: &mut Vec<LinuxDevice>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut entries: Vec<_> = entries.flatten().collect();
-        entries.sort_by_key(std::fs::DirEntry::file_name);
-        for e in entries {
-            let name = e.file_name();
-            let (host, target) = (e.path(), dest.join(&name));
-            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-            let skipped = if is_dir {
-                ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"]
-                    .iter()
-                    .any(|s| name == *s)
-            } else {
-                name == "console"
-            };
-            if skipped {
-                continue;
-            }
-            if is_dir {
-                walk(&host, &target, out);
-            } else if let Ok(Some(d)) = device_at(&host, target) {
-                out.push(d);
-            }
-        }
-    }
     let mut out = Vec::new();
-    walk(dev, Path::new("/dev"), &mut out);
+    devices_below(dev, Path::new("/dev"), true, &mut out);
     out
 }
 
