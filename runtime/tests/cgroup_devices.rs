@@ -135,3 +135,37 @@ fn dockers_default_list_allows_mknod_but_not_open() {
     );
     assert!(stdout.contains("null=ok"), "{stdout}{stderr}");
 }
+
+#[test]
+fn the_v2_manager_attaches_the_spec_rules_and_removes_the_cgroup() {
+    use berth_runtime::cgroups::CgroupManager as _;
+    use berth_runtime::oci_spec::runtime::LinuxResourcesBuilder;
+    // The cgroup2 mount as a pure v2 host's whole hierarchy.
+    let root = cgroup2_root();
+    let rel = format!("berth-test-v2-{}", std::process::id());
+    let manager = cgroups::Manager::new(&Layout::Unified { root: root.clone() }, &rel).unwrap();
+    let resources = LinuxResourcesBuilder::default()
+        .devices(berth_runtime::spec::default_device_rules().unwrap())
+        .build()
+        .unwrap();
+    manager.create(Some(&resources)).unwrap();
+    let dir = root.join(&rel);
+    let script = "(: > /dev/full) 2>/dev/null && echo full=ok; \
+                  (: < /dev/kmsg) 2>/dev/null && echo kmsg=open || echo kmsg=refused";
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("read _ ; {script}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    manager
+        .add_task(i32::try_from(child.id()).unwrap())
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    manager.remove().unwrap();
+    assert!(!dir.exists());
+    assert_eq!(stdout, "full=ok\nkmsg=refused\n");
+}
