@@ -3,6 +3,7 @@
 //! diff ID, a history entry (author, comment) and `--change` instructions. Prints
 //! `sha256:<image id>`.
 
+use std::ffi::OsStr;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -14,7 +15,7 @@ use crate::archive::import::write_layer;
 use crate::archive::{media, put_blob, ArchiveError, NewBlobs};
 use crate::cli::CommitArgs;
 use crate::containers;
-use crate::containers_fs::{append_tree, piped};
+use crate::containers_fs::{append_tree_at, piped, RootDir};
 use crate::context::Ctx;
 use crate::reference::Reference;
 use crate::store::NewImage;
@@ -52,12 +53,14 @@ pub fn run(ctx: &Ctx, args: &CommitArgs) -> anyhow::Result<()> {
     let mut doc: serde_json::Value = serde_json::from_slice(&store.read_blob(&image.id.parse()?)?)?;
 
     let mut new = NewBlobs::new(store);
-    let upper = dir.join("upper");
+    // `upper/` is the container's to change while this runs: walk it by handles, so a directory
+    // swapped for a symlink is archived as that symlink, never followed (CVE-2018-15664).
+    let upper = RootDir::open(&dir.join("upper"))?;
     let mut written = None;
     piped(
         move |w| {
             let mut b = tar::Builder::new(std::io::BufWriter::new(w));
-            append_tree(&mut b, &upper, Path::new(""), true)
+            append_tree_at(&mut b, upper.fd(), OsStr::new("."), Path::new(""), true)
                 .context("cannot archive the container's changes")?;
             b.into_inner()?.flush()?;
             Ok(())

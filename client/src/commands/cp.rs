@@ -1,18 +1,23 @@
 //! `berth cp`: copies between a container and the host, `CONTAINER:SRC DEST` or
 //! `SRC CONTAINER:DEST`, `-` standing for a tar stream on STDIN/STDOUT. Container paths are
-//! resolved with `secure_join` against the container's merged root, so a symlink in the
-//! container (`/evil -> /`) never leads to a host file (CVE-2018-15664 class).
+//! looked up inside a handle of the container's merged root ([`RootDir`]), and the copy reads
+//! and writes relative to handles from there, so a symlink in the container (`/evil -> /`), even
+//! one swapped in while the copy runs, never leads to a host file (CVE-2018-15664).
 
 use std::ffi::OsString;
 use std::io::{BufWriter, Write as _};
+use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use berth_runtime::rootfs::secure_join;
+use rustix::fs::{AtFlags, FileType};
 
 use crate::cli::CpArgs;
 use crate::containers;
-use crate::containers_fs::{append_tree, extract_in_root, piped, MergedRoot};
+use crate::containers_fs::resolve::lexical;
+use crate::containers_fs::{
+    append_tree, append_tree_at, extract_in_root, piped, MergedRoot, RootDir,
+};
 use crate::context::Ctx;
 
 /// `CONTAINER:PATH` split, or `None` for a local path (one with a `/` before any `:`, as Docker
@@ -41,37 +46,40 @@ pub fn run(ctx: &Ctx, args: &CpArgs) -> anyhow::Result<()> {
     }
 }
 
-fn open(ctx: &Ctx, container: &str) -> anyhow::Result<MergedRoot> {
+fn open(ctx: &Ctx, container: &str) -> anyhow::Result<(MergedRoot, RootDir)> {
     let (dir, state) = containers::find(ctx.store.root(), container)?;
-    MergedRoot::open(&ctx.store, &dir, &state)
+    let merged = MergedRoot::open(&ctx.store, &dir, &state)?;
+    let root = RootDir::open(merged.path())?;
+    Ok((merged, root))
 }
 
-/// The container path `p` with its parent resolved inside `root` and its last component kept
-/// (not followed), plus that last component (`None` for the root itself).
-fn resolve_keep_last(root: &Path, p: &str) -> anyhow::Result<(PathBuf, Option<OsString>)> {
-    let p = Path::new(if p.is_empty() { "/" } else { p });
-    let rel = crate::containers_fs::normal(p);
-    match rel.file_name() {
-        Some(name) => {
-            let parent = secure_join(root, rel.parent().unwrap_or(Path::new("")))?;
-            Ok((parent.join(name), Some(name.to_owned())))
-        }
-        None => Ok((root.to_owned(), None)),
-    }
+/// Whether the container path `p` is a directory (symlinks followed inside the root).
+fn is_dir(root: &RootDir, p: &Path) -> bool {
+    root.resolve(p)
+        .ok()
+        .and_then(|fd| rustix::fs::fstat(fd).ok())
+        .is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
 }
 
 fn copy_out(ctx: &Ctx, container: &str, src: &str, dest: &str) -> anyhow::Result<()> {
-    let root = open(ctx, container)?;
-    let (path, name) = resolve_keep_last(root.path(), src)?;
-    std::fs::symlink_metadata(&path).with_context(|| {
+    let (_merged, root) = open(ctx, container)?;
+    let missing = || {
         format!(
             "Error response from daemon: Could not find the file {src} in container {container}"
         )
-    })?;
+    };
+    // The source's directory as a handle inside the root; its last component is not followed.
+    let (parent, name) = root
+        .resolve_parent(Path::new(if src.is_empty() { "/" } else { src }))
+        .with_context(missing)?;
+    let last = name.clone().unwrap_or_else(|| OsString::from("."));
+    rustix::fs::statat(&parent, &last, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(std::io::Error::from)
+        .with_context(missing)?;
     let name = name.unwrap_or_else(|| OsString::from("."));
     if dest == "-" {
         let mut b = tar::Builder::new(BufWriter::new(std::io::stdout().lock()));
-        append_tree(&mut b, &path, Path::new(&name), false)?;
+        append_tree_at(&mut b, parent.as_fd(), &last, Path::new(&name), false)?;
         b.into_inner()?.flush()?;
         return Ok(());
     }
@@ -98,7 +106,7 @@ fn copy_out(ctx: &Ctx, container: &str, src: &str, dest: &str) -> anyhow::Result
     piped(
         move |w| {
             let mut b = tar::Builder::new(BufWriter::new(w));
-            append_tree(&mut b, &path, &top, false)?;
+            append_tree_at(&mut b, parent.as_fd(), &last, &top, false)?;
             b.into_inner()?.flush()?;
             Ok(())
         },
@@ -114,21 +122,19 @@ fn copy_out(ctx: &Ctx, container: &str, src: &str, dest: &str) -> anyhow::Result
 }
 
 fn copy_in(ctx: &Ctx, src: &str, container: &str, dest: &str) -> anyhow::Result<()> {
-    let root = open(ctx, container)?;
-    let root_path = root.path().to_owned();
-    let dest_in = crate::containers_fs::normal(Path::new(dest));
-    let resolved = secure_join(&root_path, &dest_in)?;
+    let (_merged, root) = open(ctx, container)?;
+    let dest_in = lexical(Path::new(dest));
     if src == "-" {
         anyhow::ensure!(
-            resolved.is_dir(),
+            is_dir(&root, &dest_in),
             "Error response from daemon: extraction point is not a directory"
         );
-        return extract_in_root(&root_path, &dest_in, std::io::stdin().lock());
+        return extract_in_root(&root, &dest_in, std::io::stdin().lock());
     }
     let src_path = PathBuf::from(src);
     std::fs::symlink_metadata(&src_path)
         .with_context(|| format!("could not find the file {src}"))?;
-    let (dir, top) = if resolved.is_dir() {
+    let (dir, top) = if is_dir(&root, &dest_in) {
         let name = src_path
             .canonicalize()?
             .file_name()
@@ -137,7 +143,7 @@ fn copy_in(ctx: &Ctx, src: &str, container: &str, dest: &str) -> anyhow::Result<
     } else {
         let parent = dest_in.parent().unwrap_or(Path::new("")).to_owned();
         anyhow::ensure!(
-            secure_join(&root_path, &parent)?.is_dir(),
+            is_dir(&root, &parent),
             "Error response from daemon: Could not find the file {} in container {container}",
             parent.display()
         );
@@ -157,6 +163,6 @@ fn copy_in(ctx: &Ctx, src: &str, container: &str, dest: &str) -> anyhow::Result<
             b.into_inner()?.flush()?;
             Ok(())
         },
-        |r| extract_in_root(&root_path, &dir, r),
+        |r| extract_in_root(&root, &dir, r),
     )
 }

@@ -1,6 +1,9 @@
 //! `berth export`: a container's flattened file system (its merged root, whiteouts already
-//! applied by the overlay) as a tar stream on STDOUT or into `-o FILE`.
+//! applied by the overlay) as a tar stream on STDOUT or into `-o FILE`. The tree is walked by
+//! handles from the root's (see `containers_fs::tree`), so a running container renaming things
+//! cannot point the walk at host files (CVE-2018-15664).
 
+use std::ffi::OsStr;
 use std::io::{BufWriter, IsTerminal as _, Write};
 use std::path::Path;
 
@@ -9,7 +12,7 @@ use anyhow::Context as _;
 use crate::archive::ArchiveError;
 use crate::cli::ExportArgs;
 use crate::containers;
-use crate::containers_fs::{append_tree, MergedRoot};
+use crate::containers_fs::{append_tree_at, MergedRoot, RootDir};
 use crate::context::Ctx;
 
 /// Runs `export`.
@@ -21,10 +24,13 @@ pub fn run(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<()> {
         return Err(ArchiveError::Terminal.into_anyhow());
     }
     let (dir, state) = containers::find(ctx.store.root(), &args.container)?;
-    let root = MergedRoot::open(&ctx.store, &dir, &state)?;
+    let merged = MergedRoot::open(&ctx.store, &dir, &state)?;
+    // Walked from a handle of the root, one handle per directory: a directory the container
+    // swaps for a symlink meanwhile is archived as that symlink, never followed.
+    let root = RootDir::open(merged.path())?;
     let write = |out: &mut dyn Write| -> anyhow::Result<()> {
         let mut b = tar::Builder::new(BufWriter::with_capacity(1 << 20, out));
-        append_tree(&mut b, root.path(), Path::new(""), false)
+        append_tree_at(&mut b, root.fd(), OsStr::new("."), Path::new(""), false)
             .context("cannot archive the container's file system")?;
         b.into_inner()?.flush()?;
         Ok(())
