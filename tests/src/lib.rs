@@ -1038,7 +1038,7 @@ pub fn container_cgroup_dirs(id: &str) -> Vec<PathBuf> {
     if root.join("cgroup.controllers").exists() {
         vec![root.join("berth").join(id)]
     } else {
-        ["memory", "cpu", "cpuacct", "pids", "blkio", "devices"]
+        ["memory", "cpu", "cpuacct", "pids", "blkio", "devices", "unified"]
             .iter()
             .map(|c| root.join(c).join("berth").join(id))
             .filter(|d| d.parent().unwrap().parent().unwrap().is_dir())
