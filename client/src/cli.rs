@@ -664,6 +664,10 @@ pub struct RunArgs {
     /// `apparmor=…`, `label=…`)
     #[arg(long, value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// Pull image before running (`missing`: only when it is not in the store, `always`,
+    /// `never`)
+    #[arg(long, value_name = "POLICY", default_value = "missing", value_parser = ["missing", "always", "never"])]
+    pub pull: String,
     /// Give extended privileges to this container (every capability and device, no seccomp
     /// filter, no masked paths)
     #[arg(long)]

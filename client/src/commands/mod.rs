@@ -133,8 +133,14 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(ctx, &a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(ctx, &a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(ctx, &a).await,
-        Command::Run(a) | Command::Container(C::Run(a)) => run::run(ctx, &a),
-        Command::Create(a) | Command::Container(C::Create(a)) => run::create(ctx, &a),
+        Command::Run(a) | Command::Container(C::Run(a)) => {
+            run::exit_with(pull::for_run(ctx, &a.image, &a.pull).await.map(|()| 0))?;
+            run::run(ctx, &a)
+        }
+        Command::Create(a) | Command::Container(C::Create(a)) => {
+            run::exit_with(pull::for_run(ctx, &a.image, &a.pull).await.map(|()| 0))?;
+            run::create(ctx, &a)
+        }
         Command::Start(a) | Command::Container(C::Start(a)) => start::start(ctx, &a),
         Command::Restart(a) | Command::Container(C::Restart(a)) => start::restart(ctx, &a),
         Command::Attach(a) | Command::Container(C::Attach(a)) => attach::run(ctx, &a),

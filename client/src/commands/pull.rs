@@ -117,6 +117,9 @@ pub async fn run(ctx: &Ctx, args: &PullArgs) -> anyhow::Result<()> {
                 ..reference.clone()
             };
             pull(ctx, &opts, &printer, &r, &platform).await?;
+            if !args.quiet {
+                ctx.printer.data(&r.to_string());
+            }
         }
         if args.quiet {
             ctx.printer.data(&reference.name());
@@ -124,9 +127,32 @@ pub async fn run(ctx: &Ctx, args: &PullArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     pull(ctx, &opts, &printer, &reference, &platform).await?;
-    if args.quiet {
-        ctx.printer.data(&reference.to_string());
+    // The full reference on stdout, as Docker prints it (also with `-q`: then alone).
+    ctx.printer.data(&reference.to_string());
+    Ok(())
+}
+
+/// `run`/`create --pull POLICY`: with `missing` (the default) pulls the image when the store
+/// does not have it, after Docker's `Unable to find image 'X' locally`; with `always` pulls
+/// anyway; with `never` does nothing. Progress goes to stderr as with `pull`; stdout stays for
+/// the container's ID or output.
+///
+/// # Errors
+/// The pull failed (the caller exits 125).
+pub async fn for_run(ctx: &Ctx, image: &str, policy: &str) -> anyhow::Result<()> {
+    let local = super::find_image(ctx, image).is_ok();
+    match policy {
+        "never" => return Ok(()),
+        "missing" if local => return Ok(()),
+        _ => {}
     }
+    let reference = Reference::parse(image)?;
+    if !local {
+        ctx.printer
+            .status(&format!("Unable to find image '{}' locally", reference.familiar()));
+    }
+    let opts = RemoteOptions::load(&ctx.daemon)?;
+    pull(ctx, &opts, &ctx.printer, &reference, &Platform::host()).await?;
     Ok(())
 }
 
@@ -188,9 +214,6 @@ pub async fn pull(
                     printer.status(&format!("Status: Downloaded newer image for {shown}"));
                 } else {
                     printer.status(&format!("Status: Image is up to date for {shown}"));
-                }
-                if !printer.is_quiet() {
-                    ctx.printer.data(&r.to_string());
                 }
                 return Ok(rec);
             }
