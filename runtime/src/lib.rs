@@ -22,3 +22,4 @@ pub mod run;
 pub mod seccomp;
 pub mod spec;
 pub mod syscall;
+pub mod user;

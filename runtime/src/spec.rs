@@ -31,8 +31,6 @@ pub mod devices;
 
 pub use devices::{add_device, allow_all_devices, default_device_rules};
 
-use crate::rootfs::secure_join;
-
 /// Docker's default `PATH` (`oci.DefaultPathEnv`).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -84,18 +82,9 @@ pub enum SpecError {
     /// Neither the image nor the command line gives a command.
     #[error("no command specified")]
     NoCommand,
-    /// `-u NAME` with no such passwd entry.
-    #[error("unable to find user {user}: no matching entries in passwd file")]
-    NoSuchUser {
-        /// The name asked for.
-        user: String,
-    },
-    /// `-u …:GROUP` with no such group entry.
-    #[error("unable to find group {group}: no matching entries in group file")]
-    NoSuchGroup {
-        /// The name asked for.
-        group: String,
-    },
+    /// `-u` (or the image's `User`) names no user or group, or an id out of range.
+    #[error(transparent)]
+    User(#[from] crate::user::UserError),
     /// `--device` is malformed (Docker's CLI reason).
     #[error("invalid argument \"{arg}\" for \"--device\" flag: {reason}")]
     InvalidDevice {
@@ -284,72 +273,19 @@ pub struct ResolvedUser {
     pub home: String,
 }
 
-fn read_db(rootfs: &Path, file: &str) -> Vec<Vec<String>> {
-    let Ok(path) = secure_join(rootfs, Path::new(file)) else {
-        return Vec::new();
-    };
-    fs_err::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| l.split(':').map(str::to_owned).collect())
-        .collect()
-}
-
-/// Resolves `user[:group]` (names or numbers) against the rootfs's passwd and group files.
+/// Resolves `user[:group]` (names or numbers) against the rootfs's passwd and group files, by
+/// Docker's rules ([`crate::user`]). The additional gids are the primary one, then the
+/// supplementary ones, as moby's `getUser` passes them to runc.
 ///
 /// # Errors
-/// A name that neither file knows.
+/// A name that neither file knows, an id out of range, an unreadable passwd or group file.
 pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<ResolvedUser> {
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let user = if user.is_empty() { "0" } else { user };
-    let passwd = read_db(rootfs, "/etc/passwd");
-    let groups = read_db(rootfs, "/etc/group");
-    let entry = passwd
-        .iter()
-        .find(|f| f.len() >= 6 && (f[0] == user || user.parse::<u32>().ok() == f[2].parse().ok()));
-    let (uid, mut gid, name, home) = match (entry, user.parse::<u32>()) {
-        (Some(f), _) => (
-            f[2].parse().unwrap_or(0),
-            f[3].parse().unwrap_or(0),
-            Some(f[0].clone()),
-            f[5].clone(),
-        ),
-        (None, Ok(n)) => (n, 0, None, "/".to_owned()),
-        (None, Err(_)) => {
-            return Err(SpecError::NoSuchUser {
-                user: user.to_owned(),
-            })
-        }
-    };
-    if let Some(g) = group {
-        gid = match groups.iter().find(|f| f.len() >= 3 && f[0] == g) {
-            Some(f) => f[2].parse().unwrap_or(0),
-            None => g.parse().map_err(|_| SpecError::NoSuchGroup {
-                group: g.to_owned(),
-            })?,
-        };
-    }
-    let mut additional_gids = Vec::new();
-    if let (Some(name), None) = (&name, group) {
-        for f in groups.iter().filter(|f| f.len() >= 4) {
-            if f[3].split(',').any(|m| m == name) {
-                if let Ok(g) = f[2].parse::<u32>() {
-                    if g != gid && !additional_gids.contains(&g) {
-                        additional_gids.push(g);
-                    }
-                }
-            }
-        }
-    }
+    let user = crate::user::resolve_in(rootfs, spec)?;
     Ok(ResolvedUser {
-        uid,
-        gid,
-        additional_gids,
-        home,
+        uid: user.uid,
+        gid: user.gid,
+        additional_gids: std::iter::once(user.gid).chain(user.sgids).collect(),
+        home: user.home,
     })
 }
 
@@ -617,12 +553,12 @@ mod tests {
     }
 
     #[rstest]
-    #[case::numeric_unknown("4242", 4242, 0, &[], "/")]
-    #[case::numeric_pair("4242:7", 4242, 7, &[], "/")]
-    #[case::name("app", 1000, 1000, &[10, 50], "/home/app")]
-    #[case::uid_of_known_user("1000", 1000, 1000, &[10, 50], "/home/app")]
-    #[case::name_group("app:staff", 1000, 50, &[], "/home/app")]
-    #[case::root("root", 0, 0, &[10], "/root")]
+    #[case::numeric_unknown("4242", 4242, 0, &[0], "/")]
+    #[case::numeric_pair("4242:7", 4242, 7, &[7], "/")]
+    #[case::name("app", 1000, 1000, &[1000, 10, 50], "/home/app")]
+    #[case::uid_of_known_user("1000", 1000, 1000, &[1000, 10, 50], "/home/app")]
+    #[case::name_group("app:staff", 1000, 50, &[50], "/home/app")]
+    #[case::root("root", 0, 0, &[0, 10], "/root")]
     fn user_resolution(
         #[case] spec: &str,
         #[case] uid: u32,
@@ -638,29 +574,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn unknown_user_and_group_are_errors() {
+    #[rstest]
+    #[case::unknown_user(
+        "ghost",
+        "unable to find user ghost: no matching entries in passwd file"
+    )]
+    #[case::unknown_group(
+        "app:ghosts",
+        "unable to find group ghosts: no matching entries in group file"
+    )]
+    #[case::uid_minus_one("4294967295", "uids and gids must be in range 0-2147483647")]
+    #[case::gid_minus_one("0:4294967295", "uids and gids must be in range 0-2147483647")]
+    fn bad_users_are_refused_with_dockers_message(#[case] spec: &str, #[case] message: &str) {
         let t = rootfs_with_users();
-        assert!(matches!(
-            resolve_user(t.path(), "ghost"),
-            Err(SpecError::NoSuchUser { .. })
-        ));
-        assert!(matches!(
-            resolve_user(t.path(), "app:ghosts"),
-            Err(SpecError::NoSuchGroup { .. })
-        ));
-    }
-
-    #[test]
-    fn passwd_symlink_cannot_escape_the_rootfs() {
-        let t = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(t.path().join("etc")).unwrap();
-        // On the host, /etc/passwd knows `root`; inside this rootfs nothing does.
-        std::os::unix::fs::symlink("/../../../../etc/passwd", t.path().join("etc/passwd")).unwrap();
-        assert!(matches!(
-            resolve_user(t.path(), "root"),
-            Err(SpecError::NoSuchUser { .. })
-        ));
+        let e = resolve_user(t.path(), spec).unwrap_err();
+        assert!(matches!(e, SpecError::User(_)), "{e:?}");
+        assert_eq!(e.to_string(), message);
     }
 
     fn opts() -> RunOptions {
