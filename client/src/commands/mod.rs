@@ -28,6 +28,7 @@ pub mod rename;
 pub mod rm;
 pub mod rmi;
 pub mod run;
+mod run_checks;
 pub mod run_security;
 pub mod save;
 pub mod search;

@@ -267,6 +267,7 @@ fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
 }
 
 fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Result<i32> {
+    super::run_checks::check(args)?;
     if !create_only
         && !args.detach
         && args.tty
