@@ -9,11 +9,14 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
-    version,
-    propagate_version = true,
+    version = concat!("version ", env!("CARGO_PKG_VERSION")),
+    disable_version_flag = true,
     disable_help_subcommand = true
 )]
 pub struct Cli {
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
     /// Root directory of persistent state (images, layers) [default: /var/lib/berth]
     #[arg(long, global = true, value_name = "DIR", env = "BERTH_DATA_ROOT", value_hint = clap::ValueHint::DirPath)]
     pub data_root: Option<PathBuf>,
@@ -32,9 +35,13 @@ impl Cli {
     /// Parses `std::env::args`, exiting with clap's usage error on failure.
     #[must_use]
     pub fn parse_args() -> Self {
-        let mut cli = <Self as clap::Parser>::parse();
-        cli.split_trailing();
-        cli
+        match <Self as clap::Parser>::try_parse() {
+            Ok(mut cli) => {
+                cli.split_trailing();
+                cli
+            }
+            Err(e) => without_hidden_suggestions(e).exit(),
+        }
     }
 
     /// Parses `argv` (for tests).
@@ -64,6 +71,21 @@ impl Cli {
     }
 }
 
+/// clap suggests hidden subcommands too (`contianer` → the internal `container-monitor`):
+/// keeps only the ones users may type.
+fn without_hidden_suggestions(mut e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue};
+    if let Some(ContextValue::Strings(names)) = e.get(ContextKind::SuggestedSubcommand) {
+        let visible: Vec<String> = names
+            .iter()
+            .filter(|n| n.as_str() != "container-monitor")
+            .cloned()
+            .collect();
+        e.insert(ContextKind::SuggestedSubcommand, ContextValue::Strings(visible));
+    }
+    e
+}
+
 /// Top-level commands.
 #[derive(Subcommand, Debug)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
@@ -86,6 +108,10 @@ pub enum Command {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
+    /// Display system-wide information
+    Info(InfoArgs),
+    /// Show the berth version information
+    Version(VersionArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
     /// Create and run a new container from an image
@@ -391,6 +417,24 @@ pub enum ImageCommand {
 pub enum SystemCommand {
     /// Show disk usage
     Df(DfArgs),
+    /// Display system-wide information
+    Info(InfoArgs),
+}
+
+/// `info`
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Format output using a custom template (`{{json .}}`, `{{.DockerRootDir}}`)
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+/// `version`
+#[derive(Args, Debug)]
+pub struct VersionArgs {
+    /// Format output using a custom template (`{{json .}}`, `{{.Client.Version}}`)
+    #[arg(short, long)]
+    pub format: Option<String>,
 }
 
 /// `pull`
@@ -436,7 +480,7 @@ pub struct TagArgs {
 pub struct ImagesArgs {
     /// Only list images of this repository (REPOSITORY[:TAG])
     pub repository: Option<String>,
-    /// Show all images (default hides dangling images)
+    /// Show all images (default hides intermediate images; berth keeps none)
     #[arg(short, long)]
     pub all: bool,
     /// Show digests

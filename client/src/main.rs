@@ -8,7 +8,7 @@ use berth_client::cli::{Cli, Command};
 use berth_client::context::{default_data_root, Ctx};
 use berth_client::printer::Printer;
 use berth_client::store::Store;
-use berth_config::daemon::{DaemonConfig, DEFAULT_PATH};
+use berth_config::daemon::{DaemonConfig, DEFAULT_PATH, DOCKER_PATH};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
@@ -54,12 +54,24 @@ fn enters_containers(command: &Command) -> bool {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let printer = Printer::new(false, cli.debug);
-    let (path, explicit) = match &cli.config_file {
-        Some(p) => (p.clone(), true),
-        None => (DEFAULT_PATH.into(), false),
-    };
-    let daemon = DaemonConfig::load(&path, explicit)
-        .with_context(|| format!("cannot use daemon config `{}`", path.display()))?;
+    let daemon = match &cli.config_file {
+        Some(p) => DaemonConfig::load(p, true),
+        None => {
+            let docker = std::env::var_os("BERTH_DOCKER_DAEMON_JSON")
+                .map_or_else(|| DOCKER_PATH.into(), std::path::PathBuf::from);
+            DaemonConfig::load_default(DEFAULT_PATH.as_ref(), &docker)
+        }
+    }
+    .with_context(|| {
+        let p = cli.config_file.as_deref().unwrap_or(DEFAULT_PATH.as_ref());
+        format!("cannot use daemon config `{}`", p.display())
+    })?;
+    if daemon.from_docker {
+        printer.debug(&format!(
+            "{DEFAULT_PATH} does not exist: using the registry settings of {}",
+            daemon.source.as_deref().unwrap_or(DOCKER_PATH.as_ref()).display()
+        ));
+    }
     for w in &daemon.warnings {
         printer.warn(w);
     }

@@ -39,6 +39,12 @@ impl Printer {
         self.quiet
     }
 
+    /// Whether `--debug` is on.
+    #[must_use]
+    pub fn is_debug(&self) -> bool {
+        self.debug
+    }
+
     /// Data for stdout (always printed).
     #[allow(clippy::print_stdout)]
     pub fn data(&self, text: &str) {

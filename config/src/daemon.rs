@@ -96,6 +96,15 @@ pub enum Insecure {
     Cidr(IpAddr, u8),
 }
 
+impl std::fmt::Display for Insecure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Host(h) => f.write_str(h),
+            Self::Cidr(net, bits) => write!(f, "{net}/{bits}"),
+        }
+    }
+}
+
 impl Insecure {
     fn contains(&self, ip: IpAddr) -> bool {
         let Self::Cidr(net, bits) = self else {
@@ -144,6 +153,10 @@ pub struct DaemonConfig {
     pub max_download_attempts: u32,
     /// Warnings about ignored or unknown keys, for the caller to print.
     pub warnings: Vec<String>,
+    /// Where the settings came from (`None`: built-in defaults).
+    pub source: Option<PathBuf>,
+    /// The settings are the registry keys of Docker's `daemon.json` ([`DaemonConfig::load_default`]).
+    pub from_docker: bool,
 }
 
 impl Default for DaemonConfig {
@@ -158,12 +171,30 @@ impl Default for DaemonConfig {
             max_concurrent_uploads: 5,
             max_download_attempts: 5,
             warnings: Vec::new(),
+            source: None,
+            from_docker: false,
         }
     }
 }
 
 /// Default location of the file.
 pub const DEFAULT_PATH: &str = "/etc/berth/daemon.json";
+
+/// Docker's `daemon.json`, whose registry keys berth takes when [`DEFAULT_PATH`] does not exist
+/// (`BERTH_DOCKER_DAEMON_JSON` points elsewhere).
+pub const DOCKER_PATH: &str = "/etc/docker/daemon.json";
+
+/// The keys berth takes from Docker's `daemon.json`: how to reach registries. Never its
+/// `data-root` (Docker's store is not berth's) nor anything else.
+pub const DOCKER_REGISTRY_KEYS: [&str; 7] = [
+    "registry-mirrors",
+    "registry-mirror-map",
+    "registry-mirrors-only",
+    "insecure-registries",
+    "max-concurrent-downloads",
+    "max-concurrent-uploads",
+    "max-download-attempts",
+];
 
 impl DaemonConfig {
     /// Reads `path`. A missing file at the default location means defaults; a missing file that
@@ -173,9 +204,57 @@ impl DaemonConfig {
     /// Unreadable file, invalid JSON, bad values.
     pub fn load(path: &Path, explicit: bool) -> Result<Self> {
         match fs_err::read_to_string(path) {
-            Ok(text) => Self::parse(path, &text),
+            Ok(text) => Self::parse(path, &text).map(|mut c| {
+                c.source = Some(path.to_owned());
+                c
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Self::default()),
             Err(e) => Err(DaemonConfigError::Read(e)),
+        }
+    }
+
+    /// berth's own file when it exists; otherwise the registry keys of Docker's
+    /// ([`DOCKER_REGISTRY_KEYS`]), so the mirrors a Docker user already has apply; otherwise the
+    /// defaults. Docker's file is Docker's: its other keys are ignored without a word, and a
+    /// file berth cannot use gives a warning, not an error.
+    ///
+    /// # Errors
+    /// berth's own file is unreadable or invalid.
+    pub fn load_default(own: &Path, docker: &Path) -> Result<Self> {
+        if own.exists() {
+            return Self::load(own, true);
+        }
+        let Ok(text) = fs_err::read_to_string(docker) else {
+            return Ok(Self::default());
+        };
+        let filtered = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .map(|obj| {
+                obj.into_iter()
+                    .filter(|(k, _)| DOCKER_REGISTRY_KEYS.contains(&k.as_str()))
+                    .collect::<serde_json::Map<_, _>>()
+            });
+        let parsed = filtered
+            .ok_or_else(|| "not a JSON object".to_owned())
+            .and_then(|obj| {
+                Self::parse(docker, &serde_json::Value::Object(obj).to_string())
+                    .map_err(|e| e.to_string())
+            });
+        match parsed {
+            Ok(mut c) => {
+                c.source = Some(docker.to_owned());
+                c.from_docker = true;
+                Ok(c)
+            }
+            Err(why) => {
+                let mut c = Self::default();
+                c.warnings.push(format!(
+                    "cannot use the registry settings of `{}` ({why}); using defaults",
+                    docker.display()
+                ));
+                Ok(c)
+            }
         }
     }
 
@@ -383,6 +462,40 @@ mod tests {
 
     fn parse(text: &str) -> Result<DaemonConfig> {
         DaemonConfig::parse(Path::new("daemon.json"), text)
+    }
+
+    #[test]
+    fn dockers_file_gives_only_its_registry_keys_when_ours_is_missing() {
+        let t = tempfile::tempdir().unwrap();
+        let own = t.path().join("berth.json");
+        let docker = t.path().join("docker.json");
+        // Nothing at all: defaults.
+        let c = DaemonConfig::load_default(&own, &docker).unwrap();
+        assert!(c.source.is_none() && !c.from_docker);
+        std::fs::write(
+            &docker,
+            r#"{"data-root": "/var/lib/docker", "mtu": 1400, "registry-mirrors": ["http://m:5000"],
+                "insecure-registries": ["reg:5000"], "max-concurrent-downloads": 7}"#,
+        )
+        .unwrap();
+        let c = DaemonConfig::load_default(&own, &docker).unwrap();
+        assert!(c.from_docker);
+        assert_eq!(c.source.as_deref(), Some(docker.as_path()));
+        assert_eq!(c.registry_mirrors, ["http://m:5000"]);
+        assert_eq!(c.max_concurrent_downloads, 7);
+        assert!(c.data_root.is_none(), "Docker's data-root must never be taken");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // An unusable Docker file: a warning, defaults.
+        std::fs::write(&docker, "{not json").unwrap();
+        let c = DaemonConfig::load_default(&own, &docker).unwrap();
+        assert!(c.registry_mirrors.is_empty());
+        assert!(c.warnings[0].contains("cannot use the registry settings"), "{:?}", c.warnings);
+        // Ours exists: Docker's is not read, even when ours is empty.
+        std::fs::write(&docker, r#"{"registry-mirrors": ["http://m:5000"]}"#).unwrap();
+        std::fs::write(&own, "{}").unwrap();
+        let c = DaemonConfig::load_default(&own, &docker).unwrap();
+        assert!(c.registry_mirrors.is_empty() && !c.from_docker);
+        assert_eq!(c.source.as_deref(), Some(own.as_path()));
     }
 
     #[test]

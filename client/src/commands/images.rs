@@ -105,10 +105,9 @@ pub fn run(ctx: &Ctx, args: &ImagesArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|r| (Reference::parse(r), Reference::has_explicit_tag(r)));
     lines.retain(|l| {
+        // Docker lists dangling (`<none>:<none>`) images by default; `-a` would add the
+        // intermediate images of builds, which berth does not keep.
         let dangling = l.reference.is_none();
-        if dangling && !args.all && !filters.iter().any(|f| matches!(f, Filter::Dangling(true))) {
-            return false;
-        }
         if let Some((want, explicit_tag)) = &wanted {
             let Ok(want) = want else { return false };
             let Some(r) = &l.reference else { return false };

@@ -17,6 +17,12 @@ pub fn run(ctx: &Ctx, args: &KillArgs) -> anyhow::Result<()> {
             containers::mark_stopped_by_user(&dir);
         }
         containers::signal(&state, sig)?;
+        if sig == nix::sys::signal::Signal::SIGKILL {
+            // As Docker's daemon does for SIGKILL: return once the container has stopped and
+            // its owner has torn it down, so `ps` says so and `start` can run it again.
+            let _ = containers::wait_exit(&dir, Some(std::time::Duration::from_secs(10)));
+            containers::wait_owner(&state, std::time::Duration::from_secs(10));
+        }
         Ok(Some(name.to_owned()))
     })
 }

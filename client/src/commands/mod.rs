@@ -11,6 +11,7 @@ pub mod export;
 pub mod history;
 pub mod images;
 pub mod import;
+pub mod info;
 pub mod inspect;
 pub mod kill;
 pub mod load;
@@ -166,6 +167,8 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Login(a) => login::run(ctx, &a).await,
         Command::Logout(a) => logout::run(ctx, &a),
         Command::System(SystemCommand::Df(a)) => df::run(ctx, &a),
+        Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::info(ctx, &a),
+        Command::Version(a) => info::version(ctx, &a),
         Command::Volume(VolumeCommand::Create(a)) => volume::create(ctx, &a),
         Command::Volume(VolumeCommand::Ls(a)) => volume::ls(ctx, &a),
         Command::Volume(VolumeCommand::Inspect(a)) => volume::inspect(ctx, &a),

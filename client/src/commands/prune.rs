@@ -19,12 +19,13 @@ pub fn run(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let tags = ctx.store.tags()?;
+    // An image a container uses (running or not) holds that container's lower layers.
+    let in_use = super::rmi::images_in_use(ctx);
     let mut lines = Vec::new();
     let mut reclaimed = 0;
     for image in ctx.store.images()? {
         let tagged = tags.values().any(|v| *v == image.id);
-        // No containers exist yet (issue #4), so "unused" means every image with `-a`.
-        if tagged && !args.all {
+        if (tagged && !args.all) || in_use.contains_key(&image.id) {
             continue;
         }
         let removed = ctx.store.delete_image(&image.id)?;

@@ -1,4 +1,11 @@
 //! `berth rmi` / `berth image rm`: untag, and delete images no tag refers to any more.
+//!
+//! An image a container uses (running or stopped) is never deleted: its layers are that
+//! container's overlay lower directories. As with Docker, removing its last tag or its ID is
+//! refused (`conflict: …`); `-f` only untags it (it stays as `<none>` until its containers are
+//! gone), and nothing is forced past a running container.
+
+use std::collections::HashMap;
 
 use super::short_id;
 use crate::cli::RmiArgs;
@@ -26,9 +33,42 @@ pub fn run(ctx: &Ctx, args: &RmiArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Image ID → the containers that use it, with whether each runs.
+pub(crate) fn images_in_use(ctx: &Ctx) -> HashMap<String, Vec<(String, bool)>> {
+    let mut out: HashMap<String, Vec<(String, bool)>> = HashMap::new();
+    for (_, s) in crate::containers::list(ctx.store.root()) {
+        let running = s.status() == crate::containers::Status::Running;
+        out.entry(s.image.clone())
+            .or_default()
+            .push((s.id.clone(), running));
+    }
+    out
+}
+
+/// Removes every tag of `id` but keeps the image (a container needs it).
+fn untag_all(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
+    let _lock = ctx.store.lock()?;
+    let mut tags = ctx.store.tags()?;
+    let names: Vec<String> = tags
+        .iter()
+        .filter(|(_, v)| v.as_str() == id)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for n in &names {
+        tags.remove(n);
+    }
+    ctx.store.save_tags(&tags)?;
+    for n in names {
+        let shown = Reference::parse(&n).map_or_else(|_| n.clone(), |r| r.familiar());
+        ctx.printer.data(&format!("Untagged: {shown}"));
+    }
+    Ok(())
+}
+
 fn remove_one(ctx: &Ctx, arg: &str, force: bool) -> anyhow::Result<()> {
     let full = Reference::parse(arg).ok();
     let tags = ctx.store.tags()?;
+    let in_use = images_in_use(ctx);
     // A tag name: untag it; delete the image only when that was its last tag.
     if let Some(r) = full.as_ref().filter(|r| tags.contains_key(&r.to_string())) {
         let id = tags[&r.to_string()].clone();
@@ -44,9 +84,36 @@ fn remove_one(ctx: &Ctx, arg: &str, force: bool) -> anyhow::Result<()> {
             ctx.printer.data(&format!("Untagged: {}", r.familiar()));
             return Ok(());
         }
+        if let Some((container, _)) = in_use.get(&id).and_then(|u| u.first()) {
+            if !force {
+                anyhow::bail!(
+                    "Error response from daemon: conflict: unable to remove repository reference \"{arg}\" (must force) - container {} is using its referenced image {}",
+                    short_id(container),
+                    short_id(&id)
+                );
+            }
+            return untag_all(ctx, &id);
+        }
         return delete(ctx, &id);
     }
     let image = super::find_image(ctx, arg)?;
+    if let Some(users) = in_use.get(&image.id) {
+        if let Some((running, _)) = users.iter().find(|(_, r)| *r) {
+            anyhow::bail!(
+                "Error response from daemon: conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                short_id(&image.id),
+                short_id(running)
+            );
+        }
+        if !force {
+            anyhow::bail!(
+                "Error response from daemon: conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+                short_id(&image.id),
+                short_id(&users[0].0)
+            );
+        }
+        return untag_all(ctx, &image.id);
+    }
     let count = tags.values().filter(|v| **v == image.id).count();
     if count > 1 && !force {
         anyhow::bail!(

@@ -1,0 +1,306 @@
+//! What Docker users type that berth lacked or got wrong (issue 12, items 3–7 and 9): `info`,
+//! `version`, `-v`, Docker's `daemon.json` as a fallback for the registry keys, `system df`
+//! counting containers and volumes, `kill` then `start`, `rmi`/`image prune` of an image a
+//! container uses, dangling images in `images`, and typo suggestions.
+
+use berth_tests::{bin, ContainerEnv};
+
+fn text(o: &std::process::Output) -> (i32, String, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn info_and_version_have_dockers_shape() {
+    let env = ContainerEnv::new(&[]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up",
+        "--network",
+        "none",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    env.ok(&[
+        "create",
+        "--name",
+        "made",
+        "--network",
+        "none",
+        "bb:1",
+        "true",
+    ]);
+    let info = env.ok(&["info"]);
+    for want in [
+        "Containers: 2\n",
+        "  Running: 1\n",
+        "  Paused: 0\n",
+        "  Stopped: 1\n",
+        "Images: 1\n",
+        "Storage Driver: ",
+        "Cgroup Driver: cgroupfs\n",
+        "Insecure Registries:\n  127.0.0.0/8\n",
+        &format!("Berth Root Dir: {}\n", env.data_root().display()),
+    ] {
+        assert!(info.contains(want), "missing {want:?} in\n{info}");
+    }
+    let cgroup = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    };
+    assert!(
+        info.contains(&format!("Cgroup Version: {cgroup}\n")),
+        "{info}"
+    );
+    // The same section headers and keys as the Docker Engine's on this machine.
+    let docker = std::process::Command::new("docker")
+        .arg("info")
+        .output()
+        .unwrap();
+    let docker = String::from_utf8_lossy(&docker.stdout);
+    for key in [
+        "Client:",
+        "Server:",
+        " Containers:",
+        "  Running:",
+        "  Stopped:",
+        " Images:",
+        " Storage Driver:",
+        " Logging Driver:",
+        " Cgroup Driver:",
+        " Cgroup Version:",
+        " Kernel Version:",
+        " Operating System:",
+        " Architecture:",
+        " CPUs:",
+        " Total Memory:",
+        " Insecure Registries:",
+    ] {
+        assert!(docker.contains(key), "docker info lacks {key:?}");
+        assert!(info.contains(key), "berth info lacks {key:?}");
+    }
+    assert_eq!(
+        env.ok(&[
+            "info",
+            "--format",
+            "{{.DockerRootDir}} {{.ContainersRunning}}"
+        ])
+        .trim(),
+        format!("{} 1", env.data_root().display())
+    );
+    assert_eq!(env.ok(&["system", "info", "-f", "{{.Images}}"]).trim(), "1");
+    let version = env.ok(&["version"]);
+    assert!(version.starts_with("Client: Berth\n Version:"), "{version}");
+    assert_eq!(
+        env.ok(&["version", "--format", "{{.Client.Version}}"])
+            .trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+    for flag in ["-v", "--version"] {
+        let out = std::process::Command::new(bin("berth"))
+            .arg(flag)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("berth version {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+#[test]
+fn dockers_daemon_json_gives_the_registry_keys_when_berths_is_missing() {
+    assert!(
+        !std::path::Path::new(berth_config_default()).exists(),
+        "{} exists on this machine; this test needs berth's own daemon.json absent",
+        berth_config_default()
+    );
+    let env = ContainerEnv::new(&[]);
+    let docker = env.tmp.path().join("docker-daemon.json");
+    std::fs::write(
+        &docker,
+        r#"{"data-root": "/nonexistent/docker", "mtu": 1400,
+            "registry-mirrors": ["http://127.0.0.1:5999"], "insecure-registries": ["reg.test:5000"]}"#,
+    )
+    .unwrap();
+    let mut cmd = env.cmd(&["--debug", "info"]);
+    cmd.env("BERTH_DOCKER_DAEMON_JSON", &docker);
+    let (code, out, err) = text(&cmd.output().unwrap());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Registry Mirrors:\n  http://127.0.0.1:5999\n"),
+        "{out}"
+    );
+    assert!(out.contains("  reg.test:5000\n"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Daemon Config: {} (its registry settings only",
+            docker.display()
+        )),
+        "{out}"
+    );
+    assert!(err.contains("using the registry settings of"), "{err}");
+    // Never Docker's data root.
+    assert!(
+        out.contains(&format!("Berth Root Dir: {}\n", env.data_root().display())),
+        "{out}"
+    );
+    assert!(!std::path::Path::new("/nonexistent/docker").exists());
+}
+
+fn berth_config_default() -> &'static str {
+    "/etc/berth/daemon.json"
+}
+
+#[test]
+fn system_df_counts_containers_and_volumes() {
+    let env = ContainerEnv::new(&[]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up",
+        "--network",
+        "none",
+        "-v",
+        "data:/data",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    env.ok(&[
+        "run",
+        "--name",
+        "done",
+        "--network",
+        "none",
+        "bb:1",
+        "sh",
+        "-c",
+        "head -c 100000 /dev/zero > /big",
+    ]);
+    env.ok(&["volume", "create", "spare"]);
+    let df = env.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert!(df.contains("Images 1 1\n"), "{df}");
+    assert!(df.contains("Containers 2 1\n"), "{df}");
+    assert!(df.contains("Local Volumes 2 1\n"), "{df}");
+    let sizes = env.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.Size}}|{{.Reclaimable}}",
+    ]);
+    assert!(sizes.contains("Containers|100kB|100kB (100%)"), "{sizes}");
+}
+
+#[test]
+fn kill_then_start_runs_again() {
+    let env = ContainerEnv::new(&[]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "kk",
+        "--network",
+        "none",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    for round in 0..3 {
+        env.ok(&["kill", "kk"]);
+        let ps = env.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+        assert!(ps.contains("kk Exited (137)"), "round {round}: {ps}");
+        env.ok(&["start", "kk"]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let ps = env.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+        assert!(ps.contains("kk Up"), "round {round}: {ps}");
+    }
+}
+
+#[test]
+fn an_image_a_container_uses_is_not_deleted() {
+    let env = ContainerEnv::new(&[]);
+    env.ok(&[
+        "create",
+        "--name",
+        "cc",
+        "--network",
+        "none",
+        "bb:1",
+        "echo",
+        "still-here",
+    ]);
+    let id = env.ok(&["images", "-q", "--no-trunc"]).trim().to_owned();
+    let (code, _, err) = text(&env.berth(&["rmi", "bb:1"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "conflict: unable to remove repository reference \"bb:1\" (must force) - container"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = text(&env.berth(&["rmi", &id[7..19]]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("(must be forced) - image is being used by stopped container"),
+        "{err}"
+    );
+    env.ok(&["image", "prune", "-a", "-f"]);
+    // -f untags; the image stays, dangling, and is listed as Docker lists it.
+    let out = env.ok(&["rmi", "-f", "bb:1"]);
+    assert!(out.contains("Untagged: bb:1"), "{out}");
+    assert!(!out.contains("Deleted"), "{out}");
+    let images = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert_eq!(images.trim(), format!("<none>:<none> {}", &id[7..19]));
+    env.ok(&["image", "prune", "-f"]);
+    // Its layers are intact: the container still runs.
+    let out = env.ok(&["start", "-a", "cc"]);
+    assert_eq!(out, "still-here\n");
+    // A running container's image cannot be forced away.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rr",
+        "--network",
+        "none",
+        &id[7..19],
+        "sleep",
+        "300",
+    ]);
+    let (code, _, err) = text(&env.berth(&["rmi", "-f", &id[7..19]]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("(cannot be forced) - image is being used by running container"),
+        "{err}"
+    );
+    // Once no container uses it, prune removes it.
+    env.ok(&["rm", "-f", "cc", "rr"]);
+    env.ok(&["image", "prune", "-f"]);
+    assert!(env.ok(&["images", "-q"]).trim().is_empty());
+}
+
+#[test]
+fn typos_suggest_only_commands_users_may_type() {
+    let out = std::process::Command::new(bin("berth"))
+        .arg("contianer")
+        .output()
+        .unwrap();
+    let (code, _, err) = text(&out);
+    assert_eq!(code, 2);
+    assert!(err.contains("'container'"), "{err}");
+    assert!(!err.contains("container-monitor"), "{err}");
+}
