@@ -310,12 +310,32 @@ impl Client {
 
     /// `GET /v2/<repo>/blobs/<digest>`, from `offset` (with `Range: bytes=offset-`) when it is
     /// above 0. Redirects to storage hosts are followed without our `Authorization`. A registry
-    /// that answers 200 to a range request restarts from 0: see [`BlobStream::start`].
+    /// that answers 200 to a range request restarts from 0: see [`BlobStream::start`]. So does
+    /// one that refuses the range (416: the caller's partial file reaches or passes the blob's
+    /// end) or answers 206 from elsewhere: the blob is asked for again whole, and the caller,
+    /// seeing `start` 0, throws its partial file away instead of failing on it for ever.
     ///
     /// # Errors
     /// [`RemoteError::NotFound`] (`BLOB_UNKNOWN`), auth, transport and status errors.
     pub async fn blob(&self, repo: &str, digest: &Digest, offset: u64) -> Result<BlobStream> {
         let url = self.url(&format!("{repo}/blobs/{digest}"))?;
+        match self.blob_from(&url, repo, offset).await? {
+            Ranged::Stream(s) => Ok(s),
+            Ranged::Refused { url: at, reason } if offset > 0 => {
+                tracing::debug!(%at, %digest, offset, "{reason}; downloading the blob whole");
+                match self.blob_from(&url, repo, 0).await? {
+                    Ranged::Stream(s) => Ok(s),
+                    Ranged::Refused { url, reason } => {
+                        Err(RemoteError::InvalidResponse { url, reason })
+                    }
+                }
+            }
+            Ranged::Refused { url, reason } => Err(RemoteError::InvalidResponse { url, reason }),
+        }
+    }
+
+    /// One blob request from `offset`; a refused or mismatched range is [`Ranged::Refused`].
+    async fn blob_from(&self, url: &Url, repo: &str, offset: u64) -> Result<Ranged> {
         let mut headers = HeaderMap::new();
         if offset > 0 {
             headers.insert(
@@ -324,9 +344,15 @@ impl Client {
             );
         }
         let resp = self
-            .get(Method::GET, &url, &Scope::Pull(repo.to_owned()), headers)
+            .get(Method::GET, url, &Scope::Pull(repo.to_owned()), headers)
             .await?;
-        let resp = self.check(&Method::GET, &url, resp).await?;
+        if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE && offset > 0 {
+            return Ok(Ranged::Refused {
+                url: resp.url().to_string(),
+                reason: format!("416 for a range from {offset}"),
+            });
+        }
+        let resp = self.check(&Method::GET, url, resp).await?;
         let final_url = resp.url().to_string();
         let (start, total) = if resp.status() == StatusCode::PARTIAL_CONTENT {
             let range = resp
@@ -337,7 +363,7 @@ impl Client {
             match range {
                 Some((s, total)) if s == offset => (s, total),
                 _ => {
-                    return Err(RemoteError::InvalidResponse {
+                    return Ok(Ranged::Refused {
                         url: final_url,
                         reason: format!("206 without a Content-Range starting at {offset}"),
                     })
@@ -346,12 +372,12 @@ impl Client {
         } else {
             (0, resp.content_length())
         };
-        Ok(BlobStream {
+        Ok(Ranged::Stream(BlobStream {
             start,
             total,
             url: final_url,
             inner: Box::pin(resp.bytes_stream()),
-        })
+        }))
     }
 
     /// `GET /v2/<repo>/tags/list`, following `Link` pagination.
@@ -436,6 +462,19 @@ impl Client {
         let bytes = read_limited(resp, 16 << 20, &url).await?;
         Ok(Some(json::<SearchResponse>(&bytes, &url)?.results))
     }
+}
+
+/// What a blob request from an offset gave.
+enum Ranged {
+    /// The bytes, from where [`BlobStream::start`] says.
+    Stream(BlobStream),
+    /// The range was refused (416) or answered from elsewhere (206 with another start).
+    Refused {
+        /// The URL that answered.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
 }
 
 /// `bytes START-END/TOTAL` -> (START, TOTAL) (`*` total is `None`).

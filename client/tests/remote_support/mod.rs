@@ -358,6 +358,13 @@ fn serve_bytes(s: &Inner, headers: &HeaderMap, data: Bytes) -> Response {
         .and_then(|v| v.strip_suffix('-'))
         .and_then(|v| v.parse::<usize>().ok());
     match range {
+        // As Go's `http.ServeContent` (distribution) and berth-registry: a range starting at or
+        // past the end cannot be satisfied.
+        Some(start) if start >= data.len() => (
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [("content-range", format!("bytes */{}", data.len()))],
+        )
+            .into_response(),
         Some(start) if !s.faults.storage_ignores_range.load(Ordering::SeqCst) => {
             let total = data.len();
             (
