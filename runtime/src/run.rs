@@ -159,10 +159,32 @@ impl InitError {
 /// Result of [`init`].
 pub type InitResult<T> = std::result::Result<T, InitError>;
 
-/// Clone flags for the spec's namespaces.
+/// Namespaces the container joins rather than creates (a `path` in the spec): network, IPC
+/// and UTS ones (`--network container:NAME`), entered by the intermediate with `setns` before
+/// it unshares the others.
+#[must_use]
+pub fn namespace_joins(spec: &Spec) -> Vec<(CloneFlags, PathBuf)> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|ns| {
+            let flag = match ns.typ() {
+                LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+                LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+                LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+                _ => return None,
+            };
+            ns.path().clone().map(|p| (flag, p))
+        })
+        .collect()
+}
+
+/// Clone flags for the spec's new namespaces (those it joins are in [`namespace_joins`]).
 ///
 /// # Errors
-/// A namespace with a `path` (joining is not implemented) or a user/time namespace.
+/// A namespace with a `path` other than network, IPC and UTS, or a user/time namespace.
 pub fn namespace_flags(spec: &Spec) -> Result<CloneFlags, RunError> {
     let mut flags = CloneFlags::empty();
     let namespaces = spec
@@ -172,6 +194,12 @@ pub fn namespace_flags(spec: &Spec) -> Result<CloneFlags, RunError> {
         .unwrap_or_default();
     for ns in namespaces {
         if ns.path().is_some() {
+            if matches!(
+                ns.typ(),
+                LinuxNamespaceType::Network | LinuxNamespaceType::Ipc | LinuxNamespaceType::Uts
+            ) {
+                continue;
+            }
             return Err(RunError::Unsupported {
                 what: format!("joining an existing {} namespace", ns.typ()),
             });
@@ -698,6 +726,18 @@ fn intermediate(
     if let Err(e) = nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL)) {
         report_and_exit(pipe, EXIT_RUNTIME, &format!("prctl(PR_SET_PDEATHSIG): {e}"));
     }
+    // Joined namespaces first: a new namespace of another type is then made from inside them.
+    for (flag, path) in namespace_joins(spec) {
+        let joined = std::fs::File::open(&path)
+            .map_err(|e| format!("cannot open namespace `{}`: {e}", path.display()))
+            .and_then(|f| {
+                nix::sched::setns(f, flag)
+                    .map_err(|e| format!("cannot join namespace `{}`: {e}", path.display()))
+            });
+        if let Err(message) = joined {
+            report_and_exit(pipe, EXIT_RUNTIME, &message);
+        }
+    }
     if let Err(e) = sys.unshare(flags) {
         report_and_exit(pipe, EXIT_RUNTIME, &chain(&e));
     }
@@ -1014,5 +1054,27 @@ mod tests {
             namespace_flags(&spec),
             Err(RunError::Unsupported { .. })
         ));
+    }
+
+    #[test]
+    fn a_network_namespace_path_is_joined_not_created() {
+        let t = tempfile::tempdir().unwrap();
+        let mut spec = spec(t.path(), None, &["sh"]);
+        let mut linux = spec.linux().clone().unwrap();
+        let mut ns = linux.namespaces().clone().unwrap();
+        let net = ns
+            .iter_mut()
+            .find(|n| n.typ() == LinuxNamespaceType::Network)
+            .unwrap();
+        net.set_path(Some("/proc/42/ns/net".into()));
+        linux.set_namespaces(Some(ns));
+        spec.set_linux(Some(linux));
+        let flags = namespace_flags(&spec).unwrap();
+        assert!(!flags.contains(CloneFlags::CLONE_NEWNET));
+        assert!(flags.contains(CloneFlags::CLONE_NEWPID));
+        assert_eq!(
+            namespace_joins(&spec),
+            vec![(CloneFlags::CLONE_NEWNET, PathBuf::from("/proc/42/ns/net"))]
+        );
     }
 }

@@ -19,6 +19,7 @@ pub mod login;
 pub mod logout;
 pub mod logs;
 pub mod monitor;
+pub mod network;
 pub mod port;
 pub mod prune;
 pub mod ps;
@@ -31,6 +32,7 @@ pub mod rmi;
 pub mod run;
 mod run_checks;
 pub mod run_security;
+pub mod run_ulimit;
 pub mod save;
 pub mod search;
 pub mod start;
@@ -41,7 +43,9 @@ pub mod top;
 pub mod volume;
 pub mod wait;
 
-use crate::cli::{Command, ContainerCommand as C, ImageCommand, SystemCommand, VolumeCommand};
+use crate::cli::{
+    Command, ContainerCommand as C, ImageCommand, NetworkCommand, SystemCommand, VolumeCommand,
+};
 use crate::context::Ctx;
 use crate::reference::Reference;
 use crate::store::ImageRecord;
@@ -174,5 +178,12 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Volume(VolumeCommand::Inspect(a)) => volume::inspect(ctx, &a),
         Command::Volume(VolumeCommand::Rm(a)) => volume::rm(ctx, &a),
         Command::Volume(VolumeCommand::Prune(a)) => volume::prune(ctx, &a),
+        Command::Network(NetworkCommand::Create(a)) => network::create(ctx, &a),
+        Command::Network(NetworkCommand::Ls(a)) => network::ls(ctx, &a),
+        Command::Network(NetworkCommand::Inspect(a)) => network::inspect(ctx, &a),
+        Command::Network(NetworkCommand::Connect(a)) => network::connect(ctx, &a),
+        Command::Network(NetworkCommand::Disconnect(a)) => network::disconnect(ctx, &a),
+        Command::Network(NetworkCommand::Rm(a)) => network::rm(ctx, &a),
+        Command::Network(NetworkCommand::Prune(a)) => network::prune(ctx, &a),
     }
 }

@@ -33,10 +33,23 @@ use crate::cli::RunArgs;
 use crate::containers::{self, ProcessId, State, Status};
 use crate::context::Ctx;
 
-/// Docker's `/etc/hosts` for a container with its own network namespace (a bridge container's
-/// address is added by [`crate::network::attach`]).
-const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+/// `run`'s network flags, for [`crate::network::settings_for_run`].
+fn network_flags<'a>(args: &'a RunArgs, name: &'a str) -> crate::network::Flags<'a> {
+    crate::network::Flags {
+        network: &args.network,
+        publish: &args.publish,
+        publish_all: args.publish_all,
+        expose: &args.expose,
+        hostname: args.hostname.as_deref(),
+        name,
+        aliases: &args.network_alias,
+        links: &args.link,
+        dns: &args.dns,
+        dns_search: &args.dns_search,
+        dns_options: &args.dns_option,
+        add_hosts: &args.add_host,
+    }
+}
 
 /// Runs the container; `berth run`'s exit status is the container's (Docker's 125/126/127 when
 /// it could not be run), passed to `main` as [`crate::Exit`].
@@ -309,8 +322,18 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
     });
     // Read before anything exists on disk, so a bad or endless file leaves nothing behind.
     let host_env = |k: &str| std::env::var(k).ok();
-    let env = crate::envfile::read_all(&args.env_file, &host_env)?
-        .into_iter()
+    let net = crate::network::settings_for_run(
+        &ctx.printer,
+        ctx.store.root(),
+        &network_flags(args, &name),
+        &config,
+    )?;
+    // `--link`'s variables first: `-e` and `--env-file` may override them.
+    let env = net
+        .env
+        .iter()
+        .cloned()
+        .chain(crate::envfile::read_all(&args.env_file, &host_env)?)
         .chain(
             args.env
                 .iter()
@@ -318,11 +341,12 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         )
         .collect();
     let id = new_id();
-    let (network, network_settings) = crate::network::settings_for_run(ctx, args, &config)?;
-    let hostname = match (&args.hostname, network) {
-        (Some(h), _) => h.clone(),
-        (None, Network::Host) => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
-        (None, Network::None | Network::Bridge) => id[..12].to_owned(),
+    let (network, network_settings) = (net.mode, net.settings.clone());
+    let hostname = match (&args.hostname, network, &net.hostname) {
+        (_, _, Some(theirs)) => theirs.clone(),
+        (Some(h), _, None) => h.clone(),
+        (None, Network::Host, None) => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
+        (None, Network::None | Network::Bridge, None) => id[..12].to_owned(),
     };
     let mut guard = ContainerDir {
         dir: containers.join(&id),
@@ -368,22 +392,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
 
     fs_err::write(dir.join("hostname"), format!("{hostname}\n"))?;
     // A bridge container's address is added to `hosts` once it has one (`network::attach`).
-    match network {
-        Network::Host => {
-            fs_err::copy("/etc/hosts", dir.join("hosts"))?;
-            fs_err::write(
-                dir.join("resolv.conf"),
-                fs_err::read("/etc/resolv.conf").unwrap_or_default(),
-            )?;
-        }
-        Network::None | Network::Bridge => {
-            fs_err::write(dir.join("hosts"), HOSTS)?;
-            fs_err::write(
-                dir.join("resolv.conf"),
-                crate::network::container_resolv_conf(),
-            )?;
-        }
-    }
+    crate::network::write_etc_files(&dir, &net)?;
     let opts = RunOptions {
         hostname,
         env,
@@ -413,6 +422,8 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         }
         super::run_security::apply_security_opts(&mut spec, &args.security_opt)?;
         spec::apply_limits(&mut spec, &format!("/berth/{id}"), &limits)?;
+        super::run_ulimit::apply(&mut spec, &args.ulimit)?;
+        crate::network::join_netns(&mut spec, &net)?;
         for device in &args.device {
             spec::add_device(&mut spec, device).map_err(|e| match e {
                 spec::SpecError::DeviceInfo { .. } => {

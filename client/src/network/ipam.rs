@@ -27,6 +27,10 @@ pub struct Allocation {
     pub container: String,
     /// The process that owns the container; the address is free once it is gone.
     pub owner: Option<ProcessId>,
+    /// Names the embedded DNS server answers with this address (user networks: the
+    /// container's name, `--network-alias`es, host name, short ID), lower case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
 }
 
 /// The allocation file.
@@ -36,6 +40,9 @@ pub struct Ipam {
     /// The bridge's subnet (`10.87.0.0/16`), once chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet: Option<String>,
+    /// An address never handed out (a user network's `--gateway`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<Ipv4Addr>,
     /// The last address handed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<Ipv4Addr>,
@@ -73,16 +80,26 @@ impl Ipam {
             .map_or(first, |l| if l == last { first } else { l + 1 });
         let ip = (0..size)
             .map(|i| Ipv4Addr::from(first + (start - first + i) % size))
-            .find(|ip| !self.allocations.contains_key(ip))?;
+            .find(|ip| !self.allocations.contains_key(ip) && Some(*ip) != self.reserved)?;
         self.allocations.insert(
             ip,
             Allocation {
                 container: container.to_owned(),
                 owner,
+                names: Vec::new(),
             },
         );
         self.last = Some(ip);
         Some(ip)
+    }
+
+    /// The address of the live container answering to `name` (lower case), for DNS.
+    #[must_use]
+    pub fn lookup(&self, name: &str, alive: &dyn Fn(&ProcessId) -> bool) -> Option<Ipv4Addr> {
+        self.allocations
+            .iter()
+            .find(|(_, a)| a.names.iter().any(|n| n == name) && a.owner.as_ref().is_some_and(alive))
+            .map(|(ip, _)| *ip)
     }
 
     /// Frees the address of `container`; whether it had one.

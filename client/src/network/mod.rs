@@ -18,9 +18,13 @@
 //! (Docker's `docker0` has 172.17.0.0/16, podman's 10.88.0.0/16), chosen when the bridge is
 //! first set up and kept while it exists.
 
+pub mod dns;
 pub mod ipam;
+pub mod links;
+pub mod plan;
 pub mod ports;
 pub mod proxy;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -29,10 +33,10 @@ use std::path::Path;
 use anyhow::Context as _;
 use berth_runtime::network::{self as net, Endpoint, Subnet};
 use berth_runtime::run::PrestartError;
-use berth_runtime::spec::Network;
 use serde::{Deserialize, Serialize};
 
 use self::ipam::IpamFile;
+pub use self::plan::{settings_for_run, Flags, RunNetwork, HOSTS};
 use self::ports::PortBinding;
 use crate::containers::ProcessId;
 
@@ -65,8 +69,20 @@ pub struct HostBinding {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Settings {
-    /// `bridge`, `none` or `host`.
+    /// `bridge`, `none`, `host`, `container:ID` or a user network's name.
     pub network_mode: String,
+    /// The user network's ID ([`store`]), when `network_mode` names one.
+    #[serde(default, rename = "NetworkID", skip_serializing_if = "Option::is_none")]
+    pub network_id: Option<String>,
+    /// `--network-alias`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// `--dns`: on a user network, where the embedded DNS server forwards.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// `--link`s, as Docker's `HostConfig.Links` (`/db:/web/db`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     /// What `-p`/`-P` asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub port_bindings: Vec<PortBinding>,
@@ -95,10 +111,10 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Whether the container gets a bridge endpoint.
+    /// Whether the container gets a bridge endpoint (the default bridge or a user network).
     #[must_use]
     pub fn is_bridge(&self) -> bool {
-        self.network_mode == "bridge"
+        self.network_mode == "bridge" || self.network_id.is_some()
     }
 
     /// Forgets the address and ports once the container has exited for good (a stopped
@@ -112,63 +128,6 @@ impl Settings {
     }
 }
 
-/// `run`'s `--network`, `-p`, `-P` and `--expose`: the runtime's mode and what to record.
-/// Published ports need the bridge: with `host` they are dropped with Docker's warning, with
-/// `none` silently, as Docker does.
-///
-/// # Errors
-/// A network other than `bridge` (or `default`), `none` and `host`; a malformed `-p` or
-/// `--expose` (Docker's messages).
-pub fn settings_for_run(
-    ctx: &crate::context::Ctx,
-    args: &crate::cli::RunArgs,
-    image: &oci_spec::image::ImageConfiguration,
-) -> anyhow::Result<(Network, Settings)> {
-    let mut exposed: Vec<_> = image
-        .config()
-        .as_ref()
-        .and_then(|c| c.exposed_ports().clone())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|k| ports::parse_exposed_key(k))
-        .collect();
-    for e in &args.expose {
-        exposed.extend(ports::parse_expose(e)?);
-    }
-    let bindings = ports::bindings(&args.publish, args.publish_all, &exposed)?;
-    let mut exposed_ports: Vec<String> = exposed
-        .iter()
-        .map(|(port, proto)| format!("{port}/{proto}"))
-        .chain(bindings.iter().map(PortBinding::key))
-        .collect();
-    exposed_ports.sort_by(|a, b| ports::natural_cmp(a, b));
-    exposed_ports.dedup();
-    let (mode, name, port_bindings) = match args.network.as_str() {
-        "host" => {
-            if !args.publish.is_empty() {
-                ctx.printer
-                    .warn("Published ports are discarded when using host network mode");
-            }
-            (Network::Host, "host", Vec::new())
-        }
-        "none" => (Network::None, "none", Vec::new()),
-        "bridge" | "default" => (Network::Bridge, "bridge", bindings),
-        other => anyhow::bail!("Error response from daemon: network {other} not found"),
-    };
-    if mode != Network::Bridge {
-        exposed_ports.clear();
-    }
-    Ok((
-        mode,
-        Settings {
-            network_mode: name.to_owned(),
-            port_bindings,
-            exposed_ports,
-            ..Settings::default()
-        },
-    ))
-}
-
 /// The host end of a container's veth pair: `veth` and 11 hex digits of the ID (15 bytes, the
 /// kernel's limit), so `rm` finds it without any other record.
 #[must_use]
@@ -176,14 +135,14 @@ pub fn host_ifname(id: &str) -> String {
     format!("veth{}", &id[..11.min(id.len())])
 }
 
-fn ipam_file() -> IpamFile {
+pub(crate) fn ipam_file() -> IpamFile {
     IpamFile::new(Path::new(RUN_DIR), BRIDGE)
 }
 
 /// The bridge's subnet, setting the bridge up first when it is not: from the allocation
 /// file, else the bridge's own address, else the first free one of [`SUBNETS`]. Called with
 /// the allocation file locked.
-fn ensure_bridge(ipam: &mut ipam::Ipam) -> anyhow::Result<(Subnet, u32)> {
+pub(crate) fn ensure_bridge(ipam: &mut ipam::Ipam) -> anyhow::Result<(Subnet, u32)> {
     let recorded = ipam.subnet();
     if let (Some(subnet), Some(index)) = (recorded, net::link_up(BRIDGE)) {
         return Ok((subnet, index));
@@ -216,20 +175,48 @@ fn ensure_bridge(ipam: &mut ipam::Ipam) -> anyhow::Result<(Subnet, u32)> {
 }
 
 /// What the owner of a bridge container holds: its endpoint (the published ports are served
-/// on threads until the process exits).
-#[derive(Debug)]
+/// on threads until the process exits) and, on a user network, its embedded DNS server.
 pub struct Attachment {
     /// Where the container connects.
     pub endpoint: Endpoint,
+    /// On a user network: what the embedded DNS server answers from and forwards to.
+    dns: Option<dns::Config>,
+    /// The server of the current start (a restart replaces it).
+    server: std::sync::Mutex<Option<dns::Server>>,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("endpoint", &self.endpoint)
+            .field("dns", &self.dns.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Attachment {
-    /// The runtime's prestart hook: connects init's network namespace to the bridge.
+    /// The runtime's prestart hook: connects init's network namespace to the bridge and, on a
+    /// user network, starts the embedded DNS server there (`127.0.0.11:53`) before the
+    /// container's program runs.
     pub fn prestart(&self) -> impl FnMut(i32) -> Result<(), PrestartError> + '_ {
         move |pid| {
             let begun = std::time::Instant::now();
             net::connect(pid, &self.endpoint)
                 .map_err(|e| PrestartError::from(format!("{:#}", anyhow::Error::new(e))))?;
+            if let Some(config) = &self.dns {
+                let mut server = self
+                    .server
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // The previous start's, if any: its namespace is gone with its init.
+                server.take();
+                *server = Some(dns::start(pid, config.clone()).map_err(|e| {
+                    PrestartError::from(format!(
+                        "cannot start the embedded DNS server on {}:53: {e}",
+                        dns::ADDRESS
+                    ))
+                })?);
+            }
             let took_us = begun.elapsed().as_micros();
             tracing::debug!(pid, took_us, "network: connected");
             Ok(())
@@ -237,13 +224,24 @@ impl Attachment {
     }
 }
 
+/// A network's bridge as [`attach`] needs it, set up first when it is not.
+struct Bridge {
+    name: String,
+    index: u32,
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    internal: bool,
+}
+
 /// Connects container `id` (directory `dir`, name `name`) as `settings` say, in the owner
-/// process: for `bridge`, sets the bridge up if needed, allocates an address, binds and serves
-/// the published ports, adds the address to `/etc/hosts` and fills in `settings` (address,
-/// ports) for the caller to record in `state.json`. `None` for other modes.
+/// process: for `bridge` or a user network, sets the bridge up if needed, allocates an
+/// address (with the container's DNS names on a user network), binds and serves the published
+/// ports, adds the address to `/etc/hosts` and fills in `settings` (address, ports) for the
+/// caller to record in `state.json`. `None` for other modes.
 ///
 /// # Errors
-/// The bridge, an address or a port could not be had (nothing is left allocated then).
+/// The network is gone; the bridge, an address or a port could not be had (nothing is left
+/// allocated then).
 pub fn attach(
     dir: &Path,
     id: &str,
@@ -255,17 +253,66 @@ pub fn attach(
     };
     let begun = std::time::Instant::now();
     let owner = ProcessId::of(nix::unistd::getpid().as_raw());
-    let (subnet, bridge_index, addr) = ipam_file().update(|ipam| {
-        let (subnet, index) = ensure_bridge(ipam)?;
+    let user = match &settings.network_id {
+        Some(net_id) => {
+            // `<data-root>/containers/<id>`.
+            let data_root = dir
+                .parent()
+                .and_then(Path::parent)
+                .context("the container directory has no data root")?;
+            let def = store::find(data_root, net_id).map_err(|_| {
+                anyhow::anyhow!(
+                    "Error response from daemon: network {} not found",
+                    settings.network_mode
+                )
+            })?;
+            Some(def)
+        }
+        None => None,
+    };
+    let hostname = fs_err::read_to_string(dir.join("hostname"))?
+        .trim()
+        .to_owned();
+    let file = user
+        .as_ref()
+        .and_then(store::Definition::ipam)
+        .unwrap_or_else(ipam_file);
+    let (bridge, addr) = file.update(|ipam| {
+        let bridge = match &user {
+            None => {
+                let (subnet, index) = ensure_bridge(ipam)?;
+                Bridge {
+                    name: BRIDGE.to_owned(),
+                    index,
+                    subnet,
+                    gateway: subnet.gateway(),
+                    internal: false,
+                }
+            }
+            Some(def) => ensure_user_bridge(def, ipam)?,
+        };
+        let subnet = bridge.subnet;
         let addr = ipam
             .allocate(subnet, id, owner, &ProcessId::alive)
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "no available IPv4 addresses on this network's address pools: \
-                     {BRIDGE} ({subnet})"
+                    "no available IPv4 addresses on this network's address pools: {} ({subnet})",
+                    bridge.name
                 )
             })?;
-        Ok((subnet, index, addr))
+        if user.is_some() {
+            let mut names: Vec<String> = [name, hostname.as_str(), &id[..12.min(id.len())]]
+                .into_iter()
+                .map(str::to_owned)
+                .chain(settings.aliases.iter().cloned())
+                .map(|n| n.to_ascii_lowercase())
+                .collect();
+            names.dedup();
+            if let Some(a) = ipam.allocations.get_mut(&addr) {
+                a.names = names;
+            }
+        }
+        Ok((bridge, addr))
     })?;
     let published = match proxy::bind(&settings.port_bindings) {
         Ok(p) => p,
@@ -281,10 +328,10 @@ pub fn attach(
         release(id);
         return Err(e);
     }
-    settings.bridge = Some(BRIDGE.to_owned());
+    settings.bridge = Some(bridge.name.clone());
     settings.ip_address = Some(addr);
-    settings.ip_prefix_len = Some(subnet.prefix);
-    settings.gateway = Some(subnet.gateway());
+    settings.ip_prefix_len = Some(bridge.subnet.prefix);
+    settings.gateway = Some(bridge.gateway);
     settings.ports.clear();
     for p in &published {
         settings
@@ -297,15 +344,54 @@ pub fn attach(
             });
     }
     proxy::serve(published, addr);
+    let dns = user.as_ref().map(|_| {
+        let table = file.clone();
+        dns::Config {
+            lookup: std::sync::Arc::new(move |n: &str| table.read().lookup(n, &ProcessId::alive)),
+            // An internal network has no way out: no forwarding (Docker's behaviour).
+            upstreams: if bridge.internal {
+                Vec::new()
+            } else {
+                plan::upstreams(&settings.dns)
+            },
+        }
+    });
     tracing::debug!(%addr, took_us = begun.elapsed().as_micros(), "network: attached");
     Ok(Some(Attachment {
         endpoint: Endpoint {
             host_ifname: host_ifname(id),
-            bridge_index,
+            bridge_index: bridge.index,
             addr,
-            subnet,
+            subnet: bridge.subnet,
+            gateway: bridge.gateway,
+            container_ifname: net::CONTAINER_IFNAME.to_owned(),
+            default_route: !bridge.internal,
         },
+        dns,
+        server: std::sync::Mutex::new(None),
     }))
+}
+
+/// A user network's bridge, set up again when it is not (after a reboot). Called with its
+/// allocation file locked.
+fn ensure_user_bridge(def: &store::Definition, ipam: &mut ipam::Ipam) -> anyhow::Result<Bridge> {
+    let name = def.bridge.clone().context("the network has no bridge")?;
+    let subnet = def.subnet().context("the network has no subnet")?;
+    let gateway = def.gateway.unwrap_or_else(|| subnet.gateway());
+    let index = match net::link_up(&name) {
+        Some(index) => index,
+        None => net::setup_network_bridge(&name, subnet, gateway, def.internal)
+            .with_context(|| format!("cannot set up the bridge `{name}`"))?,
+    };
+    ipam.subnet = Some(subnet.to_string());
+    ipam.reserved = Some(gateway);
+    Ok(Bridge {
+        name,
+        index,
+        subnet,
+        gateway,
+        internal: def.internal,
+    })
 }
 
 /// Adds `ADDR\tHOSTNAME` to the container's `hosts` file, as Docker does.
@@ -321,14 +407,62 @@ fn add_hosts_line(dir: &Path, addr: Ipv4Addr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Releases the bridge address of container `id`. Safe to call more than once, and for
-/// containers that never had one.
+/// Releases the addresses of container `id` on every network. Safe to call more than once,
+/// and for containers that never had one.
 pub fn release(id: &str) {
-    if Path::new(RUN_DIR).exists() {
-        let begun = std::time::Instant::now();
-        let _ = ipam_file().update(|ipam| Ok(ipam.release(id)));
-        tracing::debug!(took_us = begun.elapsed().as_micros(), "network: released");
+    let Ok(entries) = std::fs::read_dir(RUN_DIR) else {
+        return;
+    };
+    let begun = std::time::Instant::now();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(bridge) = file_name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".json"))
+            .filter(|n| !n.starts_with('.'))
+        else {
+            continue;
+        };
+        let file = IpamFile::new(Path::new(RUN_DIR), bridge);
+        // Read first: only files holding the container are locked and rewritten.
+        if file.read().allocations.values().any(|a| a.container == id) {
+            let _ = file.update(|ipam| Ok(ipam.release(id)));
+        }
     }
+    tracing::debug!(took_us = begun.elapsed().as_micros(), "network: released");
+}
+
+/// Writes the container's `hosts` and `resolv.conf` as `net` says.
+///
+/// # Errors
+/// The file system.
+pub fn write_etc_files(dir: &Path, net: &RunNetwork) -> anyhow::Result<()> {
+    fs_err::write(dir.join("hosts"), &net.hosts)?;
+    fs_err::write(dir.join("resolv.conf"), &net.resolv_conf)?;
+    Ok(())
+}
+
+/// `--network container:NAME`: the spec joins that container's network namespace.
+///
+/// # Errors
+/// oci-spec refused the change.
+pub fn join_netns(spec: &mut oci_spec::runtime::Spec, net: &RunNetwork) -> anyhow::Result<()> {
+    use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType};
+    let Some(path) = &net.netns else {
+        return Ok(());
+    };
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network);
+    namespaces.push(
+        LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::Network)
+            .path(path.clone())
+            .build()?,
+    );
+    linux.set_namespaces(Some(namespaces));
+    spec.set_linux(Some(linux));
+    Ok(())
 }
 
 /// The container's `/etc/resolv.conf` from the host's, as Docker makes it: a host using a

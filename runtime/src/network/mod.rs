@@ -11,6 +11,9 @@
 //! iptables nat:    POSTROUTING -j BERTH-POSTROUTING (MASQUERADE SUBNET leaving elsewhere)
 //! ```
 //!
+//! User-defined networks get a bridge each ([`setup_network_bridge`], `berth-…`) with chains
+//! of their own, isolated from one another and from `berth0` ([`iptables`]).
+//!
 //! Links, addresses and routes go over rtnetlink from this process ([`netlink`]): no program is
 //! spawned per container. iptables runs only when the bridge is set up, through the host's
 //! `iptables-restore`/`iptables` (the same tools, and so the same backend, as Docker's). Our
@@ -20,15 +23,16 @@
 //! Address management (which container gets which address) and serializing concurrent set-ups
 //! are the caller's: this module only applies what it is given.
 
+pub mod iptables;
 pub mod netlink;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 
+pub use self::iptables::{iptables_rules, network_rules, remove_network_rules};
 use self::netlink::Netlink;
 
 /// Our `filter` chain, jumped to from `FORWARD`.
@@ -241,21 +245,66 @@ pub fn link_addr(name: &str) -> Result<Option<(Ipv4Addr, u8)>> {
 /// # Errors
 /// A refused netlink request, iptables or sysctl failure.
 pub fn setup_bridge(name: &str, subnet: Subnet) -> Result<u32> {
+    let (mut sock, index) = create_bridge(name, subnet, subnet.gateway())?;
+    iptables::setup_default(name, subnet)?;
+    sock.request(netlink::set_up(index))
+        .map_err(nl("bring up", name))?;
+    Ok(index)
+}
+
+/// [`setup_bridge`] for a user-defined network, whose bridge has address `gateway`: its own
+/// chains ([`iptables::network_rules`]: isolated from the other Berth bridges; with
+/// `internal`, nothing in or out and no MASQUERADE).
+///
+/// # Errors
+/// A refused netlink request, iptables or sysctl failure.
+pub fn setup_network_bridge(
+    name: &str,
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    internal: bool,
+) -> Result<u32> {
+    let (mut sock, index) = create_bridge(name, subnet, gateway)?;
+    iptables::setup_network(name, subnet, internal)?;
+    sock.request(netlink::set_up(index))
+        .map_err(nl("bring up", name))?;
+    Ok(index)
+}
+
+/// Reloads the default bridge's rules when it exists (they gained the isolation from user
+/// networks; a bridge set up by an older Berth has the old ones until then).
+///
+/// # Errors
+/// iptables failed.
+pub fn refresh_default_rules(name: &str) -> Result<()> {
+    match link_addr(name)? {
+        Some((addr, prefix)) => iptables::setup_default(name, Subnet::of(addr, prefix)),
+        None => Ok(()),
+    }
+}
+
+/// Deletes a user network's bridge and its iptables chains; what is already gone is fine.
+///
+/// # Errors
+/// A refused netlink request other than "no such device".
+pub fn remove_network_bridge(name: &str) -> Result<()> {
+    iptables::remove_network_rules(name);
+    disconnect(name)
+}
+
+fn create_bridge(name: &str, subnet: Subnet, gateway: Ipv4Addr) -> Result<(Netlink, u32)> {
     let mut sock = Netlink::open().map_err(nl("open a netlink socket for", name))?;
     match sock.request(netlink::new_bridge(name, random_mac())) {
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(e) => return Err(nl("create bridge", name)(e)),
     }
     let index = nix::net::if_::if_nametoindex(name).map_err(nl("find", name))?;
-    match sock.request(netlink::new_addr(index, subnet.gateway(), subnet.prefix)) {
+    match sock.request(netlink::new_addr(index, gateway, subnet.prefix)) {
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(e) => return Err(nl("add an address to", name)(e)),
     }
     enable_forwarding()?;
-    setup_iptables(name, subnet)?;
-    sock.request(netlink::set_up(index))
-        .map_err(nl("bring up", name))?;
-    Ok(index)
+    Ok((sock, index))
 }
 
 /// A random locally administered unicast MAC, fixed at creation so the bridge's address does
@@ -282,81 +331,6 @@ fn enable_forwarding() -> Result<()> {
         return Ok(());
     }
     std::fs::write(&path, "1").map_err(|source| NetworkError::Sysctl { path, source })
-}
-
-/// The rules of our chains, in `iptables-restore` format; loading it with `--noflush`
-/// replaces our chains' rules and nothing else.
-#[must_use]
-pub fn iptables_rules(bridge: &str, subnet: Subnet) -> String {
-    format!(
-        "*filter\n\
-         :{FORWARD_CHAIN} - [0:0]\n\
-         -A {FORWARD_CHAIN} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
-         -A {FORWARD_CHAIN} -i {bridge} -j ACCEPT\n\
-         COMMIT\n\
-         *nat\n\
-         :{POSTROUTING_CHAIN} - [0:0]\n\
-         -A {POSTROUTING_CHAIN} -s {subnet} ! -o {bridge} -j MASQUERADE\n\
-         COMMIT\n"
-    )
-}
-
-fn setup_iptables(bridge: &str, subnet: Subnet) -> Result<()> {
-    run_iptables(
-        "iptables-restore",
-        &["-w", "--noflush"],
-        Some(&iptables_rules(bridge, subnet)),
-    )?;
-    for (table, chain, ours) in [
-        ("filter", "FORWARD", FORWARD_CHAIN),
-        ("nat", "POSTROUTING", POSTROUTING_CHAIN),
-    ] {
-        if run_iptables(
-            "iptables",
-            &["-w", "-t", table, "-C", chain, "-j", ours],
-            None,
-        )
-        .is_err()
-        {
-            run_iptables(
-                "iptables",
-                &["-w", "-t", table, "-A", chain, "-j", ours],
-                None,
-            )?;
-        }
-    }
-    Ok(())
-}
-
-fn run_iptables(program: &str, args: &[&str], input: Option<&str>) -> Result<()> {
-    use std::io::Write as _;
-    let command = format!("{program} {}", args.join(" "));
-    let fail = |stderr: String| NetworkError::Iptables {
-        command: command.clone(),
-        stderr,
-    };
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(e.to_string()))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
-    }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_owned()))
-    }
 }
 
 /// Runs `f` on a thread in the network namespace of process `pid` (the rest of this process
@@ -398,11 +372,18 @@ pub struct Endpoint {
     pub addr: Ipv4Addr,
     /// The bridge's subnet.
     pub subnet: Subnet,
+    /// The bridge's address.
+    pub gateway: Ipv4Addr,
+    /// The interface in the container (`eth0`, `eth1` for a network connected later).
+    pub container_ifname: String,
+    /// Whether the container's default route goes via the bridge (not on `--internal`
+    /// networks, nor for a second network).
+    pub default_route: bool,
 }
 
 /// Connects the network namespace of process `pid` to the bridge: a veth pair, the host end
-/// up in the bridge, the peer up as `eth0` with the endpoint's address and a default route
-/// via the bridge's address. A stale host end of the same name is replaced.
+/// up in the bridge, the peer up as `eth0` (or the endpoint's name) with the endpoint's
+/// address and (unless told otherwise) a default route via the bridge's address, and `lo` up. A stale host end of the same name is replaced.
 ///
 /// # Errors
 /// A refused netlink request.
@@ -410,7 +391,8 @@ pub fn connect(pid: i32, ep: &Endpoint) -> Result<()> {
     let name = ep.host_ifname.as_str();
     let mut sock = Netlink::open().map_err(nl("open a netlink socket for", name))?;
     let pid_u32 = u32::try_from(pid).unwrap_or(0);
-    let veth = || netlink::new_veth(name, ep.bridge_index, CONTAINER_IFNAME, pid_u32);
+    let peer = ep.container_ifname.as_str();
+    let veth = || netlink::new_veth(name, ep.bridge_index, peer, pid_u32);
     match sock.request(veth()) {
         Err(Errno::EEXIST) => {
             // A previous run's end, not yet gone with its namespace.
@@ -419,18 +401,25 @@ pub fn connect(pid: i32, ep: &Endpoint) -> Result<()> {
         }
         other => other.map_err(nl("create veth", name))?,
     }
-    let (addr, subnet) = (ep.addr, ep.subnet);
+    let (addr, subnet, gateway) = (ep.addr, ep.subnet, ep.gateway);
+    let default_route = ep.default_route;
     in_netns(pid, move || {
-        let mut sock =
-            Netlink::open().map_err(nl("open a netlink socket for", CONTAINER_IFNAME))?;
-        let index = nix::net::if_::if_nametoindex(CONTAINER_IFNAME)
-            .map_err(nl("find", CONTAINER_IFNAME))?;
+        let mut sock = Netlink::open().map_err(nl("open a netlink socket for", peer))?;
+        let index = nix::net::if_::if_nametoindex(peer).map_err(nl("find", peer))?;
         sock.request(netlink::set_up(index))
-            .map_err(nl("bring up", CONTAINER_IFNAME))?;
+            .map_err(nl("bring up", peer))?;
         sock.request(netlink::new_addr(index, addr, subnet.prefix))
-            .map_err(nl("add an address to", CONTAINER_IFNAME))?;
-        sock.request(netlink::new_default_route(index, subnet.gateway()))
-            .map_err(nl("add the default route via", CONTAINER_IFNAME))?;
+            .map_err(nl("add an address to", peer))?;
+        if default_route {
+            sock.request(netlink::new_default_route(index, gateway))
+                .map_err(nl("add the default route via", peer))?;
+        }
+        // `lo` up now rather than in init: the embedded DNS server binds 127.0.0.11 before the
+        // container's program runs (init's own `lo` up finds it up).
+        if let Ok(lo) = nix::net::if_::if_nametoindex("lo") {
+            sock.request(netlink::set_up(lo))
+                .map_err(nl("bring up", "lo"))?;
+        }
         Ok(())
     })
 }
@@ -499,19 +488,6 @@ berth0\t0000560A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
             Some(subnet("10.86.0.0/16"))
         );
         assert_eq!(pick_subnet(&candidates[..1], &routes, "berth0"), None);
-    }
-
-    #[test]
-    fn iptables_rules_stay_in_our_chains() {
-        let rules = iptables_rules("berth0", subnet("10.87.0.0/16"));
-        for line in rules.lines().filter(|l| l.starts_with("-A")) {
-            assert!(
-                line.starts_with("-A BERTH-FORWARD ") || line.starts_with("-A BERTH-POSTROUTING "),
-                "{line}"
-            );
-        }
-        assert!(rules.contains("-A BERTH-POSTROUTING -s 10.87.0.0/16 ! -o berth0 -j MASQUERADE"));
-        assert!(!rules.contains("DOCKER"));
     }
 
     #[test]
