@@ -552,6 +552,9 @@ pub enum SystemCommand {
     Df(DfArgs),
     /// Display system-wide information
     Info(InfoArgs),
+    /// Start the containers whose restart policy asks for it after their monitor died or the
+    /// host rebooted (run at boot by `berth-restore.service`)
+    Restore,
 }
 
 /// `info`

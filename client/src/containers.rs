@@ -447,7 +447,7 @@ pub fn update(dir: &Path, change: impl FnOnce(&mut State)) -> anyhow::Result<Sta
 /// `berth` left: [`crate::reaper`]).
 #[must_use]
 pub fn list(data_root: &Path) -> Vec<(PathBuf, State)> {
-    crate::reaper::reap(data_root);
+    let _ = crate::reaper::reap(data_root);
     let mut out: Vec<(PathBuf, State)> = std::fs::read_dir(root(data_root))
         .into_iter()
         .flatten()

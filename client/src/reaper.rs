@@ -7,7 +7,10 @@
 //!   such a directory, so nothing else would ever remove it);
 //! - a container recorded as running whose owner (foreground `berth run` or monitor) is gone:
 //!   its mount, cgroups and address are released; with `--rm` it is removed with its anonymous
-//!   volumes, as its owner would have done; otherwise it is recorded as exited (137).
+//!   volumes, as its owner would have done; otherwise it is recorded as exited (137), and
+//!   when its restart policy asks for a restart after that exit (`always`, `unless-stopped`,
+//!   `on-failure` within its count; not after a `stop`) it is returned to the caller to start
+//!   again — after its monitor was killed, or after a reboot ([`crate::commands::start::restore`]).
 //!
 //! Each container is handled under its lock, and only when its owner is provably dead (PID and
 //! start time), so a live `run` or monitor is never touched. Calls [`crate::containers`] and
@@ -36,11 +39,13 @@ pub fn done_creating(dir: &Path) {
     let _ = std::fs::remove_file(dir.join(CREATING));
 }
 
-/// Cleans up every container of `data_root` whose owner died (see the module doc). Best
-/// effort: a container that cannot be cleaned now is left for the next invocation.
-pub fn reap(data_root: &Path) {
+/// Cleans up every container of `data_root` whose owner died (see the module doc); returns the
+/// IDs of those whose restart policy asks to run them again. Best effort: a container that
+/// cannot be cleaned now is left for the next invocation.
+pub fn reap(data_root: &Path) -> Vec<String> {
+    let mut restart = Vec::new();
     let Ok(entries) = std::fs::read_dir(containers::root(data_root)) else {
-        return;
+        return restart;
     };
     for entry in entries.flatten() {
         let dir = entry.path();
@@ -50,14 +55,15 @@ pub fn reap(data_root: &Path) {
         let id = entry.file_name().to_string_lossy().into_owned();
         if dir.join("state.json").exists() {
             if let Ok(state) = containers::load(&dir) {
-                if owner_died(&state) {
-                    reap_orphan(data_root, &dir, &id);
+                if owner_died(&state) && reap_orphan(data_root, &dir, &id) {
+                    restart.push(id);
                 }
             }
         } else if creator_died(&dir) {
             reap_unfinished(&dir, &id);
         }
     }
+    restart
 }
 
 /// Recorded as running, but the process that owned it is gone.
@@ -95,27 +101,28 @@ fn reap_unfinished(dir: &Path, id: &str) {
     }
 }
 
-fn reap_orphan(data_root: &Path, dir: &Path, id: &str) {
+/// Cleans up one container whose owner died; true when its restart policy wants it running.
+fn reap_orphan(data_root: &Path, dir: &Path, id: &str) -> bool {
     let Ok(lock) = containers::Lock::take(dir) else {
-        return;
+        return false;
     };
     let Ok(mut state) = containers::load(dir) else {
-        return;
+        return false;
     };
     if !owner_died(&state) {
-        return;
+        return false;
     }
     tracing::debug!("cleaning up container {id}: its owner is gone");
     containers::teardown(dir, id);
     if state.auto_remove {
         if containers::rootfs_mounted(dir) {
-            return;
+            return false;
         }
         drop(lock);
         if fs_err::remove_dir_all(dir).is_ok() {
             let _ = crate::volumes::remove_anonymous(data_root, &state.volumes);
         }
-        return;
+        return false;
     }
     state.status = Status::Exited;
     state.exit_code = Some(state.exit_code());
@@ -126,7 +133,12 @@ fn reap_orphan(data_root: &Path, dir: &Path, id: &str) {
     if let Some(n) = state.network.as_mut() {
         n.forget();
     }
-    let _ = containers::save(dir, &state, &lock);
+    let restart = state.restart_policy.should_restart(
+        state.exit_code(),
+        state.restart_count,
+        state.stopped_by_user,
+    );
+    containers::save(dir, &state, &lock).is_ok() && restart
 }
 
 #[cfg(test)]
@@ -168,7 +180,7 @@ mod tests {
             let lock = containers::Lock::take(&dir).unwrap();
             containers::save(&dir, &state, &lock).unwrap();
         }
-        reap(t.path());
+        assert!(reap(t.path()).is_empty(), "no restart policy");
         let kept = containers::load(&t.path().join("containers/keep")).unwrap();
         assert_eq!(kept.status, Status::Exited);
         assert_eq!(kept.exit_code, Some(137));
@@ -188,5 +200,53 @@ mod tests {
         drop(lock);
         reap(t.path());
         assert_eq!(containers::load(&dir).unwrap().status, Status::Running);
+    }
+
+    #[test]
+    fn restart_policies_decide_what_comes_back() {
+        let t = tempfile::tempdir().unwrap();
+        let dead = ProcessId { pid: 1, start: 1 };
+        let cases = [
+            ("always", containers::RestartPolicy::Always, false, true),
+            (
+                "unless",
+                containers::RestartPolicy::UnlessStopped,
+                false,
+                true,
+            ),
+            (
+                "failure",
+                containers::RestartPolicy::OnFailure { max: 2 },
+                false,
+                true,
+            ),
+            ("stopped", containers::RestartPolicy::Always, true, false),
+            ("never", containers::RestartPolicy::No, false, false),
+        ];
+        for (id, policy, stopped, _) in cases {
+            let dir = t.path().join("containers").join(id);
+            std::fs::create_dir_all(&dir).unwrap();
+            let state = State {
+                id: id.into(),
+                status: Status::Running,
+                monitor: Some(dead),
+                restart_policy: policy,
+                stopped_by_user: stopped,
+                ..State::default()
+            };
+            let lock = containers::Lock::take(&dir).unwrap();
+            containers::save(&dir, &state, &lock).unwrap();
+        }
+        let mut back = reap(t.path());
+        back.sort();
+        let mut want: Vec<String> = cases
+            .iter()
+            .filter(|c| c.3)
+            .map(|c| c.0.to_owned())
+            .collect();
+        want.sort();
+        assert_eq!(back, want);
+        // Recorded as exited in the meantime, and not returned twice.
+        assert!(reap(t.path()).is_empty());
     }
 }

@@ -304,3 +304,65 @@ fn typos_suggest_only_commands_users_may_type() {
     assert!(err.contains("'container'"), "{err}");
     assert!(!err.contains("container-monitor"), "{err}");
 }
+
+/// The monitor's PID from `state.json`.
+fn monitor_pid(env: &ContainerEnv, name: &str) -> i64 {
+    let (_, id) = env.find(name);
+    env.state(&id)["Monitor"]["pid"].as_i64().unwrap()
+}
+
+#[test]
+fn restart_policies_outlive_their_monitor() {
+    let env = ContainerEnv::new(&[]);
+    for (name, policy) in [
+        ("always", "always"),
+        ("unless", "unless-stopped"),
+        ("never", "no"),
+        ("halted", "always"),
+    ] {
+        env.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            policy,
+            "--network",
+            "none",
+            "bb:1",
+            "sleep",
+            "300",
+        ]);
+    }
+    env.ok(&["stop", "-t", "1", "halted"]);
+    // Kill every monitor, as a crash or a reboot would (their containers die with them).
+    for name in ["always", "unless", "never"] {
+        let pid = monitor_pid(&env, name);
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The next berth command brings back what the policies ask for.
+    let ps = env.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.contains("always Up"), "{ps}");
+    assert!(ps.contains("unless Up"), "{ps}");
+    assert!(ps.contains("never Exited (137)"), "{ps}");
+    assert!(ps.contains("halted Exited"), "{ps}");
+    // `system restore` (what the systemd unit runs at boot) prints what it started.
+    let pid = monitor_pid(&env, "always");
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (_, id) = env.find("always");
+    assert_eq!(env.ok(&["system", "restore"]).trim(), id);
+    assert_ne!(monitor_pid(&env, "always"), pid);
+    assert_eq!(
+        env.ok(&["system", "restore"]).trim(),
+        "",
+        "nothing left to restore"
+    );
+}

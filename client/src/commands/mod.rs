@@ -126,6 +126,14 @@ pub fn short_id(id: &str) -> String {
 /// # Errors
 /// Whatever the command reports; `main` prints it with its causes and hints.
 pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
+    // No daemon restarts containers whose monitor died: every invocation checks (cheap when
+    // there is nothing to do), except the monitor itself and the explicit restore.
+    if !matches!(
+        command,
+        Command::ContainerMonitor(_) | Command::System(SystemCommand::Restore)
+    ) {
+        start::restore(ctx, false)?;
+    }
     match command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(ctx, &a).await,
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(ctx, &a).await,
@@ -173,6 +181,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::System(SystemCommand::Df(a)) => df::run(ctx, &a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::info(ctx, &a),
         Command::Version(a) => info::version(ctx, &a),
+        Command::System(SystemCommand::Restore) => start::restore(ctx, true),
         Command::Volume(VolumeCommand::Create(a)) => volume::create(ctx, &a),
         Command::Volume(VolumeCommand::Ls(a)) => volume::ls(ctx, &a),
         Command::Volume(VolumeCommand::Inspect(a)) => volume::inspect(ctx, &a),

@@ -73,6 +73,35 @@ fn start_one(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     })
 }
 
+/// Brings back the containers whose owner died (a killed monitor, a reboot) and whose restart
+/// policy asks for it ([`crate::reaper`]), as Docker's daemon does when it starts. Runs before
+/// every command, and as `berth system restore` (what the shipped systemd unit runs at boot),
+/// which also prints each container it started.
+///
+/// # Errors
+/// Only with `report`: a container that could not be started (the others still are).
+pub fn restore(ctx: &Ctx, report: bool) -> anyhow::Result<()> {
+    let ids = crate::reaper::reap(ctx.store.root());
+    let mut failed = Vec::new();
+    for id in ids {
+        match start_one(ctx, &id) {
+            Ok(()) if report => ctx.printer.data(&id),
+            Ok(()) => ctx
+                .printer
+                .debug(&format!("restarted container {id} (its monitor was gone)")),
+            Err(e) => {
+                ctx.printer
+                    .warn(&format!("cannot restart container {id}: {e:#}"));
+                failed.push(id);
+            }
+        }
+    }
+    if report && !failed.is_empty() {
+        anyhow::bail!("could not restart {}", failed.join(", "));
+    }
+    Ok(())
+}
+
 /// Restarts the containers: stop (SIGTERM, SIGKILL after `-t`), then start.
 ///
 /// # Errors
