@@ -16,7 +16,9 @@ const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// An uncompressed layer with one file of `len` bytes.
 fn layer_tar(len: usize) -> Vec<u8> {
-    let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+    let data: Vec<u8> = (0..len)
+        .map(|i| u8::try_from(i * 31 % 251).unwrap())
+        .collect();
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
@@ -151,7 +153,9 @@ async fn a_partial_longer_than_the_blob_is_discarded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_range_downloads_the_blob_whole() {
     let fake = Fake::start(AuthMode::None).await;
-    let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+    let data: Vec<u8> = (0..10_000u32)
+        .map(|i| u8::try_from(i % 253).unwrap())
+        .collect();
     let d = fake.put_blob(&data);
     let client = Client::connect(&fake.host(), &options("{}", &[]))
         .await

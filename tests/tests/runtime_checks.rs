@@ -43,7 +43,7 @@ fn output_within(mut cmd: Command, limit: Duration) -> Output {
 
 /// Asserts `berth ARGS` exits 125 saying each of `says`, and leaves no container.
 fn refused(env: &ContainerEnv, args: &[&str], says: &[&str]) {
-    let out = output_within(env.cmd(args), Duration::from_secs(60));
+    let out = output_within(env.cmd(args), Duration::from_mins(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "berth {args:?}: {stderr}");
     for s in says {
