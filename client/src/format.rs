@@ -179,43 +179,299 @@ fn align(lines: &[String]) -> String {
     out
 }
 
-/// Renders a template against a JSON document (for `inspect --format`): `{{.A.B}}` prints the
-/// value at that path (strings raw, lists Go-style `[a b]`), `{{json .A}}` prints it as JSON.
+/// Renders a template against a JSON document (for `inspect --format`), with the part of Go's
+/// `text/template` users type: `{{.A.B}}` prints the value at that path (strings raw, lists
+/// Go-style `[a b]`), `{{json .A}}` prints it as JSON, `{{index .A "k"}}` looks a key up,
+/// `{{range .A}}…{{.}}…{{end}}` and `{{range $k, $v := .A}}…{{$k}}…{{end}}` iterate a list or
+/// an object (keys sorted), `{{if .A}}…{{else}}…{{end}}` tests a value (empty, `false`, `0`
+/// and null are false), `{{println}}` and the `-` trim markers work.
 ///
 /// # Errors
-/// An unclosed action or a path that is not an object field.
+/// An unclosed action or block, an unknown action, or a path that is not an object field.
 pub fn render_value(tpl: &str, doc: &serde_json::Value) -> Result<String, String> {
     let tpl = unescape(tpl);
+    let tokens = tokenize(&tpl)?;
+    let mut pos = 0;
+    let nodes = parse_nodes(&tokens, &mut pos, &tpl)?;
+    if pos != tokens.len() {
+        return Err(format!(
+            "template: unexpected {{{{end}}}} or {{{{else}}}} in `{tpl}`"
+        ));
+    }
     let mut out = String::new();
-    let mut rest = tpl.as_str();
+    let scope = Scope {
+        dot: doc,
+        vars: Vec::new(),
+    };
+    exec(&nodes, &scope, &mut out)?;
+    Ok(out)
+}
+
+/// Text, or an action's content (trimmed, without its `{{`/`}}` and `-` markers).
+#[derive(Debug)]
+enum Token {
+    Text(String),
+    Action(String),
+}
+
+fn tokenize(tpl: &str) -> Result<Vec<Token>, String> {
+    let mut tokens = Vec::new();
+    let mut rest = tpl;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
+        let mut text = rest[..start].to_owned();
         let end = rest[start..]
             .find("}}")
             .ok_or_else(|| format!("template: unclosed action in `{tpl}`"))?;
-        let action = rest[start + 2..start + end].trim();
-        rest = &rest[start + end + 2..];
-        let (json, expr) = match action.strip_prefix("json ") {
-            Some(e) => (true, e.trim()),
-            None => (false, action),
-        };
-        let path = expr
-            .strip_prefix('.')
-            .ok_or_else(|| format!("template: unsupported action `{action}`"))?;
-        let mut v = doc;
-        for key in path.split('.').filter(|k| !k.is_empty()) {
-            v = v
-                .get(key)
-                .ok_or_else(|| format!("template: can't evaluate field {key}"))?;
+        let mut action = &rest[start + 2..start + end];
+        if let Some(a) = action.strip_prefix("- ") {
+            text = text.trim_end().to_owned();
+            action = a;
         }
-        if json {
-            out.push_str(&v.to_string());
-        } else {
-            out.push_str(&go_value(v));
+        let trim_after = action.ends_with(" -");
+        if trim_after {
+            action = &action[..action.len() - 2];
+        }
+        tokens.push(Token::Text(text));
+        tokens.push(Token::Action(action.trim().to_owned()));
+        rest = &rest[start + end + 2..];
+        if trim_after {
+            rest = rest.trim_start();
         }
     }
-    out.push_str(rest);
-    Ok(out)
+    tokens.push(Token::Text(rest.to_owned()));
+    Ok(tokens)
+}
+
+/// A parsed template.
+#[derive(Debug)]
+enum Node {
+    Text(String),
+    Print {
+        json: bool,
+        expr: String,
+    },
+    Range {
+        key: Option<String>,
+        value: Option<String>,
+        expr: String,
+        body: Vec<Node>,
+    },
+    If {
+        expr: String,
+        then: Vec<Node>,
+        otherwise: Vec<Node>,
+    },
+}
+
+/// Parses nodes until `{{end}}`/`{{else}}` (left for the caller) or the end.
+fn parse_nodes(tokens: &[Token], pos: &mut usize, tpl: &str) -> Result<Vec<Node>, String> {
+    let mut nodes = Vec::new();
+    while *pos < tokens.len() {
+        match &tokens[*pos] {
+            Token::Text(t) => {
+                nodes.push(Node::Text(t.clone()));
+                *pos += 1;
+            }
+            Token::Action(a) if a == "end" || a == "else" => return Ok(nodes),
+            Token::Action(a) => {
+                *pos += 1;
+                if let Some(rest) = a.strip_prefix("range ") {
+                    let (key, value, expr) = match rest.split_once(":=") {
+                        Some((vars, expr)) => {
+                            let vars: Vec<&str> = vars.split(',').map(str::trim).collect();
+                            match vars.as_slice() {
+                                [v] => (None, Some((*v).to_owned()), expr.trim().to_owned()),
+                                [k, v] => (
+                                    Some((*k).to_owned()),
+                                    Some((*v).to_owned()),
+                                    expr.trim().to_owned(),
+                                ),
+                                _ => return Err(format!("template: bad range `{a}`")),
+                            }
+                        }
+                        None => (None, None, rest.trim().to_owned()),
+                    };
+                    let body = parse_nodes(tokens, pos, tpl)?;
+                    expect_end(tokens, pos, tpl)?;
+                    nodes.push(Node::Range {
+                        key,
+                        value,
+                        expr,
+                        body,
+                    });
+                } else if let Some(expr) = a.strip_prefix("if ") {
+                    let then = parse_nodes(tokens, pos, tpl)?;
+                    let otherwise = if matches!(tokens.get(*pos), Some(Token::Action(e)) if e == "else")
+                    {
+                        *pos += 1;
+                        parse_nodes(tokens, pos, tpl)?
+                    } else {
+                        Vec::new()
+                    };
+                    expect_end(tokens, pos, tpl)?;
+                    nodes.push(Node::If {
+                        expr: expr.trim().to_owned(),
+                        then,
+                        otherwise,
+                    });
+                } else if a == "println" {
+                    nodes.push(Node::Text("\n".into()));
+                } else if let Some(expr) = a.strip_prefix("json ") {
+                    nodes.push(Node::Print {
+                        json: true,
+                        expr: expr.trim().to_owned(),
+                    });
+                } else {
+                    nodes.push(Node::Print {
+                        json: false,
+                        expr: a.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(nodes)
+}
+
+fn expect_end(tokens: &[Token], pos: &mut usize, tpl: &str) -> Result<(), String> {
+    match tokens.get(*pos) {
+        Some(Token::Action(e)) if e == "end" => {
+            *pos += 1;
+            Ok(())
+        }
+        _ => Err(format!("template: missing {{{{end}}}} in `{tpl}`")),
+    }
+}
+
+/// What `.` and the `$variables` are.
+struct Scope<'a> {
+    dot: &'a serde_json::Value,
+    vars: Vec<(String, serde_json::Value)>,
+}
+
+/// Evaluates `.`, `.A.B`, `$v`, `$v.A`, `index EXPR "key"…`, or a quoted string.
+fn eval(expr: &str, scope: &Scope<'_>) -> Result<serde_json::Value, String> {
+    let expr = expr.trim();
+    if let Some(rest) = expr.strip_prefix("index ") {
+        let mut parts = rest.split_whitespace();
+        let base = parts.next().ok_or("template: index needs arguments")?;
+        let mut v = eval(base, scope)?;
+        for key in parts {
+            let key = key.trim_matches('"');
+            v = match &v {
+                serde_json::Value::Array(a) => key
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| a.get(i).cloned())
+                    .ok_or_else(|| format!("template: index out of range: {key}"))?,
+                serde_json::Value::Object(m) => {
+                    m.get(key).cloned().unwrap_or(serde_json::Value::Null)
+                }
+                _ => serde_json::Value::Null,
+            };
+        }
+        return Ok(v);
+    }
+    if expr.starts_with('"') && expr.ends_with('"') && expr.len() >= 2 {
+        return Ok(serde_json::Value::String(
+            expr[1..expr.len() - 1].to_owned(),
+        ));
+    }
+    let (mut v, path) = if let Some(var) = expr.strip_prefix('$') {
+        let (name, path) = var.split_once('.').unwrap_or((var, ""));
+        let name = format!("${name}");
+        let found = scope
+            .vars
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| format!("template: undefined variable {name}"))?;
+        (found, path)
+    } else if let Some(path) = expr.strip_prefix('.') {
+        (scope.dot.clone(), path)
+    } else {
+        return Err(format!("template: unsupported action `{expr}`"));
+    };
+    for key in path.split('.').filter(|k| !k.is_empty()) {
+        v = v
+            .get(key)
+            .cloned()
+            .ok_or_else(|| format!("template: can't evaluate field {key}"))?;
+    }
+    Ok(v)
+}
+
+/// Go's truth: false, 0, "", empty list or map, and nil are false.
+fn truthy(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        serde_json::Value::String(s) => !s.is_empty(),
+        serde_json::Value::Array(a) => !a.is_empty(),
+        serde_json::Value::Object(m) => !m.is_empty(),
+    }
+}
+
+fn exec(nodes: &[Node], scope: &Scope<'_>, out: &mut String) -> Result<(), String> {
+    for node in nodes {
+        match node {
+            Node::Text(t) => out.push_str(t),
+            Node::Print { json, expr } => {
+                let v = eval(expr, scope)?;
+                out.push_str(&if *json { v.to_string() } else { go_value(&v) });
+            }
+            Node::If {
+                expr,
+                then,
+                otherwise,
+            } => {
+                let branch = if truthy(&eval(expr, scope)?) {
+                    then
+                } else {
+                    otherwise
+                };
+                exec(branch, scope, out)?;
+            }
+            Node::Range {
+                key,
+                value,
+                expr,
+                body,
+            } => {
+                let v = eval(expr, scope)?;
+                let items: Vec<(serde_json::Value, serde_json::Value)> = match v {
+                    serde_json::Value::Array(a) => a
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, x)| (serde_json::Value::from(i), x))
+                        .collect(),
+                    serde_json::Value::Object(m) => {
+                        let mut m: Vec<_> = m.into_iter().collect();
+                        m.sort_by(|a, b| a.0.cmp(&b.0));
+                        m.into_iter()
+                            .map(|(k, x)| (serde_json::Value::String(k), x))
+                            .collect()
+                    }
+                    serde_json::Value::Null => Vec::new(),
+                    other => return Err(format!("template: range can't iterate over {other}")),
+                };
+                for (k, item) in items {
+                    let mut vars = scope.vars.clone();
+                    if let Some(kn) = key {
+                        vars.push((kn.clone(), k));
+                    }
+                    if let Some(vn) = value {
+                        vars.push((vn.clone(), item.clone()));
+                    }
+                    let inner = Scope { dot: &item, vars };
+                    exec(body, &inner, out)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Go's default formatting of a decoded JSON value.
@@ -297,6 +553,53 @@ mod tests {
         );
         assert_eq!(render_value("{{.Config.Env}}", &doc).unwrap(), "<nil>");
         assert!(render_value("{{.Nope}}", &doc).is_err());
+    }
+
+    #[test]
+    fn range_if_and_index_like_go_templates() {
+        let doc = serde_json::json!({
+            "Env": ["A=1", "B=2"],
+            "Labels": {"b": "2", "a": "1"},
+            "Ports": {"80/tcp": [{"HostPort": "8080"}]},
+            "Empty": [],
+        });
+        assert_eq!(
+            render_value("{{range .Env}}{{.}};{{end}}", &doc).unwrap(),
+            "A=1;B=2;"
+        );
+        assert_eq!(
+            render_value("{{range $k, $v := .Labels}}{{$k}}={{$v}} {{end}}", &doc).unwrap(),
+            "a=1 b=2 "
+        );
+        assert_eq!(
+            render_value(
+                "{{range $p, $conf := .Ports}}{{$p}} -> {{(index $conf 0).HostPort}}{{end}}",
+                &doc
+            )
+            .map_err(|e| e.contains("unsupported"))
+            .unwrap_err(),
+            true,
+            "parenthesised pipelines are not supported"
+        );
+        assert_eq!(
+            render_value("{{range $p, $conf := .Ports}}{{$p}}{{end}}", &doc).unwrap(),
+            "80/tcp"
+        );
+        assert_eq!(render_value("{{index .Labels \"a\"}}", &doc).unwrap(), "1");
+        assert_eq!(
+            render_value(
+                "{{if .Empty}}yes{{else}}no{{end}} {{if .Env}}yes{{end}}",
+                &doc
+            )
+            .unwrap(),
+            "no yes"
+        );
+        assert_eq!(
+            render_value("{{range .Env -}} {{.}}{{end}}", &doc).unwrap(),
+            "A=1B=2"
+        );
+        assert!(render_value("{{range .Env}}x", &doc).is_err());
+        assert!(render_value("{{end}}", &doc).is_err());
     }
 
     #[test]

@@ -366,3 +366,74 @@ fn restart_policies_outlive_their_monitor() {
         "nothing left to restore"
     );
 }
+
+#[test]
+fn inspect_shows_what_docker_shows() {
+    let env = ContainerEnv::new(&[]);
+    env.ok(&[
+        "run",
+        "--name",
+        "base",
+        "--network",
+        "none",
+        "bb:1",
+        "touch",
+        "/made",
+    ]);
+    env.ok(&[
+        "commit",
+        "-a",
+        "Ann <ann@example.com>",
+        "-m",
+        "added made",
+        "base",
+        "mine:1",
+    ]);
+    assert_eq!(
+        env.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Author}}|{{.Comment}}",
+            "mine:1"
+        ])
+        .trim(),
+        "Ann <ann@example.com>|added made"
+    );
+    env.ok(&[
+        "create",
+        "--name",
+        "hc",
+        "-p",
+        "8080:80",
+        "-p",
+        "127.0.0.1::53/udp",
+        "--cap-add",
+        "NET_ADMIN",
+        "--restart",
+        "on-failure:2",
+        "bb:1",
+        "true",
+    ]);
+    let ports = env.ok(&[
+        "inspect", "-f",
+        "{{range $p, $b := .HostConfig.PortBindings}}{{$p}}={{range $b}}{{.HostIp}}:{{.HostPort}}{{end}} {{end}}",
+        "hc",
+    ]);
+    assert_eq!(ports.trim(), "53/udp=127.0.0.1: 80/tcp=:8080");
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.CapAdd}} {{.HostConfig.Privileged}}",
+            "hc"
+        ])
+        .trim(),
+        "on-failure [NET_ADMIN] false"
+    );
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{range .Config.Cmd}}<{{.}}>{{end}}", "hc"])
+            .trim(),
+        "<true>"
+    );
+}

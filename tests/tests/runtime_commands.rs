@@ -600,7 +600,7 @@ fn run_env_file_follows_dockers_format() {
     let err = text(&out.stderr);
     assert!(
         err.contains("bad.env")
-            && err.contains("poorly formatted environment: variable 'MY VAR' contains whitespaces"),
+            && err.contains("variable 'MY VAR' contains whitespaces"),
         "{err}"
     );
     // Nothing was created for the refused runs.

@@ -38,6 +38,21 @@ pub struct CreateConfig {
     pub binds: Option<Vec<String>>,
     /// `--network`.
     pub network_mode: String,
+    /// `--privileged`.
+    #[serde(default)]
+    pub privileged: bool,
+    /// `--cap-add` as given.
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// `--cap-drop` as given.
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// `--device` as given.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// `--security-opt` as given.
+    #[serde(default)]
+    pub security_opt: Vec<String>,
 }
 
 /// Path of `create.json` in a container directory.
@@ -86,6 +101,11 @@ pub fn save_create_config(
             .collect(),
         binds: (!args.volumes.is_empty()).then(|| args.volumes.clone()),
         network_mode: args.network.clone(),
+        privileged: args.privileged,
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        devices: args.device.clone(),
+        security_opt: args.security_opt.clone(),
     };
     fs_err::write(create_path(dir), serde_json::to_vec_pretty(&config)?)?;
     Ok(())
@@ -258,6 +278,14 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
             "Memory": memory,
             "NanoCpus": nano_cpus,
             "PidsLimit": pids_limit,
+            "PortBindings": port_bindings(state),
+            "Dns": state.network.as_ref().map(|n| n.dns.clone()).unwrap_or_default(),
+            "Links": state.network.as_ref().map(|n| n.links.clone()).filter(|l| !l.is_empty()),
+            "Privileged": create.privileged,
+            "CapAdd": (!create.cap_add.is_empty()).then_some(&create.cap_add),
+            "CapDrop": (!create.cap_drop.is_empty()).then_some(&create.cap_drop),
+            "SecurityOpt": (!create.security_opt.is_empty()).then_some(&create.security_opt),
+            "Devices": create.devices.iter().map(|d| device_mapping(d)).collect::<Vec<_>>(),
         },
         "GraphDriver": {
             "Name": "overlay",
@@ -283,6 +311,43 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
         "NetworkSettings": network_settings(state, &create.network_mode),
         "OCISpec": spec_json,
     }))
+}
+
+/// Docker's `HostConfig.PortBindings`: what `-p`/`-P` asked for, by `PORT/PROTO` (an empty
+/// `HostPort` for "any free port").
+fn port_bindings(state: &State) -> Value {
+    let mut out = serde_json::Map::new();
+    for b in state.network.iter().flat_map(|n| n.port_bindings.iter()) {
+        let host_port = match b.host_ports {
+            (0, 0) => String::new(),
+            (a, z) if a == z => a.to_string(),
+            (a, z) => format!("{a}-{z}"),
+        };
+        let entry = json!({
+            "HostIp": b.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            "HostPort": host_port,
+        });
+        if let Some(Value::Array(list)) = out.get_mut(&b.key()) {
+            list.push(entry);
+        } else {
+            out.insert(b.key(), json!([entry]));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Docker's `HostConfig.Devices` entry for a `--device` argument.
+fn device_mapping(arg: &str) -> Value {
+    let parts: Vec<&str> = arg.split(':').collect();
+    let perms = |p: &str| p.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) && !p.is_empty();
+    let (host, inner, perm) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if perms(p) => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p, ..] => (*h, *c, *p),
+        [] => ("", "", "rwm"),
+    };
+    json!({"PathOnHost": host, "PathInContainer": inner, "CgroupPermissions": perm})
 }
 
 /// Docker's `NetworkSettings`: the bridge endpoint (address, gateway, MAC-less) and published

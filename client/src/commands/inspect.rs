@@ -33,7 +33,20 @@ pub fn document(ctx: &Ctx, image: &ImageRecord) -> anyhow::Result<serde_json::Va
         "RepoTags": repo_tags,
         "RepoDigests": repo_digests,
         "Parent": "",
-        "Comment": config.pointer("/history/0/comment").cloned().unwrap_or_else(|| "".into()),
+        // Docker's config keeps `comment` (and `author`) at the top; OCI has only `author`
+        // there and the comment in the newest history entry.
+        "Comment": config
+            .get("comment")
+            .or_else(|| {
+                config
+                    .get("history")
+                    .and_then(|h| h.as_array())
+                    .and_then(|h| h.last())
+                    .and_then(|e| e.get("comment"))
+            })
+            .cloned()
+            .unwrap_or_else(|| "".into()),
+        "Author": config.get("author").cloned().unwrap_or_else(|| "".into()),
         "Created": image.created.clone().unwrap_or_default(),
         "Config": config.get("config").cloned().unwrap_or(serde_json::Value::Null),
         "Architecture": config.get("architecture").cloned().unwrap_or_else(|| "".into()),
