@@ -292,7 +292,7 @@ pub fn prune(ctx: &Ctx, args: &NetworkPruneArgs) -> anyhow::Result<()> {
     }
     if !deleted.is_empty() {
         ctx.printer
-            .data(&format!("Deleted Networks:\n{}\n", deleted.join("\n")));
+            .data(&format!("Deleted Networks:\n{}\n\n", deleted.join("\n")));
     }
     Ok(())
 }
