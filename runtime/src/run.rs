@@ -881,7 +881,7 @@ mod tests {
             seccomp,
             bounding,
             keep,
-            pos(&Call::Setgroups(vec![])),
+            pos(&Call::Setgroups(vec![1000])),
             gid,
             uid,
             unkeep,
