@@ -106,7 +106,7 @@ fn created_at(n: &Definition) -> String {
 fn matches(f: &Filters, n: &Definition) -> bool {
     let by_name = f.get("name").is_empty() || f.get("name").iter().any(|v| n.name.contains(v));
     let by_id = f.get("id").is_empty() || f.get("id").iter().any(|v| n.id.starts_with(v));
-    let by_driver = f.get("driver").is_empty() || f.get("driver").iter().any(|v| *v == n.driver);
+    let by_driver = f.get("driver").is_empty() || f.get("driver").contains(&n.driver);
     let by_scope = f.get("scope").is_empty() || f.get("scope").contains(&scope(n).to_owned());
     let by_type = f.get("type").iter().all(|t| match t.as_str() {
         "custom" => !n.is_predefined(),
