@@ -861,9 +861,25 @@ pub fn busybox_rootfs_tar(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
     std::fs::create_dir_all(rfs.join("etc")).unwrap();
     let busybox = run(Command::new("sh").args(["-c", "command -v busybox"]));
     std::fs::copy(busybox.trim(), rfs.join("bin/busybox")).unwrap();
-    run(Command::new("chroot")
-        .arg(&rfs)
-        .args(["/bin/busybox", "--install", "-s", "/bin"]));
+    // ETXTBSY: another test thread may fork while our copy's write descriptor is still open,
+    // and its child holds it until it execs; exec again shortly after.
+    for attempt in 0.. {
+        let out = Command::new("chroot")
+            .arg(&rfs)
+            .args(["/bin/busybox", "--install", "-s", "/bin"])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        let busy = String::from_utf8_lossy(&out.stderr).contains("Text file busy");
+        assert!(
+            busy && attempt < 20,
+            "busybox --install failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     for (path, content) in extra {
         let p = rfs.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
