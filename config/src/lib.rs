@@ -8,6 +8,7 @@
 
 pub mod daemon;
 pub mod registry;
+pub mod registry_auth;
 
 pub use daemon::{DaemonConfig, DaemonConfigError};
 pub use registry::{RegistryConfig, RegistryConfigError};

@@ -9,7 +9,7 @@
 //! addr = "0.0.0.0:5000"
 //! data_dir = "/var/lib/berth-registry"
 //! read_only = false
-//! delete_enabled = true
+//! delete_enabled = false          # default: true with [auth], false without
 //! max_manifest_bytes = 4194304
 //! shutdown_grace_secs = 30
 //!
@@ -17,11 +17,17 @@
 //! max_age_secs = 86400
 //! purge_interval_secs = 3600
 //! ```
+//!
+//! `[tls]`, `[auth]`, `[auth.token]`, `[auth.groups]` and `[[auth.access]]`: see
+//! [`crate::registry_auth`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::registry_auth;
+pub use crate::registry_auth::{AccessRule, AuthConfig, AuthOverrides, TlsConfig, TokenConfig};
 
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, RegistryConfigError>;
@@ -74,6 +80,10 @@ pub struct RegistryConfig {
     pub upload_purge_interval_secs: u64,
     /// After SIGTERM/SIGINT, how long in-flight requests may take before the process exits.
     pub shutdown_grace_secs: u64,
+    /// `[tls]`: HTTPS; `None` serves plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// `[auth]`: users, tokens and rules; `None`: anyone who reaches the address may pull and push.
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for RegistryConfig {
@@ -82,11 +92,13 @@ impl Default for RegistryConfig {
             addr: DEFAULT_ADDR.parse().expect("valid default address"),
             data_dir: default_data_dir(),
             read_only: false,
-            delete_enabled: true,
+            delete_enabled: false,
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
             upload_max_age_secs: 24 * 3600,
             upload_purge_interval_secs: 3600,
             shutdown_grace_secs: 30,
+            tls: None,
+            auth: None,
         }
     }
 }
@@ -133,6 +145,8 @@ struct FileConfig {
     max_manifest_bytes: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     uploads: Option<FileUploads>,
+    tls: Option<registry_auth::FileTls>,
+    auth: Option<registry_auth::FileAuth>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,6 +167,10 @@ pub struct Overrides {
     pub read_only: bool,
     /// `--no-delete` (only ever turns deletion off)
     pub no_delete: bool,
+    /// `--delete` (turns deletion on; `--no-delete` wins)
+    pub delete: bool,
+    /// `--tls-cert`, `--tls-key`, `--htpasswd`
+    pub auth: AuthOverrides,
 }
 
 impl RegistryConfig {
@@ -220,6 +238,10 @@ impl RegistryConfig {
         if cli.read_only {
             raw.read_only = Some(true);
         }
+        registry_auth::overlay(&mut raw.tls, &mut raw.auth, env, &cli.auth)?;
+        if cli.delete {
+            raw.delete_enabled = Some(true);
+        }
         if cli.no_delete {
             raw.delete_enabled = Some(false);
         }
@@ -262,15 +284,20 @@ impl RegistryConfig {
         let shutdown_grace_secs = raw
             .shutdown_grace_secs
             .unwrap_or(defaults.shutdown_grace_secs);
+        let (tls, auth) = registry_auth::build(raw.tls, raw.auth)?;
+        // As the CNCF registry: no deletes unless asked for; with users, deletes follow the rules.
+        let delete_enabled = raw.delete_enabled.unwrap_or(auth.is_some());
         Ok(Self {
             addr,
             data_dir,
             read_only: raw.read_only.unwrap_or(defaults.read_only),
-            delete_enabled: raw.delete_enabled.unwrap_or(defaults.delete_enabled),
+            delete_enabled,
             max_manifest_bytes,
             upload_max_age_secs,
             upload_purge_interval_secs,
             shutdown_grace_secs,
+            tls,
+            auth,
         })
     }
 }
@@ -338,7 +365,7 @@ fn parse_addr(value: &str) -> Result<SocketAddr> {
     })
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool> {
+pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool> {
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
@@ -349,7 +376,7 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
     }
 }
 
-fn parse_u64(key: &str, value: &str) -> Result<u64> {
+pub(crate) fn parse_u64(key: &str, value: &str) -> Result<u64> {
     value
         .parse()
         .map_err(|_| invalid(key, format!("`{value}` is not a non-negative integer")))
@@ -385,7 +412,7 @@ mod tests {
     fn defaults_need_no_file() {
         let c = RegistryConfig::load(None, &no_env, &Overrides::default()).unwrap();
         assert_eq!(c.addr.to_string(), "0.0.0.0:5000");
-        assert!(c.delete_enabled);
+        assert!(!c.delete_enabled, "deletes are off without [auth]");
         assert!(!c.read_only);
         assert_eq!(c.max_manifest_bytes, 4 * 1024 * 1024);
     }

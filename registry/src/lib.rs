@@ -3,12 +3,16 @@
 //! Layers, top to bottom: [`api`] (HTTP, thin handlers) → [`service`] (registry logic) →
 //! [`storage`] (path-keyed driver). [`route`] and [`digest`] are pure helpers. The binary
 //! (`main.rs`) parses arguments, loads `berth_config::RegistryConfig` and calls [`app`].
+//! [`auth`] is a layer in front of the API (and the token server beside it); [`tls`] turns
+//! accepted TCP streams into TLS streams.
 
 pub mod api;
+pub mod auth;
 pub mod digest;
 pub mod route;
 pub mod service;
 pub mod storage;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -16,12 +20,44 @@ pub use api::router;
 pub use berth_config::RegistryConfig;
 pub use service::Registry;
 
-/// A registry on the filesystem driver at `config.data_dir`, and its router.
+/// Why [`app`] could not build the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The data directory is unusable.
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    /// Users, rules or token keys could not be loaded.
+    #[error("cannot load the [auth] configuration")]
+    Auth(#[from] auth::AuthError),
+}
+
+/// A registry on the filesystem driver at `config.data_dir`, and its router (with the auth
+/// layer when `config.auth` is set).
 ///
 /// # Errors
-/// When the data directory cannot be created.
-pub fn app(config: RegistryConfig) -> Result<(Arc<Registry>, axum::Router), storage::StorageError> {
+/// When the data directory cannot be created or the auth files cannot be loaded.
+pub fn app(config: RegistryConfig) -> Result<(Arc<Registry>, axum::Router), AppError> {
+    let (registry, _, router) = app_with_auth(config)?;
+    Ok((registry, router))
+}
+
+/// [`app`], also returning the [`auth::Auth`] handle (to reload it).
+///
+/// # Errors
+/// As [`app`].
+pub fn app_with_auth(
+    config: RegistryConfig,
+) -> Result<(Arc<Registry>, Option<Arc<auth::Auth>>, axum::Router), AppError> {
     let driver = storage::fs::FsDriver::new(&config.data_dir)?;
+    let auth = match &config.auth {
+        Some(a) => Some(Arc::new(auth::Auth::new(
+            a,
+            &config.data_dir,
+            config.tls.is_some(),
+        )?)),
+        None => None,
+    };
     let registry = Arc::new(Registry::new(Arc::new(driver), config));
-    Ok((registry.clone(), router(registry)))
+    let router = api::router_with_auth(registry.clone(), auth.clone());
+    Ok((registry, auth, router))
 }

@@ -84,6 +84,7 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         read_only: args.read_only,
         no_delete: args.no_delete,
+        ..Overrides::default()
     };
     // Env variables already reached clap for ADDR/DATA_DIR; the loader reads the rest.
     let env = |k: &str| std::env::var(k).ok();

@@ -30,13 +30,27 @@ pub type ApiResult = Result<Response, ApiError>;
 
 /// Builds the application: every route, the API-version header and the access log.
 pub fn router(registry: Arc<Registry>) -> Router {
-    Router::new()
+    router_with_auth(registry, None)
+}
+
+/// [`router`] with the auth layer in front of every `/v2/…` route and the token server's
+/// `/auth/…` routes beside them (reachable without authentication).
+pub fn router_with_auth(registry: Arc<Registry>, auth: Option<Arc<crate::auth::Auth>>) -> Router {
+    let mut app = Router::new()
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
         .fallback(|| async { ApiError::bare(Kind::RouteUnknown) })
-        .with_state(registry)
-        .layer(middleware::from_fn(access_log))
+        .with_state(registry);
+    if let Some(auth) = auth {
+        app = app
+            .layer(middleware::from_fn_with_state(
+                auth.clone(),
+                crate::auth::layer,
+            ))
+            .merge(crate::auth::server::routes(auth));
+    }
+    app.layer(middleware::from_fn(access_log))
 }
 
 /// Adds `Docker-Distribution-API-Version` and logs one line per request.

@@ -408,6 +408,8 @@ impl Default for Harness {
 fn build(tmp: &TempDir, adjust: impl FnOnce(&mut RegistryConfig)) -> (Arc<Registry>, Router) {
     let mut cfg = RegistryConfig {
         data_dir: tmp.path().into(),
+        // Deletes are off by default since issue 9; the conformance suite exercises them.
+        delete_enabled: true,
         ..Default::default()
     };
     adjust(&mut cfg);
