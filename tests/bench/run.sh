@@ -67,6 +67,7 @@ cleanup() {
   if [ -d "$ROOT/containers" ]; then
     for d in "$ROOT"/containers/*/; do [ -d "$d" ] && b rm -f "$(basename "$d")" >/dev/null 2>&1; done
   fi
+  b network rm benchnet >/dev/null 2>&1
   pm rm -af -t 0 >/dev/null 2>&1
   pm rmi -af >/dev/null 2>&1
   # whatever is still mounted under the scratch dir (bundle rootfs, podman's overlay), deepest first
@@ -85,6 +86,7 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' > "$W/rfs/etc/passwd"
 printf 'root:x:0:\n' > "$W/rfs/etc/group"
 tar -C "$W/rfs" -cf "$W/bb.tar" .
 b import "$W/bb.tar" bb:1 >/dev/null
+b network create benchnet >/dev/null
 # Image copies write a blob-info cache to the machine-wide /var/lib/containers/cache, which no
 # podman setting moves: import where /var/lib is a throw-away tmpfs.
 unshare -m --propagation private sh -c 'mount -t tmpfs -o size=16m tmpfs /var/lib && exec "$@"' sh \
@@ -138,9 +140,10 @@ podman_cycle() {
 # Wall time in ms of one command (bash's $EPOCHREALTIME: no fork around the measurement);
 # output discarded, a failure aborts the benchmark with the command's stderr.
 declare -A LABEL
-rows=(berth_default berth_none berth_unconfined podman_none crun_raw crun_plain unshare_umount runc berth_cycle podman_cycle)
+rows=(berth_default berth_usernet berth_none berth_unconfined podman_none crun_raw crun_plain unshare_umount runc berth_cycle podman_cycle)
 LABEL[berth_default]="berth run --rm (default network)"
 LABEL[berth_none]="berth run --rm --network none"
+LABEL[berth_usernet]="berth run --rm --network benchnet (user)"
 LABEL[berth_unconfined]="berth run --rm --network none, no seccomp"
 LABEL[podman_none]="podman run --rm --network none (runc)"
 LABEL[crun_plain]="crun run bundle without seccomp (raw)"
@@ -157,6 +160,7 @@ one() { # ROW ROUND
   case $row in
     berth_default) b run --rm bb:1 true ;;
     berth_none) b run --rm --network none bb:1 true ;;
+    berth_usernet) b run --rm --network benchnet bb:1 true ;;
     berth_unconfined) b run --rm --network none --security-opt seccomp=unconfined bb:1 true ;;
     podman_none) pm run --rm --network none localhost/bb:1 true ;;
     crun_raw) crun_run "bench-crun-$i" ;;
@@ -193,7 +197,7 @@ M[crun_plain_net]=$(awk -v a="${M[crun_plain]}" -v b="${M[unshare_umount]}" 'BEG
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b==0) print "-"; else printf "%.2fx", a/b }'; }
 printf '\n%-42s %10s %14s\n' "tool (median of $ROUNDS, wall ms)" "median ms" "vs berth"
-for r in berth_default berth_none berth_unconfined podman_none crun_raw crun_net crun_plain crun_plain_net unshare_umount runc; do
+for r in berth_default berth_usernet berth_none berth_unconfined podman_none crun_raw crun_net crun_plain crun_plain_net unshare_umount runc; do
   ref=${M[berth_none]}
   printf '%-42s %10.1f %14s\n' "${LABEL[$r]}" "${M[$r]}" "$(ratio "${M[$r]}" "$ref")"
 done
