@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod attach;
+pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod containers;

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod digest;
+pub mod reload;
 pub mod route;
 pub mod service;
 pub mod storage;

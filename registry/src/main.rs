@@ -3,10 +3,11 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_config::registry::Overrides;
+use berth_config::registry::{AuthOverrides, Overrides};
 use berth_config::RegistryConfig;
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,40 @@ struct Cli {
 enum Command {
     /// Serve the registry API (the default command)
     Serve(ServeArgs),
+    /// Manage the users of the htpasswd file (`[auth] htpasswd` or `--htpasswd`)
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Add a user, or set the password of an existing one (bcrypt)
+    Add {
+        /// User name
+        name: String,
+        /// Read the password from standard input (one line) instead of prompting
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        file: UserFile,
+    },
+    /// Remove a user
+    Rm {
+        /// User name
+        name: String,
+        #[command(flatten)]
+        file: UserFile,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct UserFile {
+    /// htpasswd file (default: `[auth] htpasswd` of the configuration)
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    htpasswd: Option<PathBuf>,
+    /// TOML configuration file naming the htpasswd file
+    #[arg(long, value_name = "FILE", env = "BERTH_REGISTRY_CONFIG", value_hint = clap::ValueHint::FilePath)]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -43,17 +78,26 @@ struct ServeArgs {
     /// Refuse every write (push, delete)
     #[arg(long)]
     read_only: bool,
-    /// Refuse DELETE of manifests, tags and blobs
+    /// Refuse DELETE of manifests, tags and blobs (the default without `[auth]`)
     #[arg(long)]
     no_delete: bool,
+    /// Allow DELETE of manifests, tags and blobs (the default with `[auth]`)
+    #[arg(long, conflicts_with = "no_delete")]
+    delete: bool,
+    /// Serve HTTPS with this PEM certificate chain (`[tls] cert`)
+    #[arg(long, value_name = "FILE", requires = "tls_key", value_hint = clap::ValueHint::FilePath)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert` (`[tls] key`)
+    #[arg(long, value_name = "FILE", requires = "tls_cert", value_hint = clap::ValueHint::FilePath)]
+    tls_key: Option<PathBuf>,
+    /// Require Basic credentials from this htpasswd file (`[auth] htpasswd`; bcrypt entries)
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    htpasswd: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(a)) => a,
-        None => cli.serve,
-    };
+    let command = cli.command;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
@@ -63,7 +107,12 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_target(false)
         .init();
-    match run(args) {
+    let result = match command {
+        Some(Command::User(u)) => user(u),
+        Some(Command::Serve(a)) => run(a),
+        None => run(cli.serve),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             #[allow(clippy::print_stderr)]
@@ -84,22 +133,102 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         read_only: args.read_only,
         no_delete: args.no_delete,
-        ..Overrides::default()
+        delete: args.delete,
+        auth: AuthOverrides {
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
+            htpasswd: args.htpasswd,
+        },
     };
     // Env variables already reached clap for ADDR/DATA_DIR; the loader reads the rest.
-    let env = |k: &str| std::env::var(k).ok();
-    let config = RegistryConfig::load(args.config.as_deref(), &env, &overrides)
-        .context("cannot load the registry configuration")?;
+    let config_file = args.config.clone();
+    let load = move || {
+        let env = |k: &str| std::env::var(k).ok();
+        RegistryConfig::load(config_file.as_deref(), &env, &overrides)
+            .context("cannot load the registry configuration")
+    };
+    let config = load()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config))
+    let reload = berth_registry::reload::Reloader {
+        load: Box::new(load),
+        config_file: args.config,
+        auth: None,
+        tls: None,
+    };
+    runtime.block_on(serve(config, reload))
 }
 
-async fn serve(config: RegistryConfig) -> anyhow::Result<()> {
-    let (registry, app) = berth_registry::app(config.clone())
+/// `user add` / `user rm`.
+fn user(cmd: UserCommand) -> anyhow::Result<()> {
+    use berth_registry::auth::users;
+    let file_of = |f: UserFile| -> anyhow::Result<PathBuf> {
+        if let Some(p) = f.htpasswd {
+            return Ok(p);
+        }
+        let env = |k: &str| std::env::var(k).ok();
+        let config = RegistryConfig::load(f.config.as_deref(), &env, &Overrides::default())
+            .context("cannot load the registry configuration")?;
+        config
+            .auth
+            .and_then(|a| a.htpasswd)
+            .context("no htpasswd file: pass --htpasswd FILE or set [auth] htpasswd")
+    };
+    match cmd {
+        UserCommand::Add {
+            name,
+            password_stdin,
+            file,
+        } => {
+            let path = file_of(file)?;
+            let password = users::read_password(&name, password_stdin)?;
+            users::add(&path, &name, &password)
+                .with_context(|| format!("cannot add `{name}` to {}", path.display()))?;
+            tracing::info!(user = name, file = %path.display(), "user saved; a running registry reloads it within seconds");
+        }
+        UserCommand::Rm { name, file } => {
+            let path = file_of(file)?;
+            users::remove(&path, &name)?;
+            tracing::info!(user = name, file = %path.display(), "user removed");
+        }
+    }
+    Ok(())
+}
+
+/// The start-up warnings of issue 9: an open registry, or credentials in clear text.
+fn warn_exposure(config: &RegistryConfig) {
+    if config.auth.is_none() {
+        tracing::warn!(
+            addr = %config.addr,
+            "no [auth] configured: anyone who can reach {} can push images{}. Add users with `berth-registry user add NAME` and `--htpasswd FILE`",
+            config.addr,
+            if config.delete_enabled { " and delete them" } else { "" }
+        );
+    } else if config.tls.is_none() && !config.addr.ip().is_loopback() {
+        tracing::warn!(
+            addr = %config.addr,
+            "authentication is on without TLS on a non-loopback address: passwords and tokens cross the network in clear text. Add --tls-cert/--tls-key ([tls])"
+        );
+    }
+}
+
+async fn serve(
+    config: RegistryConfig,
+    mut reload: berth_registry::reload::Reloader,
+) -> anyhow::Result<()> {
+    let (registry, auth, app) = berth_registry::app_with_auth(config.clone())
         .with_context(|| format!("cannot use data directory `{}`", config.data_dir.display()))?;
+    let tls = match &config.tls {
+        Some(t) => Some(Arc::new(
+            berth_registry::tls::TlsAcceptor::new(t).context("cannot set up TLS")?,
+        )),
+        None => None,
+    };
+    reload.auth = auth;
+    reload.tls = tls.clone();
+    let reloader = tokio::spawn(reload.run());
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| {
@@ -113,8 +242,11 @@ async fn serve(config: RegistryConfig) -> anyhow::Result<()> {
         data_dir = %config.data_dir.display(),
         read_only = config.read_only,
         delete_enabled = config.delete_enabled,
+        tls = config.tls.is_some(),
+        auth = config.auth.is_some(),
         "berth-registry listening"
     );
+    warn_exposure(&config);
     let purge = {
         let registry = registry.clone();
         let max_age = Duration::from_secs(config.upload_max_age_secs);
@@ -134,10 +266,19 @@ async fn serve(config: RegistryConfig) -> anyhow::Result<()> {
         })
     };
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let shutdown = async move {
         shutdown_signal().await;
         let _ = stopping_tx.send(true);
-    });
+    };
+    let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> =
+        match tls {
+            Some(tls) => {
+                let listener = berth_registry::tls::TlsListener::new(listener, tls)
+                    .context("cannot read the listening address")?;
+                Box::pin(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future())
+            }
+            None => Box::pin(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future()),
+        };
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     tokio::select! {
         result = server => result.context("server failed")?,
@@ -151,6 +292,7 @@ async fn serve(config: RegistryConfig) -> anyhow::Result<()> {
         }
     }
     purge.abort();
+    reloader.abort();
     tracing::info!("berth-registry stopped");
     Ok(())
 }

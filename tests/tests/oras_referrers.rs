@@ -126,7 +126,7 @@ fn oras_push_with_subject_is_listed_in_referrers() {
     require("skopeo", "apt-get install skopeo");
     let python = oras_python();
     let tmp = tempfile::tempdir().unwrap();
-    let reg = Registry::start(tmp.path(), &[]);
+    let reg = Registry::start(tmp.path(), &["--delete"]);
     let base = reg.url();
 
     // The subject: an image pushed with skopeo.

@@ -19,6 +19,7 @@ pub mod htpasswd;
 pub mod rules;
 pub mod server;
 pub mod token;
+pub mod users;
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
