@@ -1,5 +1,6 @@
 //! `berth-registry` binary: arguments, logging, serving, graceful shutdown.
 
+use std::future::IntoFuture as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -275,9 +276,17 @@ async fn serve(
             Some(tls) => {
                 let listener = berth_registry::tls::TlsListener::new(listener, tls)
                     .context("cannot read the listening address")?;
-                Box::pin(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future())
+                Box::pin(
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .into_future(),
+                )
             }
-            None => Box::pin(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future()),
+            None => Box::pin(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .into_future(),
+            ),
         };
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     tokio::select! {
