@@ -26,7 +26,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use crate::cgroups::{self, CgroupManager};
 use crate::run::{
-    apply_rlimits, apply_seccomp, apply_user_and_caps, chain, lookup, report_and_exit,
+    apply_rlimits, apply_seccomp, apply_user_and_caps, chain, exec_tail, report_and_exit,
     setup_terminal, wait_for, InitError, InitResult, RunError, Stdio, EXIT_RUNTIME,
 };
 use crate::syscall::{CloneFlags, Errno, LinuxSyscall, Syscall};
@@ -101,24 +101,8 @@ pub fn exec_init(
     let cwd = process.cwd().clone();
     sys.chdir(&cwd)
         .map_err(|_| InitError::ExecCwd { path: cwd.clone() })?;
-    let args = process.args().clone().unwrap_or_default();
-    let env = process.env().clone().unwrap_or_default();
-    let name = args.first().ok_or(InitError::NoProcess)?;
-    let path = lookup(name, &env)?;
-    sys.set_cloexec_from(3)?;
-    let cstr = |v: &[String]| -> InitResult<Vec<std::ffi::CString>> {
-        v.iter()
-            .map(|s| std::ffi::CString::new(s.as_bytes()).map_err(|_| InitError::Nul))
-            .collect()
-    };
-    let (argv, envp) = (cstr(&args)?, cstr(&env)?);
-    match sys.execve(&path, &argv, &envp) {
-        Err(e) => Err(InitError::Exec {
-            path,
-            errno: e.errno().unwrap_or(Errno::EINVAL),
-        }),
-        Ok(never) => match never {},
-    }
+    // The same tail as init's, CVE-2024-21626 descriptor sweep included.
+    exec_tail(sys, process)
 }
 
 fn proc_err(op: &'static str) -> impl FnOnce(Errno) -> RunError {
@@ -208,12 +192,11 @@ pub fn exec(
                 started(pid);
             }
             let status = wait_for(child).map_err(proc_err("waitpid"))?;
-            match report.split_once(' ') {
-                Some((code, message)) => Err(RunError::Start {
-                    code: code.parse().unwrap_or(EXIT_RUNTIME),
-                    message: message.to_owned(),
-                }),
-                None => Ok(status),
+            match crate::run::Report::decode(&report) {
+                Some(crate::run::Report::Failed { code, message }) => {
+                    Err(RunError::Start { code, message })
+                }
+                Some(crate::run::Report::Started) | None => Ok(status),
             }
         }
     }
