@@ -18,6 +18,8 @@
 //! purge_interval_secs = 3600
 //! ```
 //!
+//! `[limits]` (connection caps and timeouts): see [`crate::registry_limits`].
+//!
 //! `[tls]`, `[auth]`, `[auth.token]`, `[auth.groups]` and `[[auth.access]]`: see
 //! [`crate::registry_auth`].
 
@@ -27,6 +29,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::registry_auth;
+use crate::registry_limits;
+pub use crate::registry_limits::Limits;
 pub use crate::registry_auth::{AccessRule, AuthConfig, AuthOverrides, TlsConfig, TokenConfig};
 
 /// Result type of this module.
@@ -84,6 +88,8 @@ pub struct RegistryConfig {
     pub tls: Option<TlsConfig>,
     /// `[auth]`: users, tokens and rules; `None`: anyone who reaches the address may pull and push.
     pub auth: Option<AuthConfig>,
+    /// `[limits]`: timeouts and caps that keep one client from stalling the others.
+    pub limits: Limits,
 }
 
 impl Default for RegistryConfig {
@@ -99,6 +105,7 @@ impl Default for RegistryConfig {
             shutdown_grace_secs: 30,
             tls: None,
             auth: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -147,6 +154,7 @@ struct FileConfig {
     uploads: Option<FileUploads>,
     tls: Option<registry_auth::FileTls>,
     auth: Option<registry_auth::FileAuth>,
+    limits: Option<registry_limits::FileLimits>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -239,6 +247,7 @@ impl RegistryConfig {
             raw.read_only = Some(true);
         }
         registry_auth::overlay(&mut raw.tls, &mut raw.auth, env, &cli.auth)?;
+        registry_limits::overlay(&mut raw.limits, env)?;
         if cli.delete {
             raw.delete_enabled = Some(true);
         }
@@ -285,6 +294,7 @@ impl RegistryConfig {
             .shutdown_grace_secs
             .unwrap_or(defaults.shutdown_grace_secs);
         let (tls, auth) = registry_auth::build(raw.tls, raw.auth)?;
+        let limits = registry_limits::build(raw.limits)?;
         // As the CNCF registry: no deletes unless asked for; with users, deletes follow the rules.
         let delete_enabled = raw.delete_enabled.unwrap_or(auth.is_some());
         Ok(Self {
@@ -298,6 +308,7 @@ impl RegistryConfig {
             shutdown_grace_secs,
             tls,
             auth,
+            limits,
         })
     }
 }
