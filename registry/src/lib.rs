@@ -11,6 +11,7 @@ pub mod auth;
 pub mod digest;
 pub mod reload;
 pub mod route;
+pub mod server;
 pub mod service;
 pub mod storage;
 pub mod tls;

@@ -1,22 +1,14 @@
 //! Blob reads and deletes: end-2 (GET/HEAD, with byte ranges) and end-10 (DELETE).
 
-use std::io::Read;
-
 use axum::body::Body;
 use axum::http::{header, Method, Response, StatusCode};
-use bytes::Bytes;
 
 use super::error::{ApiError, Kind};
 use super::{blocking, empty, parse_digest, ApiResult, Ctx};
 use crate::service::blob::BlobHandle;
-use crate::storage::BlobReader;
 
 /// Blobs up to this size are read in one call on the request's thread; larger ones stream.
 const INLINE_MAX: u64 = 256 * 1024;
-/// Chunk size when streaming a large blob.
-const STREAM_CHUNK: usize = 512 * 1024;
-/// Chunks buffered ahead of the socket per download.
-const STREAM_DEPTH: usize = 4;
 
 /// A parsed `Range` request header against a blob of known size.
 #[derive(Debug, PartialEq, Eq)]
@@ -114,43 +106,9 @@ pub fn get(ctx: &Ctx, name: &str, digest: &str) -> ApiResult {
         _ if ctx.method == Method::HEAD || len == 0 => Body::empty(),
         #[allow(clippy::cast_possible_truncation)] // small blobs are at most INLINE_MAX bytes
         BlobHandle::Small(c) => Body::from(c.bytes.slice(start as usize..(start + len) as usize)),
-        BlobHandle::Large(_) => stream(ctx.registry.blob_reader(&digest, start)?, len),
+        BlobHandle::Large(_) => Body::from_stream(ctx.registry.blob_stream(&digest, start, len)?),
     };
     Ok(b.body(body).expect("valid response"))
-}
-
-/// Streams `len` bytes from `reader` via a blocking task that stays a few chunks ahead of the
-/// socket, so disk reads overlap network writes and memory stays bounded.
-fn stream(reader: Box<dyn BlobReader>, len: u64) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(STREAM_DEPTH);
-    tokio::task::spawn_blocking(move || {
-        let mut reader = reader.take(len);
-        loop {
-            let mut buf = vec![0u8; STREAM_CHUNK];
-            let mut filled = 0;
-            while filled < buf.len() {
-                match reader.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
-                }
-            }
-            if filled == 0 {
-                return;
-            }
-            buf.truncate(filled);
-            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                return; // client went away
-            }
-        }
-    });
-    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
 }
 
 /// end-10: `DELETE /v2/<name>/blobs/<digest>`.

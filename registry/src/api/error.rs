@@ -3,13 +3,18 @@
 //! [`Kind::info`] is the only place that says which spec code, HTTP status and message an error
 //! has; `IntoResponse` writes the spec's `{"errors":[…]}` envelope from it. Several kinds share a
 //! spec code where the spec's fourteen codes have no closer match (e.g. a chunk out of order is
-//! `BLOB_UPLOAD_INVALID` with 416). Internal failures are logged once and sent as a bare 500.
+//! `BLOB_UPLOAD_INVALID` with 416). Internal failures are logged once, with the storage path, and
+//! sent as `500` with distribution's `UNKNOWN` code and no detail; a full disk is `507
+//! Insufficient Storage`, so clients and operators can tell it from a bug. Past an upload or
+//! download limit the answer is `429 TOOMANYREQUESTS` with `Retry-After`.
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use oci_spec::distribution::{ErrorCode, ErrorInfoBuilder, ErrorResponseBuilder};
 
 use crate::service::ServiceError;
+
+/// `Retry-After` of a `429`: slots are held for seconds at most by well-behaved clients.
+const RETRY_AFTER_SECS: &str = "2";
 
 /// Every error the API sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,96 +59,112 @@ pub enum Kind {
     MethodNotAllowed,
     /// No endpoint at this path.
     RouteUnknown,
-    /// A bug or an I/O failure; details are logged, not sent.
+    /// Every upload or download slot is taken (429 with `Retry-After`).
+    Busy,
+    /// An upload's body sent nothing for the body timeout.
+    BodyTimeout,
+    /// The storage is full (`ENOSPC`, `EDQUOT`): 507, distribution's `UNKNOWN` code.
+    InsufficientStorage,
+    /// A bug or an I/O failure; details (with the storage path) are logged, not sent.
     Internal,
 }
 
 impl Kind {
     /// Spec code, HTTP status and default message.
     #[must_use]
-    pub const fn info(self) -> (ErrorCode, StatusCode, &'static str) {
-        use ErrorCode as C;
+    pub const fn info(self) -> (&'static str, StatusCode, &'static str) {
         use StatusCode as S;
         match self {
-            Self::BlobUnknown => (C::BlobUnknown, S::NOT_FOUND, "blob unknown to registry"),
+            Self::BlobUnknown => ("BLOB_UNKNOWN", S::NOT_FOUND, "blob unknown to registry"),
             Self::BlobUploadInvalid => {
-                (C::BlobUploadInvalid, S::BAD_REQUEST, "blob upload invalid")
+                ("BLOB_UPLOAD_INVALID", S::BAD_REQUEST, "blob upload invalid")
             }
             Self::BlobUploadUnknown => (
-                C::BlobUploadUnknown,
+                "BLOB_UPLOAD_UNKNOWN",
                 S::NOT_FOUND,
                 "blob upload unknown to registry",
             ),
             Self::DigestInvalid => (
-                C::DigestInvalid,
+                "DIGEST_INVALID",
                 S::BAD_REQUEST,
                 "provided digest did not match uploaded content",
             ),
             Self::ManifestBlobUnknown => (
-                C::ManifestBlobUnknown,
+                "MANIFEST_BLOB_UNKNOWN",
                 S::BAD_REQUEST,
                 "manifest references a manifest or blob unknown to registry",
             ),
-            Self::ManifestInvalid => (C::ManifestInvalid, S::BAD_REQUEST, "manifest invalid"),
+            Self::ManifestInvalid => ("MANIFEST_INVALID", S::BAD_REQUEST, "manifest invalid"),
             Self::ManifestUnknown => (
-                C::ManifestUnknown,
+                "MANIFEST_UNKNOWN",
                 S::NOT_FOUND,
                 "manifest unknown to registry",
             ),
-            Self::NameInvalid => (C::NameInvalid, S::BAD_REQUEST, "invalid repository name"),
+            Self::NameInvalid => ("NAME_INVALID", S::BAD_REQUEST, "invalid repository name"),
             Self::NameUnknown => (
-                C::NameUnknown,
+                "NAME_UNKNOWN",
                 S::NOT_FOUND,
                 "repository name not known to registry",
             ),
             Self::SizeInvalid => (
-                C::SizeInvalid,
+                "SIZE_INVALID",
                 S::BAD_REQUEST,
                 "provided length did not match content length",
             ),
             Self::Unsupported => (
-                C::Unsupported,
+                "UNSUPPORTED",
                 S::METHOD_NOT_ALLOWED,
                 "the operation is unsupported",
             ),
             Self::RangeInvalid => (
-                C::BlobUploadInvalid,
+                "BLOB_UPLOAD_INVALID",
                 S::RANGE_NOT_SATISFIABLE,
                 "chunk out of order",
             ),
             Self::RangeNotSatisfiable => (
-                C::SizeInvalid,
+                "SIZE_INVALID",
                 S::RANGE_NOT_SATISFIABLE,
                 "requested range not satisfiable",
             ),
             Self::ManifestTooLarge => (
-                C::ManifestInvalid,
+                "MANIFEST_INVALID",
                 S::PAYLOAD_TOO_LARGE,
                 "manifest too large",
             ),
-            Self::TagInvalid => (C::ManifestInvalid, S::BAD_REQUEST, "invalid tag"),
+            Self::TagInvalid => ("MANIFEST_INVALID", S::BAD_REQUEST, "invalid tag"),
             Self::PaginationInvalid => (
-                C::Unsupported,
+                "UNSUPPORTED",
                 S::BAD_REQUEST,
                 "invalid pagination parameter",
             ),
             Self::ReadOnly => (
-                C::Unsupported,
+                "UNSUPPORTED",
                 S::METHOD_NOT_ALLOWED,
                 "registry is in read-only mode",
             ),
             Self::DeleteDisabled => (
-                C::Unsupported,
+                "UNSUPPORTED",
                 S::METHOD_NOT_ALLOWED,
                 "deletion is disabled on this registry",
             ),
             Self::MethodNotAllowed => (
-                C::Unsupported,
+                "UNSUPPORTED",
                 S::METHOD_NOT_ALLOWED,
                 "method not allowed on this endpoint",
             ),
-            Self::RouteUnknown => (C::Unsupported, S::NOT_FOUND, "no such endpoint"),
-            Self::Internal => (C::Unsupported, S::INTERNAL_SERVER_ERROR, "internal error"),
+            Self::RouteUnknown => ("UNSUPPORTED", S::NOT_FOUND, "no such endpoint"),
+            Self::Busy => ("TOOMANYREQUESTS", S::TOO_MANY_REQUESTS, "too many requests"),
+            Self::BodyTimeout => (
+                "BLOB_UPLOAD_INVALID",
+                S::REQUEST_TIMEOUT,
+                "request body timed out",
+            ),
+            Self::InsufficientStorage => (
+                "UNKNOWN",
+                S::INSUFFICIENT_STORAGE,
+                "insufficient storage: the registry's disk is full",
+            ),
+            Self::Internal => ("UNKNOWN", S::INTERNAL_SERVER_ERROR, "internal error"),
         }
     }
 }
@@ -193,29 +214,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, status, message) = self.kind.info();
-        let mut resp = if self.kind == Kind::Internal {
-            status.into_response()
-        } else {
-            let message = match &self.detail {
-                Some(d) => format!("{message}: {d}"),
-                None => message.to_owned(),
-            };
-            let info = ErrorInfoBuilder::default()
-                .code(code)
-                .message(message)
-                .build()
-                .expect("code is set");
-            let body = ErrorResponseBuilder::default()
-                .errors(vec![info])
-                .build()
-                .expect("errors set");
-            (
-                status,
-                [("content-type", "application/json")],
-                serde_json::to_string(&body).expect("serializable"),
-            )
-                .into_response()
+        let message = match &self.detail {
+            Some(d) => format!("{message}: {d}"),
+            None => message.to_owned(),
         };
+        let body = serde_json::json!({"errors": [{"code": code, "message": message}]});
+        let mut resp = (
+            status,
+            [("content-type", "application/json")],
+            body.to_string(),
+        )
+            .into_response();
         for (k, v) in self.headers {
             resp.headers_mut().insert(k, v);
         }
@@ -244,9 +253,24 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::NameUnknown { .. } => Kind::NameUnknown,
             ServiceError::TagInvalid { .. } => Kind::TagInvalid,
+            ServiceError::BodyTimeout { .. } => Kind::BodyTimeout,
+            ServiceError::Busy { .. } => {
+                return ApiError::new(Kind::Busy, e.to_string())
+                    .with_header(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECS);
+            }
+            ServiceError::Storage(s) if s.is_storage_full() => {
+                tracing::error!(error = %DisplayChain(&e), "storage full");
+                return ApiError::new(
+                    Kind::InsufficientStorage,
+                    "free space on the registry, then resume the upload from its `Range`",
+                );
+            }
             ServiceError::Storage(_) | ServiceError::Task(_) => {
                 tracing::error!(error = %DisplayChain(&e), "internal error");
-                return ApiError::bare(Kind::Internal);
+                return ApiError::new(
+                    Kind::Internal,
+                    "the registry could not read or write its storage; details are in its log",
+                );
             }
         };
         ApiError::new(kind, e.to_string())

@@ -4,19 +4,20 @@
 //! paths go to [`dispatch`], which parses the path from the right (`crate::route`) because
 //! repository names contain `/`.
 
+pub mod access_log;
 pub mod blobs;
 pub mod error;
+pub mod identity;
 pub mod manifests;
 pub mod tags;
 pub mod uploads;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
@@ -50,26 +51,7 @@ pub fn router_with_auth(registry: Arc<Registry>, auth: Option<Arc<crate::auth::A
             ))
             .merge(crate::auth::server::routes(auth));
     }
-    app.layer(middleware::from_fn(access_log))
-}
-
-/// Adds `Docker-Distribution-API-Version` and logs one line per request.
-async fn access_log(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let uri = req.uri().clone();
-    let mut resp = next.run(req).await;
-    resp.headers_mut().insert(
-        "docker-distribution-api-version",
-        HeaderValue::from_static("registry/2.0"),
-    );
-    tracing::info!(
-        target: "access",
-        "{method} {uri} {} {}us",
-        resp.status().as_u16(),
-        start.elapsed().as_micros()
-    );
-    resp
+    app.layer(middleware::from_fn(access_log::access_log))
 }
 
 /// Query parameters in order, with repeats (`?tag=a&tag=b`).

@@ -1,11 +1,15 @@
 //! Blobs as seen through a repository: existence, streaming reads, links, mounts and deletes.
 
+use std::io::Read;
 use std::sync::Arc;
 
+use berth_config::registry_limits::DOWNLOAD_CHUNK_BYTES;
 use bytes::Bytes;
+use futures_util::Stream;
 use oci_spec::image::Digest;
 
 use super::cache::Cached;
+use super::slots::DownloadSlot;
 use super::{paths, Registry, Result, ServiceError};
 use crate::storage::BlobReader;
 
@@ -76,6 +80,30 @@ impl Registry {
         Ok(self.driver.reader(&paths::blob_data(digest), offset)?)
     }
 
+    /// Streams `len` bytes of a blob from `offset`, in a download slot.
+    ///
+    /// Chunks are read on demand, each by one short blocking call, only when the consumer asks
+    /// for the next one: a client that does not read holds no thread, and a download holds two
+    /// chunks of the shared read-ahead budget (reserved with its slot) for its whole life.
+    ///
+    /// # Errors
+    /// `Busy` past the download limit or the read-ahead budget; storage failures.
+    pub fn blob_stream(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
+        let slot = self.slots.download()?;
+        let reader = self.blob_reader(digest, offset)?;
+        let state = Download {
+            reader: Some(reader),
+            remaining: len,
+            _slot: slot,
+        };
+        Ok(futures_util::stream::unfold(state, Download::next))
+    }
+
     /// Makes an existing blob part of `name`.
     pub(crate) fn link_blob(&self, name: &str, digest: &Digest) -> Result<()> {
         Ok(self.driver.put(
@@ -111,5 +139,70 @@ impl Registry {
         let link = paths::layer_link(name, digest);
         let dir = link.trim_end_matches("/link");
         Ok(self.driver.delete(dir)?)
+    }
+}
+
+/// State of one streamed download.
+struct Download {
+    /// `None` while a read is in flight (the reader is on the blocking pool).
+    reader: Option<Box<dyn BlobReader>>,
+    remaining: u64,
+    /// The slot and its read-ahead budget, held until the stream is dropped.
+    _slot: DownloadSlot,
+}
+
+impl Download {
+    /// Reads the next chunk; called only when the consumer asks for it, so the previous chunk
+    /// has been handed on (hyper polls again once its write buffer has room).
+    async fn next(mut self) -> Option<(std::io::Result<Bytes>, Self)> {
+        if self.remaining == 0 {
+            return None;
+        }
+        #[allow(clippy::cast_possible_truncation)] // at most DOWNLOAD_CHUNK_BYTES
+        let want = self.remaining.min(DOWNLOAD_CHUNK_BYTES) as usize;
+        let mut reader = self.reader.take()?;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; want];
+            let mut filled = 0;
+            while filled < want {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return (reader, Err(e)),
+                }
+            }
+            buf.truncate(filled);
+            (reader, Ok(buf))
+        })
+        .await;
+        let (reader, data) = match read {
+            Ok(pair) => pair,
+            Err(join) => {
+                self.remaining = 0;
+                return Some((Err(std::io::Error::other(join)), self));
+            }
+        };
+        self.reader = Some(reader);
+        match data {
+            Ok(d) if d.is_empty() => {
+                self.remaining = 0;
+                Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "blob is shorter than its recorded size",
+                    )),
+                    self,
+                ))
+            }
+            Ok(d) => {
+                self.remaining -= d.len() as u64;
+                Some((Ok(Bytes::from(d)), self))
+            }
+            Err(e) => {
+                self.remaining = 0;
+                Some((Err(e), self))
+            }
+        }
     }
 }

@@ -258,7 +258,8 @@ impl Registry {
     /// Resolves a tag or digest in `name` (end-3).
     ///
     /// # Errors
-    /// `ManifestUnknown`, `DigestInvalid`, `TagInvalid`, storage failures.
+    /// `ManifestUnknown` (also for a reference that is neither a valid tag nor a digest),
+    /// storage failures.
     pub fn get_manifest(&self, name: &str, reference: &str) -> Result<Arc<Cached>> {
         if let Some(hit) = self.manifests.get(name, reference) {
             return Ok(hit);
@@ -267,7 +268,16 @@ impl Registry {
             name: name.to_owned(),
             reference: reference.to_owned(),
         };
-        let digest = self.resolve(name, reference)?.ok_or_else(unknown)?;
+        // A reference that is neither a tag nor a digest names nothing that can exist: on reads
+        // it is simply unknown (404, as the conformance suite checks with `.INVALID_MANIFEST_NAME`);
+        // writes still refuse it as invalid.
+        let digest = match self.resolve(name, reference) {
+            Ok(d) => d.ok_or_else(unknown)?,
+            Err(ServiceError::TagInvalid { .. } | ServiceError::DigestInvalid { .. }) => {
+                return Err(unknown())
+            }
+            Err(e) => return Err(e),
+        };
         let link = match self.driver.get(&paths::revision_link(name, &digest)) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => return Err(unknown()),

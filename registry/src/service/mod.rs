@@ -10,6 +10,7 @@ pub mod blob;
 pub mod cache;
 pub mod manifest;
 pub mod paths;
+pub mod slots;
 pub mod tag;
 pub mod upload;
 
@@ -59,6 +60,22 @@ pub enum ServiceError {
     DigestInvalid {
         /// What was wrong.
         reason: String,
+    },
+    /// The request body sent nothing for the body timeout.
+    #[error("upload stalled: no data for {secs} s after {received} bytes; resume from the session's `Range`")]
+    BodyTimeout {
+        /// Bytes received before the stall.
+        received: u64,
+        /// The timeout.
+        secs: u64,
+    },
+    /// Every slot for this kind of request is taken; the client should retry shortly.
+    #[error("too many {what} in progress (limit {limit}); retry shortly")]
+    Busy {
+        /// `uploads` or `downloads`.
+        what: &'static str,
+        /// The configured limit.
+        limit: usize,
     },
     /// The request body ended early or could not be read.
     #[error("upload interrupted after {received} bytes")]
@@ -134,6 +151,7 @@ pub struct Registry {
     pub(crate) uploads: upload::Sessions,
     pub(crate) manifests: cache::ContentCache,
     pub(crate) small_blobs: cache::ContentCache,
+    pub(crate) slots: slots::Slots,
 }
 
 impl Registry {
@@ -142,11 +160,18 @@ impl Registry {
     pub fn new(driver: Arc<dyn StorageDriver>, config: RegistryConfig) -> Self {
         Self {
             driver,
+            slots: slots::Slots::new(&config.limits),
             config,
             uploads: upload::Sessions::default(),
             manifests: cache::ContentCache::default(),
             small_blobs: cache::ContentCache::default(),
         }
+    }
+
+    /// Upload and download slots (see [`slots`]).
+    #[must_use]
+    pub fn slots(&self) -> &slots::Slots {
+        &self.slots
     }
 
     /// The configuration this registry runs with.

@@ -3,8 +3,11 @@
 //! A session is a directory under `_uploads/<uuid>/` holding `info` (repository, algorithm,
 //! start time) and `data` (bytes received so far), so it survives a registry restart. The
 //! running hash lives in memory; after a restart, or after a failed chunk, it is recomputed from
-//! `data` on next use. Request bodies stream through a small bounded channel to a blocking task
-//! that writes and hashes, so memory per upload stays at a few chunks whatever the blob size.
+//! `data` on next use. Request bodies are read asynchronously, with a progress timeout
+//! (`limits.body_timeout_secs`), and written in batches of about 1 MiB by short blocking calls:
+//! no thread waits for a slow client, and memory per upload stays at two batches whatever the
+//! blob size. Uploads in progress are capped (`limits.max_concurrent_uploads`, see
+//! `super::slots`).
 //!
 //! A chunk is all-or-nothing: when its body ends early or disagrees with its `Content-Range`,
 //! the file is cut back to where the chunk began. The blob becomes visible only after its digest
@@ -22,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{paths, Registry, Result, ServiceError};
 use crate::digest::Hasher;
-use crate::storage::StorageError;
+use crate::storage::{FileWriter, StorageError};
 
 /// Open sessions with their in-memory hash state.
 #[derive(Default)]
@@ -47,10 +50,8 @@ struct Info {
     started_unix: u64,
 }
 
-/// Batches in flight between the network and the writer (memory per upload is at most about
-/// `CHANNEL_DEPTH * BATCH_BYTES` plus hyper's read buffer).
-const CHANNEL_DEPTH: usize = 4;
-/// Bytes gathered from the request body before they are handed to the writer.
+/// Bytes gathered from the request body before they are handed to the writer (memory per
+/// upload is at most about twice this, plus hyper's read buffer).
 const BATCH_BYTES: usize = 1 << 20;
 
 impl Sessions {
@@ -174,7 +175,8 @@ impl Registry {
     /// Returns the session's new size.
     ///
     /// # Errors
-    /// `UploadUnknown`, `RangeInvalid` (416), `BodyInterrupted`, storage failures.
+    /// `Busy`, `UploadUnknown`, `RangeInvalid` (416), `BodyInterrupted`, `BodyTimeout`, storage
+    /// failures (the session then stays at the size it had before this chunk).
     pub async fn append_upload<S>(
         &self,
         name: &str,
@@ -185,6 +187,7 @@ impl Registry {
     where
         S: Stream<Item = std::result::Result<Bytes, axum::Error>> + Send + Unpin,
     {
+        let _slot = self.slots.upload()?;
         let mut s = self.locked_session(name, id).await?;
         self.write_chunk(id, &mut s, range, body).await?;
         Ok(s.size)
@@ -206,6 +209,7 @@ impl Registry {
     where
         S: Stream<Item = std::result::Result<Bytes, axum::Error>> + Send + Unpin,
     {
+        let _slot = body.as_ref().map(|_| self.slots.upload()).transpose()?;
         let mut s = self.locked_session(name, id).await?;
         if let Some(body) = body {
             self.write_chunk(id, &mut s, range, body).await?;
@@ -341,69 +345,74 @@ impl Registry {
             }
         }
         let before = s.size;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(CHANNEL_DEPTH);
-        let driver = self.driver.clone();
         let path = paths::upload_data(id);
-        let mut hasher = s.hasher.take();
-        let writer = tokio::task::spawn_blocking(move || {
-            let result = (|| -> std::result::Result<u64, StorageError> {
-                let mut w = driver.writer(&path, true)?;
-                while let Some(batch) = rx.blocking_recv() {
-                    write_batch(&mut *w, &batch).map_err(|e| StorageError::io(&path, e))?;
-                    if let Some(h) = hasher.as_mut() {
-                        for chunk in &batch {
-                            h.update(chunk);
-                        }
-                    }
-                }
-                let size = w.size();
-                w.commit()?;
-                Ok(size)
-            })();
-            (hasher, result)
-        });
+        let body_timeout = Duration::from_secs(self.config.limits.body_timeout_secs);
+        let driver = self.driver.clone();
+        let p = path.clone();
+        let writer = tokio::task::spawn_blocking(move || driver.writer(&p, true)).await??;
+        let mut batcher = Batcher {
+            writer: Some(writer),
+            hasher: s.hasher.take(),
+            pending: None,
+            path: path.clone(),
+        };
         let mut received: u64 = 0;
-        let mut body_error = None;
-        // Frames arrive in whatever size the socket gives (often 8–64 KiB); hand them over in
-        // batches of about BATCH_BYTES so the writer wakes up rarely and writes with one writev.
+        let mut failure = None;
+        // Frames arrive in whatever size the socket gives (often 8–64 KiB); gather about
+        // BATCH_BYTES, then write them with one short blocking call while the next batch is
+        // received. No thread waits for the network: a stalled client holds only its session.
         let mut batch = Vec::new();
         let mut batch_bytes = 0;
-        let mut writer_gone = false;
-        while let Some(item) = body.next().await {
-            match item {
-                Ok(chunk) => {
-                    received += chunk.len() as u64;
-                    batch_bytes += chunk.len();
-                    batch.push(chunk);
-                    if batch_bytes >= BATCH_BYTES {
-                        batch_bytes = 0;
-                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
-                            writer_gone = true; // writer failed; its error is reported below
-                            break;
-                        }
-                    }
+        loop {
+            let chunk = match tokio::time::timeout(body_timeout, body.next()).await {
+                Err(_) => {
+                    failure = Some(ServiceError::BodyTimeout {
+                        received,
+                        secs: body_timeout.as_secs(),
+                    });
+                    break;
                 }
-                Err(e) => {
-                    body_error = Some(e);
+                Ok(None) => break,
+                Ok(Some(Err(source))) => {
+                    failure = Some(ServiceError::BodyInterrupted { received, source });
+                    break;
+                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            received += chunk.len() as u64;
+            batch_bytes += chunk.len();
+            batch.push(chunk);
+            if batch_bytes >= BATCH_BYTES {
+                batch_bytes = 0;
+                if let Err(e) = batcher.submit(std::mem::take(&mut batch)).await {
+                    failure = Some(e);
                     break;
                 }
             }
         }
-        if !batch.is_empty() && !writer_gone {
-            let _ = tx.send(batch).await;
+        if failure.is_none() && !batch.is_empty() {
+            failure = batcher.submit(batch).await.err();
         }
-        drop(tx);
-        let (hasher, written) = writer.await?;
-        let failure = match (written, body_error) {
-            (Err(e), _) => Some(ServiceError::from(e)),
-            (Ok(_), Some(source)) => Some(ServiceError::BodyInterrupted { received, source }),
-            (Ok(size), None) => match range {
+        // Wait for the last write, then make the chunk durable.
+        let written = match (batcher.finish().await, failure) {
+            (Ok(pair), None) => Ok(pair),
+            (Ok(_), Some(f)) => Err(f),
+            // The body's own failure says more than the write that follows from it.
+            (
+                Err(_),
+                Some(f @ (ServiceError::BodyInterrupted { .. } | ServiceError::BodyTimeout { .. })),
+            ) => Err(f),
+            (Err(e), _) => Err(e),
+        };
+        let failure = match written {
+            Err(e) => Some(e),
+            Ok((size, hasher)) => match range {
                 Some((start, end)) if end - start + 1 != received => {
                     Some(ServiceError::RangeInvalid {
                         reason: format!(
-                        "Content-Range {start}-{end} declares {} bytes but the body had {received}",
-                        end - start + 1
-                    ),
+                            "Content-Range {start}-{end} declares {} bytes but the body had {received}",
+                            end - start + 1
+                        ),
                         size: before,
                     })
                 }
@@ -415,13 +424,77 @@ impl Registry {
             },
         };
         if let Some(err) = failure {
-            // Undo the partial chunk so the session stays at a chunk boundary.
+            // Undo the partial chunk so the session stays at a chunk boundary: its offset, its
+            // file and its hash agree, and the client resumes from the `Range` it is given.
             s.hasher = None;
             s.size = before;
-            self.driver.truncate(&paths::upload_data(id), before)?;
+            let (driver, p) = (self.driver.clone(), path);
+            if let Err(undo) =
+                tokio::task::spawn_blocking(move || driver.truncate(&p, before)).await?
+            {
+                tracing::error!(session = id, error = %undo, "could not undo a failed chunk; the session is discarded");
+                s.closed = true;
+                self.discard_session(id);
+            }
             return Err(err);
         }
         Ok(())
+    }
+}
+
+/// Writes batches of one chunk on the blocking pool, one at a time, while the next batch is
+/// received: each blocking call lasts one `writev` of about [`BATCH_BYTES`] and its hash.
+struct Batcher {
+    writer: Option<Box<dyn FileWriter>>,
+    hasher: Option<Hasher>,
+    pending: Option<tokio::task::JoinHandle<WriteOutcome>>,
+    path: String,
+}
+
+type WriteOutcome = (
+    Box<dyn FileWriter>,
+    Option<Hasher>,
+    std::result::Result<(), StorageError>,
+);
+
+impl Batcher {
+    /// Waits for the write in flight, if any; then the writer is back.
+    async fn settle(&mut self) -> Result<()> {
+        if let Some(job) = self.pending.take() {
+            let (w, h, r) = job.await?;
+            self.writer = Some(w);
+            self.hasher = h;
+            r?;
+        }
+        Ok(())
+    }
+
+    async fn submit(&mut self, batch: Vec<Bytes>) -> Result<()> {
+        self.settle().await?;
+        let mut w = self.writer.take().expect("writer is back after settle");
+        let mut h = self.hasher.take();
+        let path = self.path.clone();
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            let r = write_batch(&mut *w, &batch).map_err(|e| StorageError::io(&path, e));
+            if r.is_ok() {
+                if let Some(h) = h.as_mut() {
+                    for chunk in &batch {
+                        h.update(chunk);
+                    }
+                }
+            }
+            (w, h, r)
+        }));
+        Ok(())
+    }
+
+    /// Waits for the last write and commits (fsync); returns the file size and the hash.
+    async fn finish(mut self) -> Result<(u64, Option<Hasher>)> {
+        self.settle().await?;
+        let w = self.writer.take().expect("writer is back after settle");
+        let size = w.size();
+        tokio::task::spawn_blocking(move || w.commit()).await??;
+        Ok((size, self.hasher))
     }
 }
 

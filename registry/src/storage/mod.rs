@@ -70,6 +70,13 @@ impl StorageError {
         }
     }
 
+    /// True when the storage is out of space or quota (`ENOSPC`, `EDQUOT`).
+    #[must_use]
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, Self::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(nix::libc::ENOSPC | nix::libc::EDQUOT)))
+    }
+
     /// True when the error means "nothing there".
     #[must_use]
     pub fn is_not_found(&self) -> bool {
