@@ -114,6 +114,8 @@ pub enum Command {
     Version(VersionArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Create and run a new container from an image
     Run(RunArgs),
     /// Create a new container
@@ -543,6 +545,8 @@ pub enum ImageCommand {
     Load(LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
 }
 
 /// `berth system …`
@@ -729,6 +733,57 @@ pub struct ImportArgs {
     /// Set platform (os/arch) of the image
     #[arg(long)]
     pub platform: Option<String>,
+}
+
+/// `build`
+///
+/// Builds with Berth's own runtime, no daemon. RUN steps have no network unless `--network
+/// host` (or `RUN --network=host`) is given. The cache is on unless `--no-cache`; `--progress
+/// plain` says why each step hit or missed it.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Build context: a directory, or `-` for a tar archive or a Dockerfile on STDIN
+    #[arg(value_name = "PATH | -", value_hint = clap::ValueHint::DirPath)]
+    pub context: String,
+    /// Name and optionally a tag in the "name:tag" format (repeatable)
+    #[arg(short, long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile"; `-` reads it from STDIN)
+    #[arg(short, long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub file: Option<String>,
+    /// Set build-time variables (`NAME=VALUE`, or `NAME` to take it from the environment)
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the base images
+    #[arg(long)]
+    pub pull: bool,
+    /// Set metadata for an image (`KEY=VALUE`)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Suppress the build output and print the image ID on success
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Type of progress output: `plain` also says why each step hit or missed the cache
+    #[arg(long, value_name = "TYPE", default_value = "auto", value_parser = ["auto", "plain", "tty"])]
+    pub progress: String,
+    /// Networking mode for RUN steps: `none` (berth's default), `host`, or `default` (= none)
+    #[arg(long, value_name = "MODE", default_value = "default")]
+    pub network: String,
+    /// Platform of the image; only the host's (e.g. `linux/amd64`) can be built
+    #[arg(long, env = "DOCKER_DEFAULT_PLATFORM")]
+    pub platform: Option<String>,
+    /// Secret for `RUN --mount=type=secret` (`id=NAME,src=FILE`)
+    #[arg(long, value_name = "id=NAME,src=FILE")]
+    pub secret: Vec<String>,
 }
 
 /// `export`

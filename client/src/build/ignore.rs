@@ -106,6 +106,15 @@ fn compile(pattern: &str) -> Result<Regex, PatternError> {
     })
 }
 
+/// A COPY source glob (`src/*.rs`) as a regex over slash-separated relative paths, with the
+/// same rules as `.dockerignore` patterns (Go's `filepath.Match` per component).
+///
+/// # Errors
+/// An invalid pattern.
+pub fn glob(pattern: &str) -> Result<Regex, PatternError> {
+    compile(&clean(pattern))
+}
+
 impl Matcher {
     /// Compiles the text of a `.dockerignore`.
     ///

@@ -1,6 +1,7 @@
 //! One module per command; [`dispatch`] maps the CLI onto them.
 
 pub mod attach;
+pub mod build;
 pub mod commit;
 pub mod container_inspect;
 pub mod container_prune;
@@ -147,6 +148,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(ctx, &a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(ctx, &a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(ctx, &a).await,
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(ctx, &a).await,
         Command::Run(a) | Command::Container(C::Run(a)) => {
             run::exit_with(pull::for_run(ctx, &a.image, &a.pull).await.map(|()| 0))?;
             run::run(ctx, &a)
