@@ -151,6 +151,10 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = load()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking calls are short disk reads and writes (bounded per kind in
+        // `service::slots`); nothing blocking waits for a client, so a small pool suffices and
+        // the thread count stays bounded whatever clients do (tokio's default is 512).
+        .max_blocking_threads(berth_registry::server::MAX_BLOCKING_THREADS)
         .build()
         .context("cannot start the async runtime")?;
     let reload = berth_registry::reload::Reloader {
@@ -219,6 +223,8 @@ async fn serve(
     config: RegistryConfig,
     mut reload: berth_registry::reload::Reloader,
 ) -> anyhow::Result<()> {
+    let nofile = berth_registry::server::raise_nofile_limit();
+    let limits = berth_registry::server::ServeLimits::from_config(&config.limits, nofile);
     let (registry, auth, app) = berth_registry::app_with_auth(config.clone())
         .with_context(|| format!("cannot use data directory `{}`", config.data_dir.display()))?;
     let tls = match &config.tls {
@@ -243,6 +249,8 @@ async fn serve(
         data_dir = %config.data_dir.display(),
         read_only = config.read_only,
         delete_enabled = config.delete_enabled,
+        max_connections = limits.max_connections,
+        max_connections_per_ip = limits.max_connections_per_ip,
         tls = config.tls.is_some(),
         auth = config.auth.is_some(),
         "berth-registry listening"
@@ -282,11 +290,13 @@ async fn serve(
                         .into_future(),
                 )
             }
-            None => Box::pin(
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .into_future(),
-            ),
+            None => Box::pin(berth_registry::server::serve(
+                listener,
+                app,
+                berth_registry::server::Plain,
+                limits,
+                shutdown,
+            )),
         };
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     tokio::select! {

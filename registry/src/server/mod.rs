@@ -174,6 +174,10 @@ impl RateLimitedLog {
     }
 }
 
+/// Size of the runtime's blocking pool: the reads and writes `service::slots` admits (32 each)
+/// and a few metadata calls.
+pub const MAX_BLOCKING_THREADS: usize = 80;
+
 /// Per-connection HTTP/1.1 buffer limit (also the largest request head accepted).
 const HTTP1_MAX_BUF: usize = 64 * 1024;
 

@@ -99,6 +99,7 @@ impl Registry {
         let state = Download {
             reader: Some(reader),
             remaining: len,
+            io: self.slots.read_io.clone(),
             _slot: slot,
         };
         Ok(futures_util::stream::unfold(state, Download::next))
@@ -147,6 +148,8 @@ struct Download {
     /// `None` while a read is in flight (the reader is on the blocking pool).
     reader: Option<Box<dyn BlobReader>>,
     remaining: u64,
+    /// Permits for the blocking read.
+    io: Arc<tokio::sync::Semaphore>,
     /// The slot and its read-ahead budget, held until the stream is dropped.
     _slot: DownloadSlot,
 }
@@ -160,6 +163,7 @@ impl Download {
         }
         #[allow(clippy::cast_possible_truncation)] // at most DOWNLOAD_CHUNK_BYTES
         let want = self.remaining.min(DOWNLOAD_CHUNK_BYTES) as usize;
+        let io = self.io.clone().acquire_owned().await.ok()?;
         let mut reader = self.reader.take()?;
         let read = tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; want];
@@ -176,6 +180,8 @@ impl Download {
             (reader, Ok(buf))
         })
         .await;
+        // Released once the task is done, so the next read finds its thread idle.
+        drop(io);
         let (reader, data) = match read {
             Ok(pair) => pair,
             Err(join) => {

@@ -5,7 +5,9 @@
 //! refused at once with [`ServiceError::Busy`] (the API answers `429` with `Retry-After`), never
 //! queued. The read-ahead budget bounds the bytes read from disk for downloads and not yet
 //! handed to the connection, over all downloads together: each download reserves two chunks with
-//! its slot (the one being read, the one being written) and reads one chunk at a time (see `super::blob`).
+//! its slot (the one being read, the one being written) and reads one chunk at a time (see
+//! `super::blob`). The blocking calls themselves (chunk reads, batch writes) are bounded too, so
+//! the thread count stays small whatever the number of clients.
 
 use std::sync::Arc;
 
@@ -23,7 +25,18 @@ pub struct Slots {
     max_downloads: usize,
     /// One permit per [`DOWNLOAD_CHUNK_BYTES`] of read-ahead.
     read_ahead: Arc<Semaphore>,
+    /// Permits for blocking reads of download chunks.
+    pub(crate) read_io: Arc<Semaphore>,
+    /// Permits for blocking upload writes.
+    pub(crate) write_io: Arc<Semaphore>,
 }
+
+/// Blocking reads (download chunks) in flight at once; more wait their turn. Page-cache reads
+/// take microseconds, so this bounds threads, not throughput.
+const READ_THREADS: usize = 32;
+/// Blocking writes (upload batches, fsyncs) in flight at once, apart from the reads so a slow
+/// fsync never holds up downloads.
+const WRITE_THREADS: usize = 32;
 
 /// Read-ahead chunks charged to each download: the one being read and the one being written.
 const CHUNKS_PER_DOWNLOAD: u32 = 2;
@@ -47,6 +60,8 @@ impl Slots {
             downloads: Arc::new(Semaphore::new(limits.max_concurrent_downloads)),
             max_downloads: limits.max_concurrent_downloads,
             read_ahead: Arc::new(Semaphore::new(chunks)),
+            read_io: Arc::new(Semaphore::new(READ_THREADS)),
+            write_io: Arc::new(Semaphore::new(WRITE_THREADS)),
         }
     }
 

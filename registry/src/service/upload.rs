@@ -349,8 +349,15 @@ impl Registry {
         let body_timeout = Duration::from_secs(self.config.limits.body_timeout_secs);
         let driver = self.driver.clone();
         let p = path.clone();
-        let writer = tokio::task::spawn_blocking(move || driver.writer(&p, true)).await??;
+        let io = self.slots.write_io.clone();
+        let permit = io.clone().acquire_owned().await.expect("never closed");
+        let writer = tokio::task::spawn_blocking(move || {
+            let _io = permit;
+            driver.writer(&p, true)
+        })
+        .await??;
         let mut batcher = Batcher {
+            io,
             writer: Some(writer),
             hasher: s.hasher.take(),
             pending: None,
@@ -445,6 +452,8 @@ impl Registry {
 /// Writes batches of one chunk on the blocking pool, one at a time, while the next batch is
 /// received: each blocking call lasts one `writev` of about [`BATCH_BYTES`] and its hash.
 struct Batcher {
+    /// Permits for the blocking calls.
+    io: Arc<tokio::sync::Semaphore>,
     writer: Option<Box<dyn FileWriter>>,
     hasher: Option<Hasher>,
     pending: Option<tokio::task::JoinHandle<WriteOutcome>>,
@@ -474,7 +483,9 @@ impl Batcher {
         let mut w = self.writer.take().expect("writer is back after settle");
         let mut h = self.hasher.take();
         let path = self.path.clone();
+        let permit = self.io.clone().acquire_owned().await.expect("never closed");
         self.pending = Some(tokio::task::spawn_blocking(move || {
+            let _io = permit;
             let r = write_batch(&mut *w, &batch).map_err(|e| StorageError::io(&path, e));
             if r.is_ok() {
                 if let Some(h) = h.as_mut() {
@@ -493,7 +504,12 @@ impl Batcher {
         self.settle().await?;
         let w = self.writer.take().expect("writer is back after settle");
         let size = w.size();
-        tokio::task::spawn_blocking(move || w.commit()).await??;
+        let permit = self.io.clone().acquire_owned().await.expect("never closed");
+        tokio::task::spawn_blocking(move || {
+            let _io = permit;
+            w.commit()
+        })
+        .await??;
         Ok((size, self.hasher))
     }
 }

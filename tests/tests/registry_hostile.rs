@@ -1,0 +1,420 @@
+//! Hostile clients against the real binary (issue 9): idle and slowloris connections, stalled
+//! uploads, slow readers, a full disk. Each stall is reproduced with bounded load against a
+//! registry started with low limits; another client's request must still complete within a
+//! second, and the registry's RSS and thread count must stay bounded.
+//!
+//! Traffic goes to 127.0.0.0/8 only: the "other client" speaks from 127.0.0.2 (`curl
+//! --interface`), so the per-address cap that stops the attacker at 127.0.0.1 does not apply.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_tests::{bin, free_port, http, noise, push_blob, require, sha256, wait_ready, Registry};
+
+/// A registry whose `[limits]` are `limits` (TOML lines).
+fn start(dir: &Path, limits: &str) -> Registry {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("limits.toml");
+    std::fs::write(&config, format!("[limits]\n{limits}\n")).unwrap();
+    Registry::start(dir, &["--config", config.to_str().unwrap()])
+}
+
+/// `(VmRSS in KiB, Threads)` of a process.
+fn rss_and_threads(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    (field("VmRSS:"), field("Threads:"))
+}
+
+/// `GET url` from source address `from` with curl: status code and duration.
+fn curl_from(from: &str, url: &str) -> (String, Duration) {
+    require("curl", "install it with `apt-get install curl`");
+    let start = Instant::now();
+    let out = Command::new("curl")
+        .args([
+            "--interface",
+            from,
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "10",
+        ])
+        .args(["-w", "%{http_code}", url])
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        start.elapsed(),
+    )
+}
+
+/// True when the server has closed `s` (EOF or reset) within `wait`; data before that (an
+/// error response) is read and ignored.
+fn closed_by_server(s: &mut TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn idle_and_slowloris_connections_leave_room_for_other_clients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = start(
+        tmp.path(),
+        "max_connections = 1000\nmax_connections_per_ip = 200\nheader_read_timeout_secs = 2\nidle_timeout_secs = 2",
+    );
+    let (rss0, _) = rss_and_threads(reg.pid());
+    // 600 connections from 127.0.0.1: 550 idle, 50 sending a partial request head.
+    let mut attackers: Vec<TcpStream> = (0..600)
+        .map(|_| TcpStream::connect(&reg.addr).unwrap())
+        .collect();
+    for s in attackers.iter_mut().take(50) {
+        let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, took) = curl_from("127.0.0.2", &format!("{}/v2/", reg.url()));
+    assert_eq!(status, "200", "GET /v2/ from another address");
+    assert!(took < Duration::from_secs(1), "GET /v2/ took {took:?}");
+    let (rss, threads) = rss_and_threads(reg.pid());
+    assert!(threads < 40, "{threads} threads");
+    assert!(rss < rss0 + 64 * 1024, "RSS grew from {rss0} to {rss} KiB");
+    // Past the per-address cap connections were closed at once; the rest time out.
+    let start = Instant::now();
+    let still_open = attackers
+        .iter_mut()
+        .map(|s| closed_by_server(s, Duration::from_secs(5)))
+        .filter(|closed| !closed)
+        .count();
+    assert_eq!(still_open, 0, "connections the registry kept open");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "closing took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        http("GET", &format!("{}/v2/", reg.url()), &[], None).status,
+        200
+    );
+    let log = reg.log_text();
+    assert!(
+        log.contains("refused connections past the connection caps") && log.contains("refused="),
+        "{log}"
+    );
+}
+
+#[test]
+fn stalled_uploads_leave_uploads_and_downloads_working() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = start(
+        tmp.path(),
+        "max_connections = 2000\nmax_connections_per_ip = 1000\nmax_concurrent_uploads = 600\nbody_timeout_secs = 3\nheader_read_timeout_secs = 20",
+    );
+    let base = reg.url();
+    let large = noise(1 << 20, 7);
+    let large_digest = push_blob(&base, "hostile/up", &large);
+    // 520 PATCHes that declare 1,000,000 bytes and send 2.
+    let mut sessions = Vec::new();
+    let mut stalled = Vec::new();
+    for _ in 0..520 {
+        let r = http(
+            "POST",
+            &format!("{base}/v2/hostile/up/blobs/uploads/"),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, 202);
+        let loc = r.header("location").unwrap().to_owned();
+        let mut s = TcpStream::connect(&reg.addr).unwrap();
+        s.write_all(
+            format!(
+                "PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\nab"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        sessions.push(loc);
+        stalled.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, threads) = rss_and_threads(reg.pid());
+    assert!(threads < 100, "{threads} threads with 520 stalled uploads");
+    // Another upload, and a streamed download, go through at once.
+    let start = Instant::now();
+    let d = sha256(b"x");
+    let r = http(
+        "POST",
+        &format!("{base}/v2/hostile/other/blobs/uploads/?digest={d}"),
+        &[],
+        Some(b"x"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = http(
+        "GET",
+        &format!("{base}/v2/hostile/up/blobs/{large_digest}"),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body == large);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    // After the body timeout each stalled PATCH is answered 408 and its session resumes.
+    let mut head = String::new();
+    stalled[0]
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = stalled[0].read(&mut buf).unwrap();
+    head.push_str(&String::from_utf8_lossy(&buf[..n]));
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    drop(stalled);
+    let data = noise(300_000, 9);
+    let d = sha256(&data);
+    let r = http("PATCH", &format!("{base}{}", sessions[0]), &[], Some(&data));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let r = http(
+        "PUT",
+        &format!("{base}{}?digest={d}", sessions[0]),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[test]
+fn slow_readers_keep_memory_and_threads_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = start(
+        tmp.path(),
+        "max_connections = 2000\nmax_connections_per_ip = 1000\nmax_concurrent_downloads = 600\nread_ahead_bytes = 157286400\nsend_timeout_secs = 3\nheader_read_timeout_secs = 20",
+    );
+    let base = reg.url();
+    let big = noise(16 << 20, 3);
+    let big_digest = push_blob(&base, "hostile/down", &big);
+    let other = noise(2 << 20, 4);
+    let other_digest = push_blob(&base, "hostile/down", &other);
+    let (rss0, _) = rss_and_threads(reg.pid());
+    let readers: Vec<TcpStream> = (0..520)
+        .map(|_| {
+            let mut s = TcpStream::connect(&reg.addr).unwrap();
+            s.write_all(
+                format!("GET /v2/hostile/down/blobs/{big_digest} HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss, threads) = rss_and_threads(reg.pid());
+    // Before issue 9: 1.4 GB and 515 threads for the same load.
+    assert!(threads < 100, "{threads} threads");
+    assert!(
+        rss < rss0 + 300 * 1024,
+        "RSS grew from {rss0} KiB to {rss} KiB with 520 slow readers"
+    );
+    let start = Instant::now();
+    let r = http(
+        "GET",
+        &format!("{base}/v2/hostile/down/blobs/{other_digest}"),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body == other);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    // Past the send timeout the registry drops them and gives the memory back.
+    std::thread::sleep(Duration::from_secs(5));
+    let (rss_after, _) = rss_and_threads(reg.pid());
+    drop(readers);
+    assert!(
+        rss_after < rss0 + 100 * 1024,
+        "RSS still {rss_after} KiB (was {rss0}) after the send timeout"
+    );
+}
+
+#[test]
+fn the_access_log_names_client_user_request_id_and_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start(tmp.path(), &[]);
+    let r = http(
+        "GET",
+        &format!("{}/v2/", reg.url()),
+        &[
+            ("user-agent", "hostile-test/1.0"),
+            ("x-request-id", "forged"),
+        ],
+        None,
+    );
+    let id = r.header("x-request-id").unwrap().to_owned();
+    assert_ne!(id, "forged");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let line = loop {
+        let log = reg.log_text();
+        if let Some(l) = log.lines().find(|l| l.contains(&id)) {
+            break l.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no access line with {id}:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for part in [
+        "GET /v2/ 200 2B",
+        "client=127.0.0.1:",
+        "user=-",
+        "user_agent=\"hostile-test/1.0\"",
+    ] {
+        assert!(line.contains(part), "{part:?} missing in {line}");
+    }
+}
+
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+    require("prlimit", "install util-linux");
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let log = tmp.path().join("log");
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=256:4096", "--"])
+        .arg(bin("berth-registry"))
+        .args(["serve", "--addr", &addr, "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .env_remove("BERTH_REGISTRY_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_ready(&addr, &mut child);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("raised the open-file limit") && text.contains("nofile=4096"),
+        "{text}"
+    );
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert!(
+        open_files.split_whitespace().nth(3) == Some("4096"),
+        "{open_files}"
+    );
+    // The connection cap was lowered to fit, and says so.
+    assert!(text.contains("max_connections lowered"), "{text}");
+}
+
+/// A tmpfs of `size` mounted at `dir`, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        berth_tests::run(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir),
+        );
+        Self(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_answers_507_and_the_upload_resumes_after_space_is_freed() {
+    berth_tests::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let _fs = Tmpfs::mount(&tmp.path().join("registry-data"), "2m");
+    let mut reg = Registry::start(tmp.path(), &[]);
+    let base = reg.url();
+    // Fill most of the 2 MiB, then push 1 MiB.
+    let filler = reg.data_dir.join("filler");
+    std::fs::write(&filler, vec![0u8; 1536 * 1024]).unwrap();
+    let data = noise(1 << 20, 11);
+    let digest = sha256(&data);
+    let r = http(
+        "POST",
+        &format!("{base}/v2/full/app/blobs/uploads/"),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let loc = format!("{base}{}", r.header("location").unwrap());
+    let r = http("PATCH", &loc, &[], Some(&data));
+    assert_eq!(r.status, 507, "{}", r.text());
+    assert_eq!(r.json()["errors"][0]["code"], "UNKNOWN", "{}", r.text());
+    // Nothing half-written is visible, and the session is intact at its last chunk.
+    let r = http("GET", &loc, &[], None);
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("range"), Some("0-0"));
+    assert_eq!(
+        http(
+            "HEAD",
+            &format!("{base}/v2/full/app/blobs/{digest}"),
+            &[],
+            None
+        )
+        .status,
+        404
+    );
+    let log = reg.log_text();
+    assert!(
+        log.contains("storage full") && log.contains("_uploads/"),
+        "{log}"
+    );
+    // Space freed: the same session takes the bytes and completes.
+    std::fs::remove_file(&filler).unwrap();
+    let r = http("PATCH", &loc, &[], Some(&data));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let r = http("PUT", &format!("{loc}?digest={digest}"), &[], None);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = http(
+        "GET",
+        &format!("{base}/v2/full/app/blobs/{digest}"),
+        &[],
+        None,
+    );
+    assert!(r.body == data);
+    assert_eq!(berth_tests::verify_blob_store(&reg.data_dir), 1);
+    reg.kill9();
+}
