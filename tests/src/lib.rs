@@ -818,7 +818,7 @@ pub fn require_root() {
 }
 
 /// The in-container checker (`tests/checker/berth-check.c`, see its header for the modes),
-/// compiled with `gcc -static` into `target/berth-check-<hash of the source>` once per machine,
+/// compiled with `gcc -static` into `<target dir>/berth-check-<hash of the source>` once per machine,
 /// so it runs in any root file system. Test images have it as `/bin/berth-check`.
 #[must_use]
 pub fn checker() -> PathBuf {
@@ -827,9 +827,12 @@ pub fn checker() -> PathBuf {
         .get_or_init(|| {
             let src = workspace_root().join("tests/checker/berth-check.c");
             let text = std::fs::read(&src).unwrap();
-            let out = workspace_root()
-                .join("target")
-                .join(format!("berth-check-{}", &sha256(&text)[..12]));
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+            std::fs::create_dir_all(&target).unwrap();
+            let hash = sha256(&text);
+            let hash = hash.trim_start_matches("sha256:");
+            let out = target.join(format!("berth-check-{}", &hash[..12]));
             if !out.exists() {
                 require(
                     "gcc",

@@ -444,7 +444,6 @@ mod tests {
     use super::*;
 
     fn run_args(flags: &[&str], command: &[&str]) -> RunArgs {
-        use clap::Parser as _;
         let mut argv = vec!["berth", "run"];
         argv.extend_from_slice(flags);
         argv.push("img");

@@ -9,7 +9,7 @@ use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::Path;
 
 use anyhow::Context as _;
-use berth_runtime::run::{RunError, Stdio, EXIT_RUNTIME};
+use berth_runtime::run::{Report, RunError, Stdio};
 use oci_spec::runtime::{Process, Spec, UserBuilder};
 
 use crate::cli::ExecArgs;
@@ -171,31 +171,28 @@ fn detached(spec: &Spec, init_pid: i32, mut process: Process) -> anyhow::Result<
                 console: None,
             };
             let mut started = |_pid: i32| {
-                let _ = word.write_all(b"ok");
+                let _ = Report::Started.write_to(&mut word);
             };
             let result = berth_runtime::exec::exec(spec, init_pid, process, stdio, &mut started);
             if let Err(e) = result {
-                let _ = write!(word, "err {} {e}", e.exit_code());
+                let _ = Report::Failed {
+                    code: e.exit_code(),
+                    message: e.to_string(),
+                }
+                .write_to(&mut word);
             }
             std::process::exit(0)
         }
         nix::unistd::ForkResult::Parent { .. } => {
             drop(write);
-            // One write from the child: `ok`, or `err CODE MESSAGE` (then EOF).
-            let mut buf = vec![0u8; 4096];
-            let n = std::fs::File::from(read).read(&mut buf).unwrap_or(0);
-            let word = String::from_utf8_lossy(&buf[..n]).into_owned();
-            match word.split_once(' ') {
-                _ if word.starts_with("ok") => Ok(0),
-                Some(("err", rest)) => {
-                    let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
-                    Err(RunError::Start {
-                        code: code.parse().unwrap_or(EXIT_RUNTIME),
-                        message: message.to_owned(),
-                    }
-                    .into())
+            // One report from the child (then EOF).
+            let mut pipe = std::io::BufReader::new(std::fs::File::from(read));
+            match Report::read_from(&mut pipe) {
+                Some(Report::Started) => Ok(0),
+                Some(Report::Failed { code, message }) => {
+                    Err(RunError::Start { code, message }.into())
                 }
-                _ => anyhow::bail!("the exec process exited before starting the command"),
+                None => anyhow::bail!("the exec process exited before starting the command"),
             }
         }
     }

@@ -13,13 +13,12 @@
 //! `Restarting` and each restart counts in `RestartCount`.
 
 use std::cell::RefCell;
-use std::io::Write as _;
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use berth_runtime::run::{run_full, RunError, Stdio};
+use berth_runtime::run::{run_full, Report, RunError, Stdio, EXIT_RUNTIME};
 use oci_spec::runtime::Spec;
 
 use crate::attach::{self, Hub, Tee};
@@ -50,10 +49,14 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         nix::unistd::dup2(devnull.as_raw_fd(), fd).context("dup2")?;
     }
     let ready = RefCell::new(Some(std::fs::File::from(ready)));
-    let tell = |word: &str| {
+    let tell = |report: Report| {
         if let Some(mut f) = ready.borrow_mut().take() {
-            let _ = writeln!(f, "{word}");
+            let _ = report.write_to(&mut f);
         }
+    };
+    let failed = |message: String| Report::Failed {
+        code: EXIT_RUNTIME,
+        message,
     };
 
     let me = ProcessId::of(nix::unistd::getpid().as_raw());
@@ -84,7 +87,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         })
         .and_then(|()| crate::containers_fs::ensure_rootfs(&ctx.store, &dir, &state));
     if let Err(e) = prepared {
-        tell(&format!("err 125 {e:#}"));
+        tell(failed(format!("{e:#}")));
         containers::teardown(&dir, &args.id);
         containers::update(&dir, |s| {
             s.status = Status::Exited;
@@ -131,13 +134,13 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
                     Ok(master) => {
                         *tty_copier.borrow_mut() = serve_pty(master, &hub, &log).ok();
                     }
-                    Err(_) => tell("err 125 the container's terminal did not arrive"),
+                    Err(_) => tell(failed("the container's terminal did not arrive".into())),
                 }
             }
             tell(if saved.is_ok() {
-                "ok"
+                Report::Started
             } else {
-                "err 125 cannot record the container's state"
+                failed("cannot record the container's state".into())
             });
         };
         let begun = Instant::now();
@@ -207,7 +210,10 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         })?;
     }
     if let Err(e) = result {
-        tell(&format!("err {code} {:#}", anyhow::Error::new(e)));
+        tell(Report::Failed {
+            code,
+            message: format!("{:#}", anyhow::Error::new(e)),
+        });
     }
     hub.finish(code);
     let _ = std::fs::remove_file(dir.join(attach::SOCKET));

@@ -602,19 +602,12 @@ pub(crate) fn spawn_monitor(
 
 /// Reads the monitor's word: `Ok` once the container runs.
 pub(crate) fn read_ready(pipe: &mut impl std::io::BufRead) -> anyhow::Result<()> {
-    let mut line = String::new();
-    let _ = pipe.read_line(&mut line);
-    match line.trim_end().split_once(' ') {
-        None if line.trim_end() == "ok" => Ok(()),
-        Some(("err", rest)) => {
-            let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
-            Err(RunError::Start {
-                code: code.parse().unwrap_or(EXIT_RUNTIME),
-                message: message.to_owned(),
-            }
-            .into())
+    match berth_runtime::run::Report::read_from(pipe) {
+        Some(berth_runtime::run::Report::Started) => Ok(()),
+        Some(berth_runtime::run::Report::Failed { code, message }) => {
+            Err(RunError::Start { code, message }.into())
         }
-        _ => anyhow::bail!("the container monitor exited before starting the container"),
+        None => anyhow::bail!("the container monitor exited before starting the container"),
     }
 }
 
@@ -714,7 +707,6 @@ mod tests {
     }
 
     fn run_args(flags: &[&str]) -> RunArgs {
-        use clap::Parser as _;
         let mut argv = vec!["berth", "run"];
         argv.extend_from_slice(flags);
         argv.push("img");

@@ -64,24 +64,59 @@ pub(super) struct Inner {
 }
 
 /// The shared HTTP client for verified (`true`) or unverified TLS: one connection pool each.
-fn http_client(verify: bool) -> Result<reqwest::Client> {
+fn http_client(host: &str, verify: bool) -> Result<reqwest::Client> {
     static VERIFIED: OnceLock<reqwest::Client> = OnceLock::new();
     static UNVERIFIED: OnceLock<reqwest::Client> = OnceLock::new();
+    static PER_HOST: OnceLock<Mutex<std::collections::HashMap<String, reqwest::Client>>> =
+        OnceLock::new();
+    let builder = || {
+        reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .tcp_keepalive(Duration::from_secs(30))
+            .danger_accept_invalid_certs(!verify)
+    };
+    let build = |b: reqwest::ClientBuilder| {
+        b.build().map_err(|source| RemoteError::Transport {
+            url: String::new(),
+            source,
+        })
+    };
+    // A registry with its own CA or client certificate (certs.d) gets a client of its own.
+    if let (true, Some(certs)) = (verify, super::certs::for_host(host)?) {
+        let cache = PER_HOST.get_or_init(Mutex::default);
+        if let Some(c) = cache.lock().ok().and_then(|m| m.get(host).cloned()) {
+            return Ok(c);
+        }
+        tracing::debug!(host, dir = %certs.dir.display(), "using the registry's certificates");
+        let mut b = builder();
+        for root in certs.roots {
+            b = b.add_root_certificate(root);
+        }
+        if let Some(id) = certs.identity {
+            b = b.identity(id);
+        }
+        let c = build(b)?;
+        if let Ok(mut m) = cache.lock() {
+            m.insert(host.to_owned(), c.clone());
+        }
+        return Ok(c);
+    }
     let cell = if verify { &VERIFIED } else { &UNVERIFIED };
     if let Some(c) = cell.get() {
         return Ok(c.clone());
     }
-    let c = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
-        .tcp_keepalive(Duration::from_secs(30))
-        .danger_accept_invalid_certs(!verify)
-        .build()
-        .map_err(|source| RemoteError::Transport {
-            url: String::new(),
-            source,
-        })?;
+    let c = build(builder())?;
     Ok(cell.get_or_init(|| c).clone())
+}
+
+/// `HOST[:PORT]` of a URL, as `certs.d` names its folders.
+fn host_port(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => String::new(),
+    }
 }
 
 /// How a request may be repeated.
@@ -253,7 +288,7 @@ impl Client {
         };
         Ok(Client {
             inner: Arc::new(Inner {
-                http: http_client(verify)?,
+                http: http_client(&host_port(&base_url), verify)?,
                 base_str: base.trim_end_matches('/').to_owned(),
                 base: base_url,
                 registry: registry.to_owned(),

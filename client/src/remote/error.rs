@@ -124,6 +124,15 @@ pub enum RemoteError {
         #[source]
         source: std::io::Error,
     },
+    /// A registry's certificates directory (`certs.d/HOST:PORT`) holds a file that cannot be
+    /// used.
+    #[error("cannot use the certificates in `{}`: {reason}", path.display())]
+    Certificates {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The credentials file could not be read or written.
     #[error("cannot use credentials file `{}`: {reason}", path.display())]
     Credentials {

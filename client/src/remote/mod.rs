@@ -11,6 +11,7 @@
 //! no command.
 
 mod auth;
+pub mod certs;
 mod client;
 pub mod credentials;
 mod endpoint;
