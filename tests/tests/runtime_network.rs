@@ -151,15 +151,43 @@ fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
-/// The host's own address on its default route (not loopback, not a bridge).
-fn host_ip() -> Ipv4Addr {
-    let out = run(Command::new("ip").args(["-4", "route", "get", "1.0.0.1"]));
-    let src = out
-        .split_whitespace()
-        .skip_while(|w| *w != "src")
-        .nth(1)
-        .unwrap_or_else(|| panic!("this test needs a default IPv4 route; `ip route get`: {out}"));
-    src.parse().unwrap()
+/// A non-loopback address of this host that the test itself creates: one address from
+/// 198.18.0.0/15 (RFC 2544's benchmarking range, used by nothing real) on one end of a veth
+/// pair that leads nowhere (this kernel has no `dummy` module), deleted on drop. Traffic to it stays on this machine, as traffic to the host's own address
+/// would, and no real interface or network is involved.
+struct TestAddr {
+    link: String,
+    ip: std::net::Ipv4Addr,
+}
+
+impl TestAddr {
+    fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        berth_tests::require_root();
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = (std::process::id() % 8192) * 8 + n % 8;
+        let link = format!("bthaddr{id}");
+        #[allow(clippy::cast_possible_truncation)] // id < 65536
+        let ip = std::net::Ipv4Addr::new(198, 18, (id >> 8) as u8, (id & 0xff) as u8);
+        let _ = Command::new("ip").args(["link", "del", &link]).output();
+        for args in [
+            format!("link add {link} type veth peer name {link}p"),
+            format!("addr add {ip}/32 dev {link}"),
+            format!("link set {link}p up"),
+            format!("link set {link} up"),
+        ] {
+            berth_tests::run(Command::new("ip").args(args.split(' ')));
+        }
+        Self { link, ip }
+    }
+}
+
+impl Drop for TestAddr {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
+    }
 }
 
 /// `GET /` over HTTP/1.0: the body, or `None` when nothing answers (yet).
@@ -253,8 +281,9 @@ fn containers_reach_each_other_and_the_host() {
     ]);
     assert_eq!(out, format!("ping-ok\n{PAGE}"));
 
-    // A container reaches a server on the host's own (non-loopback) address.
-    let host = host_ip();
+    // A container reaches a server on an address of the host (not loopback, not a bridge).
+    let test_addr = TestAddr::new();
+    let host = test_addr.ip;
     let listener = TcpListener::bind((host, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     let accept = std::thread::spawn(move || {
@@ -476,12 +505,13 @@ fn published_ports_answer_on_loopback_and_host_addresses() {
         "{bound}"
     );
 
-    // Real HTTP through the proxy: loopback and the host's own address.
+    // Real HTTP through the proxy: loopback and a non-loopback address of the host.
+    let test_addr = TestAddr::new();
     for addr in [
         format!("127.0.0.1:{fixed}"),
         format!("127.0.0.1:{random}"),
         format!("127.0.0.1:{}", local[0]),
-        format!("{}:{fixed}", host_ip()),
+        format!("{}:{fixed}", test_addr.ip),
     ] {
         eventually(&format!("GET http://{addr}/"), || {
             http_get(&addr).as_deref() == Some(PAGE)
