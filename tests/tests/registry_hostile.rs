@@ -418,3 +418,47 @@ fn a_full_disk_answers_507_and_the_upload_resumes_after_space_is_freed() {
     assert_eq!(berth_tests::verify_blob_store(&reg.data_dir), 1);
     reg.kill9();
 }
+
+/// A raw HTTP/2 request (prior knowledge, no TLS) for `path`, announcing a stream window of 0,
+/// so the registry can send headers but no data.
+fn h2_request_with_closed_window(path: &str) -> Vec<u8> {
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // SETTINGS: INITIAL_WINDOW_SIZE = 0.
+    out.extend_from_slice(&[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+    // HPACK: :method GET, :scheme http, :path and :authority as literals without indexing.
+    let mut block = vec![0x82, 0x86, 0x04, u8::try_from(path.len()).unwrap()];
+    block.extend_from_slice(path.as_bytes());
+    block.extend_from_slice(&[0x01, 1, b'x']);
+    let len = u32::try_from(block.len()).unwrap().to_be_bytes();
+    // HEADERS on stream 1 with END_STREAM | END_HEADERS.
+    out.extend_from_slice(&[len[1], len[2], len[3], 1, 5, 0, 0, 0, 1]);
+    out.extend_from_slice(&block);
+    out
+}
+
+#[test]
+fn an_http2_client_that_never_opens_its_window_loses_its_download_slot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = start(
+        tmp.path(),
+        "max_concurrent_downloads = 1\nsend_timeout_secs = 2\nheader_read_timeout_secs = 20",
+    );
+    let base = reg.url();
+    let big = noise(1 << 20, 5);
+    let digest = push_blob(&base, "hostile/h2", &big);
+    let path = format!("/v2/hostile/h2/blobs/{digest}");
+    let mut s = TcpStream::connect(&reg.addr).unwrap();
+    s.write_all(&h2_request_with_closed_window(&path)).unwrap();
+    // SETTINGS ack, so the registry applies the zero window.
+    s.write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // The stalled stream holds the only download slot for now.
+    let r = http("GET", &format!("{base}{path}"), &[], None);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    // Past the send timeout the connection is dropped and the slot comes back.
+    assert!(closed_by_server(&mut s, Duration::from_secs(5)));
+    let r = http("GET", &format!("{base}{path}"), &[], None);
+    assert_eq!(r.status, 200);
+    assert!(r.body == big);
+}

@@ -1,5 +1,6 @@
-//! One connection: its slot under the caps, its watchdog, and a stream wrapper that fails a
-//! write the client does not take within the send timeout.
+//! One connection: its slot under the caps, its watchdog (no first request, idle, responses
+//! that stopped moving), and a stream wrapper that fails a write the client does not take
+//! within the send timeout.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -96,6 +97,32 @@ struct Activity {
     in_flight: AtomicUsize,
     started: AtomicUsize,
     last_end: Mutex<Option<Instant>>,
+    /// Response bodies being sent, and when one of them last yielded a frame.
+    bodies: AtomicUsize,
+    last_progress: Mutex<Option<Instant>>,
+}
+
+impl Activity {
+    fn progressed(&self) {
+        *self.last_progress.lock().expect("activity lock") = Some(Instant::now());
+    }
+}
+
+/// A response body being sent: counted until dropped.
+struct BodyGuard(Arc<Activity>);
+
+impl BodyGuard {
+    fn new(a: &Arc<Activity>) -> Self {
+        a.bodies.fetch_add(1, Ordering::Relaxed);
+        a.progressed();
+        Self(a.clone())
+    }
+}
+
+impl Drop for BodyGuard {
+    fn drop(&mut self) {
+        self.0.bodies.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 struct RequestGuard(Arc<Activity>);
@@ -154,10 +181,13 @@ impl ConnTask {
             let call = app.clone().oneshot(req.map(Body::new));
             async move {
                 let resp = call.await?;
+                let sending = BodyGuard::new(&guard.0);
                 Ok::<_, Infallible>(resp.map(|body| {
-                    // The request counts as in flight until its body is sent or dropped.
+                    // The request counts as in flight until its body is sent or dropped, and
+                    // each frame the connection takes is progress.
                     Body::new(body.map_frame(move |f| {
-                        let _ = &guard;
+                        let _request = &guard;
+                        sending.0.progressed();
                         f
                     }))
                 }))
@@ -197,6 +227,17 @@ impl ConnTask {
                     if activity.started.load(Ordering::Relaxed) == 0 {
                         if now.duration_since(accepted_at) > limits.header_read_timeout {
                             tracing::debug!(client = %self.peer, "no request within the header-read timeout; closing");
+                            return;
+                        }
+                        continue;
+                    }
+                    if activity.bodies.load(Ordering::Relaxed) > 0 {
+                        // Responses are being sent but none has moved for the send timeout: an
+                        // HTTP/2 client that never opens its window, say (HTTP/1.1 writes that
+                        // stall are caught by `Monitored`). Drop the connection and its slots.
+                        let last = activity.last_progress.lock().expect("activity lock").unwrap_or(now);
+                        if now.duration_since(last) > limits.send_timeout {
+                            tracing::debug!(client = %self.peer, "responses made no progress within the send timeout; closing");
                             return;
                         }
                         continue;
