@@ -1,6 +1,5 @@
 //! `berth-registry` binary: arguments, logging, serving, graceful shutdown.
 
-use std::future::IntoFuture as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -281,15 +280,13 @@ async fn serve(
     };
     let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> =
         match tls {
-            Some(tls) => {
-                let listener = berth_registry::tls::TlsListener::new(listener, tls)
-                    .context("cannot read the listening address")?;
-                Box::pin(
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown)
-                        .into_future(),
-                )
-            }
+            Some(tls) => Box::pin(berth_registry::server::serve(
+                listener,
+                app,
+                TlsStreams(tls),
+                limits,
+                shutdown,
+            )),
             None => Box::pin(berth_registry::server::serve(
                 listener,
                 app,
@@ -314,6 +311,23 @@ async fn serve(
     reloader.abort();
     tracing::info!("berth-registry stopped");
     Ok(())
+}
+
+/// R1's serving loop takes any [`berth_registry::server::Acceptor`]; this one runs the TLS
+/// handshake (bounded by the loop's header-read timeout and `tls::HANDSHAKE_TIMEOUT`).
+#[derive(Clone)]
+struct TlsStreams(Arc<berth_registry::tls::TlsAcceptor>);
+
+impl berth_registry::server::Acceptor for TlsStreams {
+    type Stream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<Self::Stream>> + Send>,
+    >;
+
+    fn accept(&self, tcp: tokio::net::TcpStream, _peer: std::net::SocketAddr) -> Self::Future {
+        let acceptor = self.0.clone();
+        Box::pin(async move { acceptor.accept(tcp).await })
+    }
 }
 
 async fn shutdown_signal() {

@@ -377,7 +377,12 @@ pub async fn layer(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
     match auth.authorize(req.headers(), &needed).await {
         Ok(identity) => {
             req.extensions_mut().insert(identity.clone());
+            let logged = identity.user.clone().map(crate::api::identity::Identity);
             let mut resp = next.run(req).await;
+            if let Some(l) = logged {
+                // The access log (`crate::api::access_log`) reads the user from the response.
+                resp.extensions_mut().insert(l);
+            }
             resp.extensions_mut().insert(identity);
             resp
         }
