@@ -180,3 +180,27 @@ async fn every_answer_has_a_fresh_request_id() {
     assert_ne!(a, b);
     assert!(!b.contains("forged"), "{b}");
 }
+
+#[tokio::test]
+async fn a_stalled_manifest_body_ends_with_408() {
+    let h = Harness::with(|c| c.limits.body_timeout_secs = 1);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stream = async_stream_frames(async move {
+        let _ = rx.await;
+    });
+    let req = Request::builder()
+        .method(Method::PUT)
+        .uri("/v2/lim/man/manifests/v1")
+        .header("content-type", OCI_MANIFEST)
+        .body(Body::from_stream(stream))
+        .unwrap();
+    let start = Instant::now();
+    let r = h.send(req).await;
+    drop(tx);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_error(&r, StatusCode::REQUEST_TIMEOUT, "BLOB_UPLOAD_INVALID");
+}

@@ -56,8 +56,18 @@ pub async fn put(ctx: &Ctx, name: &str, reference: &str, body: Body) -> ApiResul
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let bytes: Bytes = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
+    // Manifests are small: the whole body must arrive within the body timeout, so a stalled
+    // client cannot keep the request (and its connection) open forever.
+    let secs = ctx.registry.config().limits.body_timeout_secs;
+    let read = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    let bytes: Bytes = tokio::time::timeout(std::time::Duration::from_secs(secs), read)
         .await
+        .map_err(|_| {
+            ApiError::new(
+                Kind::BodyTimeout,
+                format!("the manifest did not arrive within {secs} s"),
+            )
+        })?
         .map_err(|e| {
             let limited = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());

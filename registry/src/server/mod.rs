@@ -85,6 +85,7 @@ impl ServeLimits {
     #[must_use]
     pub fn from_config(l: &Limits, nofile: Option<u64>) -> Self {
         let mut max_connections = l.max_connections;
+        let mut max_connections_per_ip = l.max_connections_per_ip;
         if let Some(n) = nofile {
             // Each upload and each download holds a file; keep 64 more for everything else.
             let reserve = 64 + l.max_concurrent_uploads + l.max_concurrent_downloads;
@@ -93,10 +94,13 @@ impl ServeLimits {
                 .saturating_sub(reserve)
                 .max(16);
             if fit < max_connections {
+                // Keep the per-address share: one client must not take every slot.
+                max_connections_per_ip = (max_connections_per_ip * fit / max_connections).max(1);
                 tracing::warn!(
                     configured = max_connections,
                     nofile = n,
                     max_connections = fit,
+                    max_connections_per_ip,
                     "max_connections lowered to fit the open-file limit; raise `ulimit -Hn` to allow more"
                 );
                 max_connections = fit;
@@ -104,7 +108,7 @@ impl ServeLimits {
         }
         Self {
             max_connections,
-            max_connections_per_ip: l.max_connections_per_ip.min(max_connections),
+            max_connections_per_ip: max_connections_per_ip.min(max_connections),
             header_read_timeout: Duration::from_secs(l.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(l.idle_timeout_secs),
             send_timeout: Duration::from_secs(l.send_timeout_secs),
@@ -307,7 +311,7 @@ mod tests {
         let l = Limits::default();
         let s = ServeLimits::from_config(&l, Some(1024));
         assert!(s.max_connections < 1024, "{s:?}");
-        assert!(s.max_connections_per_ip <= s.max_connections);
+        assert!(s.max_connections_per_ip < s.max_connections, "{s:?}");
         let s = ServeLimits::from_config(&l, Some(1 << 20));
         assert_eq!(s.max_connections, l.max_connections);
     }
