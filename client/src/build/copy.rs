@@ -208,10 +208,15 @@ pub(super) fn dispatch(
         .map(|f| format!("--from={f} "))
         .unwrap_or_default();
     let created_by =
-        format!("/bin/sh -c #(nop) {keyword} {from_text}{chown_text}{kind}:{files} in {dest_raw} ");
+        format!("/bin/sh -c #(nop) {keyword} {chown_text}{kind}:{files} in {dest_raw} ");
     let inputs = super::cache::KeyInputs {
         parent: st.state.id(),
-        instruction: format!("{created_by} chmod={chmod:?} dest={dest}"),
+        // Without the content hash, which goes in `files`, so a miss can say the files changed.
+        instruction: format!(
+            "{keyword} {from_text}{chown_text}{:?} heredocs={} in {dest} chmod={chmod:?}",
+            plan_sources(&sources),
+            heredocs.len()
+        ),
         args: Vec::new(),
         files: Some(files),
     };
@@ -228,6 +233,10 @@ pub(super) fn dispatch(
     b.commit(st, &inputs, &created_by, |b, state| {
         execute(b, state, &plan)
     })
+}
+
+fn plan_sources(sources: &[Source]) -> Vec<&str> {
+    sources.iter().map(|s| s.rel.as_str()).collect()
 }
 
 fn is_archive(path: &Path) -> bool {
