@@ -25,9 +25,13 @@ struct Netns {
 
 impl Netns {
     fn new() -> Self {
-        let n = std::process::id() % 200 + 20;
+        // Unique per test in this process (tests run in parallel threads) and per process.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = (std::process::id() % 100) * 2 + k % 2 + 20;
         let name = format!("bt-tls-{n}");
         let host_if = format!("bth{n}");
+        let peer = format!("btn{n}");
         let _ = Command::new("ip").args(["netns", "del", &name]).status();
         let _ = Command::new("ip").args(["link", "del", &host_if]).status();
         let ns = Self {
@@ -45,9 +49,9 @@ impl Netns {
             "veth",
             "peer",
             "name",
-            "btns0",
+            &peer,
         ]);
-        ip(&["link", "set", "btns0", "netns", &ns.name]);
+        ip(&["link", "set", &peer, "netns", &ns.name]);
         ip(&[
             "addr",
             "add",
@@ -61,8 +65,8 @@ impl Netns {
                 .args(["netns", "exec", &ns.name, "ip"])
                 .args(args));
         };
-        inside(&["addr", "add", &format!("{}/24", ns.ns_addr), "dev", "btns0"]);
-        inside(&["link", "set", "btns0", "up"]);
+        inside(&["addr", "add", &format!("{}/24", ns.ns_addr), "dev", &peer]);
+        inside(&["link", "set", &peer, "up"]);
         inside(&["link", "set", "lo", "up"]);
         ns
     }

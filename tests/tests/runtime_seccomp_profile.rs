@@ -56,12 +56,14 @@ fn without_the_filter_the_kernel_answers() {
 #[test]
 fn ordinary_sockets_still_work() {
     let env = ContainerEnv::new(&[]);
-    // AF_UNIX datagrams (syslogd on /dev/log, logger), AF_INET over loopback (nc), AF_NETLINK
-    // (ip).
+    // AF_UNIX datagrams (syslogd on /dev/log, logger), AF_INET over loopback (nc, once the
+    // listener shows in /proc/net/tcp: port 9000 is 0x2328, 0A is LISTEN), AF_NETLINK (ip).
     let script = "syslogd -n -O /syslog & \
                   for i in 1 2 3 4 5 6 7 8 9 10; do [ -S /dev/log ] && break; sleep 0.1; done; \
                   logger -t t unix-ok; sleep 0.3; grep -o unix-ok /syslog; kill %1; \
-                  nc -l -p 9000 > /got & sleep 0.3; echo inet-ok | nc 127.0.0.1 9000; \
+                  nc -l -p 9000 > /got & \
+                  for i in $(seq 100); do grep -q ':2328 00000000:0000 0A' /proc/net/tcp && break; sleep 0.05; done; \
+                  echo inet-ok | nc 127.0.0.1 9000; \
                   wait %2 2>/dev/null; cat /got; \
                   ip -o link show lo | grep -o 'lo:'";
     let (code, stdout, stderr) = out(&env, &["run", "--rm", "bb:1", "sh", "-c", script]);
