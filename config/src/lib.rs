@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod registry;
 pub mod registry_auth;
 pub mod registry_limits;
+pub mod registry_ops;
 
 pub use daemon::{DaemonConfig, DaemonConfigError};
 pub use registry::{RegistryConfig, RegistryConfigError};

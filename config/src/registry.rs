@@ -20,6 +20,8 @@
 //!
 //! `[limits]` (connection caps and timeouts): see [`crate::registry_limits`].
 //!
+//! `[gc]`, `[[retention]]`, `[metrics]`, `[[notifications]]`: see [`crate::registry_ops`].
+//!
 //! `[tls]`, `[auth]`, `[auth.token]`, `[auth.groups]` and `[[auth.access]]`: see
 //! [`crate::registry_auth`].
 
@@ -30,6 +32,7 @@ use serde::Deserialize;
 
 use crate::registry_auth;
 use crate::registry_limits;
+use crate::registry_ops;
 pub use crate::registry_limits::Limits;
 pub use crate::registry_auth::{AccessRule, AuthConfig, AuthOverrides, TlsConfig, TokenConfig};
 
@@ -90,6 +93,8 @@ pub struct RegistryConfig {
     pub auth: Option<AuthConfig>,
     /// `[limits]`: timeouts and caps that keep one client from stalling the others.
     pub limits: Limits,
+    /// `[gc]`, `[[retention]]`, `[metrics]`, `[[notifications]]`: see [`crate::registry_ops`].
+    pub ops: registry_ops::Ops,
 }
 
 impl Default for RegistryConfig {
@@ -106,6 +111,7 @@ impl Default for RegistryConfig {
             tls: None,
             auth: None,
             limits: Limits::default(),
+            ops: registry_ops::Ops::default(),
         }
     }
 }
@@ -155,6 +161,10 @@ struct FileConfig {
     tls: Option<registry_auth::FileTls>,
     auth: Option<registry_auth::FileAuth>,
     limits: Option<registry_limits::FileLimits>,
+    gc: Option<registry_ops::FileGc>,
+    retention: Option<Vec<registry_ops::RetentionRule>>,
+    metrics: Option<registry_ops::FileMetrics>,
+    notifications: Option<Vec<registry_ops::FileNotification>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -248,6 +258,15 @@ impl RegistryConfig {
         }
         registry_auth::overlay(&mut raw.tls, &mut raw.auth, env, &cli.auth)?;
         registry_limits::overlay(&mut raw.limits, env)?;
+        let mut ops = registry_ops::FileOps {
+            gc: raw.gc.take(),
+            retention: raw.retention.take(),
+            metrics: raw.metrics.take(),
+            notifications: raw.notifications.take(),
+        };
+        registry_ops::overlay(&mut ops, env)?;
+        (raw.gc, raw.retention, raw.metrics, raw.notifications) =
+            (ops.gc, ops.retention, ops.metrics, ops.notifications);
         if cli.delete {
             raw.delete_enabled = Some(true);
         }
@@ -295,6 +314,12 @@ impl RegistryConfig {
             .unwrap_or(defaults.shutdown_grace_secs);
         let (tls, auth) = registry_auth::build(raw.tls, raw.auth)?;
         let limits = registry_limits::build(raw.limits)?;
+        let ops = registry_ops::build(registry_ops::FileOps {
+            gc: raw.gc,
+            retention: raw.retention,
+            metrics: raw.metrics,
+            notifications: raw.notifications,
+        })?;
         // As the CNCF registry: no deletes unless asked for; with users, deletes follow the rules.
         let delete_enabled = raw.delete_enabled.unwrap_or(auth.is_some());
         Ok(Self {
@@ -309,6 +334,7 @@ impl RegistryConfig {
             tls,
             auth,
             limits,
+            ops,
         })
     }
 }

@@ -9,6 +9,10 @@
 pub mod api;
 pub mod auth;
 pub mod digest;
+pub mod gc;
+pub mod metrics;
+pub mod notify;
+pub mod operate;
 pub mod reload;
 pub mod route;
 pub mod server;
@@ -59,7 +63,8 @@ pub fn app_with_auth(
         )?)),
         None => None,
     };
-    let registry = Arc::new(Registry::new(Arc::new(driver), config));
+    let registry = Arc::new(Registry::new(Arc::new(metrics::TimedDriver(driver)), config));
     let router = api::router_with_auth(registry.clone(), auth.clone());
+    let router = operate::instrument(router, &registry);
     Ok((registry, auth, router))
 }

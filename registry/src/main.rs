@@ -31,6 +31,20 @@ enum Command {
     /// Manage the users of the htpasswd file (`[auth] htpasswd` or `--htpasswd`)
     #[command(subcommand)]
     User(UserCommand),
+    /// Delete unreferenced blobs (and what `[[retention]]` removes); prints a JSON report
+    ///
+    /// Safe while a server serves the same directory: the server then does the work.
+    Gc {
+        /// Report what would be deleted; delete nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Data directory (default: the configuration's)
+        #[arg(long, value_name = "DIR", env = "BERTH_REGISTRY_DATA_DIR", value_hint = clap::ValueHint::DirPath)]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file
+        #[arg(long, value_name = "FILE", env = "BERTH_REGISTRY_CONFIG", value_hint = clap::ValueHint::FilePath)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -109,6 +123,14 @@ fn main() -> ExitCode {
         .init();
     let result = match command {
         Some(Command::User(u)) => user(u),
+        Some(Command::Gc {
+            dry_run,
+            data_dir,
+            config,
+        }) => berth_registry::operate::gc_command(config.as_deref(), data_dir, dry_run).map(|r| {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout(), "{r}");
+        }),
         Some(Command::Serve(a)) => run(a),
         None => run(cli.serve),
     };
@@ -255,6 +277,11 @@ async fn serve(
         "berth-registry listening"
     );
     warn_exposure(&config);
+    let _ops = berth_registry::operate::start(
+        registry.clone(),
+        listener.local_addr().unwrap_or(config.addr),
+    )
+    .await?;
     let purge = {
         let registry = registry.clone();
         let max_age = Duration::from_secs(config.upload_max_age_secs);

@@ -47,6 +47,12 @@ impl Registry {
     /// # Errors
     /// `BlobUnknown`, storage failures.
     pub fn open_blob(&self, name: &str, digest: &Digest, max: u64) -> Result<BlobHandle> {
+        // A client may HEAD a blob and reference it in a manifest next: the GC gate records it.
+        self.gc_gate
+            .reference([digest], || self.open_blob_ungated(name, digest, max))
+    }
+
+    fn open_blob_ungated(&self, name: &str, digest: &Digest, max: u64) -> Result<BlobHandle> {
         let key = digest.to_string();
         if let Some(hit) = self.small_blobs.get(name, &key) {
             return Ok(BlobHandle::Small(hit));
@@ -119,6 +125,11 @@ impl Registry {
     /// # Errors
     /// Storage failures.
     pub fn mount_blob(&self, name: &str, from: &str, digest: &Digest) -> Result<Option<u64>> {
+        self.gc_gate
+            .reference([digest], || self.mount_blob_ungated(name, from, digest))
+    }
+
+    fn mount_blob_ungated(&self, name: &str, from: &str, digest: &Digest) -> Result<Option<u64>> {
         match self.blob_size(from, digest) {
             Ok(size) => {
                 self.link_blob(name, digest)?;

@@ -51,6 +51,17 @@ enum Parsed {
 }
 
 impl Parsed {
+    /// Digests this manifest references (config and layers, or index children).
+    fn referenced(&self) -> Vec<Digest> {
+        match self {
+            Self::Manifest(m) => std::iter::once(m.config())
+                .chain(m.layers().iter())
+                .map(|d| d.digest().clone())
+                .collect(),
+            Self::Index(i) => i.manifests().iter().map(|d| d.digest().clone()).collect(),
+        }
+    }
+
     fn subject(&self) -> Option<&Descriptor> {
         match self {
             Self::Manifest(m) => m.subject().as_ref(),
@@ -174,19 +185,38 @@ impl Registry {
             }
             None => crate::digest::sha256(&bytes),
         };
-        self.check_references(name, &parsed)?;
+        // Under the GC gate: no sweep of what this manifest references can interleave with the
+        // check below and the links written after it (see `crate::gc::gate`).
+        let referenced = parsed.referenced();
+        self.gc_gate
+            .reference(referenced.iter().chain([&digest]), || {
+                self.store_manifest(name, &tags, &media_type, &parsed, &digest, &bytes)
+            })
+    }
+
+    fn store_manifest(
+        &self,
+        name: &str,
+        tags: &[String],
+        media_type: &str,
+        parsed: &Parsed,
+        digest: &Digest,
+        bytes: &Bytes,
+    ) -> Result<PutManifest> {
+        let (digest, tags) = (digest.clone(), tags.to_vec());
+        self.check_references(name, parsed)?;
 
         // Content, then the links that make it visible.
         let blob = paths::blob_data(&digest);
         if !self.exists(&blob)? {
-            self.driver.put(&blob, &bytes)?;
+            self.driver.put(&blob, bytes)?;
         }
         let link = format!("{digest}\n{media_type}");
         self.driver
             .put(&paths::revision_link(name, &digest), link.as_bytes())?;
         let subject = parsed.subject().map(|s| s.digest().clone());
         if let Some(subject) = &subject {
-            let entry = self.referrer_descriptor(&media_type, &digest, bytes.len() as u64, &parsed);
+            let entry = self.referrer_descriptor(media_type, &digest, bytes.len() as u64, parsed);
             self.driver.put(
                 &paths::referrer_entry(name, subject, &digest),
                 &serde_json::to_vec(&entry).expect("serializable"),

@@ -152,6 +152,10 @@ pub struct Registry {
     pub(crate) manifests: cache::ContentCache,
     pub(crate) small_blobs: cache::ContentCache,
     pub(crate) slots: slots::Slots,
+    /// Interlock with the GC sweeper (see `crate::gc::gate`).
+    pub(crate) gc_gate: Arc<crate::gc::gate::Gate>,
+    /// Notification outboxes, set by `crate::operate::instrument` when endpoints are configured.
+    pub(crate) notifier: std::sync::OnceLock<Arc<crate::notify::Notifier>>,
 }
 
 impl Registry {
@@ -165,7 +169,15 @@ impl Registry {
             uploads: upload::Sessions::default(),
             manifests: cache::ContentCache::default(),
             small_blobs: cache::ContentCache::default(),
+            gc_gate: Arc::default(),
+            notifier: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The GC interlock: writers that reference blobs go through it.
+    #[must_use]
+    pub fn gc_gate(&self) -> &crate::gc::gate::Gate {
+        &self.gc_gate
     }
 
     /// Upload and download slots (see [`slots`]).

@@ -236,7 +236,10 @@ impl Registry {
         }
         let driver = self.driver.clone();
         let (id_owned, name_owned, digest_owned) = (id.to_owned(), name.to_owned(), digest.clone());
+        let gate = self.gc_gate.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
+            // Under the GC gate: the existence check and the link (see `crate::gc::gate`).
+            gate.reference([&digest_owned], || -> Result<()> {
             let target = paths::blob_data(&digest_owned);
             match driver.stat(&target) {
                 // Same digest, same bytes: an earlier or concurrent upload already published it.
@@ -250,6 +253,7 @@ impl Registry {
             let link = paths::layer_link(&name_owned, &digest_owned);
             driver.put(&link, digest_owned.to_string().as_bytes())?;
             Ok(())
+            })
         })
         .await??;
         s.closed = true;
