@@ -11,6 +11,7 @@ pub mod registry;
 pub mod registry_auth;
 pub mod registry_limits;
 pub mod registry_ops;
+pub mod registry_mirror;
 
 pub use daemon::{DaemonConfig, DaemonConfigError};
 pub use registry::{RegistryConfig, RegistryConfigError};

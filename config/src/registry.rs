@@ -31,9 +31,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::registry_auth;
+use crate::registry_mirror;
 use crate::registry_limits;
 use crate::registry_ops;
 pub use crate::registry_limits::Limits;
+pub use crate::registry_mirror::{CacheConfig, MirrorConfig};
 pub use crate::registry_auth::{AccessRule, AuthConfig, AuthOverrides, TlsConfig, TokenConfig};
 
 /// Result type of this module.
@@ -91,6 +93,12 @@ pub struct RegistryConfig {
     pub tls: Option<TlsConfig>,
     /// `[auth]`: users, tokens and rules; `None`: anyone who reaches the address may pull and push.
     pub auth: Option<AuthConfig>,
+    /// `[[mirror]]`/`--mirror`: upstream registries mirrored (see [`crate::registry_mirror`]).
+    pub mirrors: Vec<MirrorConfig>,
+    /// `[cache]`: how much upstream content the mirror keeps.
+    pub cache: CacheConfig,
+    /// Accept manifests whose referenced blobs or children are absent (local repositories).
+    pub sparse_manifests: bool,
     /// `[limits]`: timeouts and caps that keep one client from stalling the others.
     pub limits: Limits,
     /// `[gc]`, `[[retention]]`, `[metrics]`, `[[notifications]]`: see [`crate::registry_ops`].
@@ -110,6 +118,9 @@ impl Default for RegistryConfig {
             shutdown_grace_secs: 30,
             tls: None,
             auth: None,
+            mirrors: Vec::new(),
+            cache: CacheConfig::default(),
+            sparse_manifests: false,
             limits: Limits::default(),
             ops: registry_ops::Ops::default(),
         }
@@ -160,6 +171,10 @@ struct FileConfig {
     uploads: Option<FileUploads>,
     tls: Option<registry_auth::FileTls>,
     auth: Option<registry_auth::FileAuth>,
+    #[serde(default)]
+    mirror: Vec<registry_mirror::FileMirror>,
+    cache: Option<registry_mirror::FileCache>,
+    sparse_manifests: Option<bool>,
     limits: Option<registry_limits::FileLimits>,
     gc: Option<registry_ops::FileGc>,
     retention: Option<Vec<registry_ops::RetentionRule>>,
@@ -189,6 +204,8 @@ pub struct Overrides {
     pub delete: bool,
     /// `--tls-cert`, `--tls-key`, `--htpasswd`
     pub auth: AuthOverrides,
+    /// `--mirror [REGISTRY=]URL`, in order (the first is the default upstream)
+    pub mirrors: Vec<String>,
 }
 
 impl RegistryConfig {
@@ -267,6 +284,14 @@ impl RegistryConfig {
         registry_ops::overlay(&mut ops, env)?;
         (raw.gc, raw.retention, raw.metrics, raw.notifications) =
             (ops.gc, ops.retention, ops.metrics, ops.notifications);
+        let mut mirror = registry_mirror::Raw {
+            mirror: std::mem::take(&mut raw.mirror),
+            cache: raw.cache.take(),
+            sparse_manifests: raw.sparse_manifests.take(),
+        };
+        registry_mirror::overlay(&mut mirror, env, &cli.mirrors)?;
+        (raw.mirror, raw.cache, raw.sparse_manifests) =
+            (mirror.mirror, mirror.cache, mirror.sparse_manifests);
         if cli.delete {
             raw.delete_enabled = Some(true);
         }
@@ -320,6 +345,11 @@ impl RegistryConfig {
             metrics: raw.metrics,
             notifications: raw.notifications,
         })?;
+        let (mirrors, cache, sparse_manifests) = registry_mirror::build(registry_mirror::Raw {
+            mirror: raw.mirror,
+            cache: raw.cache,
+            sparse_manifests: raw.sparse_manifests,
+        })?;
         // As the CNCF registry: no deletes unless asked for; with users, deletes follow the rules.
         let delete_enabled = raw.delete_enabled.unwrap_or(auth.is_some());
         Ok(Self {
@@ -333,6 +363,9 @@ impl RegistryConfig {
             shutdown_grace_secs,
             tls,
             auth,
+            mirrors,
+            cache,
+            sparse_manifests,
             limits,
             ops,
         })

@@ -13,6 +13,7 @@ pub mod gc;
 pub mod metrics;
 pub mod notify;
 pub mod operate;
+pub mod mirror;
 pub mod reload;
 pub mod route;
 pub mod server;
@@ -35,6 +36,9 @@ pub enum AppError {
     /// Users, rules or token keys could not be loaded.
     #[error("cannot load the [auth] configuration")]
     Auth(#[from] auth::AuthError),
+    /// The mirror's cache directory or an upstream could not be set up.
+    #[error(transparent)]
+    Mirror(#[from] mirror::MirrorSetupError),
 }
 
 /// A registry on the filesystem driver at `config.data_dir`, and its router (with the auth
@@ -63,7 +67,11 @@ pub fn app_with_auth(
         )?)),
         None => None,
     };
+    let mirror = mirror::Mirror::from_config(&config)?;
     let registry = Arc::new(Registry::new(Arc::new(metrics::TimedDriver(driver)), config));
+    if let Some(m) = mirror {
+        let _ = registry.mirror.set(m);
+    }
     let router = api::router_with_auth(registry.clone(), auth.clone());
     let router = operate::instrument(router, &registry);
     Ok((registry, auth, router))

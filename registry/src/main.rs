@@ -107,6 +107,11 @@ struct ServeArgs {
     /// Require Basic credentials from this htpasswd file (`[auth] htpasswd`; bcrypt entries)
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     htpasswd: Option<PathBuf>,
+    /// Mirror the upstream registry at URL (repeatable; the first is the default upstream for
+    /// names with neither `?ns=` nor a host prefix), e.g. `--mirror https://registry-1.docker.io`
+    /// or `--mirror ghcr.io=https://ghcr.io`
+    #[arg(long, value_name = "[REGISTRY=]URL")]
+    mirror: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -161,6 +166,7 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
             tls_key: args.tls_key,
             htpasswd: args.htpasswd,
         },
+        mirrors: args.mirror,
     };
     // Env variables already reached clap for ADDR/DATA_DIR; the loader reads the rest.
     let config_file = args.config.clone();

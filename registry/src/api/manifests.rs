@@ -8,7 +8,7 @@ use super::error::{ApiError, Kind};
 use super::{blocking, empty, parse_digest, ApiResult, Ctx};
 
 /// Media types listed in the request's `Accept` headers, parameters (`;q=`) stripped.
-fn accept_list(ctx: &Ctx) -> Vec<String> {
+pub(crate) fn accept_list(ctx: &Ctx) -> Vec<String> {
     ctx.headers
         .get_all(header::ACCEPT)
         .iter()

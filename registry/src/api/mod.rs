@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod error;
 pub mod identity;
 pub mod manifests;
+pub mod mirror;
 pub mod tags;
 pub mod uploads;
 
@@ -133,6 +134,11 @@ async fn handle(ctx: Ctx, route: Route, body: Body) -> ApiResult {
     );
     if writes && cfg.read_only {
         return Err(ApiError::bare(Kind::ReadOnly));
+    }
+    if let Some(m) = ctx.registry.mirror().cloned() {
+        if let Some(answer) = mirror::handle(&ctx, &m, &route).await {
+            return answer;
+        }
     }
     match (route, ctx.method.clone()) {
         (Route::Base, Method::GET | Method::HEAD) => Ok(base()),

@@ -149,6 +149,8 @@ pub struct Registry {
     pub(crate) driver: Arc<dyn StorageDriver>,
     pub(crate) config: RegistryConfig,
     pub(crate) uploads: upload::Sessions,
+    /// The pull-through mirror (issue 10), set by `crate::app` when upstreams are configured.
+    pub(crate) mirror: std::sync::OnceLock<Arc<crate::mirror::Mirror>>,
     pub(crate) manifests: cache::ContentCache,
     pub(crate) small_blobs: cache::ContentCache,
     pub(crate) slots: slots::Slots,
@@ -167,6 +169,7 @@ impl Registry {
             slots: slots::Slots::new(&config.limits),
             config,
             uploads: upload::Sessions::default(),
+            mirror: std::sync::OnceLock::new(),
             manifests: cache::ContentCache::default(),
             small_blobs: cache::ContentCache::default(),
             gc_gate: Arc::default(),
@@ -184,6 +187,12 @@ impl Registry {
     #[must_use]
     pub fn slots(&self) -> &slots::Slots {
         &self.slots
+    }
+
+    /// The pull-through mirror, when upstreams are configured.
+    #[must_use]
+    pub fn mirror(&self) -> Option<&Arc<crate::mirror::Mirror>> {
+        self.mirror.get()
     }
 
     /// The configuration this registry runs with.

@@ -1,0 +1,300 @@
+//! Reads of mirrored repositories (issue 10): end-3 (manifests), end-2 (blobs, ranges included)
+//! and end-8 (tags) for names that `crate::mirror::Mirror::route` sends upstream. Everything
+//! else, and every write, is served by the local handlers.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Response, StatusCode};
+use axum::response::IntoResponse;
+
+use super::blobs::{parse_range, ByteRange};
+use super::error::{ApiError, Kind};
+use super::{parse_digest, ApiResult, Ctx};
+use crate::mirror::fill::{self, BlobSource};
+use crate::mirror::upstream::UpstreamError;
+use crate::mirror::{Mirror, MirrorError, Target};
+use crate::route::Route;
+
+/// Makes the body of bytes `start..start+len`.
+type BodyOf = Box<dyn FnOnce(u64, u64) -> Result<Body, ApiError> + Send>;
+
+/// Answers `route` from the mirror when it is a read of a mirrored name; `None`: not mirrored.
+pub async fn handle(ctx: &Ctx, mirror: &Arc<Mirror>, route: &Route) -> Option<ApiResult> {
+    let reading = ctx.method == Method::GET || ctx.method == Method::HEAD;
+    let name = match route {
+        Route::Manifest { name, .. } | Route::Blob { name, .. } | Route::Tags { name } => name,
+        _ => return None,
+    };
+    if !reading {
+        if matches!(route, Route::Manifest { .. }) && ctx.method == Method::PUT {
+            mirror.note_push(&ctx.registry, name);
+        }
+        return None;
+    }
+    let target = mirror.route(&ctx.registry, name, ctx.query.get("ns"))?;
+    Some(match route {
+        Route::Manifest { reference, .. } => manifest(ctx, mirror, &target, reference).await,
+        Route::Blob { digest, .. } => blob(ctx, mirror, &target, digest).await,
+        Route::Tags { .. } => tags(ctx, mirror, &target).await,
+        _ => return None,
+    })
+}
+
+/// A mirror failure the local error table covers: storage failures and "not found".
+fn error(e: MirrorError, blob: bool) -> ApiError {
+    let kind_404 = if blob {
+        Kind::BlobUnknown
+    } else {
+        Kind::ManifestUnknown
+    };
+    match e {
+        MirrorError::Service(s) => s.into(),
+        other => ApiError::new(kind_404, other.to_string()),
+    }
+}
+
+/// Sends an upstream failure with its own status: `503 UNAVAILABLE` when the upstream is down,
+/// `502` when it misbehaved or refused the mirror's credentials.
+fn failure(e: MirrorError, blob: bool) -> axum::response::Response {
+    let unavailable = matches!(&e, MirrorError::Upstream(u) if u.is_unavailable())
+        || matches!(
+            &e,
+            MirrorError::Negative {
+                not_found: false,
+                ..
+            }
+        );
+    let passthrough = matches!(
+        &e,
+        MirrorError::Service(_)
+            | MirrorError::Upstream(UpstreamError::NotFound { .. })
+            | MirrorError::Negative {
+                not_found: true,
+                ..
+            }
+    );
+    if passthrough {
+        return error(e, blob).into_response();
+    }
+    let (status, code) = if unavailable {
+        (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+    } else {
+        (StatusCode::BAD_GATEWAY, "UNKNOWN")
+    };
+    let message = crate::mirror::manifest::error_chain(&e);
+    tracing::warn!(status = status.as_u16(), message, "mirror request failed");
+    let body = serde_json::json!({"errors": [{"code": code, "message": message}]});
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn manifest(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target, reference: &str) -> ApiResult {
+    let entry = match mirror.manifest(t, reference).await {
+        Ok(e) => e,
+        Err(e) => return Ok(failure(e, false)),
+    };
+    let accept = super::manifests::accept_list(ctx);
+    let mut negotiated = mirror.store.negotiate(&t.repo, entry.clone(), &accept);
+    if let Err(crate::service::ServiceError::ManifestUnknown {
+        reference: child, ..
+    }) = &negotiated
+    {
+        // The index's linux/amd64 child is not cached yet.
+        if let Err(e) = mirror.manifest(t, child).await {
+            return Ok(failure(e, false));
+        }
+        negotiated = mirror.store.negotiate(&t.repo, entry, &accept);
+    }
+    let entry = negotiated?;
+    let digest = entry.digest.to_string();
+    let body = if ctx.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(entry.bytes.clone())
+    };
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, entry.media_type.as_str())
+        .header(header::CONTENT_LENGTH, entry.bytes.len())
+        .header(header::ETAG, format!("\"{digest}\""))
+        .header("docker-content-digest", digest)
+        .body(body)
+        .expect("valid response"))
+}
+
+async fn blob(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target, digest: &str) -> ApiResult {
+    let digest = parse_digest(digest)?;
+    let source = if ctx.method == Method::HEAD {
+        match mirror
+            .store
+            .driver
+            .stat(&crate::service::paths::blob_data(&digest))
+        {
+            Ok(info) => BlobSource::Stored(info.size),
+            Err(_) => match mirror.blob_head(t, &digest).await {
+                Ok(size) => return Ok(headers_only(&digest, size)),
+                Err(e) => return Ok(failure(e, true)),
+            },
+        }
+    } else {
+        match mirror.blob_source(t, &digest) {
+            Ok(s) => s,
+            Err(e) => return Ok(failure(e, true)),
+        }
+    };
+    let (size, body_of): (Option<u64>, BodyOf) = match source {
+        BlobSource::Stored(size) => {
+            let reg = Arc::clone(mirror);
+            let d = digest.clone();
+            (
+                Some(size),
+                Box::new(move |start, len| {
+                    Ok(Body::from_stream(reg.store.blob_stream(&d, start, len)?))
+                }),
+            )
+        }
+        BlobSource::Filling { file, mut state } => {
+            let size = match fill::wait_for_size(&mut state).await {
+                Ok(s) => s,
+                Err(reason) => {
+                    return Ok(failure(
+                        MirrorError::Upstream(UpstreamError::BadContent {
+                            registry: t.upstream.registry.clone(),
+                            what: format!("{}@{digest}", t.remote),
+                            reason,
+                        }),
+                        true,
+                    ))
+                }
+            };
+            (
+                size,
+                Box::new(move |start, len| {
+                    Ok(Body::from_stream(fill::tail(
+                        file,
+                        state,
+                        start,
+                        Some(start + len),
+                    )))
+                }),
+            )
+        }
+    };
+    let digest_s = digest.to_string();
+    let Some(size) = size else {
+        // The upstream did not say how long: stream it all, chunked.
+        let mut resp = Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header("docker-content-digest", &digest_s);
+        if ctx.method == Method::HEAD {
+            resp = resp.header(header::CONTENT_LENGTH, 0);
+        }
+        let body = body_of(0, u64::MAX / 2)?;
+        return Ok(resp.body(body).expect("valid response"));
+    };
+    let range = parse_range(
+        ctx.headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+        size,
+    );
+    let (status, start, len) = match range {
+        ByteRange::Full => (StatusCode::OK, 0, size),
+        ByteRange::Partial(a, b) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        ByteRange::Unsatisfiable => {
+            return Err(
+                ApiError::new(Kind::RangeNotSatisfiable, format!("blob has {size} bytes"))
+                    .with_header(header::CONTENT_RANGE, &format!("bytes */{size}")),
+            );
+        }
+    };
+    let mut b = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, len)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, format!("\"{digest_s}\""))
+        .header(header::CACHE_CONTROL, "max-age=31536000")
+        .header("docker-content-digest", &digest_s);
+    if status == StatusCode::PARTIAL_CONTENT {
+        b = b.header(
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{size}", start, start + len - 1),
+        );
+    }
+    let body = if ctx.method == Method::HEAD || len == 0 {
+        Body::empty()
+    } else {
+        body_of(start, len)?
+    };
+    Ok(b.body(body).expect("valid response"))
+}
+
+fn headers_only(digest: &oci_spec::image::Digest, size: Option<u64>) -> axum::response::Response {
+    let mut b = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header("docker-content-digest", digest.to_string());
+    if let Some(s) = size {
+        b = b.header(header::CONTENT_LENGTH, s);
+    }
+    b.body(Body::empty()).expect("valid response")
+}
+
+/// end-8 for a mirrored name: the upstream's list, or the cached tags when it is unavailable.
+async fn tags(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target) -> ApiResult {
+    let mut path = "tags/list".to_owned();
+    let n = ctx.query.get("n");
+    let last = ctx.query.get("last");
+    let q: Vec<String> = [("n", n), ("last", last)]
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+        .collect();
+    if !q.is_empty() {
+        path = format!("{path}?{}", q.join("&"));
+    }
+    let upstream = t
+        .upstream
+        .send(Method::GET, &t.remote, &path, &HeaderMap::new())
+        .await;
+    if let Ok(resp) = upstream {
+        if resp.status().is_success() {
+            if let Ok(v) = resp.json::<serde_json::Value>().await {
+                let tags = v.get("tags").cloned().unwrap_or(serde_json::json!([]));
+                let body = serde_json::json!({"name": ctx_name(ctx, t), "tags": tags});
+                return Ok((
+                    StatusCode::OK,
+                    [("content-type", "application/json")],
+                    body.to_string(),
+                )
+                    .into_response());
+            }
+        } else if resp.status() == StatusCode::NOT_FOUND {
+            return Err(ApiError::new(
+                Kind::NameUnknown,
+                format!(
+                    "`{}` is not in upstream `{}`",
+                    t.remote, t.upstream.registry
+                ),
+            ));
+        }
+    }
+    let n = n.and_then(|v| v.parse().ok());
+    let page = mirror.store.list_tags(&t.repo, n, last)?;
+    let body = serde_json::json!({"name": ctx_name(ctx, t), "tags": page.items});
+    Ok((
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response())
+}
+
+fn ctx_name(_ctx: &Ctx, t: &Target) -> String {
+    t.remote.clone()
+}

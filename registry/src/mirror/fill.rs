@@ -1,0 +1,447 @@
+//! Streaming, coalesced blob fills.
+//!
+//! The first request for a blob that is not cached starts one upstream `GET` in a task of its
+//! own, which writes into `_mirror/_fills/<alg>-<hex>-<uuid>` and hashes as it goes. That client
+//! and every concurrent client of the same blob (ranges included) read the growing file, waiting
+//! on a watch channel for more bytes; nobody waits for the whole blob, and the upstream sees the
+//! blob once. The task does not depend on any client, so the fill goes on when they disconnect.
+//! A cut upstream connection is resumed with `Range: bytes=<written>-`. At the end the digest is
+//! checked: on a match the file is renamed into `_mirror/blobs/…` (readers keep their open file);
+//! on a mismatch it is deleted and every reader's stream ends with an error, so nothing wrong is
+//! ever stored or served whole.
+//!
+//! Publishing and the lookup of a fill happen under one lock, so a request either finds the fill
+//! (and opens its file while it still has that name) or finds the published blob.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use oci_spec::image::Digest;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::manifest::{check_status, error_chain};
+use super::upstream::UpstreamError;
+use super::{Mirror, Result, Target};
+use crate::service::paths;
+use crate::storage::StorageError;
+
+/// Bytes written to the fill file before readers are told about them.
+const FLUSH_BYTES: usize = 64 * 1024;
+/// Bytes a reader reads from the fill file at a time.
+const READ_CHUNK: usize = 128 * 1024;
+/// Resumes of a cut upstream connection before the fill fails.
+const MAX_RESUMES: u32 = 5;
+
+/// Progress of one fill.
+#[derive(Debug, Clone, Default)]
+pub struct FillState {
+    /// Bytes in the file, readable.
+    pub written: u64,
+    /// The blob's size, once the upstream said.
+    pub total: Option<u64>,
+    /// `Some` once finished: `Ok` published, `Err` why not.
+    pub outcome: Option<std::result::Result<(), String>>,
+}
+
+/// One fill in progress.
+pub struct Fill {
+    path: PathBuf,
+    state: watch::Sender<FillState>,
+}
+
+/// Fills in progress, by digest.
+pub struct Fills {
+    dir: PathBuf,
+    map: Mutex<HashMap<String, Arc<Fill>>>,
+}
+
+impl Fills {
+    /// Fills writing into `dir`; leftovers of a previous run are removed.
+    ///
+    /// # Errors
+    /// When the directory cannot be created.
+    pub fn new(dir: PathBuf) -> std::result::Result<Self, StorageError> {
+        let _ = fs_err::remove_dir_all(&dir);
+        fs_err::create_dir_all(&dir).map_err(|e| StorageError::io("_fills", e))?;
+        Ok(Self {
+            dir,
+            map: Mutex::default(),
+        })
+    }
+
+    /// Number of fills in progress.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.map.lock().expect("fills lock").len()
+    }
+}
+
+/// Where a mirrored blob is read from.
+pub enum BlobSource {
+    /// Published in the cache store.
+    Stored(u64),
+    /// Being filled: an open handle on the growing file and its progress.
+    Filling {
+        /// The fill's file, opened while it had that name.
+        file: std::fs::File,
+        /// Progress.
+        state: watch::Receiver<FillState>,
+    },
+}
+
+impl Mirror {
+    /// Finds `digest` in the cache, or joins (or starts) its fill from `t`'s upstream.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn blob_source(self: &Arc<Self>, t: &Target, digest: &Digest) -> Result<BlobSource> {
+        let key = digest.to_string();
+        let mut map = self.fills.map.lock().expect("fills lock");
+        if let Some(f) = map.get(&key) {
+            if let Ok(file) = std::fs::File::open(&f.path) {
+                return Ok(BlobSource::Filling {
+                    file,
+                    state: f.state.subscribe(),
+                });
+            }
+        }
+        match self.store.driver.stat(&paths::blob_data(digest)) {
+            Ok(info) => {
+                drop(map);
+                self.lru.touch_blob(&key);
+                return Ok(BlobSource::Stored(info.size));
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        let path = self.fills.dir.join(format!(
+            "{}-{}-{}",
+            digest.algorithm().as_ref(),
+            digest.digest(),
+            uuid::Uuid::new_v4()
+        ));
+        let std_file = std::fs::File::create(&path).map_err(|e| StorageError::io("_fills", e))?;
+        let reader = std::fs::File::open(&path).map_err(|e| StorageError::io("_fills", e))?;
+        let (tx, rx) = watch::channel(FillState::default());
+        let fill = Arc::new(Fill { path, state: tx });
+        map.insert(key, fill.clone());
+        drop(map);
+        let mirror = self.clone();
+        let t = t.clone();
+        let digest = digest.clone();
+        tokio::spawn(async move {
+            let file = tokio::fs::File::from_std(std_file);
+            let result = mirror.run_fill(&t, &digest, &fill, file).await;
+            mirror.finish_fill(&t, &digest, &fill, result);
+        });
+        Ok(BlobSource::Filling {
+            file: reader,
+            state: rx,
+        })
+    }
+
+    /// Size of an uncached blob, from the upstream (`HEAD`, no fill).
+    ///
+    /// # Errors
+    /// Upstream failures.
+    pub async fn blob_head(&self, t: &Target, digest: &Digest) -> Result<Option<u64>> {
+        let resp = t
+            .upstream
+            .send(
+                Method::HEAD,
+                &t.remote,
+                &format!("blobs/{digest}"),
+                &HeaderMap::new(),
+            )
+            .await?;
+        check_status(t, resp.status(), &format!("{}@{digest}", t.remote))?;
+        Ok(resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()))
+    }
+
+    /// Downloads into `file`, resuming cut connections, and checks the digest.
+    async fn run_fill(
+        &self,
+        t: &Target,
+        digest: &Digest,
+        fill: &Fill,
+        mut file: tokio::fs::File,
+    ) -> std::result::Result<(), String> {
+        let what = format!("{}@{digest}", t.remote);
+        let mut hasher = crate::digest::Hasher::new(digest.algorithm())
+            .ok_or_else(|| format!("unsupported digest algorithm {}", digest.algorithm()))?;
+        let mut written: u64 = 0;
+        let mut resumes = 0;
+        loop {
+            let mut headers = HeaderMap::new();
+            if written > 0 {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes={written}-")) {
+                    headers.insert(header::RANGE, v);
+                }
+            }
+            let resp = t
+                .upstream
+                .send(Method::GET, &t.remote, &format!("blobs/{digest}"), &headers)
+                .await;
+            let resp = match resp {
+                Ok(r) => r,
+                Err(e @ UpstreamError::Unreachable { .. })
+                    if written > 0 && resumes < MAX_RESUMES =>
+                {
+                    resumes += 1;
+                    tracing::warn!(%digest, written, error = %error_chain(&e), "upstream connection failed; resuming");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(resumes)))
+                        .await;
+                    continue;
+                }
+                Err(e) => return Err(error_chain(&e)),
+            };
+            check_status(t, resp.status(), &what).map_err(|e| error_chain(&e))?;
+            // A 200 to a ranged request resends from the start: skip what we have.
+            let mut skip = if resp.status() == StatusCode::PARTIAL_CONTENT {
+                0
+            } else {
+                written
+            };
+            if written == 0 || resp.status() != StatusCode::PARTIAL_CONTENT {
+                if let Some(len) = resp.content_length() {
+                    fill.state.send_modify(|s| s.total = Some(len));
+                }
+            }
+            let mut body = resp.bytes_stream();
+            let mut pending = BytesMut::new();
+            let mut cut = None;
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(mut c) => {
+                        if skip > 0 {
+                            #[allow(clippy::cast_possible_truncation)]
+                            let n = skip.min(c.len() as u64) as usize;
+                            c = c.slice(n..);
+                            skip -= n as u64;
+                        }
+                        hasher.update(&c);
+                        pending.extend_from_slice(&c);
+                        if pending.len() >= FLUSH_BYTES {
+                            written += flush(&mut file, &mut pending, fill).await?;
+                        }
+                    }
+                    Err(e) => {
+                        cut = Some(e);
+                        break;
+                    }
+                }
+            }
+            written += flush(&mut file, &mut pending, fill).await?;
+            let total = fill.state.borrow().total;
+            if total.is_some_and(|n| written > n) {
+                return Err(format!(
+                    "upstream sent {written} bytes for a blob of {} bytes",
+                    total.unwrap_or(0)
+                ));
+            }
+            let short = total.is_some_and(|n| written < n);
+            let why = match cut {
+                None if !short => break,
+                None => format!(
+                    "the body ended after {written} of {} bytes",
+                    total.unwrap_or(0)
+                ),
+                Some(e) => error_chain(&e),
+            };
+            if resumes >= MAX_RESUMES {
+                return Err(format!(
+                    "upstream connection cut after {written} bytes ({why}), {MAX_RESUMES} resumes failed"
+                ));
+            }
+            resumes += 1;
+            tracing::warn!(%digest, written, reason = why, "upstream connection cut mid-blob; resuming with Range");
+        }
+        let got = hasher.finish();
+        if got != *digest {
+            return Err(format!(
+                "upstream `{}` sent {written} bytes for {what} that hash to {got}; nothing was stored",
+                t.upstream.registry
+            ));
+        }
+        file.sync_all().await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Publishes or discards the fill's file and tells its readers.
+    fn finish_fill(
+        &self,
+        t: &Target,
+        digest: &Digest,
+        fill: &Fill,
+        result: std::result::Result<(), String>,
+    ) {
+        let key = digest.to_string();
+        let rel = fill
+            .path
+            .strip_prefix(self.fills.dir.parent().unwrap_or(&self.fills.dir))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut map = self.fills.map.lock().expect("fills lock");
+        let result = result.and_then(|()| {
+            self.store
+                .driver
+                .rename(&rel, &paths::blob_data(digest))
+                .map_err(|e| error_chain(&e))
+        });
+        map.remove(&key);
+        drop(map);
+        match &result {
+            Ok(()) => {
+                let size = fill.state.borrow().written;
+                tracing::info!(upstream = %t.upstream.registry, repo = %t.remote, %digest, size, "cached blob from upstream");
+                let _ = self.store.link_blob(&t.repo, digest);
+                self.lru.add_blob(&key, size);
+                self.lru.enforce(self);
+            }
+            Err(reason) => {
+                let _ = fs_err::remove_file(&fill.path);
+                tracing::warn!(upstream = %t.upstream.registry, repo = %t.remote, %digest, reason, "blob fill failed; nothing stored");
+            }
+        }
+        fill.state.send_modify(|s| s.outcome = Some(result));
+    }
+}
+
+async fn flush(
+    file: &mut tokio::fs::File,
+    pending: &mut BytesMut,
+    fill: &Fill,
+) -> std::result::Result<u64, String> {
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    file.write_all(pending).await.map_err(|e| e.to_string())?;
+    file.flush().await.map_err(|e| e.to_string())?;
+    let n = pending.len() as u64;
+    pending.clear();
+    fill.state.send_modify(|s| s.written += n);
+    Ok(n)
+}
+
+/// Waits until the fill knows the blob's size (or failed): `Some(size)`, `None` when the
+/// upstream did not say.
+///
+/// # Errors
+/// The fill's failure.
+pub async fn wait_for_size(
+    state: &mut watch::Receiver<FillState>,
+) -> std::result::Result<Option<u64>, String> {
+    loop {
+        {
+            let s = state.borrow_and_update();
+            if let Some(total) = s.total {
+                return Ok(Some(total));
+            }
+            match &s.outcome {
+                Some(Err(e)) => return Err(e.clone()),
+                Some(Ok(())) => return Ok(Some(s.written)),
+                None if s.written > 0 => return Ok(None),
+                None => {}
+            }
+        }
+        if state.changed().await.is_err() {
+            let s = state.borrow();
+            return match &s.outcome {
+                Some(Ok(())) => Ok(Some(s.written)),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("the fill stopped".into()),
+            };
+        }
+    }
+}
+
+/// Streams bytes `start..end` (`end` `None`: to the end of the blob) of a growing fill file.
+pub fn tail(
+    file: std::fs::File,
+    state: watch::Receiver<FillState>,
+    start: u64,
+    end: Option<u64>,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    struct Tail {
+        file: tokio::fs::File,
+        state: watch::Receiver<FillState>,
+        pos: u64,
+        end: Option<u64>,
+        seeked: bool,
+        finished: bool,
+    }
+    let t = Tail {
+        file: tokio::fs::File::from_std(file),
+        state,
+        pos: start,
+        end,
+        seeked: false,
+        finished: false,
+    };
+    futures_util::stream::unfold(t, |mut t| async move {
+        if t.finished {
+            return None;
+        }
+        if !t.seeked {
+            if let Err(e) = t.file.seek(std::io::SeekFrom::Start(t.pos)).await {
+                return Some((Err(e), t));
+            }
+            t.seeked = true;
+        }
+        loop {
+            let (written, outcome, total) = {
+                let s = t.state.borrow_and_update();
+                (s.written, s.outcome.clone(), s.total)
+            };
+            if let Some(Err(e)) = outcome {
+                return if t.end.is_some_and(|e| t.pos >= e) {
+                    None
+                } else {
+                    Some((Err(std::io::Error::other(e)), {
+                        t.finished = true;
+                        t
+                    }))
+                };
+            }
+            let end = t.end.or(total).unwrap_or(u64::MAX);
+            if t.pos >= end || (outcome.is_some() && t.pos >= written) {
+                return None;
+            }
+            let avail = written.min(end);
+            if t.pos < avail {
+                #[allow(clippy::cast_possible_truncation)]
+                let want = (avail - t.pos).min(READ_CHUNK as u64) as usize;
+                let mut buf = vec![0u8; want];
+                return match t.file.read_exact(&mut buf).await {
+                    Ok(_) => {
+                        t.pos += want as u64;
+                        Some((Ok(Bytes::from(buf)), t))
+                    }
+                    Err(e) => Some((Err(e), {
+                        t.finished = true;
+                        t
+                    })),
+                };
+            }
+            if t.state.changed().await.is_err() {
+                // The fill task is gone; its last state is final.
+                let s = t.state.borrow().clone();
+                if s.outcome.is_none() {
+                    return Some((Err(std::io::Error::other("the fill stopped")), {
+                        t.finished = true;
+                        t
+                    }));
+                }
+            }
+        }
+    })
+}
