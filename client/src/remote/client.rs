@@ -54,6 +54,9 @@ pub(super) struct Inner {
     pub(super) registry: String,
     /// Where Docker's v1 search lives (Docker Hub's index), else the base.
     pub(super) index: Url,
+    /// `ns=` sent with every request to a mirror (containerd's convention, which berth-registry
+    /// follows): the registry the mirror should fetch from.
+    pub(super) ns: Option<String>,
     credentials: Option<(String, String)>,
     user_agent: String,
     pub(super) attempts: u32,
@@ -262,7 +265,14 @@ impl Client {
         let verify = parsed.scheme() == "http" || !is_insecure(&host_port, &opts.daemon).await;
         let credentials = opts.credentials.get(&host_port);
         let base = format!("{}://{host_port}", parsed.scheme());
-        let client = Self::build(&base, &host_port, None, credentials, opts, verify)?;
+        let mut client = Self::build(&base, &host_port, None, credentials, opts, verify)?;
+        let ns = parsed
+            .query_pairs()
+            .find(|(k, _)| k == "ns")
+            .map(|(_, v)| v.into_owned());
+        if let Some(inner) = Arc::get_mut(&mut client.inner) {
+            inner.ns = ns;
+        }
         client.probe().await?;
         Ok(client)
     }
@@ -293,6 +303,7 @@ impl Client {
                 base: base_url,
                 registry: registry.to_owned(),
                 index,
+                ns: None,
                 credentials,
                 user_agent: opts.user_agent.clone(),
                 attempts: opts.daemon.max_download_attempts.max(1),
@@ -325,7 +336,11 @@ impl Client {
 
     /// `base/v2/<path>`.
     pub(super) fn url(&self, path: &str) -> Result<Url> {
-        self.join(&format!("/v2/{path}"))
+        let mut url = self.join(&format!("/v2/{path}"))?;
+        if let Some(ns) = &self.inner.ns {
+            url.query_pairs_mut().append_pair("ns", ns);
+        }
+        Ok(url)
     }
 
     /// Resolves a path or URL (a `Location` or `Link` target) against the base.

@@ -48,7 +48,20 @@ impl std::fmt::Display for Endpoint {
 pub fn pull_endpoints(registry_host: &str, daemon: &DaemonConfig) -> Vec<Endpoint> {
     let host = canonical_registry(registry_host);
     let mirrors = daemon.mirrors_for(&host);
-    let mut out: Vec<Endpoint> = mirrors.iter().cloned().map(Endpoint::Mirror).collect();
+    // `registry-mirror-map` mirrors serve several registries from one address: tell them which
+    // one with `?ns=` (containerd's convention; berth-registry routes on it, other registries
+    // ignore it). Docker's `registry-mirrors` is docker.io only and sends nothing extra.
+    let mapped = daemon.registry_mirror_map.contains_key(&host);
+    let mut out: Vec<Endpoint> = mirrors
+        .iter()
+        .map(|m| {
+            if mapped && !m.contains('?') {
+                Endpoint::Mirror(format!("{}?ns={host}", m.trim_end_matches('/')))
+            } else {
+                Endpoint::Mirror(m.clone())
+            }
+        })
+        .collect();
     if mirrors.is_empty() || !daemon.registry_mirrors_only {
         out.push(Endpoint::Upstream(host));
     }
@@ -181,7 +194,7 @@ mod tests {
         );
         assert_eq!(
             pull_endpoints("ghcr.io", &d),
-            [Endpoint::Mirror("https://g.example".into())]
+            [Endpoint::Mirror("https://g.example?ns=ghcr.io".into())]
         );
         // Nothing mirrored: the upstream stays even with mirrors-only.
         assert_eq!(

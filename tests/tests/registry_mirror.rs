@@ -1,0 +1,316 @@
+//! berth-registry as a pull-through mirror (issue 10), with real binaries and real clients:
+//! upstreams are local `berth-registry` processes standing in for Docker Hub and ghcr.io; the
+//! mirror is `berth-registry serve --mirror docker.io=URL --mirror ghcr.io=URL`. Clients are
+//! skopeo, `berth pull` (`registry-mirrors`, `registry-mirror-map`) and containerd's `ctr` with a
+//! `hosts.toml` mirror (`?ns=`).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use berth_tests::{bin, busybox_image, nonce, require, run, Registry};
+
+/// Pushes the standard busybox image (+ `extra` layers) to `addr/repo:tag`; returns its digest
+/// and its layer digests.
+fn seed(dir: &Path, addr: &str, repo: &str, tag: &str, extra: usize) -> (String, Vec<String>) {
+    require("skopeo", "apt-get install skopeo");
+    let (layout, m) = busybox_image(&dir.join(format!("layout-{}", nonce())), extra, tag);
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:{tag}", layout.dir.display()))
+        .arg(format!("docker://{addr}/{repo}:{tag}")));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&berth_tests::layout_blob(&layout.dir, &m.digest)).unwrap();
+    let mut blobs = vec![manifest["config"]["digest"].as_str().unwrap().to_owned()];
+    for l in manifest["layers"].as_array().unwrap() {
+        blobs.push(l["digest"].as_str().unwrap().to_owned());
+    }
+    (m.digest, blobs)
+}
+
+fn skopeo_digest(reference: &str) -> Result<String, String> {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `skopeo copy` into a fresh OCI layout (skopeo verifies every blob's digest).
+fn skopeo_copy(reference: &str, dest: &Path) -> Result<(), String> {
+    let out = Command::new("skopeo")
+        .args(["copy", "-q", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("oci:{}:x", dest.display()))
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Upstream `GET`s of `digest` in a registry's access log.
+fn upstream_gets(r: &Registry, digest: &str) -> usize {
+    r.log_text()
+        .lines()
+        .filter(|l| l.contains("GET /v2/") && l.contains(&format!("/blobs/{digest} ")))
+        .count()
+}
+
+fn berth(dir: &Path, daemon_json: &serde_json::Value, args: &[&str]) -> (bool, String) {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let cfg = dir.join("daemon.json");
+    std::fs::write(&cfg, serde_json::to_vec(daemon_json).unwrap()).unwrap();
+    let out = Command::new(bin("berth"))
+        .arg("--data-root")
+        .arg(dir.join("root"))
+        .arg("--config-file")
+        .arg(&cfg)
+        .args(args)
+        .env_remove("BERTH_CONFIG")
+        .env_remove("BERTH_DATA_ROOT")
+        .env("HOME", &home)
+        .env("BERTH_CONFIG_DIR", home.join(".berth"))
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .env("BERTH_NO_PROGRESS", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn skopeo_and_berth_pull_through_one_mirror_for_two_upstreams() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = Registry::start(&tmp.path().join("hub"), &[]);
+    let ghcr = Registry::start(&tmp.path().join("ghcr"), &[]);
+    let (tiny, _) = seed(tmp.path(), &hub.addr, "library/tiny", "latest", 0);
+    let (app, _) = seed(tmp.path(), &ghcr.addr, "org/app", "v1", 2);
+    let mirror = Registry::start(
+        &tmp.path().join("mirror"),
+        &[
+            "--mirror",
+            &format!("docker.io={}", hub.url()),
+            "--mirror",
+            &format!("ghcr.io={}", ghcr.url()),
+        ],
+    );
+    let m = &mirror.addr;
+    // Docker-style (default upstream), path prefix (Podman/CRI-O), both with the upstream's digest.
+    assert_eq!(
+        skopeo_digest(&format!("{m}/library/tiny:latest")).unwrap(),
+        tiny
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{m}/ghcr.io/org/app:v1")).unwrap(),
+        app
+    );
+    skopeo_copy(&format!("{m}/ghcr.io/org/app:v1"), &tmp.path().join("copy")).unwrap();
+    // berth: `registry-mirrors` for docker.io names, `registry-mirror-map` (with ?ns=) for ghcr.io.
+    let mirror_url = mirror.url();
+    let daemon = serde_json::json!({
+        "registry-mirrors": [mirror_url],
+        "registry-mirror-map": {"ghcr.io": [mirror_url]},
+        "registry-mirrors-only": true,
+    });
+    let (ok, out) = berth(&tmp.path().join("b"), &daemon, &["pull", "tiny"]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("Digest: {tiny}")), "{out}");
+    assert!(
+        out.contains(&format!("Pulled from mirror {mirror_url}")),
+        "{out}"
+    );
+    let (ok, out) = berth(
+        &tmp.path().join("b"),
+        &daemon,
+        &["pull", "ghcr.io/org/app:v1"],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("Digest: {app}")), "{out}");
+    assert!(mirror.log_text().contains("ns=ghcr.io"), "berth sent ?ns=");
+    // Nothing of the upstream content landed among pushed repositories.
+    assert!(!mirror
+        .data_dir
+        .join("repositories")
+        .join("library")
+        .exists());
+}
+
+#[test]
+fn ten_concurrent_cold_pulls_fetch_each_blob_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = Registry::start(&tmp.path().join("hub"), &[]);
+    // busybox + 7 layers: the 8-layer image.
+    let (digest, blobs) = seed(tmp.path(), &hub.addr, "library/eight", "v1", 7);
+    assert_eq!(blobs.len(), 9);
+    let mirror = Registry::start(&tmp.path().join("mirror"), &["--mirror", &hub.url()]);
+    let before: Vec<usize> = blobs.iter().map(|b| upstream_gets(&hub, b)).collect();
+    let threads: Vec<_> = (0..10)
+        .map(|i| {
+            let reference = format!("{}/library/eight:v1", mirror.addr);
+            let dest = tmp.path().join(format!("pull-{i}"));
+            std::thread::spawn(move || skopeo_copy(&reference, &dest))
+        })
+        .collect();
+    for t in threads {
+        t.join()
+            .unwrap()
+            .expect("every client gets verified content");
+    }
+    for (b, before) in blobs.iter().zip(before) {
+        assert_eq!(
+            upstream_gets(&hub, b) - before,
+            1,
+            "{b} fetched once upstream"
+        );
+    }
+    assert_eq!(
+        skopeo_digest(&format!("{}/library/eight:v1", mirror.addr)).unwrap(),
+        digest
+    );
+}
+
+#[test]
+fn upstream_down_serves_cached_and_fails_uncached_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut hub = Registry::start(&tmp.path().join("hub"), &[]);
+    let (digest, _) = seed(tmp.path(), &hub.addr, "library/app", "v1", 1);
+    let cfg = tmp.path().join("mirror.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[[mirror]]\nregistry = \"docker.io\"\nurl = \"{}\"\ntag_recheck_secs = 1\n",
+            hub.url()
+        ),
+    )
+    .unwrap();
+    let mirror = Registry::start(
+        &tmp.path().join("mirror"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let m = &mirror.addr;
+    skopeo_copy(&format!("{m}/library/app:v1"), &tmp.path().join("warm")).unwrap();
+    hub.kill9();
+    std::thread::sleep(Duration::from_millis(1100));
+    // Cached tag (stale-if-error, past the recheck interval) and digest still pull.
+    skopeo_copy(&format!("{m}/library/app:v1"), &tmp.path().join("tag")).unwrap();
+    skopeo_copy(
+        &format!("{m}/library/app@{digest}"),
+        &tmp.path().join("digest"),
+    )
+    .unwrap();
+    assert!(
+        mirror.log_text().contains("stale-if-error"),
+        "the log says so"
+    );
+    // Uncached: a clear error naming the upstream.
+    let err = skopeo_digest(&format!("{m}/library/other:v1")).unwrap_err();
+    assert!(err.contains("docker.io") || err.contains("503"), "{err}");
+    // The upstream comes back with the tag moved: seen after the recheck interval.
+    hub.restart();
+    let (moved, _) = seed(tmp.path(), &hub.addr, "library/app", "v1", 2);
+    assert_ne!(moved, digest);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        skopeo_digest(&format!("{m}/library/app:v1")).unwrap(),
+        moved
+    );
+}
+
+/// containerd: `ctr images pull --hosts-dir` with a `hosts.toml` mirror for two registries,
+/// both through the one mirror (containerd sends `?ns=<registry>`).
+#[test]
+fn containerd_hosts_toml_mirrors_two_registries_through_ns() {
+    let sock = "/var/run/docker/containerd/containerd.sock";
+    if !Path::new(sock).exists() {
+        eprintln!("skipping: no containerd socket at {sock}");
+        return;
+    }
+    require("ctr", "installed with the Docker Engine");
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = Registry::start(&tmp.path().join("hub"), &[]);
+    let ghcr = Registry::start(&tmp.path().join("ghcr"), &[]);
+    let (tiny, _) = seed(tmp.path(), &hub.addr, "library/tiny", "1", 0);
+    let (app, _) = seed(tmp.path(), &ghcr.addr, "org/app", "v1", 1);
+    let mirror = Registry::start(
+        &tmp.path().join("mirror"),
+        &[
+            "--mirror",
+            &format!("docker.io={}", hub.url()),
+            "--mirror",
+            &format!("ghcr.io={}", ghcr.url()),
+        ],
+    );
+    let hosts = tmp.path().join("hosts");
+    for (registry, server) in [
+        ("docker.io", "https://registry-1.docker.io"),
+        ("ghcr.io", "https://ghcr.io"),
+    ] {
+        let dir = hosts.join(registry);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("hosts.toml"),
+            format!(
+                "server = \"{server}\"\n\n[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+                mirror.url()
+            ),
+        )
+        .unwrap();
+    }
+    let ns = format!("berth-mirror-{}", nonce());
+    let ctr = |args: &[&str]| {
+        Command::new("ctr")
+            .args(["--address", sock, "-n", &ns])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mut results = Vec::new();
+    for (reference, digest) in [
+        ("docker.io/library/tiny:1", &tiny),
+        ("ghcr.io/org/app:v1", &app),
+    ] {
+        let out = ctr(&[
+            "images",
+            "pull",
+            "--hosts-dir",
+            hosts.to_str().unwrap(),
+            reference,
+        ]);
+        let listed = ctr(&["images", "ls"]);
+        results.push((
+            reference,
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            String::from_utf8_lossy(&listed.stdout).contains(digest.as_str()),
+        ));
+    }
+    // Clean up the namespace before asserting.
+    for (reference, ..) in &results {
+        let _ = ctr(&["images", "rm", reference]);
+    }
+    let _ = ctr(&["content", "prune", "references"]);
+    let _ = Command::new("ctr")
+        .args(["--address", sock, "namespaces", "rm", &ns])
+        .output();
+    for (reference, ok, err, listed) in results {
+        assert!(ok, "ctr pull {reference}: {err}");
+        assert!(listed, "{reference} has the upstream's digest");
+    }
+    let log = mirror.log_text();
+    assert!(
+        log.contains("ns=docker.io") && log.contains("ns=ghcr.io"),
+        "{log}"
+    );
+}
