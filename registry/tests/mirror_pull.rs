@@ -633,3 +633,82 @@ async fn an_upstream_with_token_auth_takes_the_configured_credentials() {
     );
     drop(seed);
 }
+
+/// `[auth]` with a mirror: mirrored names (`ghcr.io/**` by path prefix, Docker Hub's `library/**`)
+/// are anonymous-pull, local ones need credentials, and nobody may push over a mirrored name.
+#[tokio::test]
+async fn mirrored_names_can_be_anonymous_while_local_ones_need_credentials() {
+    use base64::Engine as _;
+    let hub = upstream().await;
+    let ghcr = upstream().await;
+    let tiny = hub.h.push_image("library/tiny", "1", &[b"tiny"]).await;
+    let app = ghcr.h.push_image("org/app", "v1", &[b"app"]).await;
+    let files = tempfile::tempdir().unwrap();
+    let htpasswd = files.path().join("htpasswd");
+    berth_registry::auth::htpasswd::add_user(&htpasswd, "dev", "pw").unwrap();
+    let mut mirrors = vec![
+        mirror_cfg("docker.io", &hub.url, 300),
+        mirror_cfg("ghcr.io", &ghcr.url, 300),
+    ];
+    mirrors[0].default = true;
+    let m = Harness::with(move |c| {
+        c.mirrors = mirrors;
+        c.auth = Some(AuthConfig {
+            htpasswd: Some(htpasswd),
+            anonymous_pull: false,
+            token: None,
+            groups: Default::default(),
+            access: vec![
+                AccessRule {
+                    repositories: strings(&["ghcr.io/**", "library/**"]),
+                    users: strings(&["anonymous", "*"]),
+                    groups: Vec::new(),
+                    actions: strings(&["pull"]),
+                },
+                AccessRule {
+                    repositories: strings(&["team/**"]),
+                    users: strings(&["dev"]),
+                    groups: Vec::new(),
+                    actions: strings(&["pull", "push"]),
+                },
+            ],
+        });
+    });
+    // Anonymous pulls of mirrored names work.
+    pull(&m.router, "library/tiny", "", &tiny).await;
+    pull(&m.router, "ghcr.io/org/app", "", &app).await;
+    // Local names need credentials.
+    let r = send_to(&m.router, req(Method::GET, "/v2/team/app/manifests/v1")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("dev:pw")
+    );
+    let r = send_to(
+        &m.router,
+        common::req_with(
+            Method::POST,
+            "/v2/team/app/blobs/uploads/",
+            &[("authorization", &basic)],
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    // Nobody pushes over a mirrored name: the rules give only pull there.
+    let r = send_to(
+        &m.router,
+        common::req_with(
+            Method::POST,
+            "/v2/library/tiny/blobs/uploads/",
+            &[("authorization", &basic)],
+            None,
+        ),
+    )
+    .await;
+    assert!(
+        r.status == StatusCode::FORBIDDEN || r.status == StatusCode::UNAUTHORIZED,
+        "{:?}",
+        r.status
+    );
+}
