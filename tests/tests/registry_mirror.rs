@@ -314,3 +314,201 @@ fn containerd_hosts_toml_mirrors_two_registries_through_ns() {
         "{log}"
     );
 }
+
+/// A second `dockerd` of the test's own (MACHINE-NOTES: its own bridge, never `--bridge=none`),
+/// stopped by PID and its bridge deleted on drop.
+struct SecondDockerd {
+    dir: std::path::PathBuf,
+    bridge: String,
+    child: Option<std::process::Child>,
+}
+
+impl SecondDockerd {
+    fn start(dir: &Path, daemon_json: &serde_json::Value) -> Self {
+        let bridge = format!("bm{}", std::process::id() % 100_000);
+        let subnet = std::process::id() % 200 + 20;
+        let ip = |args: &[&str]| Command::new("ip").args(args).output().unwrap();
+        let _ = ip(&["link", "del", &bridge]);
+        assert!(ip(&["link", "add", &bridge, "type", "bridge"])
+            .status
+            .success());
+        let mut me = Self {
+            dir: dir.to_owned(),
+            bridge: bridge.clone(),
+            child: None,
+        };
+        assert!(ip(&[
+            "addr",
+            "add",
+            &format!("10.254.{subnet}.1/24"),
+            "dev",
+            &bridge
+        ])
+        .status
+        .success());
+        assert!(ip(&["link", "set", &bridge, "up"]).status.success());
+        std::fs::create_dir_all(dir).unwrap();
+        let cfg = dir.join("daemon.json");
+        std::fs::write(&cfg, serde_json::to_vec(daemon_json).unwrap()).unwrap();
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", dir.join("docker.sock").display()))
+            .arg("--config-file")
+            .arg(&cfg)
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--iptables=false",
+                "--ip-masq=false",
+            ])
+            .arg(format!("--bridge={bridge}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd");
+        me.child = Some(child);
+        for _ in 0..240 {
+            if me.docker(&["version"]).status.success() {
+                return me;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!(
+            "the second dockerd did not start: {}",
+            std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+        );
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.dir.join("docker.sock").display()))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for SecondDockerd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            for _ in 0..80 {
+                if c.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+    }
+}
+
+/// Docker's `registry-mirrors` pointing at berth-registry: `docker pull tiny` (→
+/// `docker.io/library/tiny`) comes from the upstream through the mirror with the upstream's digest.
+#[test]
+fn a_second_dockerd_pulls_through_registry_mirrors() {
+    berth_tests::require_root();
+    require("dockerd", "the Docker Engine");
+    let docker0 = Command::new("ip")
+        .args(["link", "show", "docker0"])
+        .output()
+        .unwrap();
+    assert!(
+        docker0.status.success(),
+        "docker0 is missing (a dockerd started with --bridge=none deletes it); recreate it with \
+         `ip link add docker0 type bridge && ip addr add 172.17.0.1/16 dev docker0 && ip link set docker0 mtu 1400 up`"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = Registry::start(&tmp.path().join("hub"), &[]);
+    let (tiny, _) = seed(tmp.path(), &hub.addr, "library/tiny", "latest", 1);
+    let mirror = Registry::start(&tmp.path().join("mirror"), &["--mirror", &hub.url()]);
+    let dockerd = SecondDockerd::start(
+        &tmp.path().join("dockerd"),
+        &serde_json::json!({"registry-mirrors": [mirror.url()]}),
+    );
+    let out = dockerd.docker(&["pull", "tiny"]);
+    assert!(
+        out.status.success(),
+        "docker pull tiny: {}\nmirror log: {}",
+        String::from_utf8_lossy(&out.stderr),
+        mirror.log_text()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("Digest: {tiny}")), "{stdout}");
+    let out = dockerd.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        "tiny",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&tiny),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    drop(dockerd);
+}
+
+/// Podman with a `registries.conf` mirror location (`mirror:port/ghcr.io`: the path prefix).
+#[test]
+fn podman_pulls_through_a_registries_conf_mirror_location() {
+    berth_tests::require_root();
+    require("podman", "apt-get install podman");
+    let tmp = tempfile::tempdir().unwrap();
+    let ghcr = Registry::start(&tmp.path().join("ghcr"), &[]);
+    let (app, _) = seed(tmp.path(), &ghcr.addr, "org/app", "v1", 1);
+    let mirror = Registry::start(
+        &tmp.path().join("mirror"),
+        &["--mirror", &format!("ghcr.io={}", ghcr.url())],
+    );
+    let env = berth_tests::PodmanEnv::new(&tmp.path().join("podman"));
+    std::fs::write(
+        env.dir.join("registries.conf"),
+        format!(
+            "unqualified-search-registries = []\n\n[[registry]]\nlocation = \"ghcr.io\"\n\n[[registry.mirror]]\nlocation = \"{}/ghcr.io\"\ninsecure = true\n",
+            mirror.addr
+        ),
+    )
+    .unwrap();
+    let out = env
+        .podman()
+        .args(["pull", "-q", "ghcr.io/org/app:v1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "podman pull: {}\nmirror log: {}",
+        String::from_utf8_lossy(&out.stderr),
+        mirror.log_text()
+    );
+    let out = env
+        .podman()
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Digest}}",
+            "ghcr.io/org/app:v1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), app);
+    assert!(mirror
+        .log_text()
+        .contains("/v2/ghcr.io/org/app/manifests/v1"));
+}
