@@ -31,7 +31,7 @@ use berth_config::RegistryConfig;
 
 use self::event::{Actor, Event, RequestInfo, Source, Target};
 use self::outbox::Outbox;
-use crate::api::identity::{Identity, RequestId};
+use crate::api::identity::Identity;
 use crate::route::Route;
 
 /// Content type of a notification request body.
@@ -240,11 +240,6 @@ pub async fn layer(
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.to_string())
         .unwrap_or_default();
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
     let resp = next.run(req).await;
     let Some((action, repository, reference)) =
         classify(&method, &route, resp.status().as_u16(), uri.query())
@@ -301,7 +296,8 @@ pub async fn layer(
             tag,
         },
         request: RequestInfo {
-            id: request_id,
+            // The access log (inside this layer) names the request on the response.
+            id: h("x-request-id").unwrap_or_default(),
             addr,
             host,
             method: method.to_string(),
