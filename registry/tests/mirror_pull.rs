@@ -245,6 +245,14 @@ async fn routes_by_default_upstream_ns_and_path_prefix() {
         "{}",
         r.error_message()
     );
+    // A blob the upstream does not have is BLOB_UNKNOWN, not a gateway error.
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let r = send_to(
+        &m.router,
+        req(Method::GET, &format!("/v2/library/tiny/blobs/{missing}")),
+    )
+    .await;
+    common::assert_error(&r, StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
     // Tags come from the upstream.
     let r = send_to(
         &m.router,

@@ -512,3 +512,79 @@ fn podman_pulls_through_a_registries_conf_mirror_location() {
         .log_text()
         .contains("/v2/ghcr.io/org/app/manifests/v1"));
 }
+
+/// An upstream that needs token auth (berth-registry with `[auth.token]` + htpasswd, as Docker
+/// Hub): the mirror's `username` + `password_file` work; a wrong password is a clear error.
+#[test]
+fn an_upstream_with_token_auth_takes_the_mirror_credentials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seed_registry = Registry::start(&tmp.path().join("hub"), &[]);
+    let (digest, _) = seed(tmp.path(), &seed_registry.addr, "library/private", "v1", 0);
+    // The same directory (and so the same data) again, now with auth.
+    drop(seed_registry);
+    let htpasswd = tmp.path().join("htpasswd");
+    let mut add = Command::new(bin("berth-registry"))
+        .args(["user", "add", "mirror", "--password-stdin", "--htpasswd"])
+        .arg(&htpasswd)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        add.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    }
+    assert!(add.wait().unwrap().success());
+    let hub_cfg = tmp.path().join("hub.toml");
+    std::fs::write(
+        &hub_cfg,
+        format!(
+            "version = 1\n[auth]\nhtpasswd = \"{}\"\n[auth.token]\nissuer = \"hub\"\nservice = \"hub-svc\"\n",
+            htpasswd.display()
+        ),
+    )
+    .unwrap();
+    let hub = Registry::start(
+        &tmp.path().join("hub"),
+        &["--config", hub_cfg.to_str().unwrap()],
+    );
+    let mirror_with = |name: &str, password: &str| {
+        let pw = tmp.path().join(format!("{name}.pw"));
+        std::fs::write(&pw, format!("{password}\n")).unwrap();
+        let cfg = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "version = 1\n[[mirror]]\nregistry = \"docker.io\"\nurl = \"{}\"\nusername = \"mirror\"\npassword_file = \"{}\"\n",
+                hub.url(),
+                pw.display()
+            ),
+        )
+        .unwrap();
+        Registry::start(&tmp.path().join(name), &["--config", cfg.to_str().unwrap()])
+    };
+    // Anonymous clients of the mirror; the mirror authenticates upstream.
+    let good = mirror_with("good", "s3cret");
+    assert_eq!(
+        skopeo_digest(&format!("{}/library/private:v1", good.addr)).unwrap(),
+        digest
+    );
+    skopeo_copy(
+        &format!("{}/library/private:v1", good.addr),
+        &tmp.path().join("copy"),
+    )
+    .unwrap();
+    let bad = mirror_with("bad", "wrong");
+    let err = skopeo_digest(&format!("{}/library/private:v1", bad.addr)).unwrap_err();
+    assert!(err.contains("502"), "{err}");
+    // The error body (and the mirror's log) say why; skopeo prints only the status of a 502.
+    let log = bad.log_text();
+    assert!(
+        log.contains("refused the mirror's credentials")
+            && log.contains("check the [[mirror]] username and password"),
+        "{log}"
+    );
+    assert!(
+        !good.log_text().contains("s3cret"),
+        "no password in the log"
+    );
+}

@@ -161,16 +161,7 @@ async fn blob(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target, digest: &str) -> ApiR
         BlobSource::Filling { file, mut state } => {
             let size = match fill::wait_for_size(&mut state).await {
                 Ok(s) => s,
-                Err(reason) => {
-                    return Ok(failure(
-                        MirrorError::Upstream(UpstreamError::BadContent {
-                            registry: t.upstream.registry.clone(),
-                            what: format!("{}@{digest}", t.remote),
-                            reason,
-                        }),
-                        true,
-                    ))
-                }
+                Err(e) => return Ok(fill_failure(&e)),
             };
             (
                 size,
@@ -232,6 +223,31 @@ async fn blob(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target, digest: &str) -> ApiR
         body_of(start, len)?
     };
     Ok(b.body(body).expect("valid response"))
+}
+
+/// A fill that failed before the first byte: 404 when the upstream does not have the blob, 503
+/// when it is down, 502 otherwise.
+fn fill_failure(e: &fill::FillError) -> axum::response::Response {
+    if e.not_found {
+        return ApiError::new(Kind::BlobUnknown, e.message.clone()).into_response();
+    }
+    let (status, code) = if e.unavailable {
+        (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+    } else {
+        (StatusCode::BAD_GATEWAY, "UNKNOWN")
+    };
+    tracing::warn!(
+        status = status.as_u16(),
+        message = e.message,
+        "mirror blob request failed"
+    );
+    let body = serde_json::json!({"errors": [{"code": code, "message": e.message}]});
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn headers_only(digest: &oci_spec::image::Digest, size: Option<u64>) -> axum::response::Response {

@@ -45,7 +45,52 @@ pub struct FillState {
     /// The blob's size, once the upstream said.
     pub total: Option<u64>,
     /// `Some` once finished: `Ok` published, `Err` why not.
-    pub outcome: Option<std::result::Result<(), String>>,
+    pub outcome: Option<std::result::Result<(), FillError>>,
+}
+
+/// Why a fill failed, as its readers learn it.
+#[derive(Debug, Clone)]
+pub struct FillError {
+    /// The upstream does not have the blob (the client gets `404 BLOB_UNKNOWN`).
+    pub not_found: bool,
+    /// The upstream is unreachable or answered 429/5xx (`503`).
+    pub unavailable: bool,
+    /// What happened.
+    pub message: String,
+}
+
+impl FillError {
+    fn other(message: impl Into<String>) -> Self {
+        Self {
+            not_found: false,
+            unavailable: false,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<UpstreamError> for FillError {
+    fn from(e: UpstreamError) -> Self {
+        Self {
+            not_found: matches!(e, UpstreamError::NotFound { .. }),
+            unavailable: e.is_unavailable(),
+            message: error_chain(&e),
+        }
+    }
+}
+
+impl From<String> for FillError {
+    fn from(message: String) -> Self {
+        Self::other(message)
+    }
+}
+
+impl std::error::Error for FillError {}
+
+impl std::fmt::Display for FillError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// One fill in progress.
@@ -174,10 +219,14 @@ impl Mirror {
         digest: &Digest,
         fill: &Fill,
         mut file: tokio::fs::File,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), FillError> {
         let what = format!("{}@{digest}", t.remote);
-        let mut hasher = crate::digest::Hasher::new(digest.algorithm())
-            .ok_or_else(|| format!("unsupported digest algorithm {}", digest.algorithm()))?;
+        let mut hasher = crate::digest::Hasher::new(digest.algorithm()).ok_or_else(|| {
+            FillError::other(format!(
+                "unsupported digest algorithm {}",
+                digest.algorithm()
+            ))
+        })?;
         let mut written: u64 = 0;
         let mut resumes = 0;
         loop {
@@ -202,9 +251,9 @@ impl Mirror {
                         .await;
                     continue;
                 }
-                Err(e) => return Err(error_chain(&e)),
+                Err(e) => return Err(e.into()),
             };
-            check_status(t, resp.status(), &what).map_err(|e| error_chain(&e))?;
+            check_status(t, resp.status(), &what)?;
             // A 200 to a ranged request resends from the start: skip what we have.
             let mut skip = if resp.status() == StatusCode::PARTIAL_CONTENT {
                 0
@@ -243,10 +292,10 @@ impl Mirror {
             written += flush(&mut file, &mut pending, fill).await?;
             let total = fill.state.borrow().total;
             if total.is_some_and(|n| written > n) {
-                return Err(format!(
+                return Err(FillError::other(format!(
                     "upstream sent {written} bytes for a blob of {} bytes",
                     total.unwrap_or(0)
-                ));
+                )));
             }
             let short = total.is_some_and(|n| written < n);
             let why = match cut {
@@ -258,21 +307,23 @@ impl Mirror {
                 Some(e) => error_chain(&e),
             };
             if resumes >= MAX_RESUMES {
-                return Err(format!(
+                return Err(FillError::other(format!(
                     "upstream connection cut after {written} bytes ({why}), {MAX_RESUMES} resumes failed"
-                ));
+                )));
             }
             resumes += 1;
             tracing::warn!(%digest, written, reason = why, "upstream connection cut mid-blob; resuming with Range");
         }
         let got = hasher.finish();
         if got != *digest {
-            return Err(format!(
+            return Err(FillError::other(format!(
                 "upstream `{}` sent {written} bytes for {what} that hash to {got}; nothing was stored",
                 t.upstream.registry
-            ));
+            )));
         }
-        file.sync_all().await.map_err(|e| e.to_string())?;
+        file.sync_all()
+            .await
+            .map_err(|e| FillError::other(e.to_string()))?;
         Ok(())
     }
 
@@ -282,7 +333,7 @@ impl Mirror {
         t: &Target,
         digest: &Digest,
         fill: &Fill,
-        result: std::result::Result<(), String>,
+        result: std::result::Result<(), FillError>,
     ) {
         let key = digest.to_string();
         let rel = fill
@@ -295,7 +346,7 @@ impl Mirror {
             self.store
                 .driver
                 .rename(&rel, &paths::blob_data(digest))
-                .map_err(|e| error_chain(&e))
+                .map_err(|e| FillError::other(error_chain(&e)))
         });
         map.remove(&key);
         drop(map);
@@ -307,7 +358,8 @@ impl Mirror {
                 self.lru.add_blob(&key, size);
                 self.lru.enforce(self);
             }
-            Err(reason) => {
+            Err(e) => {
+                let reason = &e.message;
                 let _ = fs_err::remove_file(&fill.path);
                 tracing::warn!(upstream = %t.upstream.registry, repo = %t.remote, %digest, reason, "blob fill failed; nothing stored");
             }
@@ -339,7 +391,7 @@ async fn flush(
 /// The fill's failure.
 pub async fn wait_for_size(
     state: &mut watch::Receiver<FillState>,
-) -> std::result::Result<Option<u64>, String> {
+) -> std::result::Result<Option<u64>, FillError> {
     loop {
         {
             let s = state.borrow_and_update();
@@ -358,7 +410,7 @@ pub async fn wait_for_size(
             return match &s.outcome {
                 Some(Ok(())) => Ok(Some(s.written)),
                 Some(Err(e)) => Err(e.clone()),
-                None => Err("the fill stopped".into()),
+                None => Err(FillError::other("the fill stopped")),
             };
         }
     }
