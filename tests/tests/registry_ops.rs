@@ -150,11 +150,14 @@ fn prometheus_scrapes_metrics_and_promtool_accepts_them() {
 /// A tiny HTTP/1.1 server that records each request's headers and body and answers 200.
 struct Receiver {
     requests: Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>,
+    port: u16,
 }
 
 impl Receiver {
+    /// Listens on `port` (0: any free port, see [`Receiver::port`]).
     fn start(port: u16) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
         std::thread::spawn(move || {
@@ -193,7 +196,7 @@ impl Receiver {
                 });
             }
         });
-        Self { requests }
+        Self { requests, port }
     }
 
     /// Every event received so far, with the request's headers.
@@ -231,9 +234,9 @@ fn has(events: &[Value], action: &str, repo: &str, pred: impl Fn(&Value) -> bool
 #[test]
 fn webhooks_deliver_push_pull_delete_in_the_cncf_envelope_with_filters() {
     let tmp = tempfile::tempdir().unwrap();
-    let (all_port, deletes_port) = (free_port(), free_port());
-    let all = Receiver::start(all_port);
-    let deletes = Receiver::start(deletes_port);
+    let all = Receiver::start(0);
+    let deletes = Receiver::start(0);
+    let (all_port, deletes_port) = (all.port, deletes.port);
     let cfg = config_file(
         tmp.path(),
         &format!(
