@@ -22,6 +22,9 @@
 //!
 //! `[gc]`, `[[retention]]`, `[metrics]`, `[[notifications]]`: see [`crate::registry_ops`].
 //!
+//! `[[mirror]]`, `[cache]`, `sparse_manifests` (the pull-through mirror): see
+//! [`crate::registry_mirror`].
+//!
 //! `[tls]`, `[auth]`, `[auth.token]`, `[auth.groups]` and `[[auth.access]]`: see
 //! [`crate::registry_auth`].
 

@@ -94,6 +94,18 @@ fn failure(e: MirrorError, blob: bool) -> axum::response::Response {
 }
 
 async fn manifest(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target, reference: &str) -> ApiResult {
+    // Only a tag or a digest is ever put into an upstream URL.
+    let valid = if reference.contains(':') {
+        crate::digest::parse(reference).is_ok()
+    } else {
+        crate::route::valid_tag(reference)
+    };
+    if !valid {
+        return Err(ApiError::new(
+            Kind::ManifestUnknown,
+            format!("`{reference}` is neither a tag nor a digest"),
+        ));
+    }
     let entry = match mirror.manifest(t, reference).await {
         Ok(e) => e,
         Err(e) => return Ok(failure(e, false)),
@@ -267,12 +279,18 @@ async fn tags(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target) -> ApiResult {
     let mut path = "tags/list".to_owned();
     let n = ctx.query.get("n");
     let last = ctx.query.get("last");
-    let q: Vec<String> = [("n", n), ("last", last)]
-        .iter()
-        .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
-        .collect();
+    // (The serializer is not `Send`: finish it before any await.)
+    let q = {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [("n", n), ("last", last)] {
+            if let Some(v) = v {
+                q.append_pair(k, v);
+            }
+        }
+        q.finish()
+    };
     if !q.is_empty() {
-        path = format!("{path}?{}", q.join("&"));
+        path = format!("{path}?{q}");
     }
     let upstream = t
         .upstream

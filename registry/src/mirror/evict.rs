@@ -8,7 +8,8 @@
 //! no manifest references (fetched by digest alone) are evicted by their own last use. Local
 //! (pushed) content lives outside `_mirror/` and is never looked at. The image used most
 //! recently is never evicted, so a pull in progress keeps its blobs even when one image is
-//! larger than the cap. Last use is kept in memory (seeded from file times at start).
+//! larger than the cap. Last use is kept in memory and written to the revision link's
+//! modification time at most every ten minutes, which is where a restart reads it from.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -23,8 +24,13 @@ use crate::storage::StorageError;
 
 struct Unit {
     last: SystemTime,
+    /// When `last` was last written to the revision link's modification time.
+    persisted: SystemTime,
     refs: Vec<String>,
 }
+
+/// How stale the on-disk last use (the revision link's mtime, read at start) may get.
+const PERSIST_EVERY: Duration = Duration::from_secs(600);
 
 #[derive(Default)]
 struct Inner {
@@ -103,6 +109,7 @@ impl Lru {
                         (repo.clone(), digest),
                         Unit {
                             last: info.modified,
+                            persisted: info.modified,
                             refs,
                         },
                     );
@@ -121,11 +128,18 @@ impl Lru {
         self.inner.lock().expect("lru lock").total
     }
 
-    pub(crate) fn touch_manifest(&self, repo: &str, digest: &Digest) {
+    /// Records a use; true when the caller should also persist it ([`persist_use`]).
+    pub(crate) fn touch_manifest(&self, repo: &str, digest: &Digest) -> bool {
         let mut inner = self.inner.lock().expect("lru lock");
+        let now = SystemTime::now();
         if let Some(u) = inner.units.get_mut(&(repo.to_owned(), digest.to_string())) {
-            u.last = SystemTime::now();
+            u.last = now;
+            if now.duration_since(u.persisted).unwrap_or_default() > PERSIST_EVERY {
+                u.persisted = now;
+                return true;
+            }
         }
+        false
     }
 
     pub(crate) fn touch_blob(&self, digest: &str) {
@@ -150,9 +164,14 @@ impl Lru {
             inner.total += size;
             inner.blobs.insert(key.clone(), (size, now));
         }
-        inner
-            .units
-            .insert((repo.to_owned(), key), Unit { last: now, refs });
+        inner.units.insert(
+            (repo.to_owned(), key),
+            Unit {
+                last: now,
+                persisted: now,
+                refs,
+            },
+        );
     }
 
     pub(crate) fn add_blob(&self, digest: &str, size: u64) {
@@ -240,6 +259,14 @@ impl Lru {
                 break;
             }
         }
+    }
+}
+
+/// Rewrites a revision link so its modification time records the last use across restarts.
+pub(crate) fn persist_use(mirror: &Mirror, repo: &str, digest: &Digest) {
+    let link = paths::revision_link(repo, digest);
+    if let Ok(bytes) = mirror.store.driver.get(&link) {
+        let _ = mirror.store.driver.put(&link, &bytes);
     }
 }
 

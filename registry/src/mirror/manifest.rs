@@ -39,7 +39,7 @@ impl Mirror {
                     .get(&key)
                     .is_some_and(|at| at.elapsed() < t.upstream.tag_recheck);
             if fresh {
-                self.lru.touch_manifest(&t.repo, &c.digest);
+                self.touched(t, &c.digest);
                 return Ok(c);
             }
         }
@@ -73,14 +73,14 @@ impl Mirror {
                     .get(&key)
                     .is_some_and(|at| at.elapsed() < t.upstream.tag_recheck);
             if fresh {
-                self.lru.touch_manifest(&t.repo, &c.digest);
+                self.touched(t, &c.digest);
                 return Ok(c.clone());
             }
             // A cached tag due for revalidation: HEAD (free on Docker Hub's pull limit).
             match self.head(t, reference).await {
                 Ok(Some(d)) if d == c.digest => {
                     self.confirmed(&key);
-                    self.lru.touch_manifest(&t.repo, &c.digest);
+                    self.touched(t, &c.digest);
                     return Ok(c.clone());
                 }
                 Ok(_) => {} // moved (or no digest header): fetch below
@@ -117,6 +117,13 @@ impl Mirror {
                 Err(self.remember(t, reference, true, &e))
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Records a use of a cached manifest for eviction.
+    fn touched(&self, t: &Target, digest: &Digest) {
+        if self.lru.touch_manifest(&t.repo, digest) {
+            super::evict::persist_use(self, &t.repo, digest);
         }
     }
 
