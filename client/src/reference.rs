@@ -229,11 +229,14 @@ impl Reference {
     }
 
     /// The repository as Docker prints it, without tag or digest (`busybox`, `ghcr.io/org/app`).
+    /// Only an official image loses `library/`: `docker.io/library/a/b` stays `library/a/b`
+    /// (`a/b` is another repository).
     #[must_use]
     pub fn familiar_name(&self) -> String {
         if self.registry == DOCKER_HUB {
             self.repository
                 .strip_prefix("library/")
+                .filter(|rest| !rest.contains('/'))
                 .unwrap_or(&self.repository)
                 .to_owned()
         } else {
@@ -392,6 +395,12 @@ mod tests {
     #[case("user/app", "docker.io/user/app:latest", "user/app:latest")]
     #[case("index.docker.io/user/app:v1", "docker.io/user/app:v1", "user/app:v1")]
     #[case("localhost/app", "localhost/app:latest", "localhost/app:latest")]
+    // Found by fuzzing: `blibrary/busybox` would name another repository.
+    #[case(
+        "docker.io/library/blibrary/busybox",
+        "docker.io/library/blibrary/busybox:latest",
+        "library/blibrary/busybox:latest"
+    )]
     #[case(
         "localhost:5000/a/b/c:t",
         "localhost:5000/a/b/c:t",

@@ -28,6 +28,8 @@ use futures_util::Stream;
 use oci_spec::image::Digest;
 
 pub use self::auth::Scope;
+#[doc(hidden)] // for the fuzz target (registry/fuzz)
+pub use self::auth::{parse_challenges, Challenge};
 pub use self::client::Client;
 pub use self::credentials::Credentials;
 pub use self::endpoint::{canonical_registry, endpoint_name, pull_endpoints, Endpoint};

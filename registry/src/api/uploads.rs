@@ -43,7 +43,8 @@ fn created(name: &str, digest: &str) -> axum::response::Response {
 
 /// Parses `Content-Range` of an upload chunk: `start-end` (the spec's form), also accepting a
 /// `bytes ` / `bytes=` prefix and a `/total` suffix that some clients send.
-fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiError> {
+#[doc(hidden)] // public for the fuzz target (registry/fuzz)
+pub fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiError> {
     let Some(v) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };

@@ -184,8 +184,10 @@ pub fn needed(route: Option<&Route>, method: &Method, query: Option<&str>) -> Ve
                 .into_owned()
                 .collect();
             let has_mount = q.iter().any(|(k, _)| k == "mount");
+            // The handler mounts only from a valid repository name (else it starts a plain
+            // upload), so an invalid `from` needs nothing, and never reaches a challenge's scope.
             if let Some((_, from)) = q.iter().find(|(k, _)| k == "from") {
-                if has_mount && from != name {
+                if has_mount && from != name && crate::route::valid_name(from) {
                     v.push(repo(from, vec![Pull]));
                 }
             }
@@ -225,6 +227,11 @@ mod tests {
         Method::POST,
         "a/blobs/uploads/?mount=sha256:00&from=b/c",
         "repository:a:pull,push repository:b/c:pull"
+    )]
+    #[case(
+        Method::POST,
+        "a/blobs/uploads/?mount=sha256:00&from=b/%22x%0a",
+        "repository:a:pull,push"
     )]
     #[case(Method::PATCH, "a/blobs/uploads/x", "repository:a:pull,push")]
     #[case(Method::DELETE, "a/blobs/uploads/x", "repository:a:pull,push")]

@@ -337,13 +337,16 @@ impl IntoResponse for Denial {
 }
 
 /// Credentials of an `Authorization` header.
-pub(crate) enum Credentials {
+#[doc(hidden)] // public for the fuzz target (registry/fuzz)
+pub enum Credentials {
     Basic(String, String),
     Bearer(String),
     Malformed,
 }
 
-pub(crate) fn credentials(headers: &HeaderMap) -> Option<Credentials> {
+/// Parses the `Authorization` header; `None` when there is none.
+#[doc(hidden)] // public for the fuzz target (registry/fuzz)
+pub fn credentials(headers: &HeaderMap) -> Option<Credentials> {
     let value = headers.get(header::AUTHORIZATION)?;
     let Ok(value) = value.to_str() else {
         return Some(Credentials::Malformed);

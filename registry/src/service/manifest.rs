@@ -132,6 +132,16 @@ fn parse_manifest(content_type: Option<&str>, bytes: &[u8]) -> Result<(String, P
     Ok((media_type, parsed))
 }
 
+/// Validates a manifest as a PUT does before touching storage (media type, schema version,
+/// shape); returns the media type it is stored with.
+///
+/// # Errors
+/// `ManifestInvalid`, as [`Registry::put_manifest`].
+#[doc(hidden)] // for the fuzz target (registry/fuzz)
+pub fn validate_manifest(content_type: Option<&str>, bytes: &[u8]) -> Result<String> {
+    parse_manifest(content_type, bytes).map(|(media_type, _)| media_type)
+}
+
 fn parse_link(bytes: &[u8]) -> Option<(Digest, String)> {
     let text = std::str::from_utf8(bytes).ok()?;
     let (d, t) = text.split_once('\n')?;
