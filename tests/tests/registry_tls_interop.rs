@@ -459,3 +459,160 @@ fn skopeo_podman_and_berth_use_creds_and_a_cert_dir() {
         out(&o)
     );
 }
+
+/// A client certificate signed by the test CA: `client.crt`/`client.key` in `dir`.
+fn client_certificate(dir: &Path) {
+    let ossl = |args: &[&str]| run(Command::new("openssl").current_dir(dir).args(args));
+    ossl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=ci-bot",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    std::fs::write(dir.join("client-ext.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
+    ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client-ext.cnf",
+        "-out",
+        "client.crt",
+    ]);
+}
+
+#[test]
+fn mutual_tls_refuses_clients_without_a_certificate() {
+    require("curl", "apt-get install curl");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    certificates(dir, "127.0.0.1");
+    client_certificate(dir);
+    htpasswd(dir);
+    let config = dir.join("registry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[tls]\ncert = \"{0}/server.crt\"\nkey = \"{0}/server.key\"\nclient_ca = \"{0}/ca.crt\"\n[auth]\nhtpasswd = \"{0}/htpasswd\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(bin("berth-registry"))
+        .args(["serve", "--addr", &addr, "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env_remove("BERTH_REGISTRY_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = Server { child };
+    let curl = |extra: &[&str]| {
+        let o = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(dir.join("ca.crt"))
+            .args(extra)
+            .arg(format!("https://{addr}/v2/"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let cert = dir.join("client.crt");
+    let key = dir.join("client.key");
+    let with_cert = [
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    let mut up = false;
+    for _ in 0..100 {
+        if curl(&with_cert) == "401" {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    assert!(
+        up,
+        "the registry did not answer a client with a certificate"
+    );
+    // Without a client certificate the handshake fails: no HTTP status at all.
+    assert_eq!(curl(&[]), "000");
+    let user = format!("{USER}:{PASSWORD}");
+    assert_eq!(curl(&[&with_cert[..], &["-u", &user]].concat()), "200");
+    // berth's client certificates from certs.d (`client.cert`/`client.key`) do not reach the
+    // handshake yet (the server sees none): not asserted here; see issue 9's note.
+    drop(child);
+}
+
+const ORAS_SCRIPT: &str = r#"
+import sys
+import oras.client
+
+host, ca, user, password, workdir = sys.argv[1:6]
+client = oras.client.OrasClient(hostname=host, tls_verify=ca, auth_backend="basic")
+client.login(username=user, password=password, hostname=host, config_path=workdir + "/config.json")
+client.push(target=f"{host}/team/notes:v1", files=["notes.txt"], quiet=True)
+print(sorted(client.pull(target=f"{host}/team/notes:v1", outdir=workdir + "/out")))
+"#;
+
+#[test]
+fn oras_logs_in_over_tls_and_pushes_and_pulls() {
+    let python = std::env::var_os("BERTH_ORAS_PYTHON").map_or_else(
+        || workspace_root().join("target/oras-venv/bin/python"),
+        PathBuf::from,
+    );
+    assert!(
+        python.exists(),
+        "oras-py is missing: `python3 -m venv target/oras-venv && target/oras-venv/bin/pip install oras` (tests/run does)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    certificates(dir, "127.0.0.1");
+    htpasswd(dir);
+    let host = format!("127.0.0.1:{}", free_port());
+    let _server = Server::start(dir, None, &host);
+    std::fs::write(dir.join("notes.txt"), "pushed by oras over TLS\n").unwrap();
+    let oras = |password: &str| {
+        Command::new(&python)
+            .args(["-c", ORAS_SCRIPT, &host])
+            .arg(dir.join("ca.crt"))
+            .args([USER, password])
+            .arg(dir)
+            .current_dir(dir)
+            .env("HOME", dir)
+            .output()
+            .unwrap()
+    };
+    let o = oras("wrong");
+    assert!(!o.status.success(), "{}", out(&o));
+    let o = oras(PASSWORD);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("notes.txt"), "{}", out(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/notes.txt")).unwrap(),
+        "pushed by oras over TLS\n"
+    );
+}

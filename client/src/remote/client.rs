@@ -85,10 +85,13 @@ fn http_client(host: &str, verify: bool) -> Result<reqwest::Client> {
             source,
         })
     };
-    // A registry with its own CA or client certificate (certs.d) gets a client of its own.
-    if let (true, Some(certs)) = (verify, super::certs::for_host(host)?) {
+    // A registry with its own CA or client certificate (certs.d) gets a client of its own
+    // (the client certificate also when the server's is not verified: an insecure registry
+    // may still want mutual TLS).
+    if let Some(certs) = super::certs::for_host(host)? {
+        let key = format!("{host} {verify}");
         let cache = PER_HOST.get_or_init(Mutex::default);
-        if let Some(c) = cache.lock().ok().and_then(|m| m.get(host).cloned()) {
+        if let Some(c) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(c);
         }
         tracing::debug!(host, dir = %certs.dir.display(), "using the registry's certificates");
@@ -101,7 +104,7 @@ fn http_client(host: &str, verify: bool) -> Result<reqwest::Client> {
         }
         let c = build(b)?;
         if let Ok(mut m) = cache.lock() {
-            m.insert(host.to_owned(), c.clone());
+            m.insert(key, c.clone());
         }
         return Ok(c);
     }
