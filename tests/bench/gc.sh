@@ -73,7 +73,7 @@ rm -f "$W/stop"
 python3 tests/bench/gc_load.py "127.0.0.1:$PORT" "$REPOS" 600 4 "$W/stop" > "$W/load" &
 LOAD=$!
 sleep 0.3
-curl -fs -X POST "http://127.0.0.1:$PORT/_berth/gc" > "$W/report.json"
+curl -fs -X POST -H "x-berth-gc-token: $(sed -n 2p "$W/berth/_gc/serving")" "http://127.0.0.1:$PORT/_berth/gc" > "$W/report.json"
 touch "$W/stop"
 wait "$LOAD"
 read -r gn g50 g99 < "$W/load"
