@@ -117,6 +117,13 @@ impl Reference {
         if let Some(simple) = Self::parse_simple(input) {
             return Ok(simple);
         }
+        // The repository part of the input, for Docker's "must be lowercase" message.
+        let name_of_input = || {
+            let name = input.split(['@']).next().unwrap_or(input);
+            let last = name.rfind('/').map_or(0, |i| i + 1);
+            let name = name[last..].find(':').map_or(name, |i| &name[..last + i]);
+            ReferenceError::NotLowercase(name.to_owned())
+        };
         let parsed = input.parse::<OciReference>().map_err(|e| match e {
             ParseError::NameTooLong => ReferenceError::TooLong,
             ParseError::NameEmpty => ReferenceError::Empty,
@@ -126,14 +133,14 @@ impl Reference {
             | ParseError::DigestUnsupported => {
                 ReferenceError::Digest(input.split_once('@').map_or(input, |(_, d)| d).to_owned())
             }
-            _ if input.to_lowercase().parse::<OciReference>().is_ok() => {
-                let name = input.split(['@']).next().unwrap_or(input);
-                let last = name.rfind('/').map_or(0, |i| i + 1);
-                let name = name[last..].find(':').map_or(name, |i| &name[..last + i]);
-                ReferenceError::NotLowercase(name.to_owned())
-            }
+            _ if input.to_lowercase().parse::<OciReference>().is_ok() => name_of_input(),
             _ => ReferenceError::Format(input.to_owned()),
         })?;
+        // A first component that is not a domain (`Team/app`) joins the repository without
+        // oci-spec checking its case; Docker refuses it. Found by fuzzing (registry/fuzz).
+        if parsed.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(name_of_input());
+        }
         // oci-spec's `\w` is Unicode; the distribution grammar's (Go's) is ASCII.
         if parsed.tag().is_some_and(|t| !t.is_ascii()) {
             return Err(ReferenceError::Tag(input.to_owned()));
@@ -433,6 +440,7 @@ mod tests {
     #[rstest]
     #[case("", "empty")]
     #[case("Busybox", "repository name (Busybox) must be lowercase")]
+    #[case("Team/app:v1", "repository name (Team/app) must be lowercase")]
     #[case(
         "ghcr.io/Org/app:v1",
         "repository name (ghcr.io/Org/app) must be lowercase"
