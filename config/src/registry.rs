@@ -25,6 +25,8 @@
 //! `[[mirror]]`, `[cache]`, `sparse_manifests` (the pull-through mirror): see
 //! [`crate::registry_mirror`].
 //!
+//! `[gc]`, `[[retention]]`, `[metrics]`, `[[notifications]]`: see [`crate::registry_ops`].
+//!
 //! `[tls]`, `[auth]`, `[auth.token]`, `[auth.groups]` and `[[auth.access]]`: see
 //! [`crate::registry_auth`].
 

@@ -73,7 +73,9 @@ pub async fn start(registry: Arc<Registry>, api_addr: SocketAddr) -> anyhow::Res
     if url_addr.ip().is_unspecified() {
         url_addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let lock = gc::serving::hold(&cfg.data_dir, &format!("http://{url_addr}"))
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let _ = registry.gc_gate().admin_token.set(token.clone());
+    let lock = gc::serving::hold(&cfg.data_dir, &format!("http://{url_addr}"), &token)
         .with_context(|| format!("cannot lock `{}`", cfg.data_dir.display()))?;
     let mut tasks = Vec::new();
     if let Some(n) = registry.notifier.get() {
@@ -157,7 +159,7 @@ pub fn gc_command(
             )?;
             Ok(serde_json::to_string_pretty(&report)?)
         }
-        gc::serving::Offline::Served(url) => {
+        gc::serving::Offline::Served(url, token) => {
             tracing::info!(
                 server = url,
                 "a server serves this directory; asking it to collect"
@@ -168,6 +170,7 @@ pub fn gc_command(
             rt.block_on(async {
                 let resp = reqwest::Client::new()
                     .post(format!("{url}/_berth/gc?dry_run={dry_run}"))
+                    .header(crate::metrics::GC_TOKEN_HEADER, token)
                     .send()
                     .await
                     .with_context(|| format!("cannot reach the server at {url}"))?;

@@ -380,6 +380,9 @@ fn gc_killed_mid_run_leaves_every_tag_pullable_and_a_second_run_finishes() {
     for p in &kept {
         pulls_intact(&url, p);
     }
+    // Only `berth-registry gc` (with the token from the data directory) may trigger a run.
+    let r = http("POST", &format!("{url}/_berth/gc"), &[], None);
+    assert_eq!(r.status, 403, "{}", r.text());
     // A run through the server (the lock says one is serving) finishes the job.
     let out = run(Command::new(bin("berth-registry"))
         .args(["gc", "--config", cfg.to_str().unwrap(), "--data-dir"])

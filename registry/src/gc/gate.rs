@@ -36,6 +36,9 @@ pub struct Gate {
     recent: Mutex<HashMap<String, Instant>>,
     /// `name:tag` → when its pull was last recorded (see `retention::record_pull`).
     pub(crate) pulls: Mutex<HashMap<String, Instant>>,
+    /// The secret `berth-registry gc` must send to `POST /_berth/gc` (written to the serving
+    /// lock file, which only users who can read the data directory can see).
+    pub(crate) admin_token: std::sync::OnceLock<String>,
     /// One GC at a time in this process.
     pub(crate) running: tokio::sync::Mutex<()>,
 }

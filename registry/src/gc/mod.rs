@@ -276,11 +276,12 @@ pub mod serving {
             .open(path)
     }
 
-    /// Takes the shared lock and records where the server answers `POST /_berth/gc`.
+    /// Takes the shared lock and records where the server answers `POST /_berth/gc` and the
+    /// token it wants there.
     ///
     /// # Errors
     /// When the file cannot be opened or an offline GC holds it.
-    pub fn hold(data_dir: &Path, ops_url: &str) -> std::io::Result<ServingLock> {
+    pub fn hold(data_dir: &Path, ops_url: &str, token: &str) -> std::io::Result<ServingLock> {
         let f = open(data_dir)?;
         let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockSharedNonblock).map_err(
             |(_, e)| {
@@ -289,7 +290,7 @@ pub mod serving {
                 ))
             },
         )?;
-        fs_err::write(data_dir.join(LOCK), ops_url)?;
+        fs_err::write(data_dir.join(LOCK), format!("{ops_url}\n{token}\n"))?;
         Ok(ServingLock(lock))
     }
 
@@ -297,8 +298,8 @@ pub mod serving {
     pub enum Offline {
         /// No server: run here, holding this lock.
         Exclusive(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>),
-        /// A server serves the directory; its ops URL.
-        Served(String),
+        /// A server serves the directory: its ops URL and token.
+        Served(String, String),
     }
 
     /// Takes the exclusive lock, or reports the serving server's URL.
@@ -309,11 +310,13 @@ pub mod serving {
         let f = open(data_dir)?;
         match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
             Ok(l) => Ok(Offline::Exclusive(l)),
-            Err(_) => Ok(Offline::Served(
-                fs_err::read_to_string(data_dir.join(LOCK))?
-                    .trim()
-                    .to_owned(),
-            )),
+            Err(_) => {
+                let text = fs_err::read_to_string(data_dir.join(LOCK))?;
+                let mut lines = text.lines();
+                let url = lines.next().unwrap_or_default().trim().to_owned();
+                let token = lines.next().unwrap_or_default().trim().to_owned();
+                Ok(Offline::Served(url, token))
+            }
         }
     }
 }

@@ -31,6 +31,9 @@ use axum::response::Response;
 pub use driver::TimedDriver;
 pub use routes::routes;
 
+/// Header carrying the `POST /_berth/gc` token.
+pub const GC_TOKEN_HEADER: &str = "x-berth-gc-token";
+
 const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];

@@ -72,17 +72,24 @@ fn health(status: StatusCode, error: Option<String>) -> Response {
         .into_response()
 }
 
-/// Runs a GC now and answers its report as JSON; `?dry_run=true` reports only. Loopback only:
-/// this is how `berth-registry gc` reaches a server that serves the same directory.
+/// Runs a GC now and answers its report as JSON; `?dry_run=true` reports only. Loopback only,
+/// with the token from `_gc/serving`: this is how `berth-registry gc` reaches a server that
+/// serves the same directory.
 async fn gc(State(registry): State<Arc<Registry>>, req: Request) -> Response {
     let local = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .is_some_and(|c| c.0.ip().is_loopback());
-    if !local {
+    // The token is in the serving lock file: whoever can read the data directory may ask.
+    let token_ok = registry.gc_gate().admin_token.get().is_some_and(|want| {
+        req.headers()
+            .get(super::GC_TOKEN_HEADER)
+            .is_some_and(|got| got.as_bytes() == want.as_bytes())
+    });
+    if !local || !token_ok {
         return health(
             StatusCode::FORBIDDEN,
-            Some("only loopback clients may trigger GC".into()),
+            Some("only `berth-registry gc` on this host may trigger GC (loopback, with the token in `_gc/serving`)".into()),
         );
     }
     let dry_run = req.uri().query().is_some_and(|q| {
