@@ -1,8 +1,8 @@
 //! The client's image references (`berth_client::Reference::parse`: its regex-free fast path
 //! and oci-spec's grammar behind it).
 //!
-//! Invariants: the normalised form and Docker's familiar form both parse back to the same
-//! reference; the repository is a name the registry accepts and the tag a tag it accepts; the
+//! Invariants: the normalised form and Docker's familiar form (unless ambiguous, see below)
+//! both parse back to the same reference; the repository is a name the registry accepts and the tag a tag it accepts; the
 //! fast path agrees with oci-spec's parser (registry, repository, tag, digest) whenever the
 //! client accepts; without an explicit tag or digest the tag is `latest`.
 #![no_main]
@@ -20,8 +20,16 @@ fuzz_target!(|data: &[u8]| {
     };
     let full = r.to_string();
     assert_eq!(Reference::parse(&full).as_ref(), Ok(&r), "{s:?} → {full:?}");
+    // Docker's familiar form is ambiguous for a Docker Hub repository whose first component
+    // looks like a host (`docker.io/a.b/c` prints as `a.b/c`); Docker prints it so too.
+    let first = r.repository.split('/').next().unwrap_or("");
+    let ambiguous = r.registry == "docker.io"
+        && r.repository.contains('/')
+        && (first.contains(['.', ':']) || first == "localhost");
     let familiar = r.familiar();
-    assert_eq!(Reference::parse(&familiar).as_ref(), Ok(&r), "{s:?} → {familiar:?}");
+    if !ambiguous {
+        assert_eq!(Reference::parse(&familiar).as_ref(), Ok(&r), "{s:?} → {familiar:?}");
+    }
     assert!(route::valid_name(&r.repository), "{s:?}: repository {:?}", r.repository);
     assert!(r.registry.len() + 1 + r.repository.len() <= 255);
     if let Some(t) = &r.tag {
