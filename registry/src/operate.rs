@@ -157,7 +157,8 @@ pub fn gc_command(
                     retention: true,
                 },
             )?;
-            Ok(serde_json::to_string_pretty(&report)?)
+            // Compact: a report lists every blob, and may be large.
+            Ok(serde_json::to_string(&report)?)
         }
         gc::serving::Offline::Served(url, token) => {
             tracing::info!(

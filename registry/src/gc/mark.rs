@@ -11,10 +11,10 @@ use crate::service::{paths, Registry};
 pub(crate) struct Marked {
     /// Digests reachable from some manifest revision (the revisions themselves included).
     pub live: HashSet<String>,
-    /// Digest → repositories holding a layer link to it.
-    pub links: HashMap<String, Vec<String>>,
-    /// Digest → newest modification time of its layer links.
-    pub linked_at: HashMap<String, SystemTime>,
+    /// Unmarked digest → newest modification time of its layer links, and the repositories
+    /// (indices into `repositories`) holding them. Marked digests are not recorded: in a
+    /// registry that is mostly live this stays small.
+    pub unmarked_links: HashMap<String, (SystemTime, Vec<u32>)>,
     /// Repositories seen (with manifests or only blobs).
     pub repositories: Vec<String>,
     /// Manifest revisions read.
@@ -90,7 +90,8 @@ pub(crate) fn mark(reg: &Registry, skip: &HashSet<(String, String)>) -> Result<M
         repositories: repositories(reg)?,
         ..Marked::default()
     };
-    for name in &m.repositories.clone() {
+    // Pass 1: what every manifest revision reaches.
+    for name in &m.repositories {
         for (digest, _, _) in revisions(reg, name)? {
             if skip.contains(&(name.clone(), digest.clone())) {
                 continue;
@@ -115,19 +116,30 @@ pub(crate) fn mark(reg: &Registry, skip: &HashSet<(String, String)>) -> Result<M
             m.live.insert(digest);
             m.live.extend(refs);
         }
+    }
+    // Pass 2: layer links of what is not marked (their age counts for the grace period, and
+    // the sweep removes them).
+    for (i, name) in m.repositories.iter().enumerate() {
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
         let layers = format!("{}/_layers", paths::repo(name));
         for alg in reg.list_or_empty(&layers)? {
             for hex in reg.list_or_empty(&format!("{layers}/{alg}"))? {
                 let digest = format!("{alg}:{hex}");
-                match reg.driver.stat(&format!("{layers}/{alg}/{hex}/link")) {
-                    Ok(info) => {
-                        let at = m.linked_at.entry(digest.clone()).or_insert(info.modified);
-                        *at = (*at).max(info.modified);
-                    }
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e.into()),
+                if m.live.contains(&digest) {
+                    continue;
                 }
-                m.links.entry(digest).or_default().push(name.clone());
+                let modified = match reg.driver.stat(&format!("{layers}/{alg}/{hex}/link")) {
+                    Ok(info) => info.modified,
+                    // A link directory without its link: only its removal is left to do.
+                    Err(e) if e.is_not_found() => SystemTime::UNIX_EPOCH,
+                    Err(e) => return Err(e.into()),
+                };
+                let entry = m
+                    .unmarked_links
+                    .entry(digest)
+                    .or_insert((modified, Vec::new()));
+                entry.0 = entry.0.max(modified);
+                entry.1.push(index);
             }
         }
     }

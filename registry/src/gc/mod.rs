@@ -187,17 +187,21 @@ fn mark_and_sweep(reg: &Registry, opts: GcOptions, report: &mut GcReport) -> Res
                     report.bytes_kept += size;
                     continue;
                 }
-                let newest = marked
-                    .linked_at
-                    .get(&digest)
-                    .map_or(written, |l| (*l).max(written));
+                let linked = marked.unmarked_links.get(&digest);
+                let newest = linked.map_or(written, |(at, _)| (*at).max(written));
                 let young = now.duration_since(newest).unwrap_or_default() < opts.grace;
                 if young {
                     report.blobs_young += 1;
                     report.bytes_kept += size;
                     continue;
                 }
-                let repos = marked.links.get(&digest).cloned().unwrap_or_default();
+                let repos: Vec<String> = linked
+                    .map(|(_, r)| {
+                        r.iter()
+                            .filter_map(|i| marked.repositories.get(*i as usize).cloned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let swept = if opts.dry_run {
                     gate.sweep(&digest, opts.grace, || ()).is_some()
                 } else {

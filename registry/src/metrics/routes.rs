@@ -104,7 +104,7 @@ async fn gc(State(registry): State<Arc<Registry>>, req: Request) -> Response {
     match crate::gc::run(registry, opts).await {
         Ok(report) => (
             [(header::CONTENT_TYPE, "application/json")],
-            serde_json::to_string_pretty(&report).unwrap_or_default(),
+            serde_json::to_string(&report).unwrap_or_default(),
         )
             .into_response(),
         Err(e) => health(
