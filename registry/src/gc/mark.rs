@@ -85,7 +85,11 @@ pub(crate) fn references(bytes: &[u8]) -> std::result::Result<Vec<String>, Strin
 
 /// Marks from every manifest revision of every repository, except the `(repository, digest)`
 /// pairs in `skip` (what a dry run's retention would have deleted).
-pub(crate) fn mark(reg: &Registry, skip: &HashSet<(String, String)>) -> Result<Marked> {
+pub(crate) fn mark(
+    reg: &Registry,
+    skip: &HashSet<(String, String)>,
+    pacer: &mut super::Pacer,
+) -> Result<Marked> {
     let mut m = Marked {
         repositories: repositories(reg)?,
         ..Marked::default()
@@ -93,6 +97,7 @@ pub(crate) fn mark(reg: &Registry, skip: &HashSet<(String, String)>) -> Result<M
     // Pass 1: what every manifest revision reaches.
     for name in &m.repositories {
         for (digest, _, _) in revisions(reg, name)? {
+            pacer.tick();
             if skip.contains(&(name.clone(), digest.clone())) {
                 continue;
             }
@@ -120,6 +125,7 @@ pub(crate) fn mark(reg: &Registry, skip: &HashSet<(String, String)>) -> Result<M
     // Pass 2: layer links of what is not marked (their age counts for the grace period, and
     // the sweep removes them).
     for (i, name) in m.repositories.iter().enumerate() {
+        pacer.tick();
         let index = u32::try_from(i).unwrap_or(u32::MAX);
         let layers = format!("{}/_layers", paths::repo(name));
         for alg in reg.list_or_empty(&layers)? {

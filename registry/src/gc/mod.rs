@@ -121,7 +121,7 @@ pub async fn run(registry: Arc<Registry>, opts: GcOptions) -> Result<GcReport> {
     let _one = registry.gc_gate().running.lock().await;
     let started = Instant::now();
     let r = registry.clone();
-    let result = tokio::task::spawn_blocking(move || run_blocking(&r, opts)).await?;
+    let result = tokio::task::spawn_blocking(move || run_paced(&r, opts, true)).await?;
     crate::metrics::global().gc_finished(&result, started.elapsed(), opts.dry_run);
     result
 }
@@ -131,6 +131,34 @@ pub async fn run(registry: Arc<Registry>, opts: GcOptions) -> Result<GcReport> {
 /// # Errors
 /// As [`run`].
 pub fn run_blocking(reg: &Registry, opts: GcOptions) -> Result<GcReport> {
+    run_paced(reg, opts, false)
+}
+
+/// Keeps a run inside a serving process to about half a core: after each 10 ms of work it
+/// sleeps as long, so requests served meanwhile keep their latency (two-core hosts).
+pub(crate) struct Pacer {
+    on: bool,
+    since: Instant,
+}
+
+impl Pacer {
+    pub(crate) fn tick(&mut self) {
+        if !self.on {
+            return;
+        }
+        let busy = self.since.elapsed();
+        if busy >= Duration::from_millis(10) {
+            std::thread::sleep(busy);
+            self.since = Instant::now();
+        }
+    }
+}
+
+fn run_paced(reg: &Registry, opts: GcOptions, pace: bool) -> Result<GcReport> {
+    let mut pacer = Pacer {
+        on: pace,
+        since: Instant::now(),
+    };
     let started = Instant::now();
     let mut report = GcReport {
         dry_run: opts.dry_run,
@@ -142,14 +170,19 @@ pub fn run_blocking(reg: &Registry, opts: GcOptions) -> Result<GcReport> {
     }
     let gate = reg.gc_gate();
     gate.begin();
-    let result = mark_and_sweep(reg, opts, &mut report);
+    let result = mark_and_sweep(reg, opts, &mut report, &mut pacer);
     gate.end();
     result?;
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(report)
 }
 
-fn mark_and_sweep(reg: &Registry, opts: GcOptions, report: &mut GcReport) -> Result<()> {
+fn mark_and_sweep(
+    reg: &Registry,
+    opts: GcOptions,
+    report: &mut GcReport,
+    pacer: &mut Pacer,
+) -> Result<()> {
     let now = SystemTime::now();
     // A dry run marks as if retention had removed what it would remove, so its report lists
     // what a real run deletes.
@@ -163,13 +196,14 @@ fn mark_and_sweep(reg: &Registry, opts: GcOptions, report: &mut GcReport) -> Res
     } else {
         std::collections::HashSet::new()
     };
-    let marked = mark::mark(reg, &skip)?;
+    let marked = mark::mark(reg, &skip, pacer)?;
     report.repositories = marked.repositories.len();
     report.manifests_marked = marked.manifests;
     let gate = reg.gc_gate();
     for alg in reg.list_or_empty("blobs")? {
         for prefix in reg.list_or_empty(&format!("blobs/{alg}"))? {
             for hex in reg.list_or_empty(&format!("blobs/{alg}/{prefix}"))? {
+                pacer.tick();
                 let digest = format!("{alg}:{hex}");
                 let dir = format!("blobs/{alg}/{prefix}/{hex}");
                 let (size, written) = match reg.driver.stat(&format!("{dir}/data")) {
