@@ -42,7 +42,7 @@ median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) {print "nan"} else if (NR%2
 wait_up() { for _ in $(seq 200); do curl -s -o /dev/null "http://$1/v2/" && return 0; sleep 0.05; done; echo "registry $1 did not start" >&2; exit 1; }
 skopeo_copy() { rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb; skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "$@" >/dev/null; }
 # Bytes of blob GETs answered by a berth-registry, from its access log ("GET /v2/…/blobs/… 200 123B").
-blob_bytes() { grep -E 'GET /v2/[^ ]*/blobs/sha256:[0-9a-f]+ (200|206) [0-9]+B' "$1" | sed -E 's/.* (200|206) ([0-9]+)B.*/\2/' | awk '{s+=$1} END{print s+0}'; }
+blob_bytes() { grep -E 'GET /v2/[^ ]*/blobs/sha256:[0-9a-f]+ (200|206) [0-9]+B' "$1" | sed -E 's/.* (200|206) ([0-9]+)B.*/\2/' | awk '{s+=$1} END{printf "%.0f\n", s}'; }
 
 echo "building test images in $W..." >&2
 "$TARGET/release/berth-mkimage" "$W/big" big 8 131072     # 8 x 128 MiB = 1 GiB
@@ -50,18 +50,19 @@ echo "building test images in $W..." >&2
 BIG_BYTES=$(du -sb --apparent-size "$W/big/blobs" | cut -f1)
 
 UP=$(port)
-"$BERTH" --addr "127.0.0.1:$UP" --data-dir "$W/up-data" 2>"$W/up.log" &
+"$BERTH" --addr "127.0.0.1:$UP" --data-dir "$W/up-data" >/dev/null 2>"$W/up.log" &
 pids+=($!)
 wait_up "127.0.0.1:$UP"
 skopeo_copy "oci:$W/big:big" "docker://127.0.0.1:$UP/library/big:big"
 skopeo_copy "oci:$W/tiny:tiny" "docker://127.0.0.1:$UP/library/tiny:tiny"
 
-start_mirror() { # name -> prints addr; pid in MPID
+# Both set M (address) and MPID; called directly (not in $(…), which would wait for the server).
+start_mirror() { # name
   local p; p=$(port)
-  "$BERTH" --addr "127.0.0.1:$p" --data-dir "$W/$1-data" --mirror "docker.io=http://127.0.0.1:$UP" 2>"$W/$1.log" &
-  MPID=$!; pids+=($MPID); wait_up "127.0.0.1:$p"; echo "127.0.0.1:$p"
+  "$BERTH" --addr "127.0.0.1:$p" --data-dir "$W/$1-data" --mirror "docker.io=http://127.0.0.1:$UP" >/dev/null 2>"$W/$1.log" &
+  MPID=$!; pids+=($MPID); M="127.0.0.1:$p"; wait_up "$M"
 }
-start_proxy() { # name -> prints addr; pid in MPID
+start_proxy() { # name
   local p; p=$(port)
   cat > "$W/$1.yml" <<YML
 version: 0.1
@@ -76,7 +77,7 @@ proxy:
   remoteurl: http://127.0.0.1:$UP
 YML
   docker-registry serve "$W/$1.yml" >"$W/$1.log" 2>&1 &
-  MPID=$!; pids+=($MPID); wait_up "127.0.0.1:$p"; echo "127.0.0.1:$p"
+  MPID=$!; pids+=($MPID); M="127.0.0.1:$p"; wait_up "$M"
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
@@ -97,7 +98,7 @@ for i in $(seq "$ROUNDS"); do
       t0=$(now); skopeo_copy "docker://127.0.0.1:$UP/library/big:big" "oci:$W/out:big"; t1=$(now)
       secs "$t0" "$t1" >> "$W/cold.direct"; echo >> "$W/cold.direct"
     else
-      M=$(start_mirror "m$i")
+      start_mirror "m$i"
       t0=$(now); skopeo_copy "docker://$M/library/big:big" "oci:$W/out:big"; t1=$(now)
       secs "$t0" "$t1" >> "$W/cold.mirror"; echo >> "$W/cold.mirror"
       # 2. warm through the same mirror vs the plain upstream.
@@ -116,7 +117,7 @@ done
 echo "ten concurrent cold pulls ($ROUNDS rounds)..." >&2
 for i in $(seq "$ROUNDS"); do
   for who in $( ((i % 2)) && echo "berth dist" || echo "dist berth"); do
-    if [ "$who" = berth ]; then M=$(start_mirror "c$i"); else M=$(start_proxy "p$i"); fi
+    if [ "$who" = berth ]; then start_mirror "c$i"; else start_proxy "p$i"; fi
     before=$(blob_bytes "$W/up.log")
     t0=$(now)
     ( for _ in $(seq 10); do curl_pull "$M" library/big big & done; wait )
@@ -129,7 +130,7 @@ for i in $(seq "$ROUNDS"); do
 done
 
 echo "manifest GETs (wrk ${WRK_SECONDS}s, 2 threads, 32 connections)..." >&2
-M=$(start_mirror manifests)
+start_mirror manifests
 skopeo_copy "oci:$W/tiny:tiny" "docker://$M/local/tiny:tiny"
 curl -sf -o /dev/null "http://$M/v2/library/tiny/manifests/tiny"
 rps() { wrk -t2 -c32 -d"${WRK_SECONDS}s" "$1" | awk '/Requests\/sec/{printf "%.0f", $2}'; }

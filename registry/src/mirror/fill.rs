@@ -31,9 +31,9 @@ use crate::service::paths;
 use crate::storage::StorageError;
 
 /// Bytes written to the fill file before readers are told about them.
-const FLUSH_BYTES: usize = 64 * 1024;
+const FLUSH_BYTES: usize = 1024 * 1024;
 /// Bytes a reader reads from the fill file at a time.
-const READ_CHUNK: usize = 128 * 1024;
+const READ_CHUNK: usize = 512 * 1024;
 /// Resumes of a cut upstream connection before the fill fails.
 const MAX_RESUMES: u32 = 5;
 
