@@ -1057,10 +1057,61 @@ pub fn container_cgroup_dirs(id: &str) -> Vec<PathBuf> {
     if root.join("cgroup.controllers").exists() {
         vec![root.join("berth").join(id)]
     } else {
-        ["memory", "cpu", "cpuacct", "pids", "blkio", "devices", "unified"]
-            .iter()
-            .map(|c| root.join(c).join("berth").join(id))
-            .filter(|d| d.parent().unwrap().parent().unwrap().is_dir())
-            .collect()
+        [
+            "memory", "cpu", "cpuacct", "pids", "blkio", "devices", "unified",
+        ]
+        .iter()
+        .map(|c| root.join(c).join("berth").join(id))
+        .filter(|d| d.parent().unwrap().parent().unwrap().is_dir())
+        .collect()
+    }
+}
+
+/// A non-loopback address of this host that the test itself creates: one address from
+/// 198.18.0.0/15 (RFC 2544's benchmarking range, used by nothing real) on one end of a veth
+/// pair that leads nowhere (this kernel has no `dummy` module), deleted on drop. Traffic to it
+/// stays on this machine, as traffic to the host's own address would, and no real interface or
+/// network is involved.
+pub struct TestAddr {
+    link: String,
+    /// The address.
+    pub ip: std::net::Ipv4Addr,
+}
+
+impl TestAddr {
+    /// Creates the link and the address.
+    #[must_use]
+    pub fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        require_root();
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = (std::process::id() % 8192) * 8 + n % 8;
+        let link = format!("bthaddr{id}");
+        #[allow(clippy::cast_possible_truncation)] // id < 65536
+        let ip = std::net::Ipv4Addr::new(198, 18, (id >> 8) as u8, (id & 0xff) as u8);
+        let _ = Command::new("ip").args(["link", "del", &link]).output();
+        for args in [
+            format!("link add {link} type veth peer name {link}p"),
+            format!("addr add {ip}/32 dev {link}"),
+            format!("link set {link}p up"),
+            format!("link set {link} up"),
+        ] {
+            run(Command::new("ip").args(args.split(' ')));
+        }
+        Self { link, ip }
+    }
+}
+
+impl Drop for TestAddr {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
+    }
+}
+
+impl Default for TestAddr {
+    fn default() -> Self {
+        Self::new()
     }
 }

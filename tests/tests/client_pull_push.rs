@@ -263,45 +263,6 @@ fn mirror_only_refuses_the_upstream_and_mirror_map_covers_any_registry() {
     );
 }
 
-/// A non-loopback address of this host that the test itself creates: one address from
-/// 198.18.0.0/15 (RFC 2544's benchmarking range, used by nothing real) on one end of a veth
-/// pair that leads nowhere (this kernel has no `dummy` module), deleted on drop. Traffic to it stays on this machine, as traffic to the host's own address
-/// would, and no real interface or network is involved.
-struct TestAddr {
-    link: String,
-    ip: std::net::Ipv4Addr,
-}
-
-impl TestAddr {
-    fn new() -> Self {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        berth_tests::require_root();
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = (std::process::id() % 8192) * 8 + n % 8;
-        let link = format!("bthaddr{id}");
-        #[allow(clippy::cast_possible_truncation)] // id < 65536
-        let ip = std::net::Ipv4Addr::new(198, 18, (id >> 8) as u8, (id & 0xff) as u8);
-        let _ = Command::new("ip").args(["link", "del", &link]).output();
-        for args in [
-            format!("link add {link} type veth peer name {link}p"),
-            format!("addr add {ip}/32 dev {link}"),
-            format!("link set {link}p up"),
-            format!("link set {link} up"),
-        ] {
-            berth_tests::run(Command::new("ip").args(args.split(' ')));
-        }
-        Self { link, ip }
-    }
-}
-
-impl Drop for TestAddr {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.link])
-            .output();
-    }
-}
-
 #[test]
 fn plain_http_registry_is_refused_unless_listed_as_insecure() {
     let tmp = tempfile::tempdir().unwrap();
