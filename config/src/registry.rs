@@ -36,12 +36,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::registry_auth;
-use crate::registry_mirror;
-use crate::registry_limits;
-use crate::registry_ops;
-pub use crate::registry_limits::Limits;
-pub use crate::registry_mirror::{CacheConfig, MirrorConfig};
 pub use crate::registry_auth::{AccessRule, AuthConfig, AuthOverrides, TlsConfig, TokenConfig};
+use crate::registry_limits;
+pub use crate::registry_limits::Limits;
+use crate::registry_mirror;
+pub use crate::registry_mirror::{CacheConfig, MirrorConfig};
+use crate::registry_ops;
 
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, RegistryConfigError>;
@@ -457,7 +457,8 @@ pub(crate) fn parse_u64(key: &str, value: &str) -> Result<u64> {
         .map_err(|_| invalid(key, format!("`{value}` is not a non-negative integer")))
 }
 
-fn invalid(key: &str, reason: String) -> RegistryConfigError {
+/// `invalid value for KEY: REASON`, shared by every section of the registry config.
+pub(crate) fn invalid(key: &str, reason: String) -> RegistryConfigError {
     RegistryConfigError::Invalid {
         key: key.to_owned(),
         reason,
@@ -538,4 +539,18 @@ mod tests {
         let err = RegistryConfig::load(None, &lookup, &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("BERTH_REGISTRY_READ_ONLY"));
     }
+}
+
+/// Loads a config from `text` with `env` as the environment (tests of every section).
+#[cfg(test)]
+pub(crate) fn load_text(text: &str, env: &[(&str, &str)]) -> Result<RegistryConfig> {
+    use std::io::Write as _;
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    RegistryConfig::load(Some(f.path()), &lookup, &Overrides::default())
 }

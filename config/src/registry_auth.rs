@@ -40,7 +40,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::registry::{RegistryConfigError, Result};
+use crate::registry::{invalid, Result};
 
 /// `[tls]`: serve HTTPS (HTTP/1.1 and HTTP/2) with this certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,28 +326,12 @@ pub(crate) fn build(
     ))
 }
 
-fn invalid(key: &str, reason: String) -> RegistryConfigError {
-    RegistryConfigError::Invalid {
-        key: key.to_owned(),
-        reason,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
-    use crate::registry::{Overrides, RegistryConfig};
+    use crate::registry::RegistryConfig;
 
     fn load(text: &str, env: &[(&str, &str)]) -> crate::registry::Result<RegistryConfig> {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        RegistryConfig::load(Some(f.path()), &lookup, &Overrides::default())
+        crate::registry::load_text(text, env)
     }
 
     #[test]

@@ -24,7 +24,7 @@
 
 use serde::Deserialize;
 
-use crate::registry::{parse_u64, RegistryConfigError, Result};
+use crate::registry::{invalid, parse_u64, Result};
 
 /// Bytes a download reads from disk at a time. Each download is charged two of them: the chunk
 /// being read and the one the connection is still writing.
@@ -221,13 +221,6 @@ pub(crate) fn build(raw: Option<FileLimits>) -> Result<Limits> {
         ));
     }
     Ok(limits)
-}
-
-fn invalid(key: &str, reason: String) -> RegistryConfigError {
-    RegistryConfigError::Invalid {
-        key: key.to_owned(),
-        reason,
-    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::registry::{parse_bool, parse_u64, RegistryConfigError, Result};
+use crate::registry::{invalid, parse_bool, parse_u64, Result};
 
 /// Default seconds between two revalidations of one cached tag.
 pub const DEFAULT_TAG_RECHECK_SECS: u64 = 300;
@@ -87,13 +87,6 @@ pub(crate) struct Raw {
     pub(crate) mirror: Vec<FileMirror>,
     pub(crate) cache: Option<FileCache>,
     pub(crate) sparse_manifests: Option<bool>,
-}
-
-fn invalid(key: &str, reason: String) -> RegistryConfigError {
-    RegistryConfigError::Invalid {
-        key: key.to_owned(),
-        reason,
-    }
 }
 
 /// Parses one `[REGISTRY=]URL` as `--mirror` and `BERTH_REGISTRY_MIRROR` take it.

@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use crate::registry::{parse_u64, RegistryConfigError, Result};
+use crate::registry::{invalid, parse_u64, Result};
 
 /// Event actions a notification endpoint can ask for.
 pub const ACTIONS: &[&str] = &["push", "pull", "mount", "delete"];
@@ -163,13 +163,6 @@ pub(crate) struct FileOps {
     pub(crate) retention: Option<Vec<RetentionRule>>,
     pub(crate) metrics: Option<FileMetrics>,
     pub(crate) notifications: Option<Vec<FileNotification>>,
-}
-
-fn invalid(key: &str, reason: String) -> RegistryConfigError {
-    RegistryConfigError::Invalid {
-        key: key.to_owned(),
-        reason,
-    }
 }
 
 /// Applies the `BERTH_REGISTRY_GC_*`, `BERTH_REGISTRY_METRICS_ADDR`, `BERTH_REGISTRY_RETENTION`
@@ -304,20 +297,10 @@ pub(crate) fn build(raw: FileOps) -> Result<Ops> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
-    use crate::registry::Overrides;
     use crate::RegistryConfig;
 
     fn load(text: &str, env: &[(&str, &str)]) -> crate::registry::Result<RegistryConfig> {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        RegistryConfig::load(Some(f.path()), &lookup, &Overrides::default())
+        crate::registry::load_text(text, env)
     }
 
     #[test]
