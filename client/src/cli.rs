@@ -81,7 +81,10 @@ fn without_hidden_suggestions(mut e: clap::Error) -> clap::Error {
             .filter(|n| n.as_str() != "container-monitor")
             .cloned()
             .collect();
-        e.insert(ContextKind::SuggestedSubcommand, ContextValue::Strings(visible));
+        e.insert(
+            ContextKind::SuggestedSubcommand,
+            ContextValue::Strings(visible),
+        );
     }
     e
 }

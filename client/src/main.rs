@@ -69,7 +69,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if daemon.from_docker {
         printer.debug(&format!(
             "{DEFAULT_PATH} does not exist: using the registry settings of {}",
-            daemon.source.as_deref().unwrap_or(DOCKER_PATH.as_ref()).display()
+            daemon
+                .source
+                .as_deref()
+                .unwrap_or(DOCKER_PATH.as_ref())
+                .display()
         ));
     }
     for w in &daemon.warnings {

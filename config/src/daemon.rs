@@ -483,13 +483,20 @@ mod tests {
         assert_eq!(c.source.as_deref(), Some(docker.as_path()));
         assert_eq!(c.registry_mirrors, ["http://m:5000"]);
         assert_eq!(c.max_concurrent_downloads, 7);
-        assert!(c.data_root.is_none(), "Docker's data-root must never be taken");
+        assert!(
+            c.data_root.is_none(),
+            "Docker's data-root must never be taken"
+        );
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         // An unusable Docker file: a warning, defaults.
         std::fs::write(&docker, "{not json").unwrap();
         let c = DaemonConfig::load_default(&own, &docker).unwrap();
         assert!(c.registry_mirrors.is_empty());
-        assert!(c.warnings[0].contains("cannot use the registry settings"), "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains("cannot use the registry settings"),
+            "{:?}",
+            c.warnings
+        );
         // Ours exists: Docker's is not read, even when ours is empty.
         std::fs::write(&docker, r#"{"registry-mirrors": ["http://m:5000"]}"#).unwrap();
         std::fs::write(&own, "{}").unwrap();

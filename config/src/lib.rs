@@ -10,8 +10,8 @@ pub mod daemon;
 pub mod registry;
 pub mod registry_auth;
 pub mod registry_limits;
-pub mod registry_ops;
 pub mod registry_mirror;
+pub mod registry_ops;
 
 pub use daemon::{DaemonConfig, DaemonConfigError};
 pub use registry::{RegistryConfig, RegistryConfigError};

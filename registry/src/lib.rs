@@ -11,9 +11,9 @@ pub mod auth;
 pub mod digest;
 pub mod gc;
 pub mod metrics;
+pub mod mirror;
 pub mod notify;
 pub mod operate;
-pub mod mirror;
 pub mod reload;
 pub mod route;
 pub mod server;
@@ -68,7 +68,10 @@ pub fn app_with_auth(
         None => None,
     };
     let mirror = mirror::Mirror::from_config(&config)?;
-    let registry = Arc::new(Registry::new(Arc::new(metrics::TimedDriver(driver)), config));
+    let registry = Arc::new(Registry::new(
+        Arc::new(metrics::TimedDriver(driver)),
+        config,
+    ));
     if let Some(m) = mirror {
         let _ = registry.mirror.set(m);
     }

@@ -353,9 +353,8 @@ struct TlsStreams(Arc<berth_registry::tls::TlsAcceptor>);
 
 impl berth_registry::server::Acceptor for TlsStreams {
     type Stream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = std::io::Result<Self::Stream>> + Send>,
-    >;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Self::Stream>> + Send>>;
 
     fn accept(&self, tcp: tokio::net::TcpStream, _peer: std::net::SocketAddr) -> Self::Future {
         let acceptor = self.0.clone();

@@ -599,8 +599,7 @@ fn run_env_file_follows_dockers_format() {
     assert_eq!(out.status.code(), Some(125));
     let err = text(&out.stderr);
     assert!(
-        err.contains("bad.env")
-            && err.contains("variable 'MY VAR' contains whitespaces"),
+        err.contains("bad.env") && err.contains("variable 'MY VAR' contains whitespaces"),
         "{err}"
     );
     // Nothing was created for the refused runs.

@@ -148,8 +148,10 @@ pub async fn for_run(ctx: &Ctx, image: &str, policy: &str) -> anyhow::Result<()>
     }
     let reference = Reference::parse(image)?;
     if !local {
-        ctx.printer
-            .status(&format!("Unable to find image '{}' locally", reference.familiar()));
+        ctx.printer.status(&format!(
+            "Unable to find image '{}' locally",
+            reference.familiar()
+        ));
     }
     let opts = RemoteOptions::load(&ctx.daemon)?;
     pull(ctx, &opts, &ctx.printer, &reference, &Platform::host()).await?;

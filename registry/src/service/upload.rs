@@ -240,19 +240,19 @@ impl Registry {
         tokio::task::spawn_blocking(move || -> Result<()> {
             // Under the GC gate: the existence check and the link (see `crate::gc::gate`).
             gate.reference([&digest_owned], || -> Result<()> {
-            let target = paths::blob_data(&digest_owned);
-            match driver.stat(&target) {
-                // Same digest, same bytes: an earlier or concurrent upload already published it.
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => {
-                    driver.rename(&paths::upload_data(&id_owned), &target)?;
+                let target = paths::blob_data(&digest_owned);
+                match driver.stat(&target) {
+                    // Same digest, same bytes: an earlier or concurrent upload already published it.
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {
+                        driver.rename(&paths::upload_data(&id_owned), &target)?;
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
-            }
-            // Last: the link that makes the blob visible in the repository.
-            let link = paths::layer_link(&name_owned, &digest_owned);
-            driver.put(&link, digest_owned.to_string().as_bytes())?;
-            Ok(())
+                // Last: the link that makes the blob visible in the repository.
+                let link = paths::layer_link(&name_owned, &digest_owned);
+                driver.put(&link, digest_owned.to_string().as_bytes())?;
+                Ok(())
             })
         })
         .await??;
