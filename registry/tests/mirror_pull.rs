@@ -720,3 +720,91 @@ async fn mirrored_names_can_be_anonymous_while_local_ones_need_credentials() {
         r.status
     );
 }
+
+/// The value of the sample `line_start` (name and labels) in a Prometheus exposition.
+fn sample(text: &str, line_start: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample `{line_start}` in\n{text}"))
+}
+
+#[tokio::test]
+async fn metrics_count_hits_misses_upstream_bytes_and_errors_and_readyz_probes_upstreams() {
+    // Upstream names of their own: the metrics are process-wide and other tests run beside.
+    let up = upstream().await;
+    let img =
+        up.h.push_image("org/metered", "v1", &[b"metered layer one", b"two"])
+            .await;
+    let m = mirror(
+        vec![mirror_cfg("metrics.test", &up.url, 300)],
+        CacheConfig::default(),
+    );
+    let ready = m.get("/readyz").await;
+    ready.expect(StatusCode::OK);
+    assert_eq!(ready.json()["upstreams"]["metrics.test"], "ok");
+    pull(&m.router, "org/metered", "", &img).await;
+    pull(&m.router, "org/metered", "", &img).await;
+    let r = send_to(
+        &m.router,
+        req(Method::GET, "/v2/org/metered/manifests/nope"),
+    )
+    .await;
+    r.expect(StatusCode::NOT_FOUND);
+
+    let text = m.get("/metrics").await.text();
+    let blobs = 1 + img.layers.len() as u64;
+    let l = |family: &str, rest: &str| {
+        format!("berth_registry_mirror_{family}{{upstream=\"metrics.test\"{rest}}}")
+    };
+    // First pull: the tag is fetched (a miss), the digest is then cached; every blob is a miss.
+    // Second pull: all hits.
+    assert_eq!(
+        sample(&text, &l("misses_total", ",kind=\"manifest\"")),
+        2,
+        "tag + the missing tag"
+    );
+    assert_eq!(sample(&text, &l("hits_total", ",kind=\"manifest\"")), 3);
+    assert_eq!(sample(&text, &l("misses_total", ",kind=\"blob\"")), blobs);
+    assert_eq!(sample(&text, &l("hits_total", ",kind=\"blob\"")), blobs);
+    let content: u64 = img.manifest.len() as u64
+        + img.config.len() as u64
+        + img.layers.iter().map(|x| x.len() as u64).sum::<u64>();
+    assert_eq!(sample(&text, &l("upstream_bytes_total", "")), content);
+    assert_eq!(
+        sample(&text, &l("upstream_errors_total", ",reason=\"not_found\"")),
+        1
+    );
+    assert!(sample(&text, "berth_registry_mirror_cache_bytes") > 0);
+    assert!(!text.contains("org/metered"), "no repository labels");
+
+    // An upstream that does not answer: /readyz says which, and a pull counts the error.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let m2 = mirror(
+        vec![mirror_cfg("down.test", &dead, 300)],
+        CacheConfig::default(),
+    );
+    let ready = m2.get("/readyz").await;
+    ready.expect(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.json()["upstreams"]["down.test"], "unreachable");
+    assert!(
+        ready.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("`down.test`"),
+        "{}",
+        ready.json()
+    );
+    m2.get("/livez").await.expect(StatusCode::OK);
+    let r = send_to(&m2.router, req(Method::GET, "/v2/org/metered/manifests/v1")).await;
+    assert!(r.status.is_server_error(), "{}", r.status);
+    let text = m2.get("/metrics").await.text();
+    assert_eq!(
+        sample(
+            &text,
+            "berth_registry_mirror_upstream_errors_total{upstream=\"down.test\",reason=\"unreachable\"}"
+        ),
+        1
+    );
+}

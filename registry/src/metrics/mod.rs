@@ -2,7 +2,8 @@
 //!
 //! Owns the process-wide counters ([`global`]), the HTTP layer that feeds them ([`layer`]),
 //! the timing storage wrapper ([`TimedDriver`]) and the ops routes ([`routes`]: `/metrics`,
-//! `/livez`, `/readyz`, `POST /_berth/gc`). May call `crate::service` and `crate::gc`.
+//! `/livez`, `/readyz`, `POST /_berth/gc`). May call `crate::service`, `crate::gc` and
+//! `crate::mirror` (cache gauges and the upstream probe of `/readyz`).
 //!
 //! Names follow the CNCF registry where it has one (`registry_http_requests_total`,
 //! `registry_http_request_duration_seconds`, `registry_http_request_size_bytes`,
@@ -104,6 +105,40 @@ struct Families {
     gc_duration: Histogram,
     notifications: BTreeMap<(usize, &'static str), u64>,
     notifications_pending: BTreeMap<usize, u64>,
+    /// Mirror families, keyed by the configured upstream name (bounded by the configuration).
+    mirror_hits: BTreeMap<(String, &'static str), u64>,
+    mirror_misses: BTreeMap<(String, &'static str), u64>,
+    mirror_upstream_bytes: BTreeMap<String, u64>,
+    mirror_upstream_errors: BTreeMap<(String, &'static str), u64>,
+}
+
+/// Gauges read at scrape time by the `/metrics` handler.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ScrapeGauges {
+    /// Unfinished upload sessions on disk.
+    pub uploads_open: u64,
+    /// Bytes of upstream content in the mirror's cache (`None`: no mirror configured).
+    pub mirror_cached_bytes: Option<u64>,
+    /// Blob fills from upstreams in progress.
+    pub mirror_fills: Option<u64>,
+}
+
+/// Which mirror content a hit or miss was for.
+#[derive(Debug, Clone, Copy)]
+pub enum MirrorKind {
+    /// A manifest or index.
+    Manifest,
+    /// A blob (config or layer).
+    Blob,
+}
+
+impl MirrorKind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Manifest => "manifest",
+            Self::Blob => "blob",
+        }
+    }
 }
 
 /// The process-wide metrics.
@@ -239,9 +274,47 @@ impl Metrics {
         });
     }
 
-    /// The exposition. `uploads_open` is counted by the caller (sessions on disk).
+    /// A mirrored request was answered from the cache.
+    pub fn mirror_hit(&self, upstream: &str, kind: MirrorKind) {
+        self.with(|f| {
+            *f.mirror_hits
+                .entry((upstream.to_owned(), kind.label()))
+                .or_default() += 1;
+        });
+    }
+
+    /// A mirrored request found nothing cached and went to (or joined a fetch from) the upstream.
+    pub fn mirror_miss(&self, upstream: &str, kind: MirrorKind) {
+        self.with(|f| {
+            *f.mirror_misses
+                .entry((upstream.to_owned(), kind.label()))
+                .or_default() += 1;
+        });
+    }
+
+    /// `n` bytes of manifest or blob content arrived from `upstream`.
+    pub fn mirror_upstream_bytes(&self, upstream: &str, n: u64) {
+        self.with(|f| {
+            *f.mirror_upstream_bytes
+                .entry(upstream.to_owned())
+                .or_default() += n;
+        });
+    }
+
+    /// An exchange with `upstream` failed; `reason` is one of `unreachable`, `status`,
+    /// `not_found`, `unauthorized`, `bad_content`, `cut`.
+    pub fn mirror_upstream_error(&self, upstream: &str, reason: &'static str) {
+        self.with(|f| {
+            *f.mirror_upstream_errors
+                .entry((upstream.to_owned(), reason))
+                .or_default() += 1;
+        });
+    }
+
+    /// The exposition, with the gauges the caller read at scrape time.
     #[must_use]
-    pub fn render(&self, uploads_open: u64) -> String {
+    pub fn render(&self, gauges: ScrapeGauges) -> String {
+        let uploads_open = gauges.uploads_open;
         let mut out = String::with_capacity(8192);
         let f = self
             .families
@@ -430,8 +503,72 @@ impl Metrics {
                 "berth_registry_notifications_pending{{endpoint=\"{i}\"}} {n}"
             );
         }
+        if gauges.mirror_cached_bytes.is_some() {
+            render_mirror(&mut out, &f, gauges);
+        }
         out
     }
+}
+
+/// The mirror's families (only when a mirror is configured).
+fn render_mirror(out: &mut String, f: &Families, gauges: ScrapeGauges) {
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+    };
+    for (name, help, map) in [
+        (
+            "berth_registry_mirror_hits_total",
+            "Mirrored requests answered from the cache, by upstream and kind (manifest, blob).",
+            &f.mirror_hits,
+        ),
+        (
+            "berth_registry_mirror_misses_total",
+            "Mirrored requests not in the cache (fetched from, or joined a fetch from, the upstream).",
+            &f.mirror_misses,
+        ),
+    ] {
+        family(out, name, "counter", help);
+        for ((u, k), n) in map {
+            let _ = writeln!(out, "{name}{{upstream=\"{u}\",kind=\"{k}\"}} {n}");
+        }
+    }
+    let name = "berth_registry_mirror_upstream_bytes_total";
+    family(
+        out,
+        name,
+        "counter",
+        "Bytes of manifests and blobs received from each upstream.",
+    );
+    for (u, n) in &f.mirror_upstream_bytes {
+        let _ = writeln!(out, "{name}{{upstream=\"{u}\"}} {n}");
+    }
+    let name = "berth_registry_mirror_upstream_errors_total";
+    family(
+        out,
+        name,
+        "counter",
+        "Failed exchanges with each upstream, by reason (unreachable, status, not_found, unauthorized, bad_content, cut).",
+    );
+    for ((u, r), n) in &f.mirror_upstream_errors {
+        let _ = writeln!(out, "{name}{{upstream=\"{u}\",reason=\"{r}\"}} {n}");
+    }
+    let name = "berth_registry_mirror_cache_bytes";
+    family(
+        out,
+        name,
+        "gauge",
+        "Bytes of upstream content in the cache.",
+    );
+    let _ = writeln!(out, "{name} {}", gauges.mirror_cached_bytes.unwrap_or(0));
+    let name = "berth_registry_mirror_fills_in_progress";
+    family(
+        out,
+        name,
+        "gauge",
+        "Blob downloads from upstreams in progress.",
+    );
+    let _ = writeln!(out, "{name} {}", gauges.mirror_fills.unwrap_or(0));
 }
 
 /// Decrements the in-flight gauge when the request ends (even if the handler is dropped).
@@ -511,9 +648,41 @@ mod tests {
     fn exposition_has_types() {
         let m = Metrics::default();
         m.storage_action("get", Duration::from_millis(3));
-        let text = m.render(2);
+        let text = m.render(ScrapeGauges {
+            uploads_open: 2,
+            ..ScrapeGauges::default()
+        });
+        assert!(
+            !text.contains("berth_registry_mirror_"),
+            "no mirror, no mirror families"
+        );
         assert!(text.contains("# TYPE registry_storage_action_seconds histogram"));
         assert!(text.contains("berth_registry_upload_sessions_open 2"));
         assert!(text.contains("registry_storage_action_seconds_bucket{driver=\"filesystem\",action=\"get\",le=\"0.005\"} 1"));
+    }
+
+    #[test]
+    fn mirror_families_are_labelled_by_upstream_and_kind() {
+        let m = Metrics::default();
+        m.mirror_hit("docker.io", MirrorKind::Blob);
+        m.mirror_hit("docker.io", MirrorKind::Blob);
+        m.mirror_miss("ghcr.io", MirrorKind::Manifest);
+        m.mirror_upstream_bytes("ghcr.io", 42);
+        m.mirror_upstream_error("ghcr.io", "unreachable");
+        let text = m.render(ScrapeGauges {
+            mirror_cached_bytes: Some(7),
+            mirror_fills: Some(1),
+            ..ScrapeGauges::default()
+        });
+        for line in [
+            "berth_registry_mirror_hits_total{upstream=\"docker.io\",kind=\"blob\"} 2",
+            "berth_registry_mirror_misses_total{upstream=\"ghcr.io\",kind=\"manifest\"} 1",
+            "berth_registry_mirror_upstream_bytes_total{upstream=\"ghcr.io\"} 42",
+            "berth_registry_mirror_upstream_errors_total{upstream=\"ghcr.io\",reason=\"unreachable\"} 1",
+            "berth_registry_mirror_cache_bytes 7",
+            "berth_registry_mirror_fills_in_progress 1",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
     }
 }

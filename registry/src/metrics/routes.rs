@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
+use super::ScrapeGauges;
 use crate::gc::GcOptions;
 use crate::service::{paths, Registry};
 
@@ -24,6 +25,7 @@ pub fn routes(registry: Arc<Registry>) -> Router {
 }
 
 async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
+    let mirror = registry.mirror().cloned();
     let uploads = tokio::task::spawn_blocking(move || {
         registry
             .list_or_empty(paths::UPLOADS)
@@ -31,39 +33,82 @@ async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
     })
     .await
     .unwrap_or(0);
+    let gauges = ScrapeGauges {
+        uploads_open: uploads,
+        mirror_cached_bytes: mirror.as_ref().map(|m| m.cached_bytes()),
+        mirror_fills: mirror.as_ref().map(|m| m.fills_in_progress() as u64),
+    };
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        super::global().render(uploads),
+        super::global().render(gauges),
     )
         .into_response()
 }
 
-/// Ready when the storage takes a write (a small file under `_health/`).
+/// Ready when the storage takes a write (a small file under `_health/`) and, with a mirror,
+/// every upstream answers HTTP (probed at most every [`crate::mirror::READINESS_TTL`]).
 async fn readyz(State(registry): State<Arc<Registry>>) -> Response {
+    let mirror = registry.mirror().cloned();
     let probe =
         tokio::task::spawn_blocking(move || registry.driver.put("_health/probe", b"ok")).await;
-    match probe {
-        Ok(Ok(())) => health(StatusCode::OK, None),
-        Ok(Err(e)) => health(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(format!("storage is not writable: {e}")),
-        ),
-        Err(_) => health(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("the storage probe failed".into()),
-        ),
+    let storage = match probe {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("storage is not writable: {e}")),
+        Err(_) => Some("the storage probe failed".into()),
+    };
+    let upstreams = match mirror {
+        Some(m) => Some(m.readiness().await),
+        None => None,
+    };
+    let unreachable: Vec<String> = upstreams
+        .iter()
+        .flatten()
+        .filter_map(|r| {
+            r.error
+                .as_ref()
+                .map(|e| format!("upstream `{}` is unreachable ({e})", r.registry))
+        })
+        .collect();
+    let error = storage.into_iter().chain(unreachable).collect::<Vec<_>>();
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut body = health_body((!error.is_empty()).then(|| error.join("; ")));
+    if let Some(u) = upstreams {
+        body["upstreams"] = u
+            .iter()
+            .map(|r| {
+                (
+                    r.registry.clone(),
+                    serde_json::json!(r.error.as_deref().map_or("ok", |_| "unreachable")),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn health_body(error: Option<String>) -> serde_json::Value {
+    match error {
+        None => serde_json::json!({"status": "ok"}),
+        Some(e) => serde_json::json!({"status": "unavailable", "error": e}),
     }
 }
 
 /// `{"status":"ok"}`, or `{"status":"unavailable","error":…}`.
 fn health(status: StatusCode, error: Option<String>) -> Response {
-    let body = match error {
-        None => serde_json::json!({"status": "ok"}),
-        Some(e) => serde_json::json!({"status": "unavailable", "error": e}),
-    };
+    let body = health_body(error);
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],

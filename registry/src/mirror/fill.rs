@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use super::manifest::{check_status, error_chain};
 use super::upstream::UpstreamError;
 use super::{Mirror, Result, Target};
+use crate::metrics::{self, MirrorKind};
 use crate::service::paths;
 use crate::storage::StorageError;
 
@@ -149,6 +150,7 @@ impl Mirror {
         let mut map = self.fills.map.lock().expect("fills lock");
         if let Some(f) = map.get(&key) {
             if let Ok(file) = std::fs::File::open(&f.path) {
+                metrics::global().mirror_miss(&t.upstream.registry, MirrorKind::Blob);
                 return Ok(BlobSource::Filling {
                     file,
                     state: f.state.subscribe(),
@@ -159,6 +161,7 @@ impl Mirror {
             Ok(info) => {
                 drop(map);
                 self.lru.touch_blob(&key);
+                metrics::global().mirror_hit(&t.upstream.registry, MirrorKind::Blob);
                 return Ok(BlobSource::Stored(info.size));
             }
             Err(e) if e.is_not_found() => {}
@@ -176,6 +179,7 @@ impl Mirror {
         let fill = Arc::new(Fill { path, state: tx });
         map.insert(key, fill.clone());
         drop(map);
+        metrics::global().mirror_miss(&t.upstream.registry, MirrorKind::Blob);
         let mirror = self.clone();
         let t = t.clone();
         let digest = digest.clone();
@@ -278,6 +282,8 @@ impl Mirror {
                             skip -= n as u64;
                         }
                         hasher.update(&c);
+                        metrics::global()
+                            .mirror_upstream_bytes(&t.upstream.registry, c.len() as u64);
                         pending.extend_from_slice(&c);
                         if pending.len() >= FLUSH_BYTES {
                             written += flush(&mut file, &mut pending, fill).await?;
@@ -306,6 +312,7 @@ impl Mirror {
                 ),
                 Some(e) => error_chain(&e),
             };
+            metrics::global().mirror_upstream_error(&t.upstream.registry, "cut");
             if resumes >= MAX_RESUMES {
                 return Err(FillError::other(format!(
                     "upstream connection cut after {written} bytes ({why}), {MAX_RESUMES} resumes failed"
@@ -316,6 +323,7 @@ impl Mirror {
         }
         let got = hasher.finish();
         if got != *digest {
+            metrics::global().mirror_upstream_error(&t.upstream.registry, "bad_content");
             return Err(FillError::other(format!(
                 "upstream `{}` sent {written} bytes for {what} that hash to {got}; nothing was stored",
                 t.upstream.registry

@@ -12,6 +12,7 @@ use oci_spec::image::Digest;
 
 use super::upstream::{UpstreamError, MANIFEST_ACCEPT};
 use super::{Mirror, MirrorError, Result, Target};
+use crate::metrics::MirrorKind;
 use crate::service::cache::Cached;
 use crate::service::{paths, ServiceError};
 
@@ -40,6 +41,7 @@ impl Mirror {
                     .is_some_and(|at| at.elapsed() < t.upstream.tag_recheck);
             if fresh {
                 self.touched(t, &c.digest);
+                hit(t);
                 return Ok(c);
             }
         }
@@ -74,6 +76,7 @@ impl Mirror {
                     .is_some_and(|at| at.elapsed() < t.upstream.tag_recheck);
             if fresh {
                 self.touched(t, &c.digest);
+                hit(t);
                 return Ok(c.clone());
             }
             // A cached tag due for revalidation: HEAD (free on Docker Hub's pull limit).
@@ -81,10 +84,14 @@ impl Mirror {
                 Ok(Some(d)) if d == c.digest => {
                     self.confirmed(&key);
                     self.touched(t, &c.digest);
+                    hit(t);
                     return Ok(c.clone());
                 }
                 Ok(_) => {} // moved (or no digest header): fetch below
-                Err(e) if e.is_unavailable() => return Ok(self.stale(t, reference, c, &e)),
+                Err(e) if e.is_unavailable() => {
+                    hit(t);
+                    return Ok(self.stale(t, reference, c, &e));
+                }
                 Err(UpstreamError::NotFound { .. }) => {
                     self.forget_tag(t, reference);
                     return Err(self.remember(
@@ -102,7 +109,11 @@ impl Mirror {
         } else if let Some(miss) = self.remembered(t, reference) {
             return Err(miss);
         }
-        match self.fetch(t, reference).await {
+        let fetched = self.fetch(t, reference).await;
+        if cached.is_none() || fetched.is_ok() {
+            crate::metrics::global().mirror_miss(&t.upstream.registry, MirrorKind::Manifest);
+        }
+        match fetched {
             Ok(entry) => {
                 if !by_digest {
                     self.confirmed(&key);
@@ -110,7 +121,10 @@ impl Mirror {
                 Ok(entry)
             }
             Err(MirrorError::Upstream(e)) if e.is_unavailable() => match &cached {
-                Some(c) => Ok(self.stale(t, reference, c, &e)),
+                Some(c) => {
+                    hit(t);
+                    Ok(self.stale(t, reference, c, &e))
+                }
                 None => Err(self.remember(t, reference, false, &e)),
             },
             Err(MirrorError::Upstream(e @ UpstreamError::NotFound { .. })) => {
@@ -237,10 +251,13 @@ impl Mirror {
             )
             .await?;
         check_status(t, resp.status(), &what)?;
-        let bad = |reason: String| UpstreamError::BadContent {
-            registry: t.upstream.registry.clone(),
-            what: what.clone(),
-            reason,
+        let bad = |reason: String| {
+            UpstreamError::BadContent {
+                registry: t.upstream.registry.clone(),
+                what: what.clone(),
+                reason,
+            }
+            .counted()
         };
         let content_type = resp
             .headers()
@@ -256,13 +273,14 @@ impl Mirror {
         if resp.content_length().is_some_and(|n| n > limit) {
             return Err(bad(format!("manifest is larger than {limit} bytes")).into());
         }
-        let bytes: Bytes = resp
-            .bytes()
-            .await
-            .map_err(|source| UpstreamError::Unreachable {
+        let bytes: Bytes = resp.bytes().await.map_err(|source| {
+            UpstreamError::Unreachable {
                 registry: t.upstream.registry.clone(),
                 source,
-            })?;
+            }
+            .counted()
+        })?;
+        crate::metrics::global().mirror_upstream_bytes(&t.upstream.registry, bytes.len() as u64);
         if bytes.len() as u64 > limit {
             return Err(bad(format!("manifest is larger than {limit} bytes")).into());
         }
@@ -319,6 +337,11 @@ impl Mirror {
     }
 }
 
+/// Counts a manifest answered from the cache.
+fn hit(t: &Target) {
+    crate::metrics::global().mirror_hit(&t.upstream.registry, MirrorKind::Manifest);
+}
+
 fn accept() -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
@@ -338,13 +361,15 @@ pub(crate) fn check_status(
         return Err(UpstreamError::NotFound {
             registry: t.upstream.registry.clone(),
             what: what.to_owned(),
-        });
+        }
+        .counted());
     }
     Err(UpstreamError::Status {
         registry: t.upstream.registry.clone(),
         status: status.as_u16(),
         what: what.to_owned(),
-    })
+    }
+    .counted())
 }
 
 /// The manifest's media type: the upstream's `Content-Type` when it is a manifest type, else the

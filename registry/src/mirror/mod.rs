@@ -100,6 +100,21 @@ pub struct Mirror {
     pub(crate) inflight: Mutex<HashMap<RepoRef, Arc<tokio::sync::Mutex<()>>>>,
     /// Local repositories already reported as shadowing cached upstream content.
     shadowed: Mutex<HashSet<String>>,
+    /// The last readiness probe of the upstreams, reused for [`READINESS_TTL`].
+    readiness: tokio::sync::Mutex<Option<(Instant, Vec<Readiness>)>>,
+}
+
+/// How long one probe of the upstreams answers `/readyz` (so that unauthenticated health
+/// checks cannot turn into a flood of upstream requests).
+pub const READINESS_TTL: Duration = Duration::from_secs(10);
+
+/// Whether one upstream answered its probe.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Readiness {
+    /// The `[[mirror]] registry`.
+    pub registry: String,
+    /// `None` when it answered; else why not.
+    pub error: Option<String>,
 }
 
 /// Why the mirror could not start.
@@ -150,6 +165,7 @@ impl Mirror {
             lru,
             inflight: Mutex::default(),
             shadowed: Mutex::default(),
+            readiness: tokio::sync::Mutex::default(),
         });
         for u in &mirror.upstreams {
             tracing::info!(registry = %u.registry, url = %u.url, default = u.default, "mirroring upstream");
@@ -213,6 +229,32 @@ impl Mirror {
                 t.upstream.registry
             );
         }
+    }
+
+    /// Probes every upstream (`GET /v2/`, any HTTP answer counts, 3 s each, all at once), or
+    /// returns the last probe if it is younger than [`READINESS_TTL`].
+    pub async fn readiness(&self) -> Vec<Readiness> {
+        let mut last = self.readiness.lock().await;
+        if let Some((at, r)) = &*last {
+            if at.elapsed() < READINESS_TTL {
+                return r.clone();
+            }
+        }
+        let probes = self.upstreams.iter().map(|u| async move {
+            Readiness {
+                registry: u.registry.clone(),
+                error: u.probe(Duration::from_secs(3)).await.err(),
+            }
+        });
+        let r = futures_util::future::join_all(probes).await;
+        *last = Some((Instant::now(), r.clone()));
+        r
+    }
+
+    /// Blob fills in progress.
+    #[must_use]
+    pub fn fills_in_progress(&self) -> usize {
+        self.fills.in_flight()
     }
 
     /// Bytes of upstream content in the cache.

@@ -77,6 +77,32 @@ impl UpstreamError {
             _ => false,
         }
     }
+
+    /// The `reason` label of `berth_registry_mirror_upstream_errors_total`.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Unreachable { .. } => "unreachable",
+            Self::Status { .. } => "status",
+            Self::NotFound { .. } => "not_found",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::BadContent { .. } => "bad_content",
+        }
+    }
+
+    /// Counts this error against its upstream in the metrics; returns it.
+    #[must_use]
+    pub fn counted(self) -> Self {
+        let registry = match &self {
+            Self::Unreachable { registry, .. }
+            | Self::Status { registry, .. }
+            | Self::NotFound { registry, .. }
+            | Self::Unauthorized { registry, .. }
+            | Self::BadContent { registry, .. } => registry,
+        };
+        crate::metrics::global().mirror_upstream_error(registry, self.reason());
+        self
+    }
 }
 
 /// See the module docs.
@@ -147,7 +173,33 @@ impl Upstream {
     ///
     /// # Errors
     /// `Unreachable`; `Unauthorized` when the upstream still refuses after authenticating.
+    /// Each is counted in the metrics.
     pub async fn send(
+        &self,
+        method: Method,
+        repo: &str,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        self.send_uncounted(method, repo, path, headers)
+            .await
+            .map_err(UpstreamError::counted)
+    }
+
+    /// Whether the upstream answers HTTP at `/v2/` (any status: `401` is an answer), within
+    /// `timeout`. Used by `/readyz`.
+    ///
+    /// # Errors
+    /// The transport error, as text.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), String> {
+        let url = format!("{}/v2/", self.url);
+        match self.http.get(&url).timeout(timeout).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("{url}: {}", super::manifest::error_chain(&e))),
+        }
+    }
+
+    async fn send_uncounted(
         &self,
         method: Method,
         repo: &str,
