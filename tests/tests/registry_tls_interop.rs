@@ -562,8 +562,39 @@ fn mutual_tls_refuses_clients_without_a_certificate() {
     assert_eq!(curl(&[]), "000");
     let user = format!("{USER}:{PASSWORD}");
     assert_eq!(curl(&[&with_cert[..], &["-u", &user]].concat()), "200");
-    // berth's client certificates from certs.d (`client.cert`/`client.key`) do not reach the
-    // handshake yet (the server sees none): not asserted here; see issue 9's note.
+    // berth presents the client certificate from certs.d (`NAME.cert` + `NAME.key`, Docker's
+    // layout); with only the CA there, the server ends the handshake.
+    let with_client = dir.join("certs.d-client");
+    let ca_only = dir.join("certs.d-ca");
+    for (base, client) in [(&with_client, true), (&ca_only, false)] {
+        let d = base.join(&addr);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(dir.join("ca.crt"), d.join("ca.crt")).unwrap();
+        if client {
+            std::fs::copy(&cert, d.join("client.cert")).unwrap();
+            std::fs::copy(&key, d.join("client.key")).unwrap();
+        }
+    }
+    let berth_login = |certs_d: &Path| {
+        let mut c = Command::new(bin("berth"))
+            .args(["login", &addr, "-u", USER, "--password-stdin"])
+            .env("BERTH_CERTS_DIR", certs_d)
+            .env("HOME", dir)
+            .env("BERTH_CONFIG_DIR", dir.join(".berth"))
+            .env("DOCKER_CONFIG", dir.join(".docker"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(c.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let o = berth_login(&with_client);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("Login Succeeded"), "{}", out(&o));
+    let o = berth_login(&ca_only);
+    assert!(!o.status.success(), "without its certificate: {}", out(&o));
     drop(child);
 }
 

@@ -4,9 +4,8 @@
 //! TLS. berth looks in `/etc/berth/certs.d` (or `$BERTH_CERTS_DIR`) first, then Docker's
 //! `/etc/docker/certs.d`, so a private registry a Docker host already trusts works as is.
 //!
-//! Owns only reading those files; [`super::client`] builds the HTTP client from them. Known
-//! gap: the client certificate is loaded and handed to reqwest, but a server that requires one
-//! still sees none (issue 9's note); the CA roots work.
+//! Owns only reading those files; [`super::client`] builds the HTTP client from them (the CA
+//! roots, and the client certificate it presents when the server asks for one).
 
 use std::path::{Path, PathBuf};
 

@@ -204,6 +204,15 @@ impl Hint for RemoteError {
                 "the registry is rate limiting; wait and try again, or log in to get a higher limit"
                     .into(),
             ),
+            Self::Transport { url, source } if needs_client_certificate(source) => Some(format!(
+                "the registry asks for a client certificate: put NAME.cert and NAME.key in {}/{}/ (or Docker's /etc/docker/certs.d)",
+                crate::remote::certs::search_dirs()[0].display(),
+                reqwest::Url::parse(url).ok().map_or_else(String::new, |u| match (u.host_str(), u.port()) {
+                    (Some(h), Some(p)) => format!("{h}:{p}"),
+                    (Some(h), None) => h.to_owned(),
+                    _ => String::new(),
+                })
+            )),
             Self::Transport { .. } => Some(
                 "check the registry address and that it is running; proxies and firewalls can also block it"
                     .into(),
@@ -340,6 +349,19 @@ fn reason(status: u16) -> &'static str {
         .unwrap_or("error")
 }
 
+/// True when the TLS handshake ended because the server wants a client certificate.
+fn needs_client_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if text.contains("CertificateRequired") || text.contains("certificate required") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +395,7 @@ mod tests {
 
     #[test]
     fn hints_name_the_registry() {
+        assert!(!needs_client_certificate(&std::io::Error::other("refused")));
         let e = from_status("GET", "u", "reg.example:5000", 401, None, b"", false);
         assert!(crate::Hint::hint(&e)
             .unwrap()
