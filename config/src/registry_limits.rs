@@ -64,11 +64,20 @@ pub struct Limits {
     /// Default 256: fifty Docker clients pushing five layers each. Each holds an open file and
     /// up to about 1 MiB of batched body while the disk writes.
     pub max_concurrent_uploads: usize,
+    /// Upload slots one client address may hold at once.
+    ///
+    /// Default a quarter of `max_concurrent_uploads` (64): a host pushing a dozen images at once
+    /// fits, and one host (a CI runner gone wrong, or an attacker stalling its bodies) cannot
+    /// take every slot and leave the others with `429`s.
+    pub max_uploads_per_ip: usize,
     /// Streamed blob downloads (blobs over 256 KiB) in progress at once; smaller blobs come
     /// from memory and are not counted.
     ///
     /// Default 512: what the default read-ahead budget admits (two 128 KiB chunks each).
     pub max_concurrent_downloads: usize,
+    /// Download slots one client address may hold at once. Default a quarter of
+    /// `max_concurrent_downloads` (128), for the same reason as `max_uploads_per_ip`.
+    pub max_downloads_per_ip: usize,
     /// Bytes read from disk and not yet written to a socket, summed over all downloads.
     ///
     /// Default 128 MiB: each streamed download is charged two 128 KiB chunks for its whole
@@ -89,7 +98,9 @@ impl Default for Limits {
             body_timeout_secs: 60,
             send_timeout_secs: 60,
             max_concurrent_uploads: 256,
+            max_uploads_per_ip: 64,
             max_concurrent_downloads: 512,
+            max_downloads_per_ip: 128,
             read_ahead_bytes: 128 * 1024 * 1024,
         }
     }
@@ -106,7 +117,9 @@ pub(crate) struct FileLimits {
     body_timeout_secs: Option<u64>,
     send_timeout_secs: Option<u64>,
     max_concurrent_uploads: Option<u64>,
+    max_uploads_per_ip: Option<u64>,
     max_concurrent_downloads: Option<u64>,
+    max_downloads_per_ip: Option<u64>,
     read_ahead_bytes: Option<u64>,
 }
 
@@ -116,7 +129,7 @@ pub(crate) fn overlay(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<()> {
     let l = limits.get_or_insert_with(FileLimits::default);
-    let fields: [(&str, &mut Option<u64>); 9] = [
+    let fields: [(&str, &mut Option<u64>); 11] = [
         ("MAX_CONNECTIONS", &mut l.max_connections),
         ("MAX_CONNECTIONS_PER_IP", &mut l.max_connections_per_ip),
         ("HEADER_READ_TIMEOUT_SECS", &mut l.header_read_timeout_secs),
@@ -125,6 +138,8 @@ pub(crate) fn overlay(
         ("SEND_TIMEOUT_SECS", &mut l.send_timeout_secs),
         ("MAX_CONCURRENT_UPLOADS", &mut l.max_concurrent_uploads),
         ("MAX_CONCURRENT_DOWNLOADS", &mut l.max_concurrent_downloads),
+        ("MAX_UPLOADS_PER_IP", &mut l.max_uploads_per_ip),
+        ("MAX_DOWNLOADS_PER_IP", &mut l.max_downloads_per_ip),
         ("READ_AHEAD_BYTES", &mut l.read_ahead_bytes),
     ];
     for (key, slot) in fields {
@@ -153,6 +168,25 @@ pub(crate) fn build(raw: Option<FileLimits>) -> Result<Limits> {
             return Err(invalid(key, format!("{v} is outside 1..=86400 seconds")));
         }
         Ok(v)
+    };
+    let max_concurrent_uploads = count(
+        "limits.max_concurrent_uploads",
+        raw.max_concurrent_uploads,
+        d.max_concurrent_uploads,
+        100_000,
+    )?;
+    let max_concurrent_downloads = count(
+        "limits.max_concurrent_downloads",
+        raw.max_concurrent_downloads,
+        d.max_concurrent_downloads,
+        100_000,
+    )?;
+    let per_ip = |key: &str, v: Option<u64>, total: usize| -> Result<usize> {
+        let n = count(key, v, (total / 4).max(1), 100_000)?;
+        if n > total {
+            return Err(invalid(key, format!("{n} is above the total ({total})")));
+        }
+        Ok(n)
     };
     let limits = Limits {
         max_connections: count(
@@ -187,17 +221,17 @@ pub(crate) fn build(raw: Option<FileLimits>) -> Result<Limits> {
             raw.send_timeout_secs,
             d.send_timeout_secs,
         )?,
-        max_concurrent_uploads: count(
-            "limits.max_concurrent_uploads",
-            raw.max_concurrent_uploads,
-            d.max_concurrent_uploads,
-            100_000,
+        max_concurrent_uploads,
+        max_uploads_per_ip: per_ip(
+            "limits.max_uploads_per_ip",
+            raw.max_uploads_per_ip,
+            max_concurrent_uploads,
         )?,
-        max_concurrent_downloads: count(
-            "limits.max_concurrent_downloads",
-            raw.max_concurrent_downloads,
-            d.max_concurrent_downloads,
-            100_000,
+        max_concurrent_downloads,
+        max_downloads_per_ip: per_ip(
+            "limits.max_downloads_per_ip",
+            raw.max_downloads_per_ip,
+            max_concurrent_downloads,
         )?,
         read_ahead_bytes: raw.read_ahead_bytes.unwrap_or(d.read_ahead_bytes),
     };
@@ -247,7 +281,22 @@ mod tests {
         assert_eq!((l.max_connections, l.max_connections_per_ip), (10, 3));
     }
 
+    #[test]
+    fn per_ip_shares_follow_the_totals() {
+        let raw = Some(FileLimits {
+            max_concurrent_uploads: Some(20),
+            ..FileLimits::default()
+        });
+        let l = build(raw).unwrap();
+        assert_eq!((l.max_uploads_per_ip, l.max_downloads_per_ip), (5, 128));
+    }
+
     #[rstest]
+    #[case(
+        "BERTH_REGISTRY_LIMITS_MAX_UPLOADS_PER_IP",
+        "300",
+        "limits.max_uploads_per_ip"
+    )]
     #[case("BERTH_REGISTRY_LIMITS_MAX_CONNECTIONS", "0", "limits.max_connections")]
     #[case(
         "BERTH_REGISTRY_LIMITS_BODY_TIMEOUT_SECS",

@@ -38,6 +38,11 @@ fn rss_and_threads(pid: u32) -> (u64, u64) {
 
 /// `GET url` from source address `from` with curl: status code and duration.
 fn curl_from(from: &str, url: &str) -> (String, Duration) {
+    curl_from_with(from, &[], url)
+}
+
+/// curl from source address `from` with `extra` arguments: status code and duration.
+fn curl_from_with(from: &str, extra: &[&str], url: &str) -> (String, Duration) {
     require("curl", "install it with `apt-get install curl`");
     let start = Instant::now();
     let out = Command::new("curl")
@@ -50,6 +55,7 @@ fn curl_from(from: &str, url: &str) -> (String, Duration) {
             "--max-time",
             "10",
         ])
+        .args(extra)
         .args(["-w", "%{http_code}", url])
         .output()
         .unwrap();
@@ -132,7 +138,7 @@ fn stalled_uploads_leave_uploads_and_downloads_working() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = start(
         tmp.path(),
-        "max_connections = 2000\nmax_connections_per_ip = 1000\nmax_concurrent_uploads = 600\nbody_timeout_secs = 3\nheader_read_timeout_secs = 20",
+        "max_connections = 2000\nmax_connections_per_ip = 1000\nmax_concurrent_uploads = 600\nmax_uploads_per_ip = 600\nbody_timeout_secs = 3\nheader_read_timeout_secs = 20",
     );
     let base = reg.url();
     let large = noise(1 << 20, 7);
@@ -209,12 +215,123 @@ fn stalled_uploads_leave_uploads_and_downloads_working() {
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
+/// Reads what the server already sent on each socket, without waiting: how many answered 429.
+fn count_429(streams: &mut [TcpStream]) -> usize {
+    streams
+        .iter_mut()
+        .map(|s| {
+            s.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).unwrap_or(0);
+            s.set_nonblocking(false).unwrap();
+            buf[..n].starts_with(b"HTTP/1.1 429")
+        })
+        .filter(|refused| *refused)
+        .count()
+}
+
+#[test]
+fn one_client_address_cannot_take_every_upload_or_download_slot() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Default slot counts and shares (256/64 uploads, 512/128 downloads); room for all 300
+    // connections; short timeouts so the stalled requests end with the test.
+    let reg = start(
+        tmp.path(),
+        "max_connections_per_ip = 1000\nbody_timeout_secs = 5\nsend_timeout_secs = 5\nheader_read_timeout_secs = 20",
+    );
+    let base = reg.url();
+    let big = noise(16 << 20, 5);
+    let big_digest = push_blob(&base, "fair/down", &big);
+    // 100 stalled PATCHes from 127.0.0.1: 64 hold their slot, 36 are refused at once.
+    let mut uploads: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let r = http(
+                "POST",
+                &format!("{base}/v2/fair/up/blobs/uploads/"),
+                &[],
+                None,
+            );
+            let loc = r.header("location").unwrap().to_owned();
+            let mut s = TcpStream::connect(&reg.addr).unwrap();
+            s.write_all(
+                format!("PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nab")
+                    .as_bytes(),
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    // 200 downloads from 127.0.0.1 that never read: 128 hold a slot, 72 are refused.
+    let mut downloads: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = TcpStream::connect(&reg.addr).unwrap();
+            s.write_all(
+                format!("GET /v2/fair/down/blobs/{big_digest} HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        count_429(&mut uploads),
+        36,
+        "uploads past 127.0.0.1's share"
+    );
+    assert_eq!(
+        count_429(&mut downloads),
+        72,
+        "downloads past 127.0.0.1's share"
+    );
+    // Another address uploads and downloads at once.
+    let d = sha256(b"other");
+    let body = tmp.path().join("body");
+    std::fs::write(&body, b"other").unwrap();
+    let (status, took) = curl_from_with(
+        "127.0.0.2",
+        &[
+            "-X",
+            "POST",
+            "--data-binary",
+            &format!("@{}", body.display()),
+            "-H",
+            "Content-Type: application/octet-stream",
+        ],
+        &format!("{base}/v2/fair/other/blobs/uploads/?digest={d}"),
+    );
+    assert_eq!(status, "201");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let (status, took) = curl_from(
+        "127.0.0.2",
+        &format!("{base}/v2/fair/down/blobs/{big_digest}"),
+    );
+    assert_eq!(status, "200");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // The attacker's own next upload is refused with the reason.
+    let r = http(
+        "POST",
+        &format!("{base}/v2/fair/more/blobs/uploads/?digest={d}"),
+        &[],
+        Some(b"other"),
+    );
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        r.text().contains("from this client address"),
+        "{}",
+        r.text()
+    );
+    assert!(r.header("retry-after").is_some());
+    drop(uploads);
+    drop(downloads);
+}
+
 #[test]
 fn slow_readers_keep_memory_and_threads_bounded() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = start(
         tmp.path(),
-        "max_connections = 2000\nmax_connections_per_ip = 1000\nmax_concurrent_downloads = 600\nread_ahead_bytes = 157286400\nsend_timeout_secs = 3\nheader_read_timeout_secs = 20",
+        "max_connections = 2000\nmax_connections_per_ip = 1000\nmax_concurrent_downloads = 600\nmax_downloads_per_ip = 600\nread_ahead_bytes = 157286400\nsend_timeout_secs = 3\nheader_read_timeout_secs = 20",
     );
     let base = reg.url();
     let big = noise(16 << 20, 3);

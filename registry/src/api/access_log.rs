@@ -81,7 +81,10 @@ pub(crate) async fn access_log(mut req: Request, next: Next) -> Response {
         .get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let span = tracing::info_span!("request", id = %request_id);
-    let mut resp = next.run(req).instrument(span).await;
+    // Slots taken while serving count against this client's address (fairness).
+    let mut resp =
+        crate::service::slots::as_client(client.map(|c| c.ip()), next.run(req).instrument(span))
+            .await;
     let headers = resp.headers_mut();
     headers.insert(
         "docker-distribution-api-version",
