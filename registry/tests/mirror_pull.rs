@@ -743,6 +743,15 @@ async fn metrics_count_hits_misses_upstream_bytes_and_errors_and_readyz_probes_u
     ready.expect(StatusCode::OK);
     assert_eq!(ready.json()["upstreams"]["metrics.test"], "ok");
     pull(&m.router, "org/metered", "", &img).await;
+    // The fills publish (fsync, rename) just after their last byte: wait, so that the second
+    // pull finds the blobs stored rather than joining a fill.
+    for _ in 0..200 {
+        let text = m.get("/metrics").await.text();
+        if sample(&text, "berth_registry_mirror_fills_in_progress") == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     pull(&m.router, "org/metered", "", &img).await;
     let r = send_to(
         &m.router,

@@ -11,19 +11,20 @@
 //! ever stored or served whole.
 //!
 //! Publishing and the lookup of a fill happen under one lock, so a request either finds the fill
-//! (and opens its file while it still has that name) or finds the published blob.
+//! (and opens its file while it still has that name) or finds the published blob. The bytes
+//! themselves are hashed, written and read back in `super::fill_io`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use oci_spec::image::Digest;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+pub use super::fill_io::tail;
+use super::fill_io::Writer;
 use super::manifest::{check_status, error_chain};
 use super::upstream::UpstreamError;
 use super::{Mirror, Result, Target};
@@ -31,10 +32,6 @@ use crate::metrics::{self, MirrorKind};
 use crate::service::paths;
 use crate::storage::StorageError;
 
-/// Bytes written to the fill file before readers are told about them.
-const FLUSH_BYTES: usize = 1024 * 1024;
-/// Bytes a reader reads from the fill file at a time.
-const READ_CHUNK: usize = 512 * 1024;
 /// Resumes of a cut upstream connection before the fill fails.
 const MAX_RESUMES: u32 = 5;
 
@@ -61,7 +58,7 @@ pub struct FillError {
 }
 
 impl FillError {
-    fn other(message: impl Into<String>) -> Self {
+    pub(super) fn other(message: impl Into<String>) -> Self {
         Self {
             not_found: false,
             unavailable: false,
@@ -97,7 +94,7 @@ impl std::fmt::Display for FillError {
 /// One fill in progress.
 pub struct Fill {
     path: PathBuf,
-    state: watch::Sender<FillState>,
+    pub(super) state: watch::Sender<FillState>,
 }
 
 /// Fills in progress, by digest.
@@ -184,8 +181,7 @@ impl Mirror {
         let t = t.clone();
         let digest = digest.clone();
         tokio::spawn(async move {
-            let file = tokio::fs::File::from_std(std_file);
-            let result = mirror.run_fill(&t, &digest, &fill, file).await;
+            let result = mirror.run_fill(&t, &digest, &fill, std_file).await;
             mirror.finish_fill(&t, &digest, &fill, result);
         });
         Ok(BlobSource::Filling {
@@ -222,21 +218,23 @@ impl Mirror {
         t: &Target,
         digest: &Digest,
         fill: &Fill,
-        mut file: tokio::fs::File,
+        file: std::fs::File,
     ) -> std::result::Result<(), FillError> {
         let what = format!("{}@{digest}", t.remote);
-        let mut hasher = crate::digest::Hasher::new(digest.algorithm()).ok_or_else(|| {
+        let hasher = crate::digest::Hasher::new(digest.algorithm()).ok_or_else(|| {
             FillError::other(format!(
                 "unsupported digest algorithm {}",
                 digest.algorithm()
             ))
         })?;
-        let mut written: u64 = 0;
+        let mut writer = Writer::new(file, hasher);
+        // Bytes received and queued for writing (readers see them once written).
+        let mut received: u64 = 0;
         let mut resumes = 0;
         loop {
             let mut headers = HeaderMap::new();
-            if written > 0 {
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes={written}-")) {
+            if received > 0 {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes={received}-")) {
                     headers.insert(header::RANGE, v);
                 }
             }
@@ -247,10 +245,10 @@ impl Mirror {
             let resp = match resp {
                 Ok(r) => r,
                 Err(e @ UpstreamError::Unreachable { .. })
-                    if written > 0 && resumes < MAX_RESUMES =>
+                    if received > 0 && resumes < MAX_RESUMES =>
                 {
                     resumes += 1;
-                    tracing::warn!(%digest, written, error = %error_chain(&e), "upstream connection failed; resuming");
+                    tracing::warn!(%digest, received, error = %error_chain(&e), "upstream connection failed; resuming");
                     tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(resumes)))
                         .await;
                     continue;
@@ -262,15 +260,14 @@ impl Mirror {
             let mut skip = if resp.status() == StatusCode::PARTIAL_CONTENT {
                 0
             } else {
-                written
+                received
             };
-            if written == 0 || resp.status() != StatusCode::PARTIAL_CONTENT {
+            if received == 0 || resp.status() != StatusCode::PARTIAL_CONTENT {
                 if let Some(len) = resp.content_length() {
                     fill.state.send_modify(|s| s.total = Some(len));
                 }
             }
             let mut body = resp.bytes_stream();
-            let mut pending = BytesMut::new();
             let mut cut = None;
             while let Some(chunk) = body.next().await {
                 match chunk {
@@ -281,13 +278,10 @@ impl Mirror {
                             c = c.slice(n..);
                             skip -= n as u64;
                         }
-                        hasher.update(&c);
+                        received += c.len() as u64;
                         metrics::global()
                             .mirror_upstream_bytes(&t.upstream.registry, c.len() as u64);
-                        pending.extend_from_slice(&c);
-                        if pending.len() >= FLUSH_BYTES {
-                            written += flush(&mut file, &mut pending, fill).await?;
-                        }
+                        writer.push(c, fill).await?;
                     }
                     Err(e) => {
                         cut = Some(e);
@@ -295,19 +289,19 @@ impl Mirror {
                     }
                 }
             }
-            written += flush(&mut file, &mut pending, fill).await?;
+            writer.flush(fill).await?;
             let total = fill.state.borrow().total;
-            if total.is_some_and(|n| written > n) {
+            if total.is_some_and(|n| received > n) {
                 return Err(FillError::other(format!(
-                    "upstream sent {written} bytes for a blob of {} bytes",
+                    "upstream sent {received} bytes for a blob of {} bytes",
                     total.unwrap_or(0)
                 )));
             }
-            let short = total.is_some_and(|n| written < n);
+            let short = total.is_some_and(|n| received < n);
             let why = match cut {
                 None if !short => break,
                 None => format!(
-                    "the body ended after {written} of {} bytes",
+                    "the body ended after {received} of {} bytes",
                     total.unwrap_or(0)
                 ),
                 Some(e) => error_chain(&e),
@@ -315,24 +309,21 @@ impl Mirror {
             metrics::global().mirror_upstream_error(&t.upstream.registry, "cut");
             if resumes >= MAX_RESUMES {
                 return Err(FillError::other(format!(
-                    "upstream connection cut after {written} bytes ({why}), {MAX_RESUMES} resumes failed"
+                    "upstream connection cut after {received} bytes ({why}), {MAX_RESUMES} resumes failed"
                 )));
             }
             resumes += 1;
-            tracing::warn!(%digest, written, reason = why, "upstream connection cut mid-blob; resuming with Range");
+            tracing::warn!(%digest, received, reason = why, "upstream connection cut mid-blob; resuming with Range");
         }
-        let got = hasher.finish();
+        let (file, got) = writer.finish(fill).await?;
         if got != *digest {
             metrics::global().mirror_upstream_error(&t.upstream.registry, "bad_content");
             return Err(FillError::other(format!(
-                "upstream `{}` sent {written} bytes for {what} that hash to {got}; nothing was stored",
+                "upstream `{}` sent {received} bytes for {what} that hash to {got}; nothing was stored",
                 t.upstream.registry
             )));
         }
-        file.sync_all()
-            .await
-            .map_err(|e| FillError::other(e.to_string()))?;
-        Ok(())
+        super::fill_io::sync(file).await
     }
 
     /// Publishes or discards the fill's file and tells its readers.
@@ -376,22 +367,6 @@ impl Mirror {
     }
 }
 
-async fn flush(
-    file: &mut tokio::fs::File,
-    pending: &mut BytesMut,
-    fill: &Fill,
-) -> std::result::Result<u64, String> {
-    if pending.is_empty() {
-        return Ok(0);
-    }
-    file.write_all(pending).await.map_err(|e| e.to_string())?;
-    file.flush().await.map_err(|e| e.to_string())?;
-    let n = pending.len() as u64;
-    pending.clear();
-    fill.state.send_modify(|s| s.written += n);
-    Ok(n)
-}
-
 /// Waits until the fill knows the blob's size (or failed): `Some(size)`, `None` when the
 /// upstream did not say.
 ///
@@ -422,86 +397,4 @@ pub async fn wait_for_size(
             };
         }
     }
-}
-
-/// Streams bytes `start..end` (`end` `None`: to the end of the blob) of a growing fill file.
-pub fn tail(
-    file: std::fs::File,
-    state: watch::Receiver<FillState>,
-    start: u64,
-    end: Option<u64>,
-) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    struct Tail {
-        file: tokio::fs::File,
-        state: watch::Receiver<FillState>,
-        pos: u64,
-        end: Option<u64>,
-        seeked: bool,
-        finished: bool,
-    }
-    let t = Tail {
-        file: tokio::fs::File::from_std(file),
-        state,
-        pos: start,
-        end,
-        seeked: false,
-        finished: false,
-    };
-    futures_util::stream::unfold(t, |mut t| async move {
-        if t.finished {
-            return None;
-        }
-        if !t.seeked {
-            if let Err(e) = t.file.seek(std::io::SeekFrom::Start(t.pos)).await {
-                return Some((Err(e), t));
-            }
-            t.seeked = true;
-        }
-        loop {
-            let (written, outcome, total) = {
-                let s = t.state.borrow_and_update();
-                (s.written, s.outcome.clone(), s.total)
-            };
-            if let Some(Err(e)) = outcome {
-                return if t.end.is_some_and(|e| t.pos >= e) {
-                    None
-                } else {
-                    Some((Err(std::io::Error::other(e)), {
-                        t.finished = true;
-                        t
-                    }))
-                };
-            }
-            let end = t.end.or(total).unwrap_or(u64::MAX);
-            if t.pos >= end || (outcome.is_some() && t.pos >= written) {
-                return None;
-            }
-            let avail = written.min(end);
-            if t.pos < avail {
-                #[allow(clippy::cast_possible_truncation)]
-                let want = (avail - t.pos).min(READ_CHUNK as u64) as usize;
-                let mut buf = vec![0u8; want];
-                return match t.file.read_exact(&mut buf).await {
-                    Ok(_) => {
-                        t.pos += want as u64;
-                        Some((Ok(Bytes::from(buf)), t))
-                    }
-                    Err(e) => Some((Err(e), {
-                        t.finished = true;
-                        t
-                    })),
-                };
-            }
-            if t.state.changed().await.is_err() {
-                // The fill task is gone; its last state is final.
-                let s = t.state.borrow().clone();
-                if s.outcome.is_none() {
-                    return Some((Err(std::io::Error::other("the fill stopped")), {
-                        t.finished = true;
-                        t
-                    }));
-                }
-            }
-        }
-    })
 }

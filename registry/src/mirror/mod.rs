@@ -27,6 +27,7 @@
 
 pub mod evict;
 pub mod fill;
+mod fill_io;
 pub mod manifest;
 pub mod upstream;
 

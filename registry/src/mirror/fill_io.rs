@@ -1,0 +1,229 @@
+//! The byte-moving half of a fill: [`Writer`] hashes and writes what the upstream sends, and
+//! [`tail`] streams the growing file to a client.
+//!
+//! Both keep the bytes out of the async threads and copy them as little as the kernel allows:
+//! the writer hands whole batches of the upstream's `Bytes` to one blocking call that hashes and
+//! writes each chunk in place (no staging buffer), and the next batch is received while the
+//! previous one is written; a reader reads a chunk straight into fresh, uninitialised capacity
+//! with one blocking call per chunk. Called by `super::fill` only.
+
+use std::io::{Read, Seek, Write};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use oci_spec::image::Digest;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::fill::{Fill, FillError, FillState};
+use crate::digest::Hasher;
+
+/// Bytes received before a batch goes to the blocking pool (and, once written, to readers).
+const FLUSH_BYTES: usize = 1024 * 1024;
+/// Bytes a reader reads from the fill file at a time.
+const READ_CHUNK: usize = 512 * 1024;
+
+type Batch = std::io::Result<(std::fs::File, Hasher, u64)>;
+
+/// Hashes and writes a fill's bytes in order, one batch in flight while the next is received.
+pub(super) struct Writer {
+    /// The file and hasher, when no batch is in flight.
+    idle: Option<(std::fs::File, Hasher)>,
+    inflight: Option<JoinHandle<Batch>>,
+    batch: Vec<Bytes>,
+    batch_len: usize,
+}
+
+impl Writer {
+    pub(super) fn new(file: std::fs::File, hasher: Hasher) -> Self {
+        Self {
+            idle: Some((file, hasher)),
+            inflight: None,
+            batch: Vec::new(),
+            batch_len: 0,
+        }
+    }
+
+    /// Queues `chunk`; a full batch is handed to the blocking pool.
+    pub(super) async fn push(&mut self, chunk: Bytes, fill: &Fill) -> Result<(), FillError> {
+        self.batch_len += chunk.len();
+        self.batch.push(chunk);
+        if self.batch_len >= FLUSH_BYTES {
+            self.dispatch(fill).await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the queued bytes to the blocking pool and waits until everything is written
+    /// (readers then see all of it).
+    pub(super) async fn flush(&mut self, fill: &Fill) -> Result<(), FillError> {
+        self.dispatch(fill).await?;
+        self.settle(fill).await
+    }
+
+    /// Flushes; returns the file (for [`sync`]) and the digest of everything written.
+    pub(super) async fn finish(
+        mut self,
+        fill: &Fill,
+    ) -> Result<(std::fs::File, Digest), FillError> {
+        self.flush(fill).await?;
+        let (file, hasher) = self
+            .idle
+            .take()
+            .ok_or_else(|| FillError::other("the fill writer was lost"))?;
+        Ok((file, hasher.finish()))
+    }
+
+    /// Waits for the batch in flight (publishing its bytes to readers), then starts the next.
+    async fn dispatch(&mut self, fill: &Fill) -> Result<(), FillError> {
+        self.settle(fill).await?;
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let (mut file, mut hasher) = self
+            .idle
+            .take()
+            .ok_or_else(|| FillError::other("the fill writer was lost"))?;
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_len = 0;
+        self.inflight = Some(tokio::task::spawn_blocking(move || {
+            let mut n = 0u64;
+            for c in &batch {
+                hasher.update(c);
+                file.write_all(c)?;
+                n += c.len() as u64;
+            }
+            Ok((file, hasher, n))
+        }));
+        Ok(())
+    }
+
+    /// Waits for the batch in flight, if any, and tells readers about its bytes.
+    async fn settle(&mut self, fill: &Fill) -> Result<(), FillError> {
+        let Some(job) = self.inflight.take() else {
+            return Ok(());
+        };
+        let (file, hasher, n) = job
+            .await
+            .map_err(|e| FillError::other(e.to_string()))?
+            .map_err(|e| FillError::other(format!("writing the fill file: {e}")))?;
+        self.idle = Some((file, hasher));
+        fill.state.send_modify(|s| s.written += n);
+        Ok(())
+    }
+}
+
+/// Makes a verified fill durable before it is published.
+pub(super) async fn sync(file: std::fs::File) -> Result<(), FillError> {
+    tokio::task::spawn_blocking(move || file.sync_all())
+        .await
+        .map_err(|e| FillError::other(e.to_string()))?
+        .map_err(|e| FillError::other(format!("syncing the fill file: {e}")))
+}
+
+/// Streams bytes `start..end` (`end` `None`: to the end of the blob) of a growing fill file.
+pub fn tail(
+    file: std::fs::File,
+    state: watch::Receiver<FillState>,
+    start: u64,
+    end: Option<u64>,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    struct Tail {
+        /// `None` while a read is on the blocking pool.
+        file: Option<std::fs::File>,
+        state: watch::Receiver<FillState>,
+        pos: u64,
+        end: Option<u64>,
+        seeked: bool,
+        finished: bool,
+    }
+    fn fail(mut t: Tail, e: std::io::Error) -> Option<(std::io::Result<Bytes>, Tail)> {
+        t.finished = true;
+        Some((Err(e), t))
+    }
+    let t = Tail {
+        file: Some(file),
+        state,
+        pos: start,
+        end,
+        seeked: false,
+        finished: false,
+    };
+    futures_util::stream::unfold(t, |mut t| async move {
+        if t.finished {
+            return None;
+        }
+        loop {
+            let (written, outcome, total) = {
+                let s = t.state.borrow_and_update();
+                (s.written, s.outcome.clone(), s.total)
+            };
+            if let Some(Err(e)) = outcome {
+                return if t.end.is_some_and(|e| t.pos >= e) {
+                    None
+                } else {
+                    fail(t, std::io::Error::other(e))
+                };
+            }
+            let end = t.end.or(total).unwrap_or(u64::MAX);
+            if t.pos >= end || (outcome.is_some() && t.pos >= written) {
+                return None;
+            }
+            // The blob's last byte waits for the digest check: a client never receives a
+            // whole blob that then turns out wrong.
+            let verified = matches!(outcome, Some(Ok(())));
+            let readable = match total {
+                Some(n) if !verified => written.min(n.saturating_sub(1)),
+                _ => written,
+            };
+            let avail = readable.min(end);
+            if t.pos < avail {
+                #[allow(clippy::cast_possible_truncation)]
+                let want = (avail - t.pos).min(READ_CHUNK as u64) as usize;
+                let Some(mut file) = t.file.take() else {
+                    return fail(t, std::io::Error::other("the fill reader was lost"));
+                };
+                let (pos, seek) = (t.pos, !t.seeked);
+                let read = tokio::task::spawn_blocking(move || {
+                    let r = (|| {
+                        if seek {
+                            file.seek(std::io::SeekFrom::Start(pos))?;
+                        }
+                        // Into spare capacity: `File` reads without zeroing it first.
+                        let mut buf = Vec::with_capacity(want);
+                        (&mut file).take(want as u64).read_to_end(&mut buf)?;
+                        if buf.len() < want {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "the fill file is shorter than its writer said",
+                            ));
+                        }
+                        Ok(buf)
+                    })();
+                    (file, r)
+                })
+                .await;
+                let (file, buf) = match read {
+                    Ok(pair) => pair,
+                    Err(e) => return fail(t, std::io::Error::other(e)),
+                };
+                t.file = Some(file);
+                t.seeked = true;
+                return match buf {
+                    Ok(buf) => {
+                        t.pos += buf.len() as u64;
+                        Some((Ok(Bytes::from(buf)), t))
+                    }
+                    Err(e) => fail(t, e),
+                };
+            }
+            if t.state.changed().await.is_err() {
+                // The fill task is gone; its last state is final.
+                let s = t.state.borrow().clone();
+                if s.outcome.is_none() {
+                    return fail(t, std::io::Error::other("the fill stopped"));
+                }
+            }
+        }
+    })
+}
