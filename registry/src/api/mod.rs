@@ -148,7 +148,11 @@ async fn handle(ctx: Ctx, route: Route, body: Body) -> ApiResult {
             manifests::get(&ctx, &name, &reference)
         }
         (Route::Manifest { name, reference }, Method::PUT) => {
-            manifests::put(&ctx, &name, &reference, body).await
+            let result = manifests::put(&ctx, &name, &reference, body).await;
+            if let Some(m) = ctx.registry.mirror() {
+                m.pushed(); // the name may be local now: routing looks again
+            }
+            result
         }
         (Route::Manifest { name, reference }, Method::DELETE) => {
             deletes_allowed(cfg.delete_enabled)?;

@@ -106,10 +106,11 @@ struct Families {
     notifications: BTreeMap<(usize, &'static str), u64>,
     notifications_pending: BTreeMap<usize, u64>,
     /// Mirror families, keyed by the configured upstream name (bounded by the configuration).
-    mirror_hits: BTreeMap<(String, &'static str), u64>,
-    mirror_misses: BTreeMap<(String, &'static str), u64>,
+    /// `[manifest, blob]` counts per upstream.
+    mirror_hits: BTreeMap<String, [u64; 2]>,
+    mirror_misses: BTreeMap<String, [u64; 2]>,
     mirror_upstream_bytes: BTreeMap<String, u64>,
-    mirror_upstream_errors: BTreeMap<(String, &'static str), u64>,
+    mirror_upstream_errors: BTreeMap<String, BTreeMap<&'static str, u64>>,
 }
 
 /// Gauges read at scrape time by the `/metrics` handler.
@@ -133,12 +134,22 @@ pub enum MirrorKind {
 }
 
 impl MirrorKind {
-    fn label(self) -> &'static str {
+    const LABELS: [&'static str; 2] = ["manifest", "blob"];
+
+    fn index(self) -> usize {
         match self {
-            Self::Manifest => "manifest",
-            Self::Blob => "blob",
+            Self::Manifest => 0,
+            Self::Blob => 1,
         }
     }
+}
+
+/// The entry of `upstream` in `map`, allocating its key only the first time.
+fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, upstream: &str) -> &'m mut V {
+    if !map.contains_key(upstream) {
+        map.insert(upstream.to_owned(), V::default());
+    }
+    map.get_mut(upstream).expect("just inserted")
 }
 
 /// The process-wide metrics.
@@ -276,37 +287,25 @@ impl Metrics {
 
     /// A mirrored request was answered from the cache.
     pub fn mirror_hit(&self, upstream: &str, kind: MirrorKind) {
-        self.with(|f| {
-            *f.mirror_hits
-                .entry((upstream.to_owned(), kind.label()))
-                .or_default() += 1;
-        });
+        self.with(|f| entry(&mut f.mirror_hits, upstream)[kind.index()] += 1);
     }
 
     /// A mirrored request found nothing cached and went to (or joined a fetch from) the upstream.
     pub fn mirror_miss(&self, upstream: &str, kind: MirrorKind) {
-        self.with(|f| {
-            *f.mirror_misses
-                .entry((upstream.to_owned(), kind.label()))
-                .or_default() += 1;
-        });
+        self.with(|f| entry(&mut f.mirror_misses, upstream)[kind.index()] += 1);
     }
 
     /// `n` bytes of manifest or blob content arrived from `upstream`.
     pub fn mirror_upstream_bytes(&self, upstream: &str, n: u64) {
-        self.with(|f| {
-            *f.mirror_upstream_bytes
-                .entry(upstream.to_owned())
-                .or_default() += n;
-        });
+        self.with(|f| *entry(&mut f.mirror_upstream_bytes, upstream) += n);
     }
 
     /// An exchange with `upstream` failed; `reason` is one of `unreachable`, `status`,
     /// `not_found`, `unauthorized`, `bad_content`, `cut`.
     pub fn mirror_upstream_error(&self, upstream: &str, reason: &'static str) {
         self.with(|f| {
-            *f.mirror_upstream_errors
-                .entry((upstream.to_owned(), reason))
+            *entry(&mut f.mirror_upstream_errors, upstream)
+                .entry(reason)
                 .or_default() += 1;
         });
     }
@@ -529,8 +528,10 @@ fn render_mirror(out: &mut String, f: &Families, gauges: ScrapeGauges) {
         ),
     ] {
         family(out, name, "counter", help);
-        for ((u, k), n) in map {
-            let _ = writeln!(out, "{name}{{upstream=\"{u}\",kind=\"{k}\"}} {n}");
+        for (u, counts) in map {
+            for (k, n) in MirrorKind::LABELS.iter().zip(counts) {
+                let _ = writeln!(out, "{name}{{upstream=\"{u}\",kind=\"{k}\"}} {n}");
+            }
         }
     }
     let name = "berth_registry_mirror_upstream_bytes_total";
@@ -550,8 +551,10 @@ fn render_mirror(out: &mut String, f: &Families, gauges: ScrapeGauges) {
         "counter",
         "Failed exchanges with each upstream, by reason (unreachable, status, not_found, unauthorized, bad_content, cut).",
     );
-    for ((u, r), n) in &f.mirror_upstream_errors {
-        let _ = writeln!(out, "{name}{{upstream=\"{u}\",reason=\"{r}\"}} {n}");
+    for (u, reasons) in &f.mirror_upstream_errors {
+        for (r, n) in reasons {
+            let _ = writeln!(out, "{name}{{upstream=\"{u}\",reason=\"{r}\"}} {n}");
+        }
     }
     let name = "berth_registry_mirror_cache_bytes";
     family(

@@ -32,6 +32,7 @@ pub mod manifest;
 pub mod upstream;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -101,9 +102,19 @@ pub struct Mirror {
     pub(crate) inflight: Mutex<HashMap<RepoRef, Arc<tokio::sync::Mutex<()>>>>,
     /// Local repositories already reported as shadowing cached upstream content.
     shadowed: Mutex<HashSet<String>>,
+    /// Names recently found to have no local repository: name -> (when, push generation).
+    remote_names: Mutex<HashMap<String, (Instant, u64)>>,
+    /// Bumped before and after every manifest push, so a name pushed since it was remembered as
+    /// remote is looked up again at once.
+    push_generation: AtomicU64,
     /// The last readiness probe of the upstreams, reused for [`READINESS_TTL`].
     readiness: tokio::sync::Mutex<Option<(Instant, Vec<Readiness>)>>,
 }
+
+/// How long a name found to have no local repository is routed without looking again. Pushes
+/// invalidate it at once ([`Mirror::pushed`]); this bounds only other changes (a repository
+/// directory appearing or going by other means).
+pub const REMOTE_NAME_TTL: Duration = Duration::from_secs(1);
 
 /// How long one probe of the upstreams answers `/readyz` (so that unauthenticated health
 /// checks cannot turn into a flood of upstream requests).
@@ -166,6 +177,8 @@ impl Mirror {
             lru,
             inflight: Mutex::default(),
             shadowed: Mutex::default(),
+            remote_names: Mutex::default(),
+            push_generation: AtomicU64::new(0),
             readiness: tokio::sync::Mutex::default(),
         });
         for u in &mirror.upstreams {
@@ -178,8 +191,12 @@ impl Mirror {
     /// Decides whether `name` (as in the request path) is mirrored, and from where.
     /// `None`: serve it locally.
     pub fn route(&self, local: &Registry, name: &str, ns: Option<&str>) -> Option<Target> {
-        if local.exists(&paths::manifests_dir(name)).unwrap_or(true) {
-            return None;
+        if !self.known_remote(name) {
+            let generation = self.push_generation.load(Ordering::Acquire);
+            if local.exists(&paths::manifests_dir(name)).unwrap_or(true) {
+                return None;
+            }
+            self.remember_remote(name, generation);
         }
         let (upstream, remote) = if let Some(ns) = ns.filter(|n| !n.is_empty()) {
             let ns = normalize_registry(ns);
@@ -206,9 +223,38 @@ impl Mirror {
         })
     }
 
+    /// True when `name` was found to have no local repository within [`REMOTE_NAME_TTL`] and
+    /// no manifest was pushed since.
+    fn known_remote(&self, name: &str) -> bool {
+        let generation = self.push_generation.load(Ordering::Acquire);
+        self.remote_names
+            .lock()
+            .expect("lock")
+            .get(name)
+            .is_some_and(|(at, g)| *g == generation && at.elapsed() < REMOTE_NAME_TTL)
+    }
+
+    fn remember_remote(&self, name: &str, generation: u64) {
+        let mut names = self.remote_names.lock().expect("lock");
+        if names.len() >= 10_000 {
+            names.retain(|_, (at, _)| at.elapsed() < REMOTE_NAME_TTL);
+            if names.len() >= 10_000 {
+                names.clear();
+            }
+        }
+        names.insert(name.to_owned(), (Instant::now(), generation));
+    }
+
+    /// A manifest push finished (successfully or not): names remembered as remote are looked up
+    /// again.
+    pub fn pushed(&self) {
+        self.push_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Logs once per name that a push to `name` makes a local repository shadowing content
     /// cached from an upstream under the same name.
     pub fn note_push(&self, local: &Registry, name: &str) {
+        self.pushed();
         if local.exists(&paths::manifests_dir(name)).unwrap_or(true) {
             return;
         }
