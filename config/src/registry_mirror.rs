@@ -15,11 +15,13 @@
 //! [cache]
 //! max_bytes = 53687091200         # LRU eviction of upstream content past this size
 //! max_age_secs = 2592000          # evict upstream content not used for this long
+//! max_concurrent_fills = 64       # upstream blob downloads at once; past it: 429
 //! ```
 //!
 //! Environment: `BERTH_REGISTRY_MIRROR` (`[REGISTRY=]URL`, several separated by commas; appended
 //! to the file's), `BERTH_REGISTRY_MIRROR_TAG_RECHECK_SECS` (for mirrors that set none),
 //! `BERTH_REGISTRY_CACHE_MAX_BYTES`, `BERTH_REGISTRY_CACHE_MAX_AGE_SECS`,
+//! `BERTH_REGISTRY_CACHE_MAX_CONCURRENT_FILLS`,
 //! `BERTH_REGISTRY_SPARSE_MANIFESTS`. The command line's repeatable `--mirror [REGISTRY=]URL`
 //! comes last. Without `default = true` anywhere, the first mirror is the default upstream.
 
@@ -58,7 +60,14 @@ pub struct CacheConfig {
     pub max_bytes: Option<u64>,
     /// Upstream content not used for this long is removed.
     pub max_age_secs: Option<u64>,
+    /// Blob downloads from upstreams at once (`None`: [`DEFAULT_MAX_CONCURRENT_FILLS`]); a miss
+    /// past it is answered `429` with `Retry-After`, so clients asking for many uncached blobs
+    /// cannot open unbounded upstream connections and files.
+    pub max_concurrent_fills: Option<u64>,
 }
+
+/// Default of `[cache] max_concurrent_fills`: ten Docker clients pulling six layers each.
+pub const DEFAULT_MAX_CONCURRENT_FILLS: u64 = 64;
 
 /// `[[mirror]]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +88,7 @@ pub(crate) struct FileMirror {
 pub(crate) struct FileCache {
     max_bytes: Option<u64>,
     max_age_secs: Option<u64>,
+    max_concurrent_fills: Option<u64>,
 }
 
 /// The mirror keys the loader collects before validation.
@@ -151,6 +161,10 @@ pub(crate) fn overlay(
     let cache = raw.cache.get_or_insert_with(FileCache::default);
     if let Some(v) = env_str("BERTH_REGISTRY_CACHE_MAX_BYTES") {
         cache.max_bytes = Some(parse_u64("BERTH_REGISTRY_CACHE_MAX_BYTES", &v)?);
+    }
+    if let Some(v) = env_str("BERTH_REGISTRY_CACHE_MAX_CONCURRENT_FILLS") {
+        cache.max_concurrent_fills =
+            Some(parse_u64("BERTH_REGISTRY_CACHE_MAX_CONCURRENT_FILLS", &v)?);
     }
     if let Some(v) = env_str("BERTH_REGISTRY_CACHE_MAX_AGE_SECS") {
         cache.max_age_secs = Some(parse_u64("BERTH_REGISTRY_CACHE_MAX_AGE_SECS", &v)?);
@@ -236,11 +250,21 @@ pub(crate) fn build(raw: Raw) -> Result<(Vec<MirrorConfig>, CacheConfig, bool)> 
     if cache.max_age_secs == Some(0) {
         return Err(invalid("cache.max_age_secs", "must be at least 1".into()));
     }
+    if cache
+        .max_concurrent_fills
+        .is_some_and(|n| !(1..=100_000).contains(&n))
+    {
+        return Err(invalid(
+            "cache.max_concurrent_fills",
+            "must be within 1..=100000".into(),
+        ));
+    }
     Ok((
         out,
         CacheConfig {
             max_bytes: cache.max_bytes,
             max_age_secs: cache.max_age_secs,
+            max_concurrent_fills: cache.max_concurrent_fills,
         },
         raw.sparse_manifests.unwrap_or(false),
     ))
@@ -313,6 +337,7 @@ mod tests {
             cache: Some(FileCache {
                 max_bytes: Some(0),
                 max_age_secs: None,
+                max_concurrent_fills: None,
             }),
             ..Raw::default()
         };

@@ -67,10 +67,13 @@ pub fn app_with_auth(
         )?)),
         None => None,
     };
-    let mirror = mirror::Mirror::from_config(&config)?;
-    let registry = Arc::new(Registry::new(
+    // One set of upload/download slots for local and mirrored content.
+    let slots = service::slots::Slots::new(&config.limits);
+    let mirror = mirror::Mirror::from_config(&config, slots.clone())?;
+    let registry = Arc::new(Registry::with_slots(
         Arc::new(metrics::TimedDriver(driver)),
         config,
+        slots,
     ));
     if let Some(m) = mirror {
         let _ = registry.mirror.set(m);

@@ -534,7 +534,7 @@ async fn size_cap_evicts_least_recently_used_and_never_a_shared_blob() {
         vec![mirror_cfg("docker.io", &hub.url, 300)],
         CacheConfig {
             max_bytes: Some(1_300_000),
-            max_age_secs: None,
+            ..CacheConfig::default()
         },
     );
     let local = m
@@ -816,4 +816,71 @@ async fn metrics_count_hits_misses_upstream_bytes_and_errors_and_readyz_probes_u
         ),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fills_past_the_cap_are_refused_with_retry_after() {
+    let hub = upstream().await;
+    let slow = pseudo_random(1_000_000, 11);
+    let image = hub
+        .h
+        .push_image("library/capped", "1", &[&slow, b"second layer"])
+        .await;
+    *hub.faults.slow_ms.lock().unwrap() = 20;
+    let m = mirror(
+        vec![mirror_cfg("docker.io", &hub.url, 300)],
+        CacheConfig {
+            max_concurrent_fills: Some(1),
+            ..CacheConfig::default()
+        },
+    );
+    let (first, second) = (&image.layer_digests[0], &image.layer_digests[1]);
+    // The first miss holds the only fill while the upstream trickles.
+    let resp = m
+        .router
+        .clone()
+        .oneshot(req(
+            Method::GET,
+            &format!("/v2/library/capped/blobs/{first}"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let r = send_to(
+        &m.router,
+        req(Method::GET, &format!("/v2/library/capped/blobs/{second}")),
+    )
+    .await;
+    common::assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS");
+    assert!(r.header("retry-after").parse::<u64>().is_ok());
+    assert!(
+        r.error_message().contains("blob downloads from upstreams"),
+        "{}",
+        r.error_message()
+    );
+    // A second client of the same blob joins the fill rather than needing another.
+    let joined = m
+        .router
+        .clone()
+        .oneshot(req(
+            Method::GET,
+            &format!("/v2/library/capped/blobs/{first}"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(joined.status(), StatusCode::OK);
+    *hub.faults.slow_ms.lock().unwrap() = 0;
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(sha256(&body), *first);
+    let body = joined.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(sha256(&body), *first);
+    // Once it is done, the other blob fills.
+    for _ in 0..200 {
+        if mirror_blob_exists(&m, first) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pull(&m.router, "library/capped", "", &image).await;
+    assert_eq!(hub.faults.count("GET", first), 1);
 }

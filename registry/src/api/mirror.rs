@@ -171,6 +171,13 @@ async fn blob(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target, digest: &str) -> ApiR
             )
         }
         BlobSource::Filling { file, mut state } => {
+            // Readers of a fill count as downloads, like readers of stored blobs (the fill
+            // itself goes on either way).
+            let slot = if ctx.method == Method::HEAD {
+                None
+            } else {
+                Some(mirror.store.slots.download()?)
+            };
             let size = match fill::wait_for_size(&mut state).await {
                 Ok(s) => s,
                 Err(e) => return Ok(fill_failure(&e)),
@@ -183,6 +190,7 @@ async fn blob(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target, digest: &str) -> ApiR
                         state,
                         start,
                         Some(start + len),
+                        slot,
                     )))
                 }),
             )

@@ -29,7 +29,7 @@ use super::manifest::{check_status, error_chain};
 use super::upstream::UpstreamError;
 use super::{Mirror, Result, Target};
 use crate::metrics::{self, MirrorKind};
-use crate::service::paths;
+use crate::service::{paths, ServiceError};
 use crate::storage::StorageError;
 
 /// Resumes of a cut upstream connection before the fill fails.
@@ -101,6 +101,8 @@ pub struct Fill {
 pub struct Fills {
     dir: PathBuf,
     map: Mutex<HashMap<String, Arc<Fill>>>,
+    /// Fills at once at most (`[cache] max_concurrent_fills`).
+    max: usize,
 }
 
 impl Fills {
@@ -108,12 +110,13 @@ impl Fills {
     ///
     /// # Errors
     /// When the directory cannot be created.
-    pub fn new(dir: PathBuf) -> std::result::Result<Self, StorageError> {
+    pub fn new(dir: PathBuf, max: u64) -> std::result::Result<Self, StorageError> {
         let _ = fs_err::remove_dir_all(&dir);
         fs_err::create_dir_all(&dir).map_err(|e| StorageError::io("_fills", e))?;
         Ok(Self {
             dir,
             map: Mutex::default(),
+            max: usize::try_from(max).unwrap_or(usize::MAX),
         })
     }
 
@@ -163,6 +166,13 @@ impl Mirror {
             }
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
+        }
+        if map.len() >= self.fills.max {
+            return Err(ServiceError::Busy {
+                what: "blob downloads from upstreams",
+                limit: self.fills.max,
+            }
+            .into());
         }
         let path = self.fills.dir.join(format!(
             "{}-{}-{}",

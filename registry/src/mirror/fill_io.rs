@@ -121,14 +121,17 @@ pub(super) async fn sync(file: std::fs::File) -> Result<(), FillError> {
         .map_err(|e| FillError::other(format!("syncing the fill file: {e}")))
 }
 
-/// Streams bytes `start..end` (`end` `None`: to the end of the blob) of a growing fill file.
-pub fn tail(
+/// Streams bytes `start..end` (`end` `None`: to the end of the blob) of a growing fill file,
+/// keeping `hold` (the reader's download slot) until the stream is dropped.
+pub fn tail<G: Send + 'static>(
     file: std::fs::File,
     state: watch::Receiver<FillState>,
     start: u64,
     end: Option<u64>,
+    hold: G,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    struct Tail {
+    struct Tail<G> {
+        _hold: G,
         /// `None` while a read is on the blocking pool.
         file: Option<std::fs::File>,
         state: watch::Receiver<FillState>,
@@ -137,11 +140,12 @@ pub fn tail(
         seeked: bool,
         finished: bool,
     }
-    fn fail(mut t: Tail, e: std::io::Error) -> Option<(std::io::Result<Bytes>, Tail)> {
+    fn fail<G>(mut t: Tail<G>, e: std::io::Error) -> Option<(std::io::Result<Bytes>, Tail<G>)> {
         t.finished = true;
         Some((Err(e), t))
     }
     let t = Tail {
+        _hold: hold,
         file: Some(file),
         state,
         pos: start,

@@ -152,6 +152,7 @@ impl Mirror {
     /// When the cache directory or an upstream's password file is unusable.
     pub fn from_config(
         config: &RegistryConfig,
+        slots: crate::service::slots::Slots,
     ) -> std::result::Result<Option<Arc<Self>>, MirrorSetupError> {
         if config.mirrors.is_empty() {
             return Ok(None);
@@ -161,7 +162,7 @@ impl Mirror {
         let mut store_config = config.clone();
         store_config.mirrors.clear();
         store_config.sparse_manifests = true;
-        let store = Registry::new(Arc::new(driver), store_config);
+        let store = Registry::with_slots(Arc::new(driver), store_config, slots);
         let upstreams = config
             .mirrors
             .iter()
@@ -171,7 +172,13 @@ impl Mirror {
         let mirror = Arc::new(Self {
             upstreams,
             store,
-            fills: fill::Fills::new(fill_dir)?,
+            fills: fill::Fills::new(
+                fill_dir,
+                config
+                    .cache
+                    .max_concurrent_fills
+                    .unwrap_or(berth_config::registry_mirror::DEFAULT_MAX_CONCURRENT_FILLS),
+            )?,
             checked: Mutex::default(),
             negative: Mutex::default(),
             lru,

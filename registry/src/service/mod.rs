@@ -164,9 +164,20 @@ impl Registry {
     /// A registry over `driver` configured by `config`.
     #[must_use]
     pub fn new(driver: Arc<dyn StorageDriver>, config: RegistryConfig) -> Self {
+        let slots = slots::Slots::new(&config.limits);
+        Self::with_slots(driver, config, slots)
+    }
+
+    /// A registry drawing on `slots` (shared with another registry over the same limits).
+    #[must_use]
+    pub fn with_slots(
+        driver: Arc<dyn StorageDriver>,
+        config: RegistryConfig,
+        slots: slots::Slots,
+    ) -> Self {
         Self {
             driver,
-            slots: slots::Slots::new(&config.limits),
+            slots,
             config,
             uploads: upload::Sessions::default(),
             mirror: std::sync::OnceLock::new(),

@@ -72,7 +72,9 @@ pub struct UploadSlot {
     _slot: OwnedSemaphorePermit,
 }
 
-/// The semaphores of one registry.
+/// The semaphores of one registry (a clone shares them: the mirror's cache store draws on the
+/// same slots and budget as local content).
+#[derive(Clone)]
 pub struct Slots {
     uploads: Arc<Semaphore>,
     max_uploads: usize,
