@@ -884,3 +884,54 @@ async fn fills_past_the_cap_are_refused_with_retry_after() {
     pull(&m.router, "library/capped", "", &image).await;
     assert_eq!(hub.faults.count("GET", first), 1);
 }
+
+#[tokio::test]
+async fn head_of_an_uncached_manifest_is_a_head_upstream_and_caches_nothing() {
+    let hub = upstream().await;
+    let image = hub.h.push_image("library/headed", "1", &[b"layer"]).await;
+    let m = mirror(
+        vec![mirror_cfg("docker.io", &hub.url, 300)],
+        CacheConfig::default(),
+    );
+    let r = send_to(
+        &m.router,
+        req(Method::HEAD, "/v2/library/headed/manifests/1"),
+    )
+    .await;
+    r.expect(StatusCode::OK);
+    assert_eq!(r.header("docker-content-digest"), image.digest);
+    assert_eq!(r.header("content-length"), image.manifest.len().to_string());
+    assert!(r.body.is_empty());
+    assert_eq!(
+        hub.faults.count("HEAD", "/v2/library/headed/manifests/1"),
+        1
+    );
+    assert_eq!(
+        hub.faults.count("GET", "/manifests/1"),
+        0,
+        "no GET for a HEAD"
+    );
+    assert!(!m
+        .tmp
+        .path()
+        .join("_mirror/repositories/docker.io/library/headed")
+        .exists());
+    // A HEAD of a missing tag is a 404, remembered for a while.
+    let r = send_to(
+        &m.router,
+        req(Method::HEAD, "/v2/library/headed/manifests/2"),
+    )
+    .await;
+    r.expect(StatusCode::NOT_FOUND);
+    // The GET that follows fetches and caches; later HEADs are answered locally.
+    pull(&m.router, "library/headed", "", &image).await;
+    let before = hub.faults.total();
+    let r = send_to(
+        &m.router,
+        req(Method::HEAD, "/v2/library/headed/manifests/1"),
+    )
+    .await;
+    r.expect(StatusCode::OK);
+    assert_eq!(r.header("docker-content-digest"), image.digest);
+    assert_eq!(hub.faults.total(), before);
+}

@@ -106,6 +106,26 @@ async fn manifest(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target, reference: &str) 
             format!("`{reference}` is neither a tag nor a digest"),
         ));
     }
+    if ctx.method == Method::HEAD {
+        match mirror
+            .head_uncached(t, reference, ctx.headers.get(header::ACCEPT))
+            .await
+        {
+            Ok(Some(h)) => {
+                let digest = h.digest.to_string();
+                return Ok(Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, h.media_type.as_str())
+                    .header(header::CONTENT_LENGTH, h.length)
+                    .header(header::ETAG, format!("\"{digest}\""))
+                    .header("docker-content-digest", digest)
+                    .body(Body::empty())
+                    .expect("valid response"));
+            }
+            Ok(None) => {}
+            Err(e) => return Ok(failure(e, false)),
+        }
+    }
     let entry = match mirror.manifest(t, reference).await {
         Ok(e) => e,
         Err(e) => return Ok(failure(e, false)),

@@ -134,6 +134,79 @@ impl Mirror {
         }
     }
 
+    /// `HEAD` of a manifest nothing is cached for: asked of the upstream with `HEAD` (which
+    /// Docker Hub does not count against pull limits) and answered from its headers, caching
+    /// nothing. `Ok(None)` when something is cached, or the upstream's answer lacks a digest or
+    /// a length: the caller then takes the `GET` path.
+    ///
+    /// # Errors
+    /// Upstream failures; a remembered miss.
+    pub async fn head_uncached(
+        &self,
+        t: &Target,
+        reference: &str,
+        client_accept: Option<&HeaderValue>,
+    ) -> Result<Option<UpstreamHead>> {
+        match self.store.get_manifest(&t.repo, reference) {
+            Err(ServiceError::ManifestUnknown { .. }) => {}
+            Ok(_) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(miss) = self.remembered(t, reference) {
+            return Err(miss);
+        }
+        let mut headers = accept();
+        if let Some(a) = client_accept {
+            headers.insert(header::ACCEPT, a.clone());
+        }
+        crate::metrics::global().mirror_miss(&t.upstream.registry, MirrorKind::Manifest);
+        let what = format!("{}:{reference}", t.remote);
+        let resp = match t
+            .upstream
+            .send(
+                Method::HEAD,
+                &t.remote,
+                &format!("manifests/{reference}"),
+                &headers,
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.is_unavailable() => return Err(self.remember(t, reference, false, &e)),
+            Err(e) => return Err(e.into()),
+        };
+        match check_status(t, resp.status(), &what) {
+            Ok(()) => {}
+            Err(e @ UpstreamError::NotFound { .. }) => {
+                return Err(self.remember(t, reference, true, &e))
+            }
+            Err(e) if e.is_unavailable() => return Err(self.remember(t, reference, false, &e)),
+            Err(e) => return Err(e.into()),
+        }
+        let h = resp.headers();
+        let digest: Option<Digest> = h
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let length: Option<u64> = h
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let media_type = h
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|c| c.split(';').next().unwrap_or("").trim().to_owned())
+            .filter(|c| KNOWN.contains(&c.as_str()));
+        Ok(match (digest, length, media_type) {
+            (Some(digest), Some(length), Some(media_type)) => Some(UpstreamHead {
+                digest,
+                length,
+                media_type,
+            }),
+            _ => None,
+        })
+    }
+
     /// Records a use of a cached manifest for eviction.
     fn touched(&self, t: &Target, digest: &Digest) {
         if self.lru.touch_manifest(&t.repo, digest) {
@@ -340,6 +413,17 @@ impl Mirror {
 /// Counts a manifest answered from the cache.
 fn hit(t: &Target) {
     crate::metrics::global().mirror_hit(&t.upstream.registry, MirrorKind::Manifest);
+}
+
+/// What an upstream `HEAD` of a manifest said.
+#[derive(Debug, Clone)]
+pub struct UpstreamHead {
+    /// `Docker-Content-Digest`.
+    pub digest: Digest,
+    /// `Content-Length`.
+    pub length: u64,
+    /// `Content-Type`, one of the manifest types.
+    pub media_type: String,
 }
 
 fn accept() -> HeaderMap {
