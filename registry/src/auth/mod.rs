@@ -80,6 +80,9 @@ pub struct AuthState {
     pub rules: Rules,
     /// Token keys, with `[auth.token]`.
     pub keys: Option<Keys>,
+    /// Access tokens whose signature and claims were verified (see [`token::VerifiedTokens`]);
+    /// reloading the keys replaces the whole state, and with it this cache.
+    verified: token::VerifiedTokens,
 }
 
 impl AuthState {
@@ -97,6 +100,7 @@ impl AuthState {
             users,
             rules: Rules::new(config),
             keys,
+            verified: token::VerifiedTokens::default(),
         })
     }
 
@@ -200,7 +204,7 @@ impl Auth {
                 Some(Credentials::Basic(..)) | None => return Err(challenge(None)),
                 Some(Credentials::Malformed) => return Err(challenge(Some("invalid_request"))),
             };
-            let claims = match keys.verify(config, &token) {
+            let claims = match state.verified.verify(keys, config, &token) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(reason = %e, "bearer token refused");
@@ -218,7 +222,7 @@ impl Auth {
                 })
             };
             if needed.iter().all(granted) {
-                let user = (!claims.sub.is_empty()).then_some(claims.sub);
+                let user = (!claims.sub.is_empty()).then(|| claims.sub.clone());
                 return Ok(Identity { user });
             }
             return Err(challenge(Some("insufficient_scope")));

@@ -13,7 +13,9 @@
 //! ending at a root certificate, else by trying each trusted key; then `exp`/`nbf` (30 s leeway),
 //! `iss` = issuer and `aud` = service.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -545,4 +547,99 @@ fn self_signed(
     super::write_private_file(path, cert.pem().as_bytes())?;
     tracing::info!(path = %path.display(), "wrote the token signing certificate (for `rootcertbundle`)");
     Ok(cert.der().to_vec())
+}
+
+/// Access tokens already verified, by the SHA-256 of their text, until their `exp`.
+///
+/// An ES256 verification costs tens of microseconds, paid on every request of a pull; a client
+/// sends the same token for its whole pull, so after the first request a lookup suffices. The
+/// same bytes always carry the same claims, so nothing is trusted that was not verified; entries
+/// are honoured only until `exp` (without the leeway the first check allows), the map is bounded,
+/// and it lives in the reloadable auth state, so new keys start from an empty cache.
+#[derive(Default)]
+pub struct VerifiedTokens {
+    map: std::sync::Mutex<HashMap<[u8; 32], Arc<AccessClaims>>>,
+}
+
+/// Verified tokens kept at most.
+const VERIFIED_TOKENS_MAX: usize = 4096;
+
+impl VerifiedTokens {
+    /// The claims of `token`, from the cache or verified by `keys`.
+    ///
+    /// # Errors
+    /// [`TokenError`] saying why it is refused.
+    pub fn verify(
+        &self,
+        keys: &Keys,
+        cfg: &TokenConfig,
+        token: &str,
+    ) -> Result<Arc<AccessClaims>, TokenError> {
+        let id: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let t = now();
+        let lock = || {
+            self.map
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(c) = lock().get(&id).filter(|c| c.exp > t) {
+            return Ok(c.clone());
+        }
+        let claims = Arc::new(keys.verify(cfg, token)?);
+        let mut map = lock();
+        if map.len() >= VERIFIED_TOKENS_MAX {
+            map.retain(|_, c| c.exp > t);
+            if map.len() >= VERIFIED_TOKENS_MAX {
+                map.clear();
+            }
+        }
+        map.insert(id, claims.clone());
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(expiry_secs: u64) -> TokenConfig {
+        TokenConfig {
+            issuer: "berth-test".into(),
+            service: "registry.test".into(),
+            expiry_secs,
+            key: None,
+            cert: None,
+            realm: None,
+            root_certificates: None,
+        }
+    }
+
+    #[test]
+    fn verified_tokens_are_reused_until_they_expire_and_bad_ones_never_enter() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(300);
+        let keys = Keys::load(&cfg, dir.path()).unwrap();
+        let cache = VerifiedTokens::default();
+        let token = keys.issue(&cfg, "alice", Vec::new()).unwrap();
+        let a = cache.verify(&keys, &cfg, &token).unwrap();
+        let b = cache.verify(&keys, &cfg, &token).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the second check is a lookup");
+        assert_eq!(b.sub, "alice");
+        // A token for another service is refused, and stays refused.
+        let other = config(300);
+        let other = TokenConfig {
+            service: "elsewhere".into(),
+            ..other
+        };
+        let foreign = keys.issue(&other, "alice", Vec::new()).unwrap();
+        assert!(cache.verify(&keys, &cfg, &foreign).is_err());
+        assert!(cache.verify(&keys, &cfg, &foreign).is_err());
+        // An entry past its expiry is not used: the token goes through verification again.
+        let id: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut expired = (*a).clone();
+        expired.exp = now() - 1;
+        expired.sub = "mallory".into();
+        cache.map.lock().unwrap().insert(id, Arc::new(expired));
+        assert_eq!(cache.verify(&keys, &cfg, &token).unwrap().sub, "alice");
+    }
 }
