@@ -44,6 +44,9 @@ pub struct FillState {
     pub total: Option<u64>,
     /// `Some` once finished: `Ok` published, `Err` why not.
     pub outcome: Option<std::result::Result<(), FillError>>,
+    /// The last bytes written, still in memory: readers keeping up take them from here instead
+    /// of reading the file back.
+    pub recent: super::fill_io::Recent,
 }
 
 /// Why a fill failed, as its readers learn it.
@@ -373,7 +376,11 @@ impl Mirror {
                 tracing::warn!(upstream = %t.upstream.registry, repo = %t.remote, %digest, reason, "blob fill failed; nothing stored");
             }
         }
-        fill.state.send_modify(|s| s.outcome = Some(result));
+        fill.state.send_modify(|s| {
+            s.outcome = Some(result);
+            // Late readers read the file; the memory goes now, not with the last reader.
+            s.recent = super::fill_io::Recent::default();
+        });
     }
 }
 

@@ -4,8 +4,11 @@
 //! Both keep the bytes out of the async threads and copy them as little as the kernel allows:
 //! the writer hands whole batches of the upstream's `Bytes` to one blocking call that hashes and
 //! writes each chunk in place (no staging buffer), and the next batch is received while the
-//! previous one is written; a reader reads a chunk straight into fresh, uninitialised capacity
-//! with one blocking call per chunk. Called by `super::fill` only.
+//! previous one is written. Once written, a batch's chunks also stay in memory for a while
+//! ([`Recent`], at most [`RECENT_BYTES`] per fill): readers that keep up with the fill, as
+//! concurrent pulls of a cold image do, are handed those same `Bytes` (no copy, no read);
+//! readers further behind read the file, one blocking call per chunk, straight into fresh,
+//! uninitialised capacity. Called by `super::fill` only.
 
 use std::io::{Read, Seek, Write};
 
@@ -23,7 +26,51 @@ const FLUSH_BYTES: usize = 1024 * 1024;
 /// Bytes a reader reads from the fill file at a time.
 const READ_CHUNK: usize = 512 * 1024;
 
-type Batch = std::io::Result<(std::fs::File, Hasher, u64)>;
+/// Bytes of a fill kept in memory after they are written. With `[cache] max_concurrent_fills`
+/// (default 64) this bounds the memory at 64 × 2 MiB.
+pub const RECENT_BYTES: usize = 2 * 1024 * 1024;
+
+type Batch = std::io::Result<(std::fs::File, Hasher, Vec<Bytes>)>;
+
+/// The last [`RECENT_BYTES`] (or a little more: whole chunks) written to a fill file.
+#[derive(Debug, Clone, Default)]
+pub struct Recent {
+    /// File offset of the first chunk.
+    start: u64,
+    chunks: std::collections::VecDeque<Bytes>,
+    len: usize,
+}
+
+impl Recent {
+    /// Appends a chunk written at the end of the file; forgets the oldest past the bound.
+    fn push(&mut self, chunk: Bytes) {
+        self.len += chunk.len();
+        self.chunks.push_back(chunk);
+        while self.len > RECENT_BYTES {
+            let Some(old) = self.chunks.pop_front() else {
+                break;
+            };
+            self.len -= old.len();
+            self.start += old.len() as u64;
+        }
+    }
+
+    /// Up to `max` bytes from file offset `pos`, without copying, when still in memory.
+    fn slice(&self, pos: u64, max: usize) -> Option<Bytes> {
+        let mut off = pos.checked_sub(self.start)?;
+        for c in &self.chunks {
+            let len = c.len() as u64;
+            if off < len {
+                #[allow(clippy::cast_possible_truncation)] // off < len <= usize::MAX
+                let from = off as usize;
+                let to = c.len().min(from.saturating_add(max));
+                return Some(c.slice(from..to));
+            }
+            off -= len;
+        }
+        None
+    }
+}
 
 /// Hashes and writes a fill's bytes in order, one batch in flight while the next is received.
 pub(super) struct Writer {
@@ -87,13 +134,11 @@ impl Writer {
         let batch = std::mem::take(&mut self.batch);
         self.batch_len = 0;
         self.inflight = Some(tokio::task::spawn_blocking(move || {
-            let mut n = 0u64;
             for c in &batch {
                 hasher.update(c);
                 file.write_all(c)?;
-                n += c.len() as u64;
             }
-            Ok((file, hasher, n))
+            Ok((file, hasher, batch))
         }));
         Ok(())
     }
@@ -103,12 +148,17 @@ impl Writer {
         let Some(job) = self.inflight.take() else {
             return Ok(());
         };
-        let (file, hasher, n) = job
+        let (file, hasher, batch) = job
             .await
             .map_err(|e| FillError::other(e.to_string()))?
             .map_err(|e| FillError::other(format!("writing the fill file: {e}")))?;
         self.idle = Some((file, hasher));
-        fill.state.send_modify(|s| s.written += n);
+        fill.state.send_modify(|s| {
+            for c in batch {
+                s.written += c.len() as u64;
+                s.recent.push(c);
+            }
+        });
         Ok(())
     }
 }
@@ -184,6 +234,13 @@ pub fn tail<G: Send + 'static>(
             if t.pos < avail {
                 #[allow(clippy::cast_possible_truncation)]
                 let want = (avail - t.pos).min(READ_CHUNK as u64) as usize;
+                let in_memory = t.state.borrow().recent.slice(t.pos, want);
+                if let Some(b) = in_memory {
+                    t.pos += b.len() as u64;
+                    // The file is read from `pos` on next time, wherever it was left.
+                    t.seeked = false;
+                    return Some((Ok(b), t));
+                }
                 let Some(mut file) = t.file.take() else {
                     return fail(t, std::io::Error::other("the fill reader was lost"));
                 };
@@ -230,4 +287,29 @@ pub fn tail<G: Send + 'static>(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_keeps_the_last_bytes_at_their_offsets() {
+        let mut r = Recent::default();
+        let chunk = |b: u8| Bytes::from(vec![b; RECENT_BYTES / 2]);
+        r.push(chunk(1));
+        r.push(chunk(2));
+        assert_eq!(r.slice(0, 4).unwrap().as_ref(), &[1, 1, 1, 1]);
+        let half = (RECENT_BYTES / 2) as u64;
+        assert_eq!(
+            r.slice(half - 1, 2).unwrap().as_ref(),
+            &[1],
+            "within one chunk"
+        );
+        assert_eq!(r.slice(half, 3).unwrap().as_ref(), &[2, 2, 2]);
+        r.push(chunk(3));
+        assert!(r.slice(0, 1).is_none(), "the oldest chunk is gone");
+        assert_eq!(r.slice(2 * half, 1).unwrap().as_ref(), &[3]);
+        assert!(r.slice(3 * half, 1).is_none(), "not written yet");
+    }
 }
