@@ -211,9 +211,15 @@ impl Reference {
         if parts.len() == 1 && registry == DOCKER_HUB {
             parts.insert(0, "library");
         }
+        let repository = parts.join("/");
+        // The limit is on the normalised name (`docker.io/…` included), as Docker's; the slow
+        // path says `TooLong`. Found by fuzzing (registry/fuzz, client_reference).
+        if registry.len() + 1 + repository.len() > 255 {
+            return None;
+        }
         Some(Self {
             registry: registry.to_owned(),
-            repository: parts.join("/"),
+            repository,
             tag: Some(tag.unwrap_or("latest").to_owned()),
             digest: None,
         })
@@ -462,5 +468,10 @@ mod tests {
     fn too_long() {
         let long = format!("reg.example/{}", "a".repeat(250));
         assert_eq!(Reference::parse(&long), Err(ReferenceError::TooLong));
+        // Short enough as written, too long once `docker.io/` is added (fuzzing found it).
+        let familiar = format!("a/{}:v2", "b".repeat(245));
+        assert_eq!(Reference::parse(&familiar), Err(ReferenceError::TooLong));
+        let fits = format!("a/{}:v2", "b".repeat(242));
+        assert!(Reference::parse(&fits).is_ok());
     }
 }
