@@ -524,3 +524,93 @@ fn bad_input_is_refused_clearly() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("before"));
     assert!(out.stdout.is_empty());
 }
+
+fn image_id_and_layers(env: &ContainerEnv, tag: &str) -> (Value, Value) {
+    let v: Value = serde_json::from_str(&env.ok(&["image", "inspect", tag])).unwrap();
+    (v[0]["Id"].clone(), v[0]["RootFS"]["Layers"].clone())
+}
+
+#[test]
+fn registry_cache_exports_and_imports_in_a_fresh_data_root() {
+    let env = env();
+    let reg = berth_tests::Registry::start(&env.tmp.path().join("reg"), &[]);
+    let base = format!("{}/base/bb:1", reg.addr);
+    env.ok(&["tag", "bb:1", &base]);
+    env.ok(&["push", &base]);
+    let ctx = env.tmp.path().join("ctx");
+    let dockerfile = format!(
+        "FROM {base} AS build\nRUN echo built > /b.txt\n\nFROM {base}\nARG V=1\nCOPY a.txt /a.txt\nCOPY --from=build /b.txt /b.txt\nRUN cat /a.txt /b.txt > /ab.txt && rm /a.txt\nENV X=$V\nCMD [\"cat\", \"/ab.txt\"]\n"
+    );
+    write(&ctx, &[("Dockerfile", &dockerfile), ("a.txt", "from a\n")]);
+    let cache = format!("{}/cache/app:build", reg.addr);
+    let to = format!("type=registry,ref={cache},mode=max");
+    let first = plain(&env, &ctx, &["--cache-to", &to, "-t", "app:1"]);
+    assert!(first.contains("exported cache to"), "{first}");
+    let want = image_id_and_layers(&env, "app:1");
+
+    // A fresh data root: the base comes from the registry, every step from the cache (the bare
+    // `--cache-from REF` form), and a cache reference that does not exist is only a warning.
+    let fresh = ContainerEnv::new(&[]);
+    let missing = format!("{}/cache/none:1", reg.addr);
+    let from = format!("type=registry,ref={cache}");
+    let second = plain(
+        &fresh,
+        &ctx,
+        &[
+            "--cache-from",
+            &missing,
+            "--cache-from",
+            &from,
+            "-t",
+            "app:1",
+        ],
+    );
+    assert!(
+        second.contains(&format!("[Warning] failed to import cache from {missing}")),
+        "{second}"
+    );
+    let v = verdicts(&second);
+    assert_eq!(v.len(), 7, "{second}");
+    assert!(v.iter().all(|(_, v)| v == " ---> CACHED"), "{second}");
+    assert_eq!(image_id_and_layers(&fresh, "app:1"), want);
+    assert_eq!(
+        fresh.ok(&["run", "--rm", "app:1"]),
+        "from a\nbuilt\n",
+        "the imported layers are unpacked and run"
+    );
+
+    // mode=min (the default) leaves out the first stage: a fresh root rebuilds its RUN only.
+    let min = format!("{}/cache/app:min", reg.addr);
+    plain(
+        &env,
+        &ctx,
+        &[
+            "--cache-to",
+            &format!("type=registry,ref={min}"),
+            "-t",
+            "app:1",
+        ],
+    );
+    let third_root = ContainerEnv::new(&[]);
+    let third = plain(&third_root, &ctx, &["--cache-from", &min, "-t", "app:1"]);
+    let v = verdicts(&third);
+    assert!(v[0].1.contains("cache miss"), "{third}");
+    assert!(v[1..].iter().all(|(_, v)| v == " ---> CACHED"), "{third}");
+    assert_eq!(image_id_and_layers(&third_root, "app:1"), want);
+
+    // Bad values say what to write instead.
+    let out = build(
+        &env,
+        &[
+            "--cache-to",
+            "type=local,dest=/tmp/x",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("use type=registry,ref=HOST/REPO:TAG"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -12,6 +12,7 @@ use super::cache::{Cache, KeyInputs};
 use super::context::Context;
 use super::dockerfile::expand::{expand, referenced};
 use super::dockerfile::{parse, parser::parse_trigger, Dockerfile, Instruction, Kind};
+use super::remote_cache::{Imported, StepRecord};
 use super::state::{ImageState, DEFAULT_PATH};
 use super::{meta, BuildError, BuildOptions, Built, Result};
 use crate::archive::{media, put_blob, NewBlobs};
@@ -81,6 +82,13 @@ pub(super) struct Builder<'a> {
     pub opts: &'a BuildOptions,
     pub log: &'a dyn Fn(&str),
     pub cache: Cache,
+    /// `--cache-from` entries, consulted after the local cache.
+    imported: &'a Imported<'a>,
+    /// Every step's key and resulting state, for `--cache-to`.
+    records: Vec<StepRecord>,
+    /// The stage being built, and for each stage the earlier stage it is built `FROM`.
+    current: usize,
+    bases: Vec<Option<usize>>,
     pub file: Dockerfile,
     /// Finished stages.
     pub done: Vec<(ImageState, bool)>,
@@ -191,6 +199,7 @@ pub fn build(
     store: &Store,
     ctx: &Context,
     opts: &BuildOptions,
+    imported: &Imported<'_>,
     log: &dyn Fn(&str),
 ) -> Result<Built> {
     let file = parse(&opts.dockerfile)?;
@@ -207,6 +216,10 @@ pub fn build(
         opts,
         log,
         cache: Cache::new(store.root()),
+        imported,
+        records: Vec::new(),
+        current: 0,
+        bases: Vec::new(),
         meta_args: meta_args(&file, opts)?,
         file,
         done: Vec::new(),
@@ -244,10 +257,17 @@ pub fn build(
         ));
     }
     let id = save_image(store, &state, &opts.tags)?;
+    // The target stage and the stages it is built FROM: what `mode=min` exports.
+    let mut lineage = vec![target];
+    while let Some(Some(base)) = lineage.last().and_then(|i| b.bases.get(*i)) {
+        lineage.push(*base);
+    }
     Ok(Built {
         id,
         cached: b.cached,
         steps: b.step,
+        records: b.records,
+        lineage,
     })
 }
 
@@ -327,6 +347,8 @@ impl Builder<'_> {
 
     fn stage(&mut self, i: usize, last: bool) -> Result<StageRun> {
         let stage = self.file.stages[i].clone();
+        self.current = i;
+        self.bases.push(None);
         self.step += 1;
         (self.log)(&format!(
             "Step {}/{} : {}",
@@ -362,7 +384,9 @@ impl Builder<'_> {
                 .iter()
                 .position(|(d, _)| d == s)
                 .unwrap_or_default();
-            (s.clone(), self.done[idx].1)
+            let s = s.clone();
+            self.bases[i] = Some(idx);
+            (s, self.done[idx].1)
         } else {
             let rec = self.find_image(&base)?;
             let s = ImageState::from_image(self.store, &rec)
@@ -465,13 +489,22 @@ impl Builder<'_> {
         apply: impl FnOnce(&mut Self, &mut ImageState) -> Result<Option<(LayerRecord, String)>>,
     ) -> Result<()> {
         if !self.opts.no_cache {
-            if let Some(hit) = self.cache.get(self.store, inputs) {
+            if let Some(hit) = self
+                .cache
+                .get(self.store, inputs)
+                .or_else(|| self.imported_hit(inputs))
+            {
                 (self.log)(if self.opts.plain {
                     " ---> CACHED"
                 } else {
                     " ---> Using cache"
                 });
                 run.state = hit;
+                self.records.push(StepRecord {
+                    stage: self.current,
+                    key: inputs.key(),
+                    state: run.state.clone(),
+                });
                 (self.log)(&format!(" ---> {}", short(&run.state.id())));
                 self.cached += 1;
                 return Ok(());
@@ -493,9 +526,48 @@ impl Builder<'_> {
         let created = self.created();
         next.record(&created, created_by, layer);
         self.cache.put(inputs, &next);
+        self.records.push(StepRecord {
+            stage: self.current,
+            key: inputs.key(),
+            state: next.clone(),
+        });
         run.state = next;
         (self.log)(&format!(" ---> {}", short(&run.state.id())));
         Ok(())
+    }
+
+    /// An entry of `--cache-from` for `inputs`, its missing layers fetched into the store and
+    /// the entry copied into the local cache. A layer that cannot be fetched makes it a miss
+    /// (with a warning), as a cache must never fail a build.
+    fn imported_hit(&self, inputs: &KeyInputs) -> Option<ImageState> {
+        let state = self.imported.entries.get(&inputs.key())?;
+        for l in &state.layers {
+            let present = l
+                .diff_id
+                .parse()
+                .ok()
+                .is_some_and(|d| self.store.layer_size(&d).is_some())
+                && l.digest
+                    .parse()
+                    .ok()
+                    .is_some_and(|d| self.store.has_blob(&d));
+            if present {
+                continue;
+            }
+            let fetched = match &self.imported.fetch {
+                Some(fetch) => fetch(l),
+                None => Err(anyhow::anyhow!("no registry to fetch it from")),
+            };
+            if let Err(e) = fetched {
+                (self.log)(&format!(
+                    "[Warning] cannot fetch cached layer {} from the cache: {e:#}",
+                    l.digest
+                ));
+                return None;
+            }
+        }
+        self.cache.put(inputs, state);
+        self.cache.get(self.store, inputs)
     }
 
     fn instruction(&mut self, run: &mut StageRun, ins: &Instruction) -> Result<()> {

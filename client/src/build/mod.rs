@@ -5,13 +5,16 @@
 //! - [`context`]: the build context (a directory, or a tar unpacked into scratch space), with
 //!   path checks (no `..` or symlink escapes) and content hashes of COPY sources.
 //! - [`cache`]: cache keys and entries under `<data-root>/build-cache/`.
+//! - [`remote_cache`]: the cache as a registry artifact (`--cache-to`/`--cache-from`): the
+//!   format, and the imported entries the executor consults after the local cache.
 //! - `executor`: stages and steps, Docker's classic output; `state`: the image being built
 //!   (config, history, layers); `root`: overlay mounts of a state with a fresh upper dir;
 //!   `layer`: an upper dir becomes a layer; `run_step` and `copy`: RUN and COPY/ADD.
 //!
 //! This module may call the store, the archive code (layers in, whiteouts out) and
 //! `berth_runtime` (spec, overlay, run); never the registry protocol (base images are pulled by
-//! `commands::build` before the build starts) and never the printer: progress lines go to the
+//! `commands::build` before the build starts; layers of an imported cache come through the
+//! caller's [`remote_cache::Imported::fetch`]) and never the printer: progress lines go to the
 //! caller's sink.
 
 pub mod cache;
@@ -22,6 +25,7 @@ mod executor;
 pub mod ignore;
 mod layer;
 mod meta;
+pub mod remote_cache;
 mod root;
 mod run_step;
 mod state;
@@ -201,4 +205,8 @@ pub struct Built {
     pub cached: usize,
     /// All steps.
     pub steps: usize,
+    /// Every step's cache key and resulting state, in build order (for `--cache-to`).
+    pub records: Vec<remote_cache::StepRecord>,
+    /// The target stage and the stages it is built `FROM` (what `--cache-to mode=min` exports).
+    pub lineage: Vec<usize>,
 }
