@@ -787,6 +787,15 @@ pub struct BuildArgs {
     /// Secret for `RUN --mount=type=secret` (`id=NAME,src=FILE`)
     #[arg(long, value_name = "id=NAME,src=FILE")]
     pub secret: Vec<String>,
+    /// Where the cache and the result go (boxed, so `build` stays a small variant of the
+    /// command enums)
+    #[command(flatten)]
+    pub export: Box<BuildExportArgs>,
+}
+
+/// `build`: `--cache-from`, `--cache-to` and `-o`.
+#[derive(Args, Debug)]
+pub struct BuildExportArgs {
     /// External cache sources (`type=registry,ref=HOST/REPO:TAG`, or just the reference)
     ///
     /// Steps whose cache key is in the cache are served from it, their layers downloaded from
@@ -809,6 +818,15 @@ pub struct BuildArgs {
         help_heading = "Cache"
     )]
     pub cache_to: Vec<String>,
+    /// Output destination (`type=oci|docker|tar|local,dest=PATH`; `PATH` alone is type=local)
+    ///
+    /// `type=oci` and `type=docker` write the image as one tar that is both an OCI image layout
+    /// and a `docker load` archive (tagged with `-t` and `name=`); `type=tar` writes the final
+    /// root file system as a tar, `type=local` unpacks it into the directory `dest`. A missing
+    /// `dest` (or `-`) writes the tar to STDOUT. The image is kept in the store as well; it
+    /// need not be tagged.
+    #[arg(short, long, value_name = "type=TYPE,dest=PATH")]
+    pub output: Vec<String>,
 }
 
 /// `export`

@@ -614,3 +614,129 @@ fn registry_cache_exports_and_imports_in_a_fresh_data_root() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A file of a tar, by path (`./` prefixes ignored).
+fn tar_file(tar_bytes: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut ar = tar::Archive::new(tar_bytes);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        if path.trim_start_matches("./") == name {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut out).unwrap();
+            return Some(out);
+        }
+    }
+    None
+}
+
+#[test]
+fn outputs_docker_oci_rootfs_tar_and_directory() {
+    let env = env();
+    let ctx = env.tmp.path().join("ctx");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            "FROM bb:1\nRUN echo out > /out.txt && chmod 640 /out.txt && rm /etc/motd\nCMD [\"cat\", \"/out.txt\"]\n",
+        )],
+    );
+    let ctx_s = ctx.to_str().unwrap();
+    let dir = env.tmp.path().join("out");
+    std::fs::create_dir_all(&dir).unwrap();
+    let at = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+
+    // type=docker: `docker load` takes it, with the tag and the same image ID.
+    let tag = format!("berthout-{}:1", nonce());
+    let mut cleanup = berth_tests::DockerTags::default();
+    cleanup.add(&tag);
+    let iid = at("iid");
+    let docker_tar = at("docker.tar");
+    let out = build(
+        &env,
+        &[
+            "-o",
+            &format!("type=docker,dest={docker_tar}"),
+            "-t",
+            &tag,
+            "--iidfile",
+            &iid,
+            ctx_s,
+        ],
+    );
+    ok(&out, "berth build -o type=docker");
+    let id = std::fs::read_to_string(&iid).unwrap();
+    ok(&docker(&["load", "-i", &docker_tar]), "docker load");
+    let inspect: Value =
+        serde_json::from_str(&ok(&docker(&["image", "inspect", &tag]), "docker inspect")).unwrap();
+    assert_eq!(inspect[0]["Id"], id.as_str());
+    assert_eq!(
+        inspect[0]["Config"]["Cmd"],
+        serde_json::json!(["cat", "/out.txt"])
+    );
+    ok(&docker(&["rmi", &tag]), "docker rmi");
+
+    // type=oci without -t: an OCI layout whose manifest's config is the image.
+    let oci_tar = at("oci.tar");
+    ok(
+        &build(&env, &["-o", &format!("type=oci,dest={oci_tar}"), ctx_s]),
+        "berth build -o type=oci",
+    );
+    let oci = std::fs::read(&oci_tar).unwrap();
+    assert!(tar_file(&oci, "oci-layout").is_some());
+    let index: Value = serde_json::from_slice(&tar_file(&oci, "index.json").unwrap()).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let blob = |d: &str| tar_file(&oci, &format!("blobs/sha256/{}", &d[7..])).unwrap();
+    let manifest: Value = serde_json::from_slice(&blob(manifest_digest)).unwrap();
+    assert_eq!(manifest["config"]["digest"], id.as_str());
+    for l in manifest["layers"].as_array().unwrap() {
+        blob(l["digest"].as_str().unwrap());
+    }
+
+    // type=tar: the flattened root file system, the removed file gone.
+    let fs_tar = at("fs.tar");
+    ok(
+        &build(&env, &["-o", &format!("type=tar,dest={fs_tar}"), ctx_s]),
+        "berth build -o type=tar",
+    );
+    let fs = std::fs::read(&fs_tar).unwrap();
+    assert_eq!(tar_file(&fs, "out.txt").unwrap(), b"out\n");
+    let t = tree(&fs, &["out.txt", "etc"]);
+    assert!(t["out.txt"].starts_with("Regular 640 0:0"), "{t:?}");
+    assert!(
+        t.contains_key("etc/passwd") && !t.contains_key("etc/motd"),
+        "{t:?}"
+    );
+
+    // `-o DIR` (type=local), and `-o -` (a tar on STDOUT).
+    let local = dir.join("rootfs");
+    ok(
+        &build(&env, &["-o", local.to_str().unwrap(), ctx_s]),
+        "berth build -o DIR",
+    );
+    assert_eq!(
+        std::fs::read_to_string(local.join("out.txt")).unwrap(),
+        "out\n"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(local.join("out.txt"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o7777, 0o640);
+    assert!(local.join("bin/busybox").is_file());
+    assert!(!local.join("etc/motd").exists());
+    let out = build(&env, &["-o", "-", ctx_s]);
+    let stdout = out.stdout.clone();
+    ok(&out, "berth build -o -");
+    assert_eq!(tar_file(&stdout, "out.txt").unwrap(), b"out\n");
+
+    // Bad values say what to write instead.
+    let out = build(&env, &["-o", "type=registry,name=x", ctx_s]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("use type=oci, type=docker, type=tar or type=local"),
+        "{err}"
+    );
+}

@@ -119,6 +119,131 @@ fn cache_spec(value: &str, flag: &str) -> anyhow::Result<CacheSpec> {
     Ok(CacheSpec { reference, mode })
 }
 
+/// What `-o` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutputKind {
+    /// An OCI image layout tar (also a docker-archive).
+    Oci,
+    /// A `docker load` tar (also an OCI image layout).
+    Docker,
+    /// The root file system as a tar.
+    Tar,
+    /// The root file system in a directory.
+    Local,
+}
+
+/// An `-o` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OutputSpec {
+    kind: OutputKind,
+    /// `None`: STDOUT.
+    dest: Option<PathBuf>,
+    /// `name=` references to tag the archive with, besides `-t`.
+    names: Vec<String>,
+}
+
+/// Parses Docker's `type=oci|docker|tar|local,dest=PATH[,name=REF]`, `PATH` (type=local) or
+/// `-` (a tar on STDOUT).
+fn output_spec(value: &str) -> anyhow::Result<OutputSpec> {
+    if value == "-" {
+        return Ok(OutputSpec {
+            kind: OutputKind::Tar,
+            dest: None,
+            names: Vec::new(),
+        });
+    }
+    if !value.contains('=') {
+        return Ok(OutputSpec {
+            kind: OutputKind::Local,
+            dest: Some(PathBuf::from(value)),
+            names: Vec::new(),
+        });
+    }
+    let mut kind = None;
+    let mut dest = None;
+    let mut names = Vec::new();
+    for field in value.split(',') {
+        match field.split_once('=') {
+            Some(("type", t)) => {
+                kind = Some(match t {
+                    "oci" => OutputKind::Oci,
+                    "docker" => OutputKind::Docker,
+                    "tar" => OutputKind::Tar,
+                    "local" => OutputKind::Local,
+                    other => anyhow::bail!(
+                        "output type `{other}` is not supported by berth build: use type=oci, type=docker, type=tar or type=local"
+                    ),
+                });
+            }
+            Some(("dest", "-")) => dest = None,
+            Some(("dest", d)) => dest = Some(PathBuf::from(d)),
+            Some(("name", n)) => names.push(n.to_owned()),
+            _ => anyhow::bail!(
+                "invalid output `{value}`: unknown field `{field}`; expected type=oci|docker|tar|local,dest=PATH"
+            ),
+        }
+    }
+    let kind = kind.with_context(|| {
+        format!("invalid output `{value}`: type=oci|docker|tar|local is required")
+    })?;
+    if kind == OutputKind::Local && dest.is_none() {
+        anyhow::bail!("invalid output `{value}`: type=local needs dest=DIRECTORY");
+    }
+    Ok(OutputSpec { kind, dest, names })
+}
+
+/// Writes one `-o` output of the image `id`; `tags` are the `-t` references.
+fn write_output(ctx: &Ctx, spec: &OutputSpec, id: &str, tags: &[String]) -> anyhow::Result<()> {
+    let record = ctx.store.image(id)?;
+    let write = |out: &mut dyn std::io::Write| -> anyhow::Result<()> {
+        match spec.kind {
+            OutputKind::Oci | OutputKind::Docker => {
+                let mut refs = Vec::new();
+                for t in tags.iter().chain(&spec.names) {
+                    let mut r = Reference::parse(t)
+                        .with_context(|| format!("invalid output name `{t}`"))?;
+                    if r.tag.is_none() && r.digest.is_none() {
+                        r.tag = Some("latest".into());
+                    }
+                    if !refs.contains(&r) {
+                        refs.push(r);
+                    }
+                }
+                let image = crate::archive::save::SaveImage {
+                    record: record.clone(),
+                    tags: refs,
+                };
+                crate::archive::save::save(&ctx.store, &[image], out)
+                    .map_err(crate::archive::ArchiveError::into_anyhow)
+            }
+            OutputKind::Tar => Ok(crate::build::output::rootfs_tar(&ctx.store, &record, out)?),
+            OutputKind::Local => unreachable!("written as a directory"),
+        }
+    };
+    match (&spec.dest, spec.kind) {
+        (Some(dir), OutputKind::Local) => {
+            crate::build::output::rootfs_dir(&ctx.store, &record, dir)
+                .with_context(|| format!("cannot write the output to `{}`", dir.display()))?;
+        }
+        (Some(file), _) => {
+            // Beside the target, renamed at the end: a failed build leaves no partial file.
+            let tmp = crate::archive::TempPath::beside(file);
+            let mut f = fs_err::File::create(tmp.path())?;
+            write(&mut f)
+                .with_context(|| format!("cannot write the output to `{}`", file.display()))?;
+            f.sync_all()?;
+            tmp.persist(file)
+                .map_err(crate::archive::ArchiveError::into_anyhow)?;
+        }
+        (None, _) => {
+            let mut out = std::io::stdout().lock();
+            write(&mut out).context("cannot write the output to STDOUT")?;
+            std::io::Write::flush(&mut out)?;
+        }
+    }
+    Ok(())
+}
+
 /// `--cache-from`: the entries of each cache reference, and a fetcher for their layers from the
 /// endpoint that served the manifest. A cache that cannot be read is a warning, as in Docker.
 async fn import_caches(
@@ -433,15 +558,33 @@ pub async fn run(ctx: &Ctx, args: &BuildArgs) -> anyhow::Result<()> {
         secrets: secrets(&args.secret)?,
     };
     let cache_from = args
+        .export
         .cache_from
         .iter()
         .map(|v| cache_spec(v, "--cache-from"))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let cache_to = args
+        .export
         .cache_to
         .iter()
         .map(|v| cache_spec(v, "--cache-to"))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let outputs = args
+        .export
+        .output
+        .iter()
+        .map(|v| output_spec(v))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if outputs.iter().any(|o| o.dest.is_none()) {
+        anyhow::ensure!(
+            !args.quiet,
+            "`-q` prints the image ID on STDOUT, where the output goes too: give the output a dest=FILE"
+        );
+        anyhow::ensure!(
+            !std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            "refusing to write the output to a terminal: give it a dest=FILE or redirect STDOUT"
+        );
+    }
     let policy = if args.pull { "always" } else { "missing" };
     for image in crate::build::external_images(&opts.dockerfile, &opts)? {
         super::pull::for_run(ctx, &image, policy).await?;
@@ -470,6 +613,9 @@ pub async fn run(ctx: &Ctx, args: &BuildArgs) -> anyhow::Result<()> {
                             spec.reference
                         )
                     })?;
+            }
+            for o in &outputs {
+                write_output(ctx, o, &built.id, &opts.tags)?;
             }
             if let Some(f) = &args.iidfile {
                 fs_err::write(f, &built.id)?;
@@ -546,7 +692,38 @@ mod tests {
     }
 
     #[rstest]
-    #[case("--cache-to", "type=registry,mode=max", "ref=HOST/REPO:TAG is required")]
+    #[case("out", OutputKind::Local, Some("out"))]
+    #[case("-", OutputKind::Tar, None)]
+    #[case("type=docker,dest=img.tar", OutputKind::Docker, Some("img.tar"))]
+    #[case("type=oci,dest=-", OutputKind::Oci, None)]
+    #[case("type=tar", OutputKind::Tar, None)]
+    #[case("type=local,dest=/tmp/root", OutputKind::Local, Some("/tmp/root"))]
+    fn outputs_parse_like_docker(
+        #[case] value: &str,
+        #[case] kind: OutputKind,
+        #[case] dest: Option<&str>,
+    ) {
+        let spec = output_spec(value).unwrap();
+        assert_eq!(spec.kind, kind);
+        assert_eq!(spec.dest, dest.map(PathBuf::from));
+    }
+
+    #[rstest]
+    #[case("type=image", "use type=oci, type=docker, type=tar or type=local")]
+    #[case("type=local", "type=local needs dest=DIRECTORY")]
+    #[case("dest=x.tar", "type=oci|docker|tar|local is required")]
+    #[case("type=tar,push=true", "unknown field `push=true`")]
+    fn bad_outputs_say_what_to_write(#[case] value: &str, #[case] want: &str) {
+        let e = format!("{:#}", output_spec(value).unwrap_err());
+        assert!(e.contains(want), "{e}");
+    }
+
+    #[rstest]
+    #[case(
+        "--cache-to",
+        "type=registry,mode=max",
+        "ref=HOST/REPO:TAG is required"
+    )]
     #[case("--cache-to", "type=gha", "type `gha` is not supported")]
     #[case("--cache-from", "type=local,src=/x", "type `local` is not supported")]
     #[case(
