@@ -12,9 +12,9 @@ use super::cache::{Cache, KeyInputs};
 use super::context::Context;
 use super::dockerfile::expand::{expand, referenced};
 use super::dockerfile::{parse, parser::parse_trigger, Dockerfile, Instruction, Kind};
-use super::remote_cache::{Imported, StepRecord};
+use super::remote_cache::StepRecord;
 use super::state::{ImageState, DEFAULT_PATH};
-use super::{meta, BuildError, BuildOptions, Built, Result};
+use super::{meta, BuildError, BuildOptions, Built, Network, Result};
 use crate::archive::{media, put_blob, NewBlobs};
 use crate::store::{LayerRecord, NewImage, Store};
 
@@ -82,8 +82,8 @@ pub(super) struct Builder<'a> {
     pub opts: &'a BuildOptions,
     pub log: &'a dyn Fn(&str),
     pub cache: Cache,
-    /// `--cache-from` entries, consulted after the local cache.
-    imported: &'a Imported<'a>,
+    /// `--cache-from` entries (consulted after the local cache) and the `ADD <url>` downloader.
+    pub net: &'a Network<'a>,
     /// Every step's key and resulting state, for `--cache-to`.
     records: Vec<StepRecord>,
     /// The stage being built, and for each stage the earlier stage it is built `FROM`.
@@ -199,7 +199,7 @@ pub fn build(
     store: &Store,
     ctx: &Context,
     opts: &BuildOptions,
-    imported: &Imported<'_>,
+    net: &Network<'_>,
     log: &dyn Fn(&str),
 ) -> Result<Built> {
     let file = parse(&opts.dockerfile)?;
@@ -216,7 +216,7 @@ pub fn build(
         opts,
         log,
         cache: Cache::new(store.root()),
-        imported,
+        net,
         records: Vec::new(),
         current: 0,
         bases: Vec::new(),
@@ -540,7 +540,7 @@ impl Builder<'_> {
     /// the entry copied into the local cache. A layer that cannot be fetched makes it a miss
     /// (with a warning), as a cache must never fail a build.
     fn imported_hit(&self, inputs: &KeyInputs) -> Option<ImageState> {
-        let state = self.imported.entries.get(&inputs.key())?;
+        let state = self.net.cache.entries.get(&inputs.key())?;
         for l in &state.layers {
             let present = l
                 .diff_id
@@ -554,7 +554,7 @@ impl Builder<'_> {
             if present {
                 continue;
             }
-            let fetched = match &self.imported.fetch {
+            let fetched = match &self.net.cache.fetch {
                 Some(fetch) => fetch(l),
                 None => Err(anyhow::anyhow!("no registry to fetch it from")),
             };

@@ -36,6 +36,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use self::executor::{build, external_images};
+use self::remote_cache::Imported;
 use crate::archive::ArchiveError;
 use crate::store::StoreError;
 
@@ -196,6 +197,37 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// `--secret id=…,src=…`: id → host file.
     pub secrets: BTreeMap<String, PathBuf>,
+}
+
+/// A file downloaded for `ADD <url>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// `sha256:<hex>` of the bytes.
+    pub digest: String,
+    /// The `Last-Modified` header, in seconds since the epoch.
+    pub last_modified: Option<i64>,
+}
+
+/// Downloads the URL into the file (created by the callee); the caller removes the file.
+pub type Download<'a> = dyn Fn(&str, &std::path::Path) -> anyhow::Result<Downloaded> + 'a;
+
+/// What a build may fetch over the network, supplied by the caller: the build module itself
+/// never opens a connection (the registry client and the HTTP stack belong to commands).
+#[derive(Default)]
+pub struct Network<'a> {
+    /// `--cache-from` entries and the fetcher of their layers.
+    pub cache: Imported<'a>,
+    /// Downloads `ADD <url>` sources; without it such an ADD fails.
+    pub download: Option<Box<Download<'a>>>,
+}
+
+impl std::fmt::Debug for Network<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("cache", &self.cache)
+            .field("download", &self.download.is_some())
+            .finish()
+    }
 }
 
 /// A finished build.

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 
 use crate::build::context::Context;
 use crate::build::remote_cache::{self, ExportMode, Imported};
-use crate::build::{BuildError, BuildNetwork, BuildOptions, Built};
+use crate::build::{BuildError, BuildNetwork, BuildOptions, Built, Downloaded, Network};
 use crate::cli::BuildArgs;
 use crate::context::Ctx;
 use crate::printer::Printer;
@@ -244,6 +244,65 @@ fn write_output(ctx: &Ctx, spec: &OutputSpec, id: &str, tags: &[String]) -> anyh
     Ok(())
 }
 
+/// The `ADD <url>` downloader: a plain HTTP client (proxies from `HTTP_PROXY`, `HTTPS_PROXY`
+/// and `NO_PROXY`, as the registry client's; berth's user agent), run from the synchronous build
+/// on this thread.
+fn downloader() -> anyhow::Result<impl Fn(&str, &Path) -> anyhow::Result<Downloaded>> {
+    let http = reqwest::Client::builder()
+        .user_agent(remote::user_agent())
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .read_timeout(std::time::Duration::from_secs(120))
+        .build()
+        .context("cannot set up the HTTP client")?;
+    let handle = tokio::runtime::Handle::current();
+    Ok(move |url: &str, dest: &Path| {
+        tokio::task::block_in_place(|| handle.block_on(download(&http, url, dest)))
+    })
+}
+
+/// Seconds since the epoch of an HTTP date (`Sun, 13 Sep 2020 12:26:40 GMT`).
+fn http_date(v: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc2822(v)
+        .ok()
+        .map(|t| t.timestamp())
+}
+
+/// Downloads `url` into `dest`: its digest and `Last-Modified`.
+async fn download(http: &reqwest::Client, url: &str, dest: &Path) -> anyhow::Result<Downloaded> {
+    use sha2::Digest as _;
+    let mut resp = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("failed to GET {url}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp.text().await.unwrap_or_default();
+        let body: String = body.chars().take(200).collect();
+        anyhow::bail!("failed to GET {url} with status {status}: {}", body.trim());
+    }
+    let last_modified = resp
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(http_date);
+    let mut file = std::io::BufWriter::new(fs_err::File::create(dest)?);
+    let mut hash = sha2::Sha256::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .with_context(|| format!("failed to read {url}"))?
+    {
+        hash.update(&chunk);
+        std::io::Write::write_all(&mut file, &chunk)?;
+    }
+    std::io::Write::flush(&mut file)?;
+    Ok(Downloaded {
+        digest: format!("sha256:{}", hex::encode(hash.finalize())),
+        last_modified,
+    })
+}
+
 /// `--cache-from`: the entries of each cache reference, and a fetcher for their layers from the
 /// endpoint that served the manifest. A cache that cannot be read is a warning, as in Docker.
 async fn import_caches(
@@ -383,6 +442,7 @@ async fn export_cache(
             .join("tmp")
             .join(format!("build-cache-{}", uuid::Uuid::new_v4().simple())),
     );
+    fs_err::create_dir_all(ctx.store.root().join("tmp"))?;
     fs_err::write(tmp.path(), &export.config)?;
     let config_digest = format!(
         "sha256:{}",
@@ -601,7 +661,11 @@ pub async fn run(ctx: &Ctx, args: &BuildArgs) -> anyhow::Result<()> {
             printer.status(line);
         }
     };
-    match crate::build::build(&ctx.store, &context, &opts, &imported, &log) {
+    let net = Network {
+        cache: imported,
+        download: Some(Box::new(downloader()?)),
+    };
+    match crate::build::build(&ctx.store, &context, &opts, &net, &log) {
         Ok(built) => {
             for spec in &cache_to {
                 export_cache(ctx, &printer.quiet(quiet), spec, &built)
@@ -689,6 +753,15 @@ mod tests {
         assert_eq!(spec.reference.repository, "cache/app");
         assert_eq!(spec.reference.tag.as_deref(), Some(tag));
         assert_eq!(spec.mode, mode);
+    }
+
+    #[test]
+    fn last_modified_parses_as_http_dates() {
+        assert_eq!(
+            http_date("Sun, 13 Sep 2020 12:26:40 GMT"),
+            Some(1_600_000_000)
+        );
+        assert_eq!(http_date("yesterday"), None);
     }
 
     #[rstest]
