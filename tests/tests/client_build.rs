@@ -911,3 +911,57 @@ fn add_downloads_urls_with_checksum_mode_and_mtime() {
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn cache_mount_sharing_locked_waits_and_private_splits() {
+    let env = env();
+    let cases = [
+        (
+            "locked",
+            "RUN --mount=type=cache,target=/c,id=l,sharing=locked (test -e /c/busy && echo overlap; touch /c/busy; sleep 3; rm -f /c/busy) > /seen",
+        ),
+        (
+            "private",
+            "RUN --mount=type=cache,target=/c,id=p,sharing=private touch /c/$N && sleep 3 && ls /c > /seen",
+        ),
+    ];
+    for (sharing, run) in cases {
+        let ctx = env.tmp.path().join(sharing);
+        write(
+            &ctx,
+            &[("Dockerfile", &format!("FROM bb:1\nARG N\n{run}\n"))],
+        );
+        // Two builds of the same data root at once.
+        let children: Vec<_> = ["1", "2"]
+            .iter()
+            .map(|n| {
+                env.cmd(&[
+                    "build",
+                    "-q",
+                    "--build-arg",
+                    &format!("N={n}"),
+                    "-t",
+                    &format!("{sharing}:{n}"),
+                    ctx.to_str().unwrap(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            ok(&out, sharing);
+        }
+        for n in ["1", "2"] {
+            let seen = env.ok(&["run", "--rm", &format!("{sharing}:{n}"), "cat", "/seen"]);
+            match sharing {
+                "locked" => {
+                    assert_eq!(seen, "", "the second RUN ran while the first held the lock")
+                }
+                _ => assert_eq!(seen, format!("{n}\n"), "the private cache was shared"),
+            }
+        }
+    }
+}

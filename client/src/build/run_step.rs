@@ -154,6 +154,7 @@ fn oci_mounts(
     b: &Builder<'_>,
     mounts: &[Mount],
     keep: &mut Vec<BuildRoot>,
+    locks: &mut Vec<nix::fcntl::Flock<std::fs::File>>,
     line: usize,
 ) -> Result<Vec<oci_spec::runtime::Mount>> {
     let mut out = Vec::new();
@@ -163,9 +164,14 @@ fn oci_mounts(
         let built = match m.kind {
             MountType::Cache => {
                 let target = target.expect("checked by the parser");
-                let dir = b.cache.mount_dir(m.id.as_deref().unwrap_or(&target));
-                if !dir.exists() {
-                    fs_err::create_dir_all(&dir).map_err(BuildError::io(&dir))?;
+                let id = m.id.as_deref().unwrap_or(&target);
+                let sharing = super::cache::Sharing::parse(m.sharing.as_deref());
+                let (dir, new, lock) = b
+                    .cache
+                    .mount(id, sharing)
+                    .map_err(BuildError::io(b.cache.mount_dir(id)))?;
+                locks.push(lock);
+                if new {
                     use std::os::unix::fs::PermissionsExt as _;
                     let mode = m.mode.unwrap_or(0o755);
                     fs_err::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
@@ -287,6 +293,8 @@ fn execute(
         ],
     };
     let mut keep = Vec::new();
+    // Cache mount locks, held until the RUN is over.
+    let mut locks = Vec::new();
     let rootfs = root.rootfs();
     let mut spec = spec::build(state.oci_config().as_ref(), &opts, &rootfs)
         .map_err(|e| setup("cannot set up the RUN container")(e.into()))?;
@@ -297,7 +305,7 @@ fn execute(
     )
     .map_err(|e| setup("cannot set up the RUN container")(e.into()))?;
     let mut all = spec.mounts().clone().unwrap_or_default();
-    all.extend(oci_mounts(b, mounts, &mut keep, line)?);
+    all.extend(oci_mounts(b, mounts, &mut keep, &mut locks, line)?);
     spec.set_mounts(Some(all));
     let created = missing(&rootfs, &mount_points(&spec));
     spec.save(dir.join("config.json"))
@@ -359,6 +367,7 @@ fn execute(
         });
     }
     drop(keep);
+    drop(locks);
     root.unmount()?;
     remove_created(&root.upper(), &created);
     layer::from_upper(b.store, &root.upper(), b.opts.source_date_epoch)
