@@ -965,3 +965,40 @@ fn cache_mount_sharing_locked_waits_and_private_splits() {
         }
     }
 }
+
+#[test]
+fn independent_stages_build_in_parallel() {
+    let env = env();
+    let ctx = env.tmp.path().join("ctx");
+    // Each of the first two stages waits (at most 10 s) for the other to show up in a shared
+    // cache mount: built one after the other, the first would give up and fail.
+    let meet = |me: &str, other: &str| {
+        format!(
+            "FROM bb:1 AS {me}\nARG T\nRUN --mount=type=cache,target=/c,id=meet touch /c/{me}-$T && i=0; while [ ! -e /c/{other}-$T ]; do i=$((i+1)); [ $i -gt 100 ] && exit 7; sleep 0.1; done; echo {me} > /{me}.txt\n"
+        )
+    };
+    let dockerfile = format!(
+        "{}{}FROM bb:1\nCOPY --from=a /a.txt /a.txt\nCOPY --from=b /b.txt /b.txt\nCMD [\"cat\", \"/a.txt\", \"/b.txt\"]\n",
+        meet("a", "b"),
+        meet("b", "a")
+    );
+    write(&ctx, &[("Dockerfile", &dockerfile)]);
+    let token = format!("T={}", nonce());
+    let log = plain(&env, &ctx, &["--build-arg", &token, "-t", "par:1"]);
+    assert_eq!(env.ok(&["run", "--rm", "par:1"]), "a\nb\n");
+    // The output reads as a sequential build: steps in Dockerfile order, each with its verdict.
+    let steps: Vec<usize> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("Step "))
+        .map(|l| l.split('/').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=10).collect::<Vec<_>>(), "{log}");
+    // (The second stage's `ARG T` may be served from the first's, whichever stored it first.)
+    let v = verdicts(&log);
+    assert!(
+        v.iter()
+            .filter(|(i, _)| !i.starts_with("ARG"))
+            .all(|(_, v)| v.contains("cache miss")),
+        "{log}"
+    );
+}

@@ -1,7 +1,15 @@
 //! Runs a parsed Dockerfile stage by stage, step by step, like Docker's classic builder: `Step
-//! N/M : …` lines, ` ---> <id>` after each step, the cache consulted first. Stages up to the
-//! target run in order; `FROM` takes a store image, an earlier stage or `scratch`, then the
-//! base's ONBUILD triggers. Calls [`super::run_step`], [`super::copy`], [`super::meta`],
+//! N/M : …` lines, ` ---> <id>` after each step, the cache consulted first. `FROM` takes a
+//! store image, an earlier stage or `scratch`, then the base's ONBUILD triggers.
+//!
+//! Stages up to the target run as soon as the stages they use (`FROM`, `COPY --from`,
+//! `RUN --mount from=`; a `--from` naming a variable counts as using every earlier stage) are
+//! done: independent stages run in parallel, at most [`parallel_stages`] at once, each on a
+//! builder of its own. A stage that runs alone logs live; stages that run together log into
+//! buffers that are printed whole, in stage order, when the batch ends, so the output reads as
+//! the classic builder's. Step numbers are fixed by the Dockerfile, not by the order of work.
+//! ONBUILD triggers of an image base are not inspected for `COPY --from`: a trigger naming a
+//! stage that is still running fails as an unknown image. Calls [`super::run_step`], [`super::copy`], [`super::meta`],
 //! [`super::cache`] and the store (the final image).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -90,8 +98,8 @@ pub(super) struct Builder<'a> {
     current: usize,
     bases: Vec<Option<usize>>,
     pub file: Dockerfile,
-    /// Finished stages.
-    pub done: Vec<(ImageState, bool)>,
+    /// Finished stages (with whether they rebuilt a step), by index.
+    pub done: Vec<Option<(ImageState, bool)>>,
     step: usize,
     total: usize,
     cached: usize,
@@ -239,11 +247,35 @@ pub fn build(
             }
         }
     }
-    for i in 0..=target {
-        let st = b.stage(i, i == target)?;
-        b.done.push((st.state, st.missed));
+    b.done = vec![None; target + 1];
+    b.bases = vec![None; target + 1];
+    let deps = (0..=target)
+        .map(|i| stage_deps(&b.file, &b.meta_args, i))
+        .collect::<Result<Vec<_>>>()?;
+    let mut first = vec![b.step + 1; target + 1];
+    for i in 1..=target {
+        first[i] = first[i - 1] + 1 + b.file.stages[i - 1].instructions.len();
     }
-    let (state, _) = b.done.pop().expect("target stage");
+    let mut started = vec![false; target + 1];
+    while started.iter().any(|s| !s) {
+        let ready: Vec<usize> = (0..=target)
+            .filter(|i| !started[*i] && deps[*i].iter().all(|d| b.done[*d].is_some()))
+            .take(parallel_stages())
+            .collect();
+        assert!(!ready.is_empty(), "stage dependencies only point backwards");
+        for i in &ready {
+            started[*i] = true;
+        }
+        if let [i] = ready[..] {
+            b.step = first[i] - 1;
+            let st = b.stage(i, i == target)?;
+            b.done[i] = Some((st.state, st.missed));
+        } else {
+            b.run_together(&ready, &first, target)?;
+        }
+    }
+    b.step = total;
+    let (state, _) = b.done[target].take().expect("target stage");
     let unused: Vec<&String> = opts
         .build_args
         .keys()
@@ -269,6 +301,59 @@ pub fn build(
         records: b.records,
         lineage,
     })
+}
+
+/// How many stages may build at once: the CPUs, at least 2 and at most 4.
+#[must_use]
+pub fn parallel_stages() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .clamp(2, 4)
+}
+
+/// The index of the stage `name` names among the stages before `before`.
+fn stage_index(file: &Dockerfile, name: &str, before: usize) -> Option<usize> {
+    let lower = name.to_ascii_lowercase();
+    file.stages[..before]
+        .iter()
+        .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        .or_else(|| name.parse::<usize>().ok().filter(|n| *n < before))
+}
+
+/// The earlier stages stage `i` uses.
+fn stage_deps(
+    file: &Dockerfile,
+    meta: &[(String, Option<String>)],
+    i: usize,
+) -> Result<BTreeSet<usize>> {
+    let mut out = BTreeSet::new();
+    out.extend(stage_index(file, &expand_from(file, meta, i)?, i));
+    for ins in &file.stages[i].instructions {
+        let froms: Vec<&str> = match &ins.kind {
+            Kind::Copy(c) => c.from.as_deref().into_iter().collect(),
+            Kind::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
+            _ => Vec::new(),
+        };
+        for f in froms {
+            if f.contains('$') {
+                out.extend(0..i);
+            } else {
+                out.extend(stage_index(file, f, i));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a stage built on a builder of its own brings back.
+struct Forked {
+    stage: usize,
+    result: Result<StageRun>,
+    lines: Vec<String>,
+    records: Vec<StepRecord>,
+    cached: usize,
+    consumed: BTreeSet<String>,
+    base: Option<usize>,
 }
 
 /// Stores the final config and an OCI manifest and registers the image with its tags.
@@ -312,16 +397,97 @@ impl Builder<'_> {
         }
     }
 
-    /// A previous stage by name or index, if `name` is one (before stage `before`).
+    /// A previous stage by name or index, if `name` is one (before the current stage) and it
+    /// is done.
     pub fn stage_state(&self, name: &str) -> Option<&ImageState> {
-        let lower = name.to_ascii_lowercase();
-        self.file
-            .stages
-            .iter()
-            .take(self.done.len())
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
-            .or_else(|| name.parse::<usize>().ok().filter(|n| *n < self.done.len()))
-            .map(|i| &self.done[i].0)
+        stage_index(&self.file, name, self.current)
+            .and_then(|i| self.done.get(i))
+            .and_then(Option::as_ref)
+            .map(|(s, _)| s)
+    }
+
+    /// Builds `stages` at once, each on a builder of its own with a buffered log; prints the
+    /// buffers in stage order and merges what the builders learned. The first failure (in
+    /// stage order) is returned once every stage of the batch has ended.
+    fn run_together(&mut self, stages: &[usize], first: &[usize], target: usize) -> Result<()> {
+        // Everything but the log, which is not shared between threads.
+        let (store, ctx, opts, net, cache, file, done, meta_args) = (
+            self.store,
+            self.ctx,
+            self.opts,
+            self.net,
+            &self.cache,
+            &self.file,
+            &self.done,
+            &self.meta_args,
+        );
+        let (n, total) = (self.bases.len(), self.total);
+        let forked: Vec<Forked> = std::thread::scope(|scope| {
+            let handles: Vec<_> = stages
+                .iter()
+                .map(|&i| {
+                    scope.spawn(move || {
+                        let lines = std::sync::Mutex::new(Vec::new());
+                        let log = |l: &str| {
+                            if let Ok(mut v) = lines.lock() {
+                                v.push(l.to_owned());
+                            }
+                        };
+                        let mut w = Builder {
+                            store,
+                            ctx,
+                            opts,
+                            log: &log,
+                            cache: cache.clone(),
+                            net,
+                            records: Vec::new(),
+                            current: i,
+                            bases: vec![None; n],
+                            file: file.clone(),
+                            done: done.clone(),
+                            step: first[i] - 1,
+                            total,
+                            cached: 0,
+                            consumed: BTreeSet::new(),
+                            meta_args: meta_args.clone(),
+                        };
+                        let result = w.stage(i, i == target);
+                        let (records, cached, consumed, base) =
+                            (w.records, w.cached, w.consumed, w.bases[i]);
+                        Forked {
+                            stage: i,
+                            result,
+                            lines: lines.into_inner().unwrap_or_default(),
+                            records,
+                            cached,
+                            consumed,
+                            base,
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a stage builder panicked"))
+                .collect()
+        });
+        let mut failed = None;
+        for f in forked {
+            for l in &f.lines {
+                (self.log)(l);
+            }
+            self.records.extend(f.records);
+            self.cached += f.cached;
+            self.consumed.extend(f.consumed);
+            self.bases[f.stage] = f.base;
+            match f.result {
+                Ok(st) => self.done[f.stage] = Some((st.state, st.missed)),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        failed.map_or(Ok(()), Err)
     }
 
     /// A stage or a stored image, for `COPY --from` and `--mount from=`.
@@ -348,7 +514,6 @@ impl Builder<'_> {
     fn stage(&mut self, i: usize, last: bool) -> Result<StageRun> {
         let stage = self.file.stages[i].clone();
         self.current = i;
-        self.bases.push(None);
         self.step += 1;
         (self.log)(&format!(
             "Step {}/{} : {}",
@@ -378,15 +543,11 @@ impl Builder<'_> {
         let base = expand_from(&self.file, &self.meta_args, i)?;
         let (mut state, missed) = if base == "scratch" {
             (ImageState::scratch(), false)
-        } else if let Some(s) = self.stage_state(&base) {
-            let idx = self
-                .done
-                .iter()
-                .position(|(d, _)| d == s)
-                .unwrap_or_default();
-            let s = s.clone();
+        } else if let Some((idx, (s, missed))) = stage_index(&self.file, &base, i)
+            .and_then(|idx| Some((idx, self.done.get(idx)?.clone()?)))
+        {
             self.bases[i] = Some(idx);
-            (s, self.done[idx].1)
+            (s, missed)
         } else {
             let rec = self.find_image(&base)?;
             let s = ImageState::from_image(self.store, &rec)

@@ -209,7 +209,8 @@ pub struct Downloaded {
 }
 
 /// Downloads the URL into the file (created by the callee); the caller removes the file.
-pub type Download<'a> = dyn Fn(&str, &std::path::Path) -> anyhow::Result<Downloaded> + 'a;
+pub type Download<'a> =
+    dyn Fn(&str, &std::path::Path) -> anyhow::Result<Downloaded> + Send + Sync + 'a;
 
 /// What a build may fetch over the network, supplied by the caller: the build module itself
 /// never opens a connection (the registry client and the HTTP stack belong to commands).

@@ -244,7 +244,7 @@ pub fn parse_config(
 }
 
 /// Fetches one layer (blob and unpacked tree) into the store.
-pub type FetchLayer<'a> = dyn Fn(&LayerRecord) -> anyhow::Result<()> + 'a;
+pub type FetchLayer<'a> = dyn Fn(&LayerRecord) -> anyhow::Result<()> + Send + Sync + 'a;
 
 /// Entries imported with `--cache-from`, consulted after the local cache.
 #[derive(Default)]
