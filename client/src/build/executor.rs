@@ -2,14 +2,8 @@
 //! N/M : …` lines, ` ---> <id>` after each step, the cache consulted first. `FROM` takes a
 //! store image, an earlier stage or `scratch`, then the base's ONBUILD triggers.
 //!
-//! Stages up to the target run as soon as the stages they use (`FROM`, `COPY --from`,
-//! `RUN --mount from=`; a `--from` naming a variable counts as using every earlier stage) are
-//! done: independent stages run in parallel, at most [`parallel_stages`] at once, each on a
-//! builder of its own. A stage that runs alone logs live; stages that run together log into
-//! buffers that are printed whole, in stage order, when the batch ends, so the output reads as
-//! the classic builder's. Step numbers are fixed by the Dockerfile, not by the order of work.
-//! ONBUILD triggers of an image base are not inspected for `COPY --from`: a trigger naming a
-//! stage that is still running fails as an unknown image. Calls [`super::run_step`], [`super::copy`], [`super::meta`],
+//! Stages up to the target run as soon as the stages they use are done, independent ones in
+//! parallel ([`super::stages`]). Calls [`super::run_step`], [`super::copy`], [`super::meta`],
 //! [`super::cache`] and the store (the final image).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +15,7 @@ use super::context::Context;
 use super::dockerfile::expand::{expand, referenced};
 use super::dockerfile::{parse, parser::parse_trigger, Dockerfile, Instruction, Kind};
 use super::remote_cache::StepRecord;
+use super::stages::{parallel_stages, stage_deps, stage_index};
 use super::state::{ImageState, DEFAULT_PATH};
 use super::{meta, BuildError, BuildOptions, Built, Network, Result};
 use crate::archive::{media, put_blob, NewBlobs};
@@ -52,7 +47,7 @@ pub(super) struct StageRun {
     pub args: Vec<(String, Option<String>)>,
     cmd_set: bool,
     /// An earlier step of this stage (or of its base stage) was rebuilt.
-    missed: bool,
+    pub(super) missed: bool,
 }
 
 impl StageRun {
@@ -93,18 +88,18 @@ pub(super) struct Builder<'a> {
     /// `--cache-from` entries (consulted after the local cache) and the `ADD <url>` downloader.
     pub net: &'a Network<'a>,
     /// Every step's key and resulting state, for `--cache-to`.
-    records: Vec<StepRecord>,
+    pub(super) records: Vec<StepRecord>,
     /// The stage being built, and for each stage the earlier stage it is built `FROM`.
-    current: usize,
-    bases: Vec<Option<usize>>,
+    pub(super) current: usize,
+    pub(super) bases: Vec<Option<usize>>,
     pub file: Dockerfile,
     /// Finished stages (with whether they rebuilt a step), by index.
     pub done: Vec<Option<(ImageState, bool)>>,
-    step: usize,
-    total: usize,
-    cached: usize,
-    consumed: BTreeSet<String>,
-    meta_args: Vec<(String, Option<String>)>,
+    pub(super) step: usize,
+    pub(super) total: usize,
+    pub(super) cached: usize,
+    pub(super) consumed: BTreeSet<String>,
+    pub(super) meta_args: Vec<(String, Option<String>)>,
 }
 
 fn meta_args(file: &Dockerfile, opts: &BuildOptions) -> Result<Vec<(String, Option<String>)>> {
@@ -136,7 +131,11 @@ fn meta_args(file: &Dockerfile, opts: &BuildOptions) -> Result<Vec<(String, Opti
     Ok(out)
 }
 
-fn expand_from(file: &Dockerfile, meta: &[(String, Option<String>)], i: usize) -> Result<String> {
+pub(super) fn expand_from(
+    file: &Dockerfile,
+    meta: &[(String, Option<String>)],
+    i: usize,
+) -> Result<String> {
     let lookup = |n: &str| {
         meta.iter()
             .rev()
@@ -303,59 +302,6 @@ pub fn build(
     })
 }
 
-/// How many stages may build at once: the CPUs, at least 2 and at most 4.
-#[must_use]
-pub fn parallel_stages() -> usize {
-    std::thread::available_parallelism()
-        .map_or(2, std::num::NonZeroUsize::get)
-        .clamp(2, 4)
-}
-
-/// The index of the stage `name` names among the stages before `before`.
-fn stage_index(file: &Dockerfile, name: &str, before: usize) -> Option<usize> {
-    let lower = name.to_ascii_lowercase();
-    file.stages[..before]
-        .iter()
-        .position(|s| s.name.as_deref() == Some(lower.as_str()))
-        .or_else(|| name.parse::<usize>().ok().filter(|n| *n < before))
-}
-
-/// The earlier stages stage `i` uses.
-fn stage_deps(
-    file: &Dockerfile,
-    meta: &[(String, Option<String>)],
-    i: usize,
-) -> Result<BTreeSet<usize>> {
-    let mut out = BTreeSet::new();
-    out.extend(stage_index(file, &expand_from(file, meta, i)?, i));
-    for ins in &file.stages[i].instructions {
-        let froms: Vec<&str> = match &ins.kind {
-            Kind::Copy(c) => c.from.as_deref().into_iter().collect(),
-            Kind::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
-            _ => Vec::new(),
-        };
-        for f in froms {
-            if f.contains('$') {
-                out.extend(0..i);
-            } else {
-                out.extend(stage_index(file, f, i));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// What a stage built on a builder of its own brings back.
-struct Forked {
-    stage: usize,
-    result: Result<StageRun>,
-    lines: Vec<String>,
-    records: Vec<StepRecord>,
-    cached: usize,
-    consumed: BTreeSet<String>,
-    base: Option<usize>,
-}
-
 /// Stores the final config and an OCI manifest and registers the image with its tags.
 fn save_image(store: &Store, state: &ImageState, tags: &[String]) -> Result<String> {
     let mut new = NewBlobs::new(store);
@@ -406,90 +352,6 @@ impl Builder<'_> {
             .map(|(s, _)| s)
     }
 
-    /// Builds `stages` at once, each on a builder of its own with a buffered log; prints the
-    /// buffers in stage order and merges what the builders learned. The first failure (in
-    /// stage order) is returned once every stage of the batch has ended.
-    fn run_together(&mut self, stages: &[usize], first: &[usize], target: usize) -> Result<()> {
-        // Everything but the log, which is not shared between threads.
-        let (store, ctx, opts, net, cache, file, done, meta_args) = (
-            self.store,
-            self.ctx,
-            self.opts,
-            self.net,
-            &self.cache,
-            &self.file,
-            &self.done,
-            &self.meta_args,
-        );
-        let (n, total) = (self.bases.len(), self.total);
-        let forked: Vec<Forked> = std::thread::scope(|scope| {
-            let handles: Vec<_> = stages
-                .iter()
-                .map(|&i| {
-                    scope.spawn(move || {
-                        let lines = std::sync::Mutex::new(Vec::new());
-                        let log = |l: &str| {
-                            if let Ok(mut v) = lines.lock() {
-                                v.push(l.to_owned());
-                            }
-                        };
-                        let mut w = Builder {
-                            store,
-                            ctx,
-                            opts,
-                            log: &log,
-                            cache: cache.clone(),
-                            net,
-                            records: Vec::new(),
-                            current: i,
-                            bases: vec![None; n],
-                            file: file.clone(),
-                            done: done.clone(),
-                            step: first[i] - 1,
-                            total,
-                            cached: 0,
-                            consumed: BTreeSet::new(),
-                            meta_args: meta_args.clone(),
-                        };
-                        let result = w.stage(i, i == target);
-                        let (records, cached, consumed, base) =
-                            (w.records, w.cached, w.consumed, w.bases[i]);
-                        Forked {
-                            stage: i,
-                            result,
-                            lines: lines.into_inner().unwrap_or_default(),
-                            records,
-                            cached,
-                            consumed,
-                            base,
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a stage builder panicked"))
-                .collect()
-        });
-        let mut failed = None;
-        for f in forked {
-            for l in &f.lines {
-                (self.log)(l);
-            }
-            self.records.extend(f.records);
-            self.cached += f.cached;
-            self.consumed.extend(f.consumed);
-            self.bases[f.stage] = f.base;
-            match f.result {
-                Ok(st) => self.done[f.stage] = Some((st.state, st.missed)),
-                Err(e) => {
-                    failed.get_or_insert(e);
-                }
-            }
-        }
-        failed.map_or(Ok(()), Err)
-    }
-
     /// A stage or a stored image, for `COPY --from` and `--mount from=`.
     pub fn source_state(&self, name: &str, line: usize) -> Result<ImageState> {
         if let Some(s) = self.stage_state(name) {
@@ -511,7 +373,7 @@ impl Builder<'_> {
             })
     }
 
-    fn stage(&mut self, i: usize, last: bool) -> Result<StageRun> {
+    pub(super) fn stage(&mut self, i: usize, last: bool) -> Result<StageRun> {
         let stage = self.file.stages[i].clone();
         self.current = i;
         self.step += 1;

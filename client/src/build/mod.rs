@@ -10,7 +10,8 @@
 //! - [`output`]: `-o type=tar|local`, the image's flattened root file system.
 //! - `executor`: stages and steps, Docker's classic output; `state`: the image being built
 //!   (config, history, layers); `root`: overlay mounts of a state with a fresh upper dir;
-//!   `layer`: an upper dir becomes a layer; `run_step` and `copy`: RUN and COPY/ADD.
+//!   `layer`: an upper dir becomes a layer; `run_step` and `copy`: RUN and COPY/ADD;
+//!   `stages`: which stages can build at once, and building them in parallel.
 //!
 //! This module may call the store, the archive code (layers in, whiteouts out) and
 //! `berth_runtime` (spec, overlay, run); never the registry protocol (base images are pulled by
@@ -30,6 +31,7 @@ pub mod output;
 pub mod remote_cache;
 mod root;
 mod run_step;
+mod stages;
 mod state;
 
 use std::collections::BTreeMap;
