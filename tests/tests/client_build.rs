@@ -993,6 +993,34 @@ fn independent_stages_build_in_parallel() {
         .map(|l| l.split('/').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(steps, (1..=10).collect::<Vec<_>>(), "{log}");
+    // A stage failing while another runs: its exit code and output, the other stage's output
+    // too, and no mount or scratch directory left.
+    let bad = env.tmp.path().join("bad");
+    write(
+        &bad,
+        &[(
+            "Dockerfile",
+            "FROM bb:1 AS a\nRUN echo failing && exit 3\nFROM bb:1 AS b\nRUN sleep 1 && echo other done\nFROM bb:1\nCOPY --from=a /etc/motd /a\nCOPY --from=b /etc/motd /b\n",
+        )],
+    );
+    let out = build(&env, &["--no-cache", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("failing") && err.contains("other done"),
+        "{err}"
+    );
+    assert!(
+        err.contains("The command '/bin/sh -c echo failing && exit 3' returned a non-zero code: 3"),
+        "{err}"
+    );
+    let root = env.data_root();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(root.to_str().unwrap()), "{mounts}");
+    let leftovers: Vec<_> = std::fs::read_dir(root.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     // (The second stage's `ARG T` may be served from the first's, whichever stored it first.)
     let v = verdicts(&log);
     assert!(
