@@ -7,7 +7,7 @@
 //! - [`cache`]: cache keys and entries under `<data-root>/build-cache/`.
 //! - [`remote_cache`]: the cache as a registry artifact (`--cache-to`/`--cache-from`): the
 //!   format, and the imported entries the executor consults after the local cache.
-//! - [`output`]: `-o type=tar|local`, the image's flattened root file system.
+//! - [`output`]: `-o` values, and for `type=tar|local` the image's flattened root file system.
 //! - `executor`: stages and steps, Docker's classic output; `state`: the image being built
 //!   (config, history, layers); `root`: overlay mounts of a state with a fresh upper dir;
 //!   `layer`: an upper dir becomes a layer; `run_step` and `copy`: RUN and COPY/ADD;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::build::context::Context;
+use crate::build::output::{OutputKind, OutputSpec};
 use crate::build::remote_cache::{self, ExportMode, Imported};
 use crate::build::{BuildError, BuildNetwork, BuildOptions, Built, Downloaded, Network};
 use crate::cli::BuildArgs;
@@ -117,79 +118,6 @@ fn cache_spec(value: &str, flag: &str) -> anyhow::Result<CacheSpec> {
     let reference = Reference::parse(&raw)
         .with_context(|| format!("invalid {flag} `{value}`: `{raw}` is not a reference"))?;
     Ok(CacheSpec { reference, mode })
-}
-
-/// What `-o` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OutputKind {
-    /// An OCI image layout tar (also a docker-archive).
-    Oci,
-    /// A `docker load` tar (also an OCI image layout).
-    Docker,
-    /// The root file system as a tar.
-    Tar,
-    /// The root file system in a directory.
-    Local,
-}
-
-/// An `-o` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct OutputSpec {
-    kind: OutputKind,
-    /// `None`: STDOUT.
-    dest: Option<PathBuf>,
-    /// `name=` references to tag the archive with, besides `-t`.
-    names: Vec<String>,
-}
-
-/// Parses Docker's `type=oci|docker|tar|local,dest=PATH[,name=REF]`, `PATH` (type=local) or
-/// `-` (a tar on STDOUT).
-fn output_spec(value: &str) -> anyhow::Result<OutputSpec> {
-    if value == "-" {
-        return Ok(OutputSpec {
-            kind: OutputKind::Tar,
-            dest: None,
-            names: Vec::new(),
-        });
-    }
-    if !value.contains('=') {
-        return Ok(OutputSpec {
-            kind: OutputKind::Local,
-            dest: Some(PathBuf::from(value)),
-            names: Vec::new(),
-        });
-    }
-    let mut kind = None;
-    let mut dest = None;
-    let mut names = Vec::new();
-    for field in value.split(',') {
-        match field.split_once('=') {
-            Some(("type", t)) => {
-                kind = Some(match t {
-                    "oci" => OutputKind::Oci,
-                    "docker" => OutputKind::Docker,
-                    "tar" => OutputKind::Tar,
-                    "local" => OutputKind::Local,
-                    other => anyhow::bail!(
-                        "output type `{other}` is not supported by berth build: use type=oci, type=docker, type=tar or type=local"
-                    ),
-                });
-            }
-            Some(("dest", "-")) => dest = None,
-            Some(("dest", d)) => dest = Some(PathBuf::from(d)),
-            Some(("name", n)) => names.push(n.to_owned()),
-            _ => anyhow::bail!(
-                "invalid output `{value}`: unknown field `{field}`; expected type=oci|docker|tar|local,dest=PATH"
-            ),
-        }
-    }
-    let kind = kind.with_context(|| {
-        format!("invalid output `{value}`: type=oci|docker|tar|local is required")
-    })?;
-    if kind == OutputKind::Local && dest.is_none() {
-        anyhow::bail!("invalid output `{value}`: type=local needs dest=DIRECTORY");
-    }
-    Ok(OutputSpec { kind, dest, names })
 }
 
 /// Writes one `-o` output of the image `id`; `tags` are the `-t` references.
@@ -633,8 +561,8 @@ pub async fn run(ctx: &Ctx, args: &BuildArgs) -> anyhow::Result<()> {
         .export
         .output
         .iter()
-        .map(|v| output_spec(v))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|v| OutputSpec::parse(v))
+        .collect::<Result<Vec<_>, _>>()?;
     if outputs.iter().any(|o| o.dest.is_none()) {
         anyhow::ensure!(
             !args.quiet,
@@ -762,33 +690,6 @@ mod tests {
             Some(1_600_000_000)
         );
         assert_eq!(http_date("yesterday"), None);
-    }
-
-    #[rstest]
-    #[case("out", OutputKind::Local, Some("out"))]
-    #[case("-", OutputKind::Tar, None)]
-    #[case("type=docker,dest=img.tar", OutputKind::Docker, Some("img.tar"))]
-    #[case("type=oci,dest=-", OutputKind::Oci, None)]
-    #[case("type=tar", OutputKind::Tar, None)]
-    #[case("type=local,dest=/tmp/root", OutputKind::Local, Some("/tmp/root"))]
-    fn outputs_parse_like_docker(
-        #[case] value: &str,
-        #[case] kind: OutputKind,
-        #[case] dest: Option<&str>,
-    ) {
-        let spec = output_spec(value).unwrap();
-        assert_eq!(spec.kind, kind);
-        assert_eq!(spec.dest, dest.map(PathBuf::from));
-    }
-
-    #[rstest]
-    #[case("type=image", "use type=oci, type=docker, type=tar or type=local")]
-    #[case("type=local", "type=local needs dest=DIRECTORY")]
-    #[case("dest=x.tar", "type=oci|docker|tar|local is required")]
-    #[case("type=tar,push=true", "unknown field `push=true`")]
-    fn bad_outputs_say_what_to_write(#[case] value: &str, #[case] want: &str) {
-        let e = format!("{:#}", output_spec(value).unwrap_err());
-        assert!(e.contains(want), "{e}");
     }
 
     #[rstest]
