@@ -1030,3 +1030,108 @@ fn independent_stages_build_in_parallel() {
         "{log}"
     );
 }
+
+#[test]
+fn registry_cache_through_a_distribution_registry_with_basic_auth() {
+    let env = env();
+    let dir = env.tmp.path().join("dist");
+    std::fs::create_dir_all(&dir).unwrap();
+    let line = berth_tests::run(Command::new("htpasswd").args(["-Bbn", "user", "pass"]));
+    std::fs::write(dir.join("htpasswd"), line).unwrap();
+    let reg = berth_tests::Distribution::start(
+        &dir,
+        &format!(
+            "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+            dir.join("htpasswd").display()
+        ),
+    );
+    // One user's credentials (own config dirs), two data roots.
+    let home = env.tmp.path().join("home");
+    for d in ["berth-config", "home", "docker-config"] {
+        std::fs::create_dir_all(home.join(d)).unwrap();
+    }
+    let as_user = |e: &ContainerEnv, args: &[&str]| -> Output {
+        let mut c = e.cmd(args);
+        c.env("BERTH_CONFIG_DIR", home.join("berth-config"))
+            .env("HOME", home.join("home"))
+            .env("DOCKER_CONFIG", home.join("docker-config"))
+            .env("BERTH_NO_PROGRESS", "1");
+        if args[0] == "login" {
+            let mut child = c
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(b"pass").unwrap();
+            child.wait_with_output().unwrap()
+        } else {
+            c.output().unwrap()
+        }
+    };
+    let base = format!("{}/base/bb:1", reg.addr);
+    let cache = format!("{}/cache/app:1", reg.addr);
+    let ctx = env.tmp.path().join("ctx");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!("FROM {base}\nRUN echo cached > /c.txt\nCMD [\"cat\", \"/c.txt\"]\n"),
+        )],
+    );
+    let ctx_s = ctx.to_str().unwrap();
+    env.ok(&["tag", "bb:1", &base]);
+    // Without credentials the export fails, saying so.
+    let out = as_user(
+        &env,
+        &[
+            "build",
+            "--cache-to",
+            &format!("type=registry,ref={cache}"),
+            ctx_s,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("its cache could not be exported"), "{err}");
+    assert!(err.contains("unauthorized"), "{err}");
+    ok(
+        &as_user(
+            &env,
+            &["login", &reg.addr, "-u", "user", "--password-stdin"],
+        ),
+        "login",
+    );
+    ok(&as_user(&env, &["push", &base]), "push");
+    let to = format!("type=registry,ref={cache},mode=max");
+    ok(
+        &as_user(&env, &["build", "--cache-to", &to, "-t", "app:1", ctx_s]),
+        "build --cache-to",
+    );
+    let fresh = ContainerEnv::new(&[]);
+    let out = as_user(
+        &fresh,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--cache-from",
+            &cache,
+            "-t",
+            "app:1",
+            ctx_s,
+        ],
+    );
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(&out, "build --cache-from");
+    let v = verdicts(&log);
+    assert!(
+        !v.is_empty() && v.iter().all(|(_, v)| v == " ---> CACHED"),
+        "{log}"
+    );
+    assert_eq!(
+        image_id_and_layers(&fresh, "app:1"),
+        image_id_and_layers(&env, "app:1")
+    );
+    assert_eq!(fresh.ok(&["run", "--rm", "app:1"]), "cached\n");
+}
