@@ -1135,3 +1135,71 @@ fn registry_cache_through_a_distribution_registry_with_basic_auth() {
     );
     assert_eq!(fresh.ok(&["run", "--rm", "app:1"]), "cached\n");
 }
+
+#[test]
+fn registry_cache_is_read_through_a_mirror() {
+    let env = env();
+    let upstream = berth_tests::Registry::start(&env.tmp.path().join("up"), &[]);
+    let mirror = berth_tests::Registry::start(
+        &env.tmp.path().join("mirror"),
+        &["--mirror", &format!("{}={}", upstream.addr, upstream.url())],
+    );
+    let base = format!("{}/base/bb:1", upstream.addr);
+    let cache = format!("{}/cache/app:1", upstream.addr);
+    env.ok(&["tag", "bb:1", &base]);
+    env.ok(&["push", &base]);
+    let ctx = env.tmp.path().join("ctx");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!("FROM {base}\nRUN echo mirrored > /m.txt\n"),
+        )],
+    );
+    let to = format!("type=registry,ref={cache}");
+    plain(&env, &ctx, &["--cache-to", &to, "-t", "app:1"]);
+    // A fresh data root that may reach the upstream only through the mirror.
+    let fresh = ContainerEnv::new(&[]);
+    let cfg = fresh.tmp.path().join("daemon.json");
+    std::fs::write(
+        &cfg,
+        serde_json::to_vec(&serde_json::json!({
+            "registry-mirror-map": {upstream.addr.clone(): [mirror.url()]},
+            "registry-mirrors-only": true,
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = fresh
+        .cmd(&[
+            "--config-file",
+            cfg.to_str().unwrap(),
+            "build",
+            "--progress",
+            "plain",
+            "--cache-from",
+            &cache,
+            "-t",
+            "app:1",
+            ctx.to_str().unwrap(),
+        ])
+        .env("BERTH_NO_PROGRESS", "1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(&out, "build --cache-from through the mirror");
+    let v = verdicts(&log);
+    assert!(
+        !v.is_empty() && v.iter().all(|(_, v)| v == " ---> CACHED"),
+        "{log}"
+    );
+    let mirror_log = mirror.log_text();
+    assert!(
+        mirror_log.contains("/v2/cache/app/manifests/1"),
+        "the cache manifest did not come through the mirror: {mirror_log}"
+    );
+    assert_eq!(
+        image_id_and_layers(&fresh, "app:1"),
+        image_id_and_layers(&env, "app:1")
+    );
+}
