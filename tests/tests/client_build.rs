@@ -1203,3 +1203,70 @@ fn registry_cache_is_read_through_a_mirror() {
         image_id_and_layers(&env, "app:1")
     );
 }
+
+#[test]
+fn add_downloads_go_through_the_http_proxy() {
+    // A one-shot proxy: answers any request itself and remembers its request line.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let seen = std::thread::spawn(move || {
+        // Gives up after 60 s, so a build that bypasses the proxy fails instead of hanging.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut conn = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(_) => return "no request reached the proxy".to_owned(),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            std::io::Read::read_exact(&mut conn, &mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let body = "via proxy\n";
+        write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        String::from_utf8_lossy(&head)
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned()
+    });
+    let env = env();
+    let ctx = env.tmp.path().join("ctx");
+    // Port 9 on loopback: nothing listens there, so only the proxy can answer.
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            "FROM bb:1\nADD http://127.0.0.1:9/f.txt /f.txt\n",
+        )],
+    );
+    let out = env
+        .cmd(&["build", "-q", "-t", "proxied:1", ctx.to_str().unwrap()])
+        .env("HTTP_PROXY", format!("http://{proxy}"))
+        .env("http_proxy", format!("http://{proxy}"))
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    ok(&out, "build through the proxy");
+    assert_eq!(
+        seen.join().unwrap(),
+        "GET http://127.0.0.1:9/f.txt HTTP/1.1"
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", "proxied:1", "cat", "/f.txt"]),
+        "via proxy\n"
+    );
+}
