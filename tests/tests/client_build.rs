@@ -915,6 +915,37 @@ fn add_downloads_urls_with_checksum_mode_and_mtime() {
 #[test]
 fn cache_mount_sharing_locked_waits_and_private_splits() {
     let env = env();
+    // One RUN naming a locked cache twice gets one directory and does not wait for itself.
+    let twice = env.tmp.path().join("twice");
+    write(
+        &twice,
+        &[(
+            "Dockerfile",
+            "FROM bb:1\nRUN --mount=type=cache,target=/a,id=t,sharing=locked --mount=type=cache,target=/b,id=t,sharing=locked touch /a/x && test -e /b/x\n",
+        )],
+    );
+    let mut child = env
+        .cmd(&["build", "-q", twice.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "a RUN with one locked cache mounted twice hung or failed: {status:?}"
+    );
     let cases = [
         (
             "locked",

@@ -159,18 +159,41 @@ fn oci_mounts(
 ) -> Result<Vec<oci_spec::runtime::Mount>> {
     let mut out = Vec::new();
     let bad = |message: String| BuildError::Invalid { line, message };
+    // Cache directories are locked once per id (a RUN naming one twice must not wait for
+    // itself), in id order, so two stages running at once cannot each hold one lock and wait
+    // for the other's.
+    let mut wanted: std::collections::BTreeMap<&str, super::cache::Sharing> =
+        std::collections::BTreeMap::new();
+    for m in mounts.iter().filter(|m| m.kind == MountType::Cache) {
+        let id = m.id.as_deref().or(m.target.as_deref()).unwrap_or_default();
+        let sharing = super::cache::Sharing::parse(m.sharing.as_deref());
+        // The strictest sharing asked for wins (locked over private over shared).
+        let slot = wanted.entry(id).or_insert(sharing);
+        if sharing == super::cache::Sharing::Locked
+            || (sharing == super::cache::Sharing::Private && *slot == super::cache::Sharing::Shared)
+        {
+            *slot = sharing;
+        }
+    }
+    let mut cache_dirs = std::collections::BTreeMap::new();
+    for (id, sharing) in wanted {
+        let (dir, new, lock) = b
+            .cache
+            .mount(id, sharing)
+            .map_err(BuildError::io(b.cache.mount_dir(id)))?;
+        locks.push(lock);
+        cache_dirs.insert(id.to_owned(), (dir, new));
+    }
     for m in mounts {
         let target = m.target.clone();
         let built = match m.kind {
             MountType::Cache => {
                 let target = target.expect("checked by the parser");
                 let id = m.id.as_deref().unwrap_or(&target);
-                let sharing = super::cache::Sharing::parse(m.sharing.as_deref());
-                let (dir, new, lock) = b
-                    .cache
-                    .mount(id, sharing)
-                    .map_err(BuildError::io(b.cache.mount_dir(id)))?;
-                locks.push(lock);
+                let (dir, new) = cache_dirs
+                    .get_mut(id)
+                    .map(|(d, new)| (d.clone(), std::mem::take(new)))
+                    .expect("every cache mount was locked above");
                 if new {
                     use std::os::unix::fs::PermissionsExt as _;
                     let mode = m.mode.unwrap_or(0o755);
