@@ -270,12 +270,28 @@ async fn import_caches(
     }
     let store = ctx.store.clone();
     let handle = tokio::runtime::Handle::current();
+    let attempts = ctx.daemon.max_download_attempts.max(1);
     imported.fetch = Some(Box::new(move |layer: &LayerRecord| {
         let (client, repo, _) = sources
             .iter()
             .find(|(_, _, ls)| ls.iter().any(|l| l.digest == layer.digest))
             .context("no imported cache lists this layer")?;
-        tokio::task::block_in_place(|| handle.block_on(fetch_layer(client, &store, repo, layer)))
+        tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    match fetch_layer(client, &store, repo, layer).await {
+                        Err(e) if tries < attempts => {
+                            tracing::debug!(digest = %layer.digest, error = %e, "retrying a cache layer");
+                            tokio::time::sleep(std::time::Duration::from_millis(200 << tries.min(5)))
+                                .await;
+                        }
+                        other => return other,
+                    }
+                }
+            })
+        })
     }));
     Ok(imported)
 }
