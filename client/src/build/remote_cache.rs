@@ -22,10 +22,12 @@
 //! so they mean the same on every host that has the same base image. An entry is the whole
 //! state after the step (config document with its history and `created` times, layers), so a
 //! build served entirely from an imported cache gives the same image ID as the build that
-//! exported it. Because the layers are ordinary manifest layers, the registry keeps them
-//! (garbage collection, cross-repository mounts) and `berth pull` of the cache reference works
-//! as for any artifact. Entries are sorted by key, so exporting the same build twice pushes the
-//! same manifest.
+//! exported it. Because the layers are ordinary manifest layers, the registry keeps them as
+//! long as the cache tag exists (garbage collection sees them) and a pull-through mirror serves
+//! them like any artifact's; the manifest is not an image (its config is not an image config),
+//! so `pull` refuses it. Entries are sorted by key, so exporting the same build twice pushes the
+//! same manifest. Like any image layer, a COPY step's layer holds the files it copied: a cache
+//! is as confidential as the images built with it.
 //!
 //! `mode=min` (the default, as buildx) exports the steps of the target stage and the stages it
 //! is built `FROM`; `mode=max` exports every step of every stage built.
