@@ -6,6 +6,9 @@
 //! `--cache-from`/`--cache-to type=registry` move the cache format of
 //! [`crate::build::remote_cache`] with the registry client, as `pull` (mirrors first, the
 //! upstream's credentials never sent to a mirror) and `push` (the target registry only) do.
+//! `ADD <url>` downloads with an HTTP client made here (proxies from the environment), handed
+//! to the build as [`crate::build::Network::download`]. `-o` writes the result with the archive
+//! code's `save` (type=oci|docker) or [`crate::build::output`] (type=tar|local).
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
