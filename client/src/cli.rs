@@ -787,6 +787,46 @@ pub struct BuildArgs {
     /// Secret for `RUN --mount=type=secret` (`id=NAME,src=FILE`)
     #[arg(long, value_name = "id=NAME,src=FILE")]
     pub secret: Vec<String>,
+    /// Where the cache and the result go (boxed, so `build` stays a small variant of the
+    /// command enums)
+    #[command(flatten)]
+    pub export: Box<BuildExportArgs>,
+}
+
+/// `build`: `--cache-from`, `--cache-to` and `-o`.
+#[derive(Args, Debug)]
+pub struct BuildExportArgs {
+    /// External cache sources (`type=registry,ref=HOST/REPO:TAG`, or just the reference)
+    ///
+    /// Steps whose cache key is in the cache are served from it, their layers downloaded from
+    /// the registry (through the configured mirrors, with the saved credentials) only when
+    /// they are used. A cache reference that does not exist is only a warning.
+    #[arg(
+        long = "cache-from",
+        value_name = "type=registry,ref=REF",
+        help_heading = "Cache"
+    )]
+    pub cache_from: Vec<String>,
+    /// Cache export destinations (`type=registry,ref=HOST/REPO:TAG[,mode=min|max]`)
+    ///
+    /// Pushes the cache of this build to the registry as one OCI manifest. `mode=min` (the
+    /// default) exports the steps of the final stage and the stages it is built FROM;
+    /// `mode=max` exports every stage built.
+    #[arg(
+        long = "cache-to",
+        value_name = "type=registry,ref=REF[,mode=max]",
+        help_heading = "Cache"
+    )]
+    pub cache_to: Vec<String>,
+    /// Output destination (`type=oci|docker|tar|local,dest=PATH`; `PATH` alone is type=local)
+    ///
+    /// `type=oci` and `type=docker` write the image as one tar that is both an OCI image layout
+    /// and a `docker load` archive (tagged with `-t` and `name=`); `type=tar` writes the final
+    /// root file system as a tar, `type=local` unpacks it into the directory `dest`. A missing
+    /// `dest` (or `-`) writes the tar to STDOUT. The image is kept in the store as well; it
+    /// need not be tagged.
+    #[arg(short, long, value_name = "type=TYPE,dest=PATH")]
+    pub output: Vec<String>,
 }
 
 /// `export`

@@ -12,6 +12,10 @@
 //!   steps/<step>.json    per (parent, instruction): the inputs of the last build, to tell why
 //!                        a step missed (its files changed, its build arguments changed)
 //!   mounts/<id>/         RUN --mount=type=cache directories
+//!   mounts/<id>.lock     flock held while a RUN uses the directory: shared for
+//!                        `sharing=shared` (the default), exclusive for `locked` and `private`
+//!   mounts/<id>-<n>/     `sharing=private` instances, made when `<id>` (and earlier
+//!     (and .lock)        instances) are in use; reused by later private users
 //! ```
 //! An entry is used only when every layer it names is still unpacked and its blob still in the
 //! store (an `rmi` or prune may have removed them). Calls only the file system and the store.
@@ -66,6 +70,30 @@ impl KeyInputs {
     }
 }
 
+/// `RUN --mount=type=cache,sharing=…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sharing {
+    /// Concurrent builds use the same directory (BuildKit's default).
+    #[default]
+    Shared,
+    /// A build waits until no other uses the directory.
+    Locked,
+    /// A build that finds the directory in use gets a directory of its own.
+    Private,
+}
+
+impl Sharing {
+    /// `shared`, `locked` or `private` (anything else, as the parser refuses it, is `shared`).
+    #[must_use]
+    pub fn parse(s: Option<&str>) -> Self {
+        match s {
+            Some("locked") => Self::Locked,
+            Some("private") => Self::Private,
+            _ => Self::Shared,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct StepRecord {
     args: Vec<String>,
@@ -91,6 +119,69 @@ impl Cache {
     #[must_use]
     pub fn mount_dir(&self, id: &str) -> PathBuf {
         self.dir.join("mounts").join(sha(&["mount", id]))
+    }
+
+    /// The directory for `RUN --mount=type=cache,id=ID,sharing=…`, locked for the caller until
+    /// the returned lock drops. `shared` waits only for `locked` users, `locked` waits for every
+    /// other user, `private` never waits: when the directory is busy it takes (or makes) an
+    /// instance of its own. Returns whether the directory is new.
+    ///
+    /// # Errors
+    /// The directory or its lock file cannot be created, or the lock fails.
+    pub fn mount(
+        &self,
+        id: &str,
+        sharing: Sharing,
+    ) -> std::io::Result<(PathBuf, bool, nix::fcntl::Flock<std::fs::File>)> {
+        use nix::fcntl::{Flock, FlockArg};
+        let base = self.mount_dir(id);
+        let parent = base.parent().expect("under mounts/").to_owned();
+        fs_err::create_dir_all(&parent)?;
+        let open_lock = |dir: &Path| -> std::io::Result<std::fs::File> {
+            let mut name = dir.file_name().unwrap_or_default().to_owned();
+            name.push(".lock");
+            Ok(fs_err::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(parent.join(name))?
+                .into_parts()
+                .0)
+        };
+        let take = |dir: PathBuf, arg: FlockArg| -> std::io::Result<Option<_>> {
+            match Flock::lock(open_lock(&dir)?, arg) {
+                Ok(l) => {
+                    let new = !dir.exists();
+                    fs_err::create_dir_all(&dir)?;
+                    Ok(Some((dir, new, l)))
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+                Err((_, e)) => Err(std::io::Error::from(e)),
+            }
+        };
+        let blocking = |arg| {
+            take(base.clone(), arg)?
+                .ok_or_else(|| std::io::Error::other("a blocking flock returned EWOULDBLOCK"))
+        };
+        match sharing {
+            Sharing::Shared => blocking(FlockArg::LockShared),
+            Sharing::Locked => blocking(FlockArg::LockExclusive),
+            Sharing::Private => {
+                for n in 0.. {
+                    let dir = if n == 0 {
+                        base.clone()
+                    } else {
+                        let mut name = base.file_name().unwrap_or_default().to_owned();
+                        name.push(format!("-{n}"));
+                        parent.join(name)
+                    };
+                    if let Some(got) = take(dir, FlockArg::LockExclusiveNonblock)? {
+                        return Ok(got);
+                    }
+                }
+                unreachable!("the loop only ends by returning")
+            }
+        }
     }
 
     /// The state stored under `inputs`, if it is still whole.
@@ -197,6 +288,37 @@ mod tests {
         i.files = None;
         assert_ne!(i.key(), base);
         assert_eq!(inputs().key(), base);
+    }
+
+    #[test]
+    fn cache_mounts_share_lock_or_split() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::new(t.path());
+        let (a, new, shared) = cache.mount("x", Sharing::Shared).unwrap();
+        assert!(new);
+        let (b, new, _shared2) = cache.mount("x", Sharing::Shared).unwrap();
+        assert_eq!((&a, new), (&b, false), "shared users share");
+        // A private user finds the directory busy and gets an instance of its own, twice.
+        let (p1, new, _l1) = cache.mount("x", Sharing::Private).unwrap();
+        assert!(new && p1 != a);
+        let (p2, _, _l2) = cache.mount("x", Sharing::Private).unwrap();
+        assert!(p2 != a && p2 != p1);
+        // A locked user waits for the shared ones.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let c2 = cache.clone();
+        let waiter = std::thread::spawn(move || {
+            let (d, _, _l) = c2.mount("x", Sharing::Locked).unwrap();
+            tx.send(d).unwrap();
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(rx.try_recv().is_err(), "locked must wait for shared users");
+        drop(shared);
+        drop(_shared2);
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(),
+            a
+        );
+        waiter.join().unwrap();
     }
 
     #[test]

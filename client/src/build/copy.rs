@@ -3,6 +3,13 @@
 //! an image (`--from`), or a heredoc. Destinations resolve inside the image root
 //! (`secure_join`); `--chown` names come from the image's passwd/group; `--chmod` is octal;
 //! ADD extracts a local tar. Ownership is 0:0 unless `--chown`, as Docker's classic builder.
+//!
+//! `ADD http(s)://…` downloads through the caller's [`super::Network::download`] into a temp
+//! file under `<data-root>/tmp/`: mode 0600 (unless `--chmod`), named after the URL's last path
+//! segment when the destination ends in `/`, mtime from `Last-Modified`, never extracted. The
+//! cache key carries the `--checksum` when one is given (then a hit needs no download, as in
+//! BuildKit) and otherwise the downloaded bytes' digest and `Last-Modified`, so the URL is
+//! fetched on every build to know whether it changed, as Docker's classic builder does.
 
 use std::io::Read as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
@@ -74,8 +81,19 @@ enum Origin {
     Root(BuildRoot),
 }
 
+/// An `ADD <url>` source.
+struct UrlSource {
+    url: String,
+    /// The file name in the image when the destination is a directory.
+    name: String,
+    /// Downloaded before the cache lookup (no `--checksum`): the file and what it was.
+    fetched: Option<(crate::archive::TempPath, super::Downloaded)>,
+}
+
 struct Plan {
     sources: Vec<Source>,
+    urls: Vec<UrlSource>,
+    checksum: Option<String>,
     heredocs: Vec<(String, String)>,
     dest: String,
     chown: Option<String>,
@@ -87,6 +105,75 @@ struct Plan {
 
 fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+}
+
+/// `%XX` decoded (invalid escapes kept as written).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The file name Docker gives a downloaded URL: the last segment of its path (`path.Base`).
+fn url_file_name(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let path = rest.split(['?', '#']).next()?;
+    let path = path.split_once('/').map_or("", |(_, p)| p);
+    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    let name = percent_decode(last);
+    (!name.is_empty() && name != "." && name != ".." && !name.contains('/')).then_some(name)
+}
+
+/// Downloads `url` into a temp file, verifying `checksum` when given.
+fn fetch_url(
+    b: &Builder<'_>,
+    url: &str,
+    checksum: Option<&str>,
+    line: usize,
+) -> Result<(crate::archive::TempPath, super::Downloaded)> {
+    let download = b.net.download.as_ref().ok_or_else(|| BuildError::Invalid {
+        line,
+        message: format!("ADD {url}: this build cannot download files"),
+    })?;
+    let dir = b.store.root().join("tmp");
+    fs_err::create_dir_all(&dir).map_err(BuildError::io(&dir))?;
+    let tmp = crate::archive::TempPath::at(
+        dir.join(format!("build-add-{}", uuid::Uuid::new_v4().simple())),
+    );
+    let got = download(url, tmp.path()).map_err(|source| BuildError::Setup {
+        what: format!("ADD failed: cannot download {url} (line {line})"),
+        source,
+    })?;
+    if let Some(want) = checksum {
+        if want != got.digest {
+            return Err(BuildError::Invalid {
+                line,
+                message: format!(
+                    "ADD {url}: digest mismatch: --checksum={want} but the download is {}",
+                    got.digest
+                ),
+            });
+        }
+    }
+    Ok((tmp, got))
 }
 
 /// Runs one COPY or ADD (or serves it from the cache).
@@ -140,6 +227,7 @@ pub(super) fn dispatch(
         }
     };
     let mut sources = Vec::new();
+    let mut urls: Vec<UrlSource> = Vec::new();
     let mut heredocs = Vec::new();
     for s in &c.sources {
         if let Some(name) = s
@@ -161,18 +249,60 @@ pub(super) fn dispatch(
             }
         }
         let s = st.expand(s, esc, line)?;
-        if is_url(&s) {
+        if is_url(&s) && (!add || s.starts_with("git@")) {
             return Err(BuildError::Invalid {
                 line,
-                message: format!("{keyword} from a URL ({s}) is not supported by berth build yet: download the file into the context, or fetch it in a RUN step"),
+                message: if add {
+                    format!("ADD of a Git repository ({s}) is not supported by berth build: clone it into the context")
+                } else {
+                    format!("source can't be a URL for COPY: {s} (use ADD to download it)")
+                },
             });
+        }
+        if is_url(&s) {
+            let name = url_file_name(&s).ok_or_else(|| BuildError::Invalid {
+                line,
+                message: format!("cannot determine filename from url: {s}"),
+            })?;
+            urls.push(UrlSource {
+                url: s,
+                name,
+                fetched: None,
+            });
+            continue;
         }
         match &origin {
             Origin::Context => sources.extend(b.ctx.resolve(&s)?),
             Origin::Root(r) => sources.extend(resolve_in(&r.rootfs(), &s, None)?),
         }
     }
-    let multiple = sources.len() + heredocs.len() > 1;
+    let checksum = c
+        .checksum
+        .as_deref()
+        .map(|v| st.expand(v, esc, line))
+        .transpose()?;
+    if let Some(cs) = &checksum {
+        if urls.len() != 1 || !sources.is_empty() || !heredocs.is_empty() {
+            return Err(BuildError::Invalid {
+                line,
+                message: "checksum can't be specified for non-HTTP(S) sources or for more than one source".into(),
+            });
+        }
+        let hex = cs.strip_prefix("sha256:").unwrap_or_default();
+        if hex.len() != 64 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(BuildError::Invalid {
+                line,
+                message: format!(
+                    "invalid checksum digest format: {cs} (expected sha256:<64 hex digits>)"
+                ),
+            });
+        }
+    } else {
+        for u in &mut urls {
+            u.fetched = Some(fetch_url(b, &u.url, None, line)?);
+        }
+    }
+    let multiple = sources.len() + urls.len() + heredocs.len() > 1;
     if multiple && !dest.ends_with('/') {
         return Err(BuildError::Invalid {
             line,
@@ -183,7 +313,7 @@ pub(super) fn dispatch(
         Origin::Context => b.ctx.hash(&sources)?,
         Origin::Root(_) => hash_sources(&sources, None)?,
     };
-    if !heredocs.is_empty() {
+    if !heredocs.is_empty() || !urls.is_empty() {
         use sha2::Digest as _;
         let mut h = sha2::Sha256::new();
         h.update(files.as_bytes());
@@ -192,11 +322,24 @@ pub(super) fn dispatch(
             h.update([0]);
             h.update(c.as_bytes());
         }
+        for u in &urls {
+            // With --checksum the checksum stands for the content; else what was downloaded.
+            let what = match (&checksum, &u.fetched) {
+                (Some(cs), _) => cs.clone(),
+                (None, Some((_, d))) => format!("{} {:?}", d.digest, d.last_modified),
+                (None, None) => String::new(),
+            };
+            for part in [&u.url, &u.name, &what] {
+                h.update(part.as_bytes());
+                h.update([0]);
+            }
+        }
         files = hex::encode(h.finalize());
     }
     let kind = match sources.as_slice() {
-        [one] if heredocs.is_empty() && one.host.is_dir() => "dir",
-        [_] if heredocs.is_empty() => "file",
+        [one] if heredocs.is_empty() && urls.is_empty() && one.host.is_dir() => "dir",
+        [_] if heredocs.is_empty() && urls.is_empty() => "file",
+        [] if heredocs.is_empty() && urls.len() == 1 => "file",
         _ => "multi",
     };
     let chown_text = chown
@@ -213,15 +356,18 @@ pub(super) fn dispatch(
         parent: st.state.id(),
         // Without the content hash, which goes in `files`, so a miss can say the files changed.
         instruction: format!(
-            "{keyword} {from_text}{chown_text}{:?} heredocs={} in {dest} chmod={chmod:?}",
+            "{keyword} {from_text}{chown_text}{:?} heredocs={} urls={:?} in {dest} chmod={chmod:?}",
             plan_sources(&sources),
-            heredocs.len()
+            heredocs.len(),
+            urls.iter().map(|u| u.url.as_str()).collect::<Vec<_>>()
         ),
         args: Vec::new(),
         files: Some(files),
     };
     let plan = Plan {
         sources,
+        urls,
+        checksum,
         heredocs,
         dest,
         chown,
@@ -345,6 +491,33 @@ fn execute(
             w.copy_entry(&src.host, &target)?;
         }
     }
+    for u in &plan.urls {
+        let later;
+        let (tmp, got) = match &u.fetched {
+            Some((tmp, got)) => (tmp.path(), got),
+            None => {
+                later = fetch_url(b, &u.url, plan.checksum.as_deref(), plan.line)?;
+                (later.0.path(), &later.1)
+            }
+        };
+        let target = if dest_dir {
+            dest_host.join(&u.name)
+        } else {
+            dest_host.clone()
+        };
+        mkdir_all(&rootfs, target.parent().unwrap_or(&rootfs), owner)?;
+        replace(&target)?;
+        fs_err::copy(tmp, &target).map_err(BuildError::io(&target))?;
+        w.finish(&target, 0o600)?;
+        if let Some(secs) = got.last_modified.and_then(|s| u64::try_from(s).ok()) {
+            let f = fs_err::File::options()
+                .write(true)
+                .open(&target)
+                .map_err(BuildError::io(&target))?;
+            f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+                .map_err(BuildError::io(&target))?;
+        }
+    }
     if let Origin::Root(_) = &plan.origin {
         // The source root is unmounted when the plan drops; nothing to do here.
     }
@@ -445,5 +618,16 @@ mod tests {
     #[case("/../x", "/x")]
     fn clean(#[case] p: &str, #[case] want: &str) {
         assert_eq!(clean_abs(p), want);
+    }
+
+    #[rstest]
+    #[case("http://h:8/a/b.tar.gz", Some("b.tar.gz"))]
+    #[case("https://h/dir/file%20name.txt?x=1#f", Some("file name.txt"))]
+    #[case("https://h/dir/", Some("dir"))]
+    #[case("https://h", None)]
+    #[case("https://h/", None)]
+    #[case("https://h/a%2Fb", None)]
+    fn url_file_names_follow_docker(#[case] url: &str, #[case] want: Option<&str>) {
+        assert_eq!(url_file_name(url).as_deref(), want);
     }
 }

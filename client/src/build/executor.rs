@@ -1,7 +1,9 @@
 //! Runs a parsed Dockerfile stage by stage, step by step, like Docker's classic builder: `Step
-//! N/M : …` lines, ` ---> <id>` after each step, the cache consulted first. Stages up to the
-//! target run in order; `FROM` takes a store image, an earlier stage or `scratch`, then the
-//! base's ONBUILD triggers. Calls [`super::run_step`], [`super::copy`], [`super::meta`],
+//! N/M : …` lines, ` ---> <id>` after each step, the cache consulted first. `FROM` takes a
+//! store image, an earlier stage or `scratch`, then the base's ONBUILD triggers.
+//!
+//! Stages up to the target run as soon as the stages they use are done, independent ones in
+//! parallel ([`super::stages`]). Calls [`super::run_step`], [`super::copy`], [`super::meta`],
 //! [`super::cache`] and the store (the final image).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,8 +14,10 @@ use super::cache::{Cache, KeyInputs};
 use super::context::Context;
 use super::dockerfile::expand::{expand, referenced};
 use super::dockerfile::{parse, parser::parse_trigger, Dockerfile, Instruction, Kind};
+use super::remote_cache::StepRecord;
+use super::stages::{parallel_stages, stage_deps, stage_index};
 use super::state::{ImageState, DEFAULT_PATH};
-use super::{meta, BuildError, BuildOptions, Built, Result};
+use super::{meta, BuildError, BuildOptions, Built, Network, Result};
 use crate::archive::{media, put_blob, NewBlobs};
 use crate::store::{LayerRecord, NewImage, Store};
 
@@ -43,7 +47,7 @@ pub(super) struct StageRun {
     pub args: Vec<(String, Option<String>)>,
     cmd_set: bool,
     /// An earlier step of this stage (or of its base stage) was rebuilt.
-    missed: bool,
+    pub(super) missed: bool,
 }
 
 impl StageRun {
@@ -81,14 +85,21 @@ pub(super) struct Builder<'a> {
     pub opts: &'a BuildOptions,
     pub log: &'a dyn Fn(&str),
     pub cache: Cache,
+    /// `--cache-from` entries (consulted after the local cache) and the `ADD <url>` downloader.
+    pub net: &'a Network<'a>,
+    /// Every step's key and resulting state, for `--cache-to`.
+    pub(super) records: Vec<StepRecord>,
+    /// The stage being built, and for each stage the earlier stage it is built `FROM`.
+    pub(super) current: usize,
+    pub(super) bases: Vec<Option<usize>>,
     pub file: Dockerfile,
-    /// Finished stages.
-    pub done: Vec<(ImageState, bool)>,
-    step: usize,
-    total: usize,
-    cached: usize,
-    consumed: BTreeSet<String>,
-    meta_args: Vec<(String, Option<String>)>,
+    /// Finished stages (with whether they rebuilt a step), by index.
+    pub done: Vec<Option<(ImageState, bool)>>,
+    pub(super) step: usize,
+    pub(super) total: usize,
+    pub(super) cached: usize,
+    pub(super) consumed: BTreeSet<String>,
+    pub(super) meta_args: Vec<(String, Option<String>)>,
 }
 
 fn meta_args(file: &Dockerfile, opts: &BuildOptions) -> Result<Vec<(String, Option<String>)>> {
@@ -120,7 +131,11 @@ fn meta_args(file: &Dockerfile, opts: &BuildOptions) -> Result<Vec<(String, Opti
     Ok(out)
 }
 
-fn expand_from(file: &Dockerfile, meta: &[(String, Option<String>)], i: usize) -> Result<String> {
+pub(super) fn expand_from(
+    file: &Dockerfile,
+    meta: &[(String, Option<String>)],
+    i: usize,
+) -> Result<String> {
     let lookup = |n: &str| {
         meta.iter()
             .rev()
@@ -191,6 +206,7 @@ pub fn build(
     store: &Store,
     ctx: &Context,
     opts: &BuildOptions,
+    net: &Network<'_>,
     log: &dyn Fn(&str),
 ) -> Result<Built> {
     let file = parse(&opts.dockerfile)?;
@@ -207,6 +223,10 @@ pub fn build(
         opts,
         log,
         cache: Cache::new(store.root()),
+        net,
+        records: Vec::new(),
+        current: 0,
+        bases: Vec::new(),
         meta_args: meta_args(&file, opts)?,
         file,
         done: Vec::new(),
@@ -226,11 +246,35 @@ pub fn build(
             }
         }
     }
-    for i in 0..=target {
-        let st = b.stage(i, i == target)?;
-        b.done.push((st.state, st.missed));
+    b.done = vec![None; target + 1];
+    b.bases = vec![None; target + 1];
+    let deps = (0..=target)
+        .map(|i| stage_deps(&b.file, &b.meta_args, i))
+        .collect::<Result<Vec<_>>>()?;
+    let mut first = vec![b.step + 1; target + 1];
+    for i in 1..=target {
+        first[i] = first[i - 1] + 1 + b.file.stages[i - 1].instructions.len();
     }
-    let (state, _) = b.done.pop().expect("target stage");
+    let mut started = vec![false; target + 1];
+    while started.iter().any(|s| !s) {
+        let ready: Vec<usize> = (0..=target)
+            .filter(|i| !started[*i] && deps[*i].iter().all(|d| b.done[*d].is_some()))
+            .take(parallel_stages())
+            .collect();
+        assert!(!ready.is_empty(), "stage dependencies only point backwards");
+        for i in &ready {
+            started[*i] = true;
+        }
+        if let [i] = ready[..] {
+            b.step = first[i] - 1;
+            let st = b.stage(i, i == target)?;
+            b.done[i] = Some((st.state, st.missed));
+        } else {
+            b.run_together(&ready, &first, target)?;
+        }
+    }
+    b.step = total;
+    let (state, _) = b.done[target].take().expect("target stage");
     let unused: Vec<&String> = opts
         .build_args
         .keys()
@@ -244,10 +288,17 @@ pub fn build(
         ));
     }
     let id = save_image(store, &state, &opts.tags)?;
+    // The target stage and the stages it is built FROM: what `mode=min` exports.
+    let mut lineage = vec![target];
+    while let Some(Some(base)) = lineage.last().and_then(|i| b.bases.get(*i)) {
+        lineage.push(*base);
+    }
     Ok(Built {
         id,
         cached: b.cached,
         steps: b.step,
+        records: b.records,
+        lineage,
     })
 }
 
@@ -292,16 +343,13 @@ impl Builder<'_> {
         }
     }
 
-    /// A previous stage by name or index, if `name` is one (before stage `before`).
+    /// A previous stage by name or index, if `name` is one (before the current stage) and it
+    /// is done.
     pub fn stage_state(&self, name: &str) -> Option<&ImageState> {
-        let lower = name.to_ascii_lowercase();
-        self.file
-            .stages
-            .iter()
-            .take(self.done.len())
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
-            .or_else(|| name.parse::<usize>().ok().filter(|n| *n < self.done.len()))
-            .map(|i| &self.done[i].0)
+        stage_index(&self.file, name, self.current)
+            .and_then(|i| self.done.get(i))
+            .and_then(Option::as_ref)
+            .map(|(s, _)| s)
     }
 
     /// A stage or a stored image, for `COPY --from` and `--mount from=`.
@@ -325,8 +373,9 @@ impl Builder<'_> {
             })
     }
 
-    fn stage(&mut self, i: usize, last: bool) -> Result<StageRun> {
+    pub(super) fn stage(&mut self, i: usize, last: bool) -> Result<StageRun> {
         let stage = self.file.stages[i].clone();
+        self.current = i;
         self.step += 1;
         (self.log)(&format!(
             "Step {}/{} : {}",
@@ -356,13 +405,11 @@ impl Builder<'_> {
         let base = expand_from(&self.file, &self.meta_args, i)?;
         let (mut state, missed) = if base == "scratch" {
             (ImageState::scratch(), false)
-        } else if let Some(s) = self.stage_state(&base) {
-            let idx = self
-                .done
-                .iter()
-                .position(|(d, _)| d == s)
-                .unwrap_or_default();
-            (s.clone(), self.done[idx].1)
+        } else if let Some((idx, (s, missed))) = stage_index(&self.file, &base, i)
+            .and_then(|idx| Some((idx, self.done.get(idx)?.clone()?)))
+        {
+            self.bases[i] = Some(idx);
+            (s, missed)
         } else {
             let rec = self.find_image(&base)?;
             let s = ImageState::from_image(self.store, &rec)
@@ -465,13 +512,22 @@ impl Builder<'_> {
         apply: impl FnOnce(&mut Self, &mut ImageState) -> Result<Option<(LayerRecord, String)>>,
     ) -> Result<()> {
         if !self.opts.no_cache {
-            if let Some(hit) = self.cache.get(self.store, inputs) {
+            if let Some(hit) = self
+                .cache
+                .get(self.store, inputs)
+                .or_else(|| self.imported_hit(inputs))
+            {
                 (self.log)(if self.opts.plain {
                     " ---> CACHED"
                 } else {
                     " ---> Using cache"
                 });
                 run.state = hit;
+                self.records.push(StepRecord {
+                    stage: self.current,
+                    key: inputs.key(),
+                    state: run.state.clone(),
+                });
                 (self.log)(&format!(" ---> {}", short(&run.state.id())));
                 self.cached += 1;
                 return Ok(());
@@ -493,9 +549,48 @@ impl Builder<'_> {
         let created = self.created();
         next.record(&created, created_by, layer);
         self.cache.put(inputs, &next);
+        self.records.push(StepRecord {
+            stage: self.current,
+            key: inputs.key(),
+            state: next.clone(),
+        });
         run.state = next;
         (self.log)(&format!(" ---> {}", short(&run.state.id())));
         Ok(())
+    }
+
+    /// An entry of `--cache-from` for `inputs`, its missing layers fetched into the store and
+    /// the entry copied into the local cache. A layer that cannot be fetched makes it a miss
+    /// (with a warning), as a cache must never fail a build.
+    fn imported_hit(&self, inputs: &KeyInputs) -> Option<ImageState> {
+        let state = self.net.cache.entries.get(&inputs.key())?;
+        for l in &state.layers {
+            let present = l
+                .diff_id
+                .parse()
+                .ok()
+                .is_some_and(|d| self.store.layer_size(&d).is_some())
+                && l.digest
+                    .parse()
+                    .ok()
+                    .is_some_and(|d| self.store.has_blob(&d));
+            if present {
+                continue;
+            }
+            let fetched = match &self.net.cache.fetch {
+                Some(fetch) => fetch(l),
+                None => Err(anyhow::anyhow!("no registry to fetch it from")),
+            };
+            if let Err(e) = fetched {
+                (self.log)(&format!(
+                    "[Warning] cannot fetch cached layer {} from the cache: {e:#}",
+                    l.digest
+                ));
+                return None;
+            }
+        }
+        self.cache.put(inputs, state);
+        self.cache.get(self.store, inputs)
     }
 
     fn instruction(&mut self, run: &mut StageRun, ins: &Instruction) -> Result<()> {

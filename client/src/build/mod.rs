@@ -5,13 +5,18 @@
 //! - [`context`]: the build context (a directory, or a tar unpacked into scratch space), with
 //!   path checks (no `..` or symlink escapes) and content hashes of COPY sources.
 //! - [`cache`]: cache keys and entries under `<data-root>/build-cache/`.
+//! - [`remote_cache`]: the cache as a registry artifact (`--cache-to`/`--cache-from`): the
+//!   format, and the imported entries the executor consults after the local cache.
+//! - [`output`]: `-o` values, and for `type=tar|local` the image's flattened root file system.
 //! - `executor`: stages and steps, Docker's classic output; `state`: the image being built
 //!   (config, history, layers); `root`: overlay mounts of a state with a fresh upper dir;
-//!   `layer`: an upper dir becomes a layer; `run_step` and `copy`: RUN and COPY/ADD.
+//!   `layer`: an upper dir becomes a layer; `run_step` and `copy`: RUN and COPY/ADD;
+//!   `stages`: which stages can build at once, and building them in parallel.
 //!
 //! This module may call the store, the archive code (layers in, whiteouts out) and
 //! `berth_runtime` (spec, overlay, run); never the registry protocol (base images are pulled by
-//! `commands::build` before the build starts) and never the printer: progress lines go to the
+//! `commands::build` before the build starts; layers of an imported cache come through the
+//! caller's [`remote_cache::Imported::fetch`]) and never the printer: progress lines go to the
 //! caller's sink.
 
 pub mod cache;
@@ -22,14 +27,18 @@ mod executor;
 pub mod ignore;
 mod layer;
 mod meta;
+pub mod output;
+pub mod remote_cache;
 mod root;
 mod run_step;
+mod stages;
 mod state;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use self::executor::{build, external_images};
+use self::remote_cache::Imported;
 use crate::archive::ArchiveError;
 use crate::store::StoreError;
 
@@ -192,6 +201,38 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, PathBuf>,
 }
 
+/// A file downloaded for `ADD <url>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// `sha256:<hex>` of the bytes.
+    pub digest: String,
+    /// The `Last-Modified` header, in seconds since the epoch.
+    pub last_modified: Option<i64>,
+}
+
+/// Downloads the URL into the file (created by the callee); the caller removes the file.
+pub type Download<'a> =
+    dyn Fn(&str, &std::path::Path) -> anyhow::Result<Downloaded> + Send + Sync + 'a;
+
+/// What a build may fetch over the network, supplied by the caller: the build module itself
+/// never opens a connection (the registry client and the HTTP stack belong to commands).
+#[derive(Default)]
+pub struct Network<'a> {
+    /// `--cache-from` entries and the fetcher of their layers.
+    pub cache: Imported<'a>,
+    /// Downloads `ADD <url>` sources; without it such an ADD fails.
+    pub download: Option<Box<Download<'a>>>,
+}
+
+impl std::fmt::Debug for Network<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("cache", &self.cache)
+            .field("download", &self.download.is_some())
+            .finish()
+    }
+}
+
 /// A finished build.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -201,4 +242,8 @@ pub struct Built {
     pub cached: usize,
     /// All steps.
     pub steps: usize,
+    /// Every step's cache key and resulting state, in build order (for `--cache-to`).
+    pub records: Vec<remote_cache::StepRecord>,
+    /// The target stage and the stages it is built `FROM` (what `--cache-to mode=min` exports).
+    pub lineage: Vec<usize>,
 }

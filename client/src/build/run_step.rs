@@ -154,18 +154,47 @@ fn oci_mounts(
     b: &Builder<'_>,
     mounts: &[Mount],
     keep: &mut Vec<BuildRoot>,
+    locks: &mut Vec<nix::fcntl::Flock<std::fs::File>>,
     line: usize,
 ) -> Result<Vec<oci_spec::runtime::Mount>> {
     let mut out = Vec::new();
     let bad = |message: String| BuildError::Invalid { line, message };
+    // Cache directories are locked once per id (a RUN naming one twice must not wait for
+    // itself), in id order, so two stages running at once cannot each hold one lock and wait
+    // for the other's.
+    let mut wanted: std::collections::BTreeMap<&str, super::cache::Sharing> =
+        std::collections::BTreeMap::new();
+    for m in mounts.iter().filter(|m| m.kind == MountType::Cache) {
+        let id = m.id.as_deref().or(m.target.as_deref()).unwrap_or_default();
+        let sharing = super::cache::Sharing::parse(m.sharing.as_deref());
+        // The strictest sharing asked for wins (locked over private over shared).
+        let slot = wanted.entry(id).or_insert(sharing);
+        if sharing == super::cache::Sharing::Locked
+            || (sharing == super::cache::Sharing::Private && *slot == super::cache::Sharing::Shared)
+        {
+            *slot = sharing;
+        }
+    }
+    let mut cache_dirs = std::collections::BTreeMap::new();
+    for (id, sharing) in wanted {
+        let (dir, new, lock) = b
+            .cache
+            .mount(id, sharing)
+            .map_err(BuildError::io(b.cache.mount_dir(id)))?;
+        locks.push(lock);
+        cache_dirs.insert(id.to_owned(), (dir, new));
+    }
     for m in mounts {
         let target = m.target.clone();
         let built = match m.kind {
             MountType::Cache => {
                 let target = target.expect("checked by the parser");
-                let dir = b.cache.mount_dir(m.id.as_deref().unwrap_or(&target));
-                if !dir.exists() {
-                    fs_err::create_dir_all(&dir).map_err(BuildError::io(&dir))?;
+                let id = m.id.as_deref().unwrap_or(&target);
+                let (dir, new) = cache_dirs
+                    .get_mut(id)
+                    .map(|(d, new)| (d.clone(), std::mem::take(new)))
+                    .expect("every cache mount was locked above");
+                if new {
                     use std::os::unix::fs::PermissionsExt as _;
                     let mode = m.mode.unwrap_or(0o755);
                     fs_err::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
@@ -287,6 +316,8 @@ fn execute(
         ],
     };
     let mut keep = Vec::new();
+    // Cache mount locks, held until the RUN is over.
+    let mut locks = Vec::new();
     let rootfs = root.rootfs();
     let mut spec = spec::build(state.oci_config().as_ref(), &opts, &rootfs)
         .map_err(|e| setup("cannot set up the RUN container")(e.into()))?;
@@ -297,7 +328,7 @@ fn execute(
     )
     .map_err(|e| setup("cannot set up the RUN container")(e.into()))?;
     let mut all = spec.mounts().clone().unwrap_or_default();
-    all.extend(oci_mounts(b, mounts, &mut keep, line)?);
+    all.extend(oci_mounts(b, mounts, &mut keep, &mut locks, line)?);
     spec.set_mounts(Some(all));
     let created = missing(&rootfs, &mount_points(&spec));
     spec.save(dir.join("config.json"))
@@ -359,6 +390,7 @@ fn execute(
         });
     }
     drop(keep);
+    drop(locks);
     root.unmount()?;
     remove_created(&root.upper(), &created);
     layer::from_upper(b.store, &root.upper(), b.opts.source_date_epoch)

@@ -2,6 +2,13 @@
 //! Dockerfile) and the Dockerfile, pulls missing base images like `berth pull`, then runs the
 //! build ([`crate::build`]). Step lines go to stderr, Docker's classic shape; stdout carries
 //! only the image ID, with `-q`. A failing RUN exits with its own code, as Docker does.
+//!
+//! `--cache-from`/`--cache-to type=registry` move the cache format of
+//! [`crate::build::remote_cache`] with the registry client, as `pull` (mirrors first, the
+//! upstream's credentials never sent to a mirror) and `push` (the target registry only) do.
+//! `ADD <url>` downloads with an HTTP client made here (proxies from the environment), handed
+//! to the build as [`crate::build::Network::download`]. `-o` writes the result with the archive
+//! code's `save` (type=oci|docker) or [`crate::build::output`] (type=tar|local).
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -10,10 +17,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::build::context::Context;
-use crate::build::{BuildError, BuildNetwork, BuildOptions};
+use crate::build::output::{OutputKind, OutputSpec};
+use crate::build::remote_cache::{self, ExportMode, Imported};
+use crate::build::{BuildError, BuildNetwork, BuildOptions, Built, Downloaded, Network};
 use crate::cli::BuildArgs;
 use crate::context::Ctx;
+use crate::printer::Printer;
 use crate::reference::Reference;
+use crate::remote::{self, Client, Endpoint, RemoteOptions};
+use crate::store::{LayerRecord, Store};
 
 fn is_tar(head: &[u8]) -> bool {
     head.starts_with(&[0x1f, 0x8b])
@@ -52,6 +64,371 @@ fn secrets(list: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
         }
     }
     Ok(out)
+}
+
+/// A `--cache-from`/`--cache-to` value: the registry reference and the export mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CacheSpec {
+    reference: Reference,
+    mode: ExportMode,
+}
+
+/// Parses Docker's `type=registry,ref=REF[,mode=min|max]`, or a bare reference (as buildx
+/// accepts for both flags).
+fn cache_spec(value: &str, flag: &str) -> anyhow::Result<CacheSpec> {
+    let mut kind = None;
+    let mut reference = None;
+    let mut mode = ExportMode::Min;
+    let mut unknown = None;
+    if !value.contains('=') {
+        reference = Some(value.to_owned());
+        kind = Some("registry".to_owned());
+    } else {
+        for field in value.split(',') {
+            match field.split_once('=') {
+                Some(("type", v)) => kind = Some(v.to_owned()),
+                Some(("ref", v)) => reference = Some(v.to_owned()),
+                Some(("mode", "min")) => mode = ExportMode::Min,
+                Some(("mode", "max")) => mode = ExportMode::Max,
+                Some(("mode", v)) => {
+                    anyhow::bail!(
+                        "invalid {flag} `{value}`: mode must be `min` or `max`, not `{v}`"
+                    )
+                }
+                // buildx options berth has no use for (compression, OCI media types, …).
+                Some((
+                    "compression" | "compression-level" | "force-compression" | "oci-mediatypes"
+                    | "image-manifest" | "ignore-error",
+                    _,
+                )) => {}
+                _ => unknown = Some(field.to_owned()),
+            }
+        }
+    }
+    match kind.as_deref() {
+        Some("registry") | None => {}
+        Some(other) => anyhow::bail!(
+            "{flag} type `{other}` is not supported by berth build: use type=registry,ref=HOST/REPO:TAG"
+        ),
+    }
+    if let Some(field) = unknown {
+        anyhow::bail!(
+            "invalid {flag} `{value}`: unknown field `{field}`; expected type=registry,ref=HOST/REPO:TAG[,mode=min|max]"
+        );
+    }
+    let raw = reference
+        .with_context(|| format!("invalid {flag} `{value}`: ref=HOST/REPO:TAG is required"))?;
+    let reference = Reference::parse(&raw)
+        .with_context(|| format!("invalid {flag} `{value}`: `{raw}` is not a reference"))?;
+    Ok(CacheSpec { reference, mode })
+}
+
+/// Writes one `-o` output of the image `id`; `tags` are the `-t` references.
+fn write_output(ctx: &Ctx, spec: &OutputSpec, id: &str, tags: &[String]) -> anyhow::Result<()> {
+    let record = ctx.store.image(id)?;
+    let write = |out: &mut dyn std::io::Write| -> anyhow::Result<()> {
+        match spec.kind {
+            OutputKind::Oci | OutputKind::Docker => {
+                let mut refs = Vec::new();
+                for t in tags.iter().chain(&spec.names) {
+                    let mut r = Reference::parse(t)
+                        .with_context(|| format!("invalid output name `{t}`"))?;
+                    if r.tag.is_none() && r.digest.is_none() {
+                        r.tag = Some("latest".into());
+                    }
+                    if !refs.contains(&r) {
+                        refs.push(r);
+                    }
+                }
+                let image = crate::archive::save::SaveImage {
+                    record: record.clone(),
+                    tags: refs,
+                };
+                crate::archive::save::save(&ctx.store, &[image], out)
+                    .map_err(crate::archive::ArchiveError::into_anyhow)
+            }
+            OutputKind::Tar => Ok(crate::build::output::rootfs_tar(&ctx.store, &record, out)?),
+            OutputKind::Local => unreachable!("written as a directory"),
+        }
+    };
+    match (&spec.dest, spec.kind) {
+        (Some(dir), OutputKind::Local) => {
+            crate::build::output::rootfs_dir(&ctx.store, &record, dir)
+                .with_context(|| format!("cannot write the output to `{}`", dir.display()))?;
+        }
+        (Some(file), _) => {
+            // Beside the target, renamed at the end: a failed build leaves no partial file.
+            let tmp = crate::archive::TempPath::beside(file);
+            let mut f = fs_err::File::create(tmp.path())?;
+            write(&mut f)
+                .with_context(|| format!("cannot write the output to `{}`", file.display()))?;
+            f.sync_all()?;
+            tmp.persist(file)
+                .map_err(crate::archive::ArchiveError::into_anyhow)?;
+        }
+        (None, _) => {
+            let mut out = std::io::stdout().lock();
+            write(&mut out).context("cannot write the output to STDOUT")?;
+            std::io::Write::flush(&mut out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `ADD <url>` downloader: a plain HTTP client (proxies from `HTTP_PROXY`, `HTTPS_PROXY`
+/// and `NO_PROXY`, as the registry client's; berth's user agent), run from the synchronous build
+/// on this thread.
+fn downloader() -> anyhow::Result<impl Fn(&str, &Path) -> anyhow::Result<Downloaded>> {
+    let http = reqwest::Client::builder()
+        .user_agent(remote::user_agent())
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .read_timeout(std::time::Duration::from_secs(120))
+        .build()
+        .context("cannot set up the HTTP client")?;
+    let handle = tokio::runtime::Handle::current();
+    Ok(move |url: &str, dest: &Path| {
+        tokio::task::block_in_place(|| handle.block_on(download(&http, url, dest)))
+    })
+}
+
+/// Seconds since the epoch of an HTTP date (`Sun, 13 Sep 2020 12:26:40 GMT`).
+fn http_date(v: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc2822(v)
+        .ok()
+        .map(|t| t.timestamp())
+}
+
+/// Downloads `url` into `dest`: its digest and `Last-Modified`.
+async fn download(http: &reqwest::Client, url: &str, dest: &Path) -> anyhow::Result<Downloaded> {
+    use sha2::Digest as _;
+    let mut resp = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("failed to GET {url}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp.text().await.unwrap_or_default();
+        let body: String = body.chars().take(200).collect();
+        anyhow::bail!("failed to GET {url} with status {status}: {}", body.trim());
+    }
+    let last_modified = resp
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(http_date);
+    let mut file = std::io::BufWriter::new(fs_err::File::create(dest)?);
+    let mut hash = sha2::Sha256::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .with_context(|| format!("failed to read {url}"))?
+    {
+        hash.update(&chunk);
+        std::io::Write::write_all(&mut file, &chunk)?;
+    }
+    std::io::Write::flush(&mut file)?;
+    Ok(Downloaded {
+        digest: format!("sha256:{}", hex::encode(hash.finalize())),
+        last_modified,
+    })
+}
+
+/// `--cache-from`: the entries of each cache reference, and a fetcher for their layers from the
+/// endpoint that served the manifest. A cache that cannot be read is a warning, as in Docker.
+async fn import_caches(
+    ctx: &Ctx,
+    printer: &Printer,
+    specs: &[CacheSpec],
+) -> anyhow::Result<Imported<'static>> {
+    let mut imported = Imported::default();
+    if specs.is_empty() {
+        return Ok(imported);
+    }
+    let opts = RemoteOptions::load(&ctx.daemon)?;
+    let mut sources: Vec<(Client, String, Vec<LayerRecord>)> = Vec::new();
+    for spec in specs {
+        let r = &spec.reference;
+        printer.status(&format!("importing cache manifest from {r}"));
+        let mut last = None;
+        for ep in remote::pull_endpoints(&r.registry, &ctx.daemon) {
+            match read_cache(&ep, &opts, r, &mut imported).await {
+                Ok((client, n, layers)) => {
+                    printer.status(&format!("{n} cached steps in {r}"));
+                    sources.push((client, r.repository.clone(), layers));
+                    last = None;
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        if let Some(e) = last {
+            printer.status(&format!(
+                "[Warning] failed to import cache from {r}, building without it: {e:#}"
+            ));
+        }
+    }
+    if sources.is_empty() {
+        return Ok(imported);
+    }
+    let store = ctx.store.clone();
+    let handle = tokio::runtime::Handle::current();
+    let attempts = ctx.daemon.max_download_attempts.max(1);
+    imported.fetch = Some(Box::new(move |layer: &LayerRecord| {
+        let (client, repo, _) = sources
+            .iter()
+            .find(|(_, _, ls)| ls.iter().any(|l| l.digest == layer.digest))
+            .context("no imported cache lists this layer")?;
+        tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    match fetch_layer(client, &store, repo, layer).await {
+                        Err(e) if tries < attempts => {
+                            tracing::debug!(digest = %layer.digest, error = %e, "retrying a cache layer");
+                            tokio::time::sleep(std::time::Duration::from_millis(200 << tries.min(5)))
+                                .await;
+                        }
+                        other => return other,
+                    }
+                }
+            })
+        })
+    }));
+    Ok(imported)
+}
+
+/// Reads one cache manifest and its config from `ep` into `imported`: the client, the number of
+/// entries and the cache's layers.
+async fn read_cache(
+    ep: &Endpoint,
+    opts: &RemoteOptions,
+    r: &Reference,
+    imported: &mut Imported<'static>,
+) -> anyhow::Result<(Client, usize, Vec<LayerRecord>)> {
+    let client = match ep {
+        Endpoint::Mirror(url) => Client::mirror(url, opts).await,
+        Endpoint::Upstream(host) => Client::connect(host, opts).await,
+    }?;
+    let m = client
+        .manifest(
+            &r.repository,
+            &r.target(),
+            &[crate::archive::media::OCI_MANIFEST],
+        )
+        .await?;
+    let (config, layers) = remote_cache::parse_manifest(&m.bytes)?;
+    let config: oci_spec::image::Digest = config.parse()?;
+    let mut stream = client.blob(&r.repository, &config, 0).await?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk?);
+        anyhow::ensure!(
+            bytes.len() <= remote::MAX_MANIFEST_SIZE * 4,
+            "the cache config is too large"
+        );
+    }
+    let actual = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+    );
+    anyhow::ensure!(
+        actual == config.to_string(),
+        "the cache config {config} has digest {actual}"
+    );
+    let n = imported.add(&bytes, &layers)?;
+    Ok((client, n, layers))
+}
+
+/// Downloads a cached layer into the store (its digest verified by the store) and unpacks it
+/// (its diff ID verified).
+async fn fetch_layer(
+    client: &Client,
+    store: &Store,
+    repo: &str,
+    layer: &LayerRecord,
+) -> anyhow::Result<()> {
+    let digest: oci_spec::image::Digest = layer.digest.parse()?;
+    let diff: oci_spec::image::Digest = layer.diff_id.parse()?;
+    if !store.has_blob(&digest) {
+        let mut writer = store.ingest(Some(&digest))?;
+        let mut stream = client.blob(repo, &digest, 0).await?;
+        if stream.start != 0 || writer.offset() != 0 {
+            writer.discard();
+            writer = store.ingest(Some(&digest))?;
+        }
+        while let Some(chunk) = stream.next().await {
+            std::io::Write::write_all(&mut writer, &chunk?)?;
+        }
+        writer
+            .commit()
+            .with_context(|| format!("cached layer {digest} failed verification"))?;
+    }
+    store.unpack_layer(&store.blob_path(&digest), &layer.media_type, &diff)?;
+    Ok(())
+}
+
+/// `--cache-to`: pushes the cache of `built` (blobs the registry lacks, then the manifest).
+async fn export_cache(
+    ctx: &Ctx,
+    printer: &Printer,
+    spec: &CacheSpec,
+    built: &Built,
+) -> anyhow::Result<()> {
+    let r = &spec.reference;
+    let export = remote_cache::export(&built.records, |stage| {
+        spec.mode == ExportMode::Max || built.lineage.contains(&stage)
+    });
+    printer.status(&format!("exporting cache to {r}"));
+    let opts = RemoteOptions::load(&ctx.daemon)?;
+    let client = Client::connect(&r.registry, &opts).await?;
+    let tmp = crate::archive::TempPath::at(
+        ctx.store
+            .root()
+            .join("tmp")
+            .join(format!("build-cache-{}", uuid::Uuid::new_v4().simple())),
+    );
+    fs_err::create_dir_all(ctx.store.root().join("tmp"))?;
+    fs_err::write(tmp.path(), &export.config)?;
+    let config_digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&export.config))
+    );
+    let mut blobs: Vec<(String, u64, std::path::PathBuf)> = Vec::new();
+    for l in &export.layers {
+        let d: oci_spec::image::Digest = l.digest.parse()?;
+        blobs.push((l.digest.clone(), l.size, ctx.store.blob_path(&d)));
+    }
+    blobs.push((
+        config_digest,
+        export.config.len() as u64,
+        tmp.path().to_owned(),
+    ));
+    for (digest, size, path) in blobs {
+        let d: oci_spec::image::Digest = digest.parse()?;
+        if client.blob_size(&r.repository, &d).await?.is_some() {
+            continue;
+        }
+        anyhow::ensure!(
+            path.is_file(),
+            "blob {d} is missing from the local store; build again with --no-cache"
+        );
+        client
+            .upload(&r.repository, &d, size, &path, &|_| {})
+            .await?;
+    }
+    let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
+    let digest = client
+        .put_manifest(
+            &r.repository,
+            &tag,
+            crate::archive::media::OCI_MANIFEST,
+            bytes::Bytes::from(export.manifest),
+        )
+        .await?;
+    printer.status(&format!("exported cache to {r}: digest: {digest}"));
+    Ok(())
 }
 
 /// The Dockerfile's text and its name inside the context, if it is there.
@@ -187,19 +564,70 @@ pub async fn run(ctx: &Ctx, args: &BuildArgs) -> anyhow::Result<()> {
             .and_then(|v| v.parse().ok()),
         secrets: secrets(&args.secret)?,
     };
+    let cache_from = args
+        .export
+        .cache_from
+        .iter()
+        .map(|v| cache_spec(v, "--cache-from"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cache_to = args
+        .export
+        .cache_to
+        .iter()
+        .map(|v| cache_spec(v, "--cache-to"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let outputs = args
+        .export
+        .output
+        .iter()
+        .map(|v| OutputSpec::parse(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    if outputs.iter().any(|o| o.dest.is_none()) {
+        anyhow::ensure!(
+            !args.quiet,
+            "`-q` prints the image ID on STDOUT, where the output goes too: give the output a dest=FILE"
+        );
+        anyhow::ensure!(
+            !std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            "refusing to write the output to a terminal: give it a dest=FILE or redirect STDOUT"
+        );
+    }
     let policy = if args.pull { "always" } else { "missing" };
     for image in crate::build::external_images(&opts.dockerfile, &opts)? {
         super::pull::for_run(ctx, &image, policy).await?;
     }
     let quiet = args.quiet;
     let printer = &ctx.printer;
+    let imported = if opts.no_cache {
+        Imported::default()
+    } else {
+        import_caches(ctx, &printer.quiet(quiet), &cache_from).await?
+    };
     let log = |line: &str| {
         if !quiet {
             printer.status(line);
         }
     };
-    match crate::build::build(&ctx.store, &context, &opts, &log) {
+    let net = Network {
+        cache: imported,
+        download: Some(Box::new(downloader()?)),
+    };
+    match crate::build::build(&ctx.store, &context, &opts, &net, &log) {
         Ok(built) => {
+            for spec in &cache_to {
+                export_cache(ctx, &printer.quiet(quiet), spec, &built)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "image {} was built, but its cache could not be exported to {}",
+                            super::short_id(&built.id),
+                            spec.reference
+                        )
+                    })?;
+            }
+            for o in &outputs {
+                write_output(ctx, o, &built.id, &opts.tags)?;
+            }
             if let Some(f) = &args.iidfile {
                 fs_err::write(f, &built.id)?;
             }
@@ -227,5 +655,86 @@ pub async fn run(ctx: &Ctx, args: &BuildArgs) -> anyhow::Result<()> {
             let code = e.exit_code();
             Err(anyhow::Error::new(e).context(crate::Exit(code)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case(
+        "--cache-from",
+        "reg.example:5000/cache/app:main",
+        "main",
+        ExportMode::Min
+    )]
+    #[case(
+        "--cache-from",
+        "type=registry,ref=reg.example:5000/cache/app:b",
+        "b",
+        ExportMode::Min
+    )]
+    #[case(
+        "--cache-to",
+        "type=registry,ref=reg.example:5000/cache/app:c,mode=max",
+        "c",
+        ExportMode::Max
+    )]
+    #[case(
+        "--cache-to",
+        "ref=reg.example:5000/cache/app:d,mode=min,compression=zstd",
+        "d",
+        ExportMode::Min
+    )]
+    fn cache_specs_parse_like_buildx(
+        #[case] flag: &str,
+        #[case] value: &str,
+        #[case] tag: &str,
+        #[case] mode: ExportMode,
+    ) {
+        let spec = cache_spec(value, flag).unwrap();
+        assert_eq!(spec.reference.registry, "reg.example:5000");
+        assert_eq!(spec.reference.repository, "cache/app");
+        assert_eq!(spec.reference.tag.as_deref(), Some(tag));
+        assert_eq!(spec.mode, mode);
+    }
+
+    #[test]
+    fn last_modified_parses_as_http_dates() {
+        assert_eq!(
+            http_date("Sun, 13 Sep 2020 12:26:40 GMT"),
+            Some(1_600_000_000)
+        );
+        assert_eq!(http_date("yesterday"), None);
+    }
+
+    #[rstest]
+    #[case(
+        "--cache-to",
+        "type=registry,mode=max",
+        "ref=HOST/REPO:TAG is required"
+    )]
+    #[case("--cache-to", "type=gha", "type `gha` is not supported")]
+    #[case("--cache-from", "type=local,src=/x", "type `local` is not supported")]
+    #[case(
+        "--cache-to",
+        "type=registry,ref=r/a:1,mode=all",
+        "mode must be `min` or `max`"
+    )]
+    #[case(
+        "--cache-to",
+        "type=registry,ref=r/a:1,foo=bar",
+        "unknown field `foo=bar`"
+    )]
+    fn bad_cache_specs_say_what_to_write(
+        #[case] flag: &str,
+        #[case] value: &str,
+        #[case] want: &str,
+    ) {
+        let e = format!("{:#}", cache_spec(value, flag).unwrap_err());
+        assert!(e.contains(want), "{e}");
     }
 }

@@ -180,6 +180,8 @@ pub struct Copy {
     pub chmod: Option<String>,
     /// `--link` (accepted; the layer is independent of its parent anyway).
     pub link: bool,
+    /// `ADD --checksum=sha256:…` of a URL source.
+    pub checksum: Option<String>,
     /// Heredoc bodies, in order.
     pub heredocs: Vec<Heredoc>,
 }

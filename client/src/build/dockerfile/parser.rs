@@ -352,6 +352,7 @@ fn parse_copy(
         chown: flag_value(line, flags, "chown")?,
         chmod: flag_value(line, flags, "chmod")?,
         link: bool_flag(flags, "link"),
+        checksum: flag_value(line, flags, "checksum")?,
         heredocs: line.heredocs.clone(),
     })
 }
