@@ -3,7 +3,7 @@
 //! running. Exits with the container's status when it exits.
 
 use crate::cli::AttachArgs;
-use crate::containers::{self, Status};
+use crate::container::{self, Status};
 use crate::context::Ctx;
 
 /// Attaches until the container exits or the user detaches.
@@ -12,7 +12,7 @@ use crate::context::Ctx;
 /// The container is not running; its exit status when non-zero.
 pub fn run(ctx: &Ctx, args: &AttachArgs) -> anyhow::Result<()> {
     let keys = crate::tty::parse_detach_keys(&args.detach_keys)?;
-    let (dir, state) = containers::find(ctx.store.root(), &args.container)?;
+    let (dir, state) = container::find(ctx.store.root(), &args.container)?;
     if state.status() != Status::Running {
         anyhow::bail!("You cannot attach to a stopped container, start it first");
     }

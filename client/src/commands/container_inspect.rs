@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::cli::{ContainerInspectArgs, RunArgs};
-use crate::containers::{self, State, Status};
+use crate::container::{self, State, Status};
 use crate::context::Ctx;
 use crate::format;
 
@@ -261,7 +261,7 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
         "ResolvConfPath": dir.join("resolv.conf"),
         "HostnamePath": dir.join("hostname"),
         "HostsPath": dir.join("hosts"),
-        "LogPath": containers::log_path(dir, &state.id),
+        "LogPath": container::log_path(dir, &state.id),
         "Name": format!("/{}", state.name),
         "RestartCount": state.restart_count,
         "Driver": "overlay",
@@ -423,7 +423,7 @@ pub fn run(ctx: &Ctx, args: &ContainerInspectArgs) -> anyhow::Result<()> {
     let mut docs = Vec::new();
     let mut missing = Vec::new();
     for arg in &args.containers {
-        match containers::find(ctx.store.root(), arg) {
+        match container::find(ctx.store.root(), arg) {
             Ok((dir, state)) => {
                 let mut doc = document(ctx.store.root(), &dir, &state)?;
                 if args.size {

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::cli::ContainerPruneArgs;
-use crate::containers::{self, Status};
+use crate::container::{self, Status};
 use crate::context::Ctx;
 use crate::filters::Filters;
 use crate::format::human_size;
@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, args: &ContainerPruneArgs) -> anyhow::Result<()> {
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
     let mut errors = Vec::new();
-    for (dir, state) in containers::list(root) {
+    for (dir, state) in container::list(root) {
         if state.status() == Status::Running {
             continue;
         }

@@ -13,7 +13,7 @@ use berth_runtime::run::{Report, RunError, Stdio};
 use oci_spec::runtime::{Process, Spec, UserBuilder};
 
 use crate::cli::ExecArgs;
-use crate::containers::{self, Status};
+use crate::container::{self, Status};
 use crate::context::Ctx;
 
 /// Runs the command in the container.
@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> anyhow::Result<()> {
 
 fn exec(ctx: &Ctx, args: &ExecArgs) -> anyhow::Result<i32> {
     let keys = crate::tty::parse_detach_keys(&args.detach_keys)?;
-    let (dir, state) = containers::find(ctx.store.root(), &args.container)?;
+    let (dir, state) = container::find(ctx.store.root(), &args.container)?;
     let init = state
         .init
         .filter(|i| state.status() == Status::Running && !state.restarting && i.alive())

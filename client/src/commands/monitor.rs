@@ -23,15 +23,16 @@ use oci_spec::runtime::Spec;
 
 use crate::attach::{self, Hub, Tee};
 use crate::cli::MonitorArgs;
-use crate::containers::{self, ProcessId, Status};
+use crate::container::{self, Status};
 use crate::context::Ctx;
+use crate::procfs::ProcessId;
 
 /// Runs the monitor until the container exits.
 ///
 /// # Errors
 /// The container directory or spec is unreadable.
 pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
-    let dir = containers::root(ctx.store.root()).join(&args.id);
+    let dir = container::root(ctx.store.root()).join(&args.id);
     // Our stdout is `run`'s pipe: keep it for the one word, then point 1 and 2 at /dev/null so
     // nothing else reaches it.
     let ready: OwnedFd = std::io::stdout()
@@ -60,15 +61,17 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
     };
 
     let me = ProcessId::of(nix::unistd::getpid().as_raw());
-    let state = containers::update(&dir, |s| s.monitor = me)?;
+    let state = container::update(&dir, |s| s.monitor = me)?;
     let spec = Spec::load(dir.join("config.json")).context("cannot read config.json")?;
     // Address and published ports, held until this process exits.
     let mut settings = state.network.clone();
     let network = crate::network::attach(&dir, &args.id, &state.name, settings.as_mut())
-        .and_then(|net| containers::update(&dir, |s| s.network.clone_from(&settings)).map(|_| net))
+        .and_then(|net| {
+            Ok(container::update(&dir, |s| s.network.clone_from(&settings)).map(|_| net)?)
+        })
         .map_err(|e| format!("{e:#}"));
 
-    let log_path = containers::log_path(&dir, &args.id);
+    let log_path = container::log_path(&dir, &args.id);
     let log = Arc::new(Mutex::new(
         std::fs::OpenOptions::new()
             .create(true)
@@ -88,8 +91,8 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         .and_then(|()| crate::containers_fs::ensure_rootfs(&ctx.store, &dir, &state));
     if let Err(e) = prepared {
         tell(failed(format!("{e:#}")));
-        containers::teardown(&dir, &args.id);
-        containers::update(&dir, |s| {
+        container::teardown(&dir, &args.id);
+        container::update(&dir, |s| {
             s.status = Status::Exited;
             s.exit_code = Some(125);
         })?;
@@ -111,7 +114,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
                 hub,
                 kind,
             };
-            containers::copy_log(from, stream, &log)
+            container::copy_log(from, stream, &log)
         })
     })
     .collect();
@@ -122,11 +125,11 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         let dir2 = dir.clone();
         let mut started = |pid: i32| {
             let init = ProcessId::of(pid);
-            let saved = containers::update(&dir2, |s| {
+            let saved = container::update(&dir2, |s| {
                 s.status = Status::Running;
                 s.restarting = false;
                 s.init = init;
-                s.started_at = Some(containers::now_rfc3339());
+                s.started_at = Some(crate::timestamp::now_rfc3339());
             });
             if let Some(console) = &console {
                 // Init sent the pty master before it exec'd.
@@ -160,10 +163,10 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
             Err(e) => break Err(e),
         };
         // Decide under the lock: `stop` records the user's stop before signalling.
-        let d = containers::restart_delay(delay, begun.elapsed());
+        let d = container::restart_delay(delay, begun.elapsed());
         let mut again = false;
-        containers::update(&dir, |s| {
-            again = containers::rootfs_ready(&dir)
+        container::update(&dir, |s| {
+            again = container::rootfs_ready(&dir)
                 && s.restart_policy
                     .should_restart(code, s.restart_count, s.stopped_by_user);
             s.oom_killed = oom_killed;
@@ -172,7 +175,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
                 s.restart_count += 1;
                 s.init = None;
                 s.exit_code = Some(code);
-                s.finished_at = Some(containers::now_rfc3339());
+                s.finished_at = Some(crate::timestamp::now_rfc3339());
             }
         })?;
         if !again {
@@ -180,7 +183,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         }
         delay = Some(d);
         std::thread::sleep(d);
-        if containers::load(&dir)?.stopped_by_user {
+        if container::load(&dir)?.stopped_by_user {
             break Ok(code);
         }
     };
@@ -192,18 +195,18 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
         Ok(code) => *code,
         Err(e) => e.exit_code(),
     };
-    containers::teardown(&dir, &args.id);
+    container::teardown(&dir, &args.id);
     if state.auto_remove {
-        let _lock = containers::Lock::take(&dir)?;
+        let _lock = container::Lock::take(&dir)?;
         fs_err::remove_dir_all(&dir)?;
         // Like `rm -v`: anonymous volumes go with an auto-removed container.
         let _ = crate::volumes::remove_anonymous(ctx.store.root(), &state.volumes);
     } else {
-        containers::update(&dir, |s| {
+        container::update(&dir, |s| {
             s.status = Status::Exited;
             s.restarting = false;
             s.exit_code = Some(code);
-            s.finished_at = Some(containers::now_rfc3339());
+            s.finished_at = Some(crate::timestamp::now_rfc3339());
             if let Some(n) = s.network.as_mut() {
                 n.forget();
             }
@@ -224,7 +227,7 @@ pub fn run(ctx: &Ctx, args: &MonitorArgs) -> anyhow::Result<()> {
 /// to the hub with `-i`; output into the log pipes, or, with `-t`, a console socket pair
 /// (ours, to receive the pty master; init's, in [`Stdio`]).
 fn stdio_for(
-    state: &containers::State,
+    state: &container::State,
     hub: &Hub,
     out_w: &OwnedFd,
     err_w: &OwnedFd,
@@ -280,6 +283,6 @@ fn serve_pty(
             hub,
             kind: attach::STDOUT,
         };
-        containers::copy_log(from, "stdout", &log)
+        container::copy_log(from, "stdout", &log)
     }))
 }

@@ -165,7 +165,7 @@ fn document(ctx: &Ctx, n: &Definition) -> Value {
     let mut containers = serde_json::Map::new();
     let prefix = n.subnet().map_or(16, |s| s.prefix);
     for (ip, id) in n.endpoints() {
-        let name = crate::containers::load(&crate::containers::root(ctx.store.root()).join(&id))
+        let name = crate::container::load(&crate::container::root(ctx.store.root()).join(&id))
             .map(|s| s.name)
             .unwrap_or_default();
         containers.insert(
@@ -305,7 +305,7 @@ pub fn prune(ctx: &Ctx, args: &NetworkPruneArgs) -> anyhow::Result<()> {
 pub fn connect(ctx: &Ctx, args: &NetworkConnectArgs) -> anyhow::Result<()> {
     let def = store::find(ctx.store.root(), &args.network)
         .map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
-    let (_, state) = crate::containers::find(ctx.store.root(), &args.container)?;
+    let (_, state) = crate::container::find(ctx.store.root(), &args.container)?;
     let current = state.network.clone().unwrap_or_default();
     if current.network_id.as_deref() == Some(def.id.as_str())
         || (def.is_predefined() && current.network_mode == def.name)
@@ -332,7 +332,7 @@ pub fn connect(ctx: &Ctx, args: &NetworkConnectArgs) -> anyhow::Result<()> {
 pub fn disconnect(ctx: &Ctx, args: &NetworkDisconnectArgs) -> anyhow::Result<()> {
     let def = store::find(ctx.store.root(), &args.network)
         .map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
-    let (_, state) = crate::containers::find(ctx.store.root(), &args.container)?;
+    let (_, state) = crate::container::find(ctx.store.root(), &args.container)?;
     let current = state.network.clone().unwrap_or_default();
     let on_it =
         current.network_id.as_deref() == Some(def.id.as_str()) || current.network_mode == def.name;

@@ -2,13 +2,13 @@
 //! `run --name` shares: Docker's pattern `[a-zA-Z0-9][a-zA-Z0-9_.-]+` and its conflict message.
 //!
 //! Names are unique. Whoever gives a container a name (`run`, `rename`) holds the names lock
-//! ([`containers::lock_names`]) from the uniqueness check until the name is in `state.json`, so
+//! ([`container::lock_names`]) from the uniqueness check until the name is in `state.json`, so
 //! two of them never both take one name.
 
 use std::path::Path;
 
 use crate::cli::RenameArgs;
-use crate::containers;
+use crate::container;
 use crate::context::Ctx;
 
 /// The characters Docker allows, as its messages print them.
@@ -43,7 +43,7 @@ pub fn check_valid(name: &str, shown: &str) -> anyhow::Result<()> {
 /// # Errors
 /// Docker's conflict message.
 pub fn check_free(data_root: &Path, name: &str, except: Option<&str>) -> anyhow::Result<()> {
-    let taken = containers::list(data_root)
+    let taken = container::list(data_root)
         .into_iter()
         .find(|(_, s)| s.name == name && Some(s.id.as_str()) != except);
     match taken {
@@ -68,8 +68,8 @@ pub fn run(ctx: &Ctx, args: &RenameArgs) -> anyhow::Result<()> {
         anyhow::bail!("Error response from daemon: Neither old nor new names may be empty");
     }
     let new = args.new_name.strip_prefix('/').unwrap_or(&args.new_name);
-    let _names = containers::lock_names(data_root)?;
-    let (dir, state) = containers::find(data_root, &args.container)?;
+    let _names = container::lock_names(data_root)?;
+    let (dir, state) = container::find(data_root, &args.container)?;
     if state.name == new {
         anyhow::bail!(
             "Error response from daemon: Renaming a container with the same name as its current name"
@@ -83,7 +83,7 @@ pub fn run(ctx: &Ctx, args: &RenameArgs) -> anyhow::Result<()> {
     };
     check_valid(new, &format!("/{new}")).map_err(allocating)?;
     check_free(data_root, new, Some(&state.id)).map_err(allocating)?;
-    containers::update(&dir, |s| new.clone_into(&mut s.name))?;
+    container::update(&dir, |s| new.clone_into(&mut s.name))?;
     Ok(())
 }
 
@@ -119,15 +119,15 @@ mod tests {
     #[test]
     fn a_taken_name_conflicts_except_with_itself() {
         let t = tempfile::tempdir().unwrap();
-        let dir = containers::root(t.path()).join("abc");
+        let dir = container::root(t.path()).join("abc");
         std::fs::create_dir_all(&dir).unwrap();
-        let lock = containers::Lock::take(&dir).unwrap();
-        let s = containers::State {
+        let lock = container::Lock::take(&dir).unwrap();
+        let s = container::State {
             id: "abc".into(),
             name: "web".into(),
-            ..containers::State::default()
+            ..container::State::default()
         };
-        containers::save(&dir, &s, &lock).unwrap();
+        container::save(&dir, &s, &lock).unwrap();
         let e = check_free(t.path(), "web", None).unwrap_err().to_string();
         assert!(
             e.starts_with(

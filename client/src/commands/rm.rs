@@ -6,7 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::cli::RmArgs;
-use crate::containers::{self, Status};
+use crate::container::{self, Status};
 use crate::context::Ctx;
 
 /// Removes the containers.
@@ -24,7 +24,7 @@ pub fn run(ctx: &Ctx, args: &RmArgs) -> anyhow::Result<()> {
 /// # Errors
 /// Docker's messages for a missing or running container.
 pub fn remove(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> anyhow::Result<()> {
-    let (dir, state) = containers::find(ctx.store.root(), name)?;
+    let (dir, state) = container::find(ctx.store.root(), name)?;
     if !state.status().can_remove() {
         if !force {
             anyhow::bail!(
@@ -33,27 +33,27 @@ pub fn remove(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> anyhow::Resu
                 state.name
             );
         }
-        containers::mark_stopped_by_user(&dir);
-        let _ = containers::signal(&state, Signal::SIGKILL);
-        let _ = containers::wait_exit(&dir, Some(Duration::from_secs(30)));
+        container::mark_stopped_by_user(&dir);
+        let _ = container::signal(&state, Signal::SIGKILL);
+        let _ = container::wait_exit(&dir, Some(Duration::from_secs(30)));
     }
     // Let the owner finish its teardown (a `--rm` monitor removes the directory itself).
-    containers::wait_owner(&state, Duration::from_secs(10));
+    container::wait_owner(&state, Duration::from_secs(10));
     if !dir.exists() {
         if volumes {
             let _ = crate::volumes::remove_anonymous(ctx.store.root(), &state.volumes);
         }
         return Ok(());
     }
-    let _lock = containers::Lock::take(&dir)?;
-    if containers::load(&dir).is_ok_and(|s| s.status() == Status::Running) {
+    let _lock = container::Lock::take(&dir)?;
+    if container::load(&dir).is_ok_and(|s| s.status() == Status::Running) {
         anyhow::bail!(
             "Error response from daemon: cannot remove container \"/{}\": could not kill",
             state.name
         );
     }
-    containers::teardown(&dir, &state.id);
-    if containers::rootfs_mounted(&dir) {
+    container::teardown(&dir, &state.id);
+    if container::rootfs_mounted(&dir) {
         anyhow::bail!(
             "Error response from daemon: cannot remove container \"/{}\": its root file system is still mounted",
             state.name

@@ -36,8 +36,8 @@ pub fn run(ctx: &Ctx, args: &RmiArgs) -> anyhow::Result<()> {
 /// Image ID → the containers that use it, with whether each runs.
 pub(crate) fn images_in_use(ctx: &Ctx) -> HashMap<String, Vec<(String, bool)>> {
     let mut out: HashMap<String, Vec<(String, bool)>> = HashMap::new();
-    for (_, s) in crate::containers::list(ctx.store.root()) {
-        let running = s.status() == crate::containers::Status::Running;
+    for (_, s) in crate::container::list(ctx.store.root()) {
+        let running = s.status() == crate::container::Status::Running;
         out.entry(s.image.clone())
             .or_default()
             .push((s.id.clone(), running));

@@ -30,8 +30,9 @@ use berth_runtime::syscall::{Errno, LinuxSyscall, MntFlags, Syscall};
 use oci_spec::image::ImageConfiguration;
 
 use crate::cli::RunArgs;
-use crate::containers::{self, ProcessId, State, Status};
+use crate::container::{self, State, Status};
 use crate::context::Ctx;
+use crate::procfs::ProcessId;
 
 /// `run`'s network flags, for [`crate::network::settings_for_run`].
 fn network_flags<'a>(args: &'a RunArgs, name: &'a str) -> crate::network::Flags<'a> {
@@ -290,7 +291,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         // Docker's check: raw mode and detach keys need a terminal on our side.
         return Err(anyhow::anyhow!("the input device is not a TTY").context(crate::Exit(1)));
     }
-    let restart_policy = containers::RestartPolicy::parse(&args.restart)?;
+    let restart_policy = container::RestartPolicy::parse(&args.restart)?;
     if args.rm && !restart_policy.is_none() {
         anyhow::bail!("Conflicting options: --restart and --rm");
     }
@@ -308,7 +309,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
             .with_context(|| format!("cannot read the config of image `{}`", args.image))?;
     let containers = ctx.store.root().join("containers");
     // Held until the name is in state.json, so a concurrent `run`/`rename` cannot take it.
-    let names_lock = containers::lock_names(ctx.store.root())?;
+    let names_lock = container::lock_names(ctx.store.root())?;
     if let Some(name) = &args.name {
         check_name(ctx.store.root(), name)?;
     }
@@ -317,8 +318,8 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         .as_deref()
         .map(|n| n.strip_prefix('/').unwrap_or(n).to_owned());
     let name = name.unwrap_or_else(|| {
-        let all = crate::containers::list(ctx.store.root());
-        crate::containers::generate_name(&|n| all.iter().any(|(_, s)| s.name == n))
+        let all = crate::container::list(ctx.store.root());
+        crate::container::generate_name(&|n| all.iter().any(|(_, s)| s.name == n))
     });
     // Read before anything exists on disk, so a bad or endless file leaves nothing behind.
     let host_env = |k: &str| std::env::var(k).ok();
@@ -385,7 +386,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
             tracing::debug!("overlayfs unavailable ({e}); copying the image's layers");
             berth_runtime::rootfs_copy::copy_layers(&lowers, &guard.rootfs())
                 .context("cannot copy the image's layers into the container's root file system")?;
-            fs_err::write(dir.join(containers::ROOTFS_COPY_MARKER), "")?;
+            fs_err::write(dir.join(container::ROOTFS_COPY_MARKER), "")?;
         }
         Err(e) => return Err(e).context("cannot mount the container's root file system"),
     }
@@ -462,7 +463,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
             .and_then(|p| p.args().clone())
             .unwrap_or_default(),
         status: Status::Created,
-        created: containers::now_rfc3339(),
+        created: crate::timestamp::now_rfc3339(),
         auto_remove: args.rm,
         restart_policy,
         volumes: volume_names.clone(),
@@ -473,8 +474,8 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
     };
     if create_only || args.detach || args.interactive || args.tty {
         {
-            let lock = containers::Lock::take(&dir)?;
-            containers::save(&dir, &state, &lock)?;
+            let lock = container::Lock::take(&dir)?;
+            container::save(&dir, &state, &lock)?;
         }
         crate::reaper::done_creating(&dir);
         drop(names_lock);
@@ -500,13 +501,13 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         return start_attached(ctx, &dir, &id, &opts, false);
     }
     state.status = Status::Running;
-    state.started_at = Some(containers::now_rfc3339());
+    state.started_at = Some(crate::timestamp::now_rfc3339());
     state.monitor = ProcessId::of(nix::unistd::getpid().as_raw());
     // This process owns the container: it holds its address and serves its published ports.
     let network = crate::network::attach(&dir, &id, &state.name, state.network.as_mut());
     {
-        let lock = containers::Lock::take(&dir)?;
-        containers::save(&dir, &state, &lock)?;
+        let lock = container::Lock::take(&dir)?;
+        container::save(&dir, &state, &lock)?;
     }
     crate::reaper::done_creating(&dir);
     drop(names_lock);
@@ -522,7 +523,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
             berth_runtime::run::run_full(&dir, &spec, stdio, &mut prestart, &mut |pid| {
                 init.store(pid, std::sync::atomic::Ordering::SeqCst);
                 // So `stop`, `kill`, `rm -f`, `top` and `inspect` can reach it.
-                let _ = containers::update(&dir, |s| s.init = ProcessId::of(pid));
+                let _ = container::update(&dir, |s| s.init = ProcessId::of(pid));
             })
         }
         Err(e) => Err(RunError::Prestart(format!("{e:#}").into())),
@@ -543,11 +544,11 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
             let _ = crate::volumes::remove_anonymous(data_root, &volume_names);
         }
     } else {
-        containers::update(&dir, |s| {
+        container::update(&dir, |s| {
             s.status = Status::Exited;
             s.exit_code = Some(exit_code);
             s.oom_killed = oom_killed;
-            s.finished_at = Some(containers::now_rfc3339());
+            s.finished_at = Some(crate::timestamp::now_rfc3339());
             if let Some(n) = s.network.as_mut() {
                 n.forget();
             }
@@ -668,7 +669,7 @@ pub(crate) fn finish_attach(
             }
             Ok(0)
         }
-        Ended::Closed => Ok(containers::wait_exit(dir, None)
+        Ended::Closed => Ok(container::wait_exit(dir, None)
             .and_then(|s| s.exit_code)
             .unwrap_or(EXIT_RUNTIME)),
     }

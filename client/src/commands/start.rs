@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::cli::{RestartArgs, StartArgs};
-use crate::containers::{self, Status};
+use crate::container::{self, Status};
 use crate::context::Ctx;
 
 /// Starts the containers.
@@ -20,7 +20,7 @@ pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<()> {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
         let name = &args.containers[0];
-        let (dir, state) = containers::find(ctx.store.root(), name)?;
+        let (dir, state) = container::find(ctx.store.root(), name)?;
         let opts = crate::attach::Options {
             stdin: args.interactive && state.open_stdin,
             stdin_once: args.interactive,
@@ -45,14 +45,14 @@ pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<()> {
 
 /// Clears what the last run left in the state (the user's stop, the exit) so the monitor's
 /// restart policy starts afresh.
-fn prepare(dir: &std::path::Path, state: &containers::State) -> anyhow::Result<()> {
+fn prepare(dir: &std::path::Path, state: &container::State) -> anyhow::Result<()> {
     if state.auto_remove && state.status() == Status::Exited {
         anyhow::bail!(
             "Error response from daemon: container {} is marked for removal and cannot be started",
             state.id
         );
     }
-    containers::update(dir, |s| {
+    container::update(dir, |s| {
         s.stopped_by_user = false;
         s.restarting = false;
         s.init = None;
@@ -62,7 +62,7 @@ fn prepare(dir: &std::path::Path, state: &containers::State) -> anyhow::Result<(
 }
 
 fn start_one(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
-    let (dir, state) = containers::find(ctx.store.root(), name)?;
+    let (dir, state) = container::find(ctx.store.root(), name)?;
     if state.status() == Status::Running {
         return Ok(());
     }
@@ -111,8 +111,8 @@ pub fn restart(ctx: &Ctx, args: &RestartArgs) -> anyhow::Result<()> {
     super::each(ctx, &args.containers, |name| {
         super::stop::stop(ctx, name, sig, timeout)?;
         // The old monitor must be gone before a new one takes the container.
-        let (_, state) = containers::find(ctx.store.root(), name)?;
-        containers::wait_owner(&state, Duration::from_secs(10));
+        let (_, state) = container::find(ctx.store.root(), name)?;
+        container::wait_owner(&state, Duration::from_secs(10));
         start_one(ctx, name)?;
         Ok(Some(name.to_owned()))
     })

@@ -6,7 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::cli::StopArgs;
-use crate::containers::{self, Status};
+use crate::container::{self, Status};
 use crate::context::Ctx;
 
 /// Stops the containers.
@@ -28,7 +28,7 @@ pub(crate) fn signal_and_timeout(
     signal: Option<&str>,
     timeout: i64,
 ) -> anyhow::Result<(Signal, Option<Duration>)> {
-    let sig = signal.map_or(Ok(Signal::SIGTERM), containers::parse_signal)?;
+    let sig = signal.map_or(Ok(Signal::SIGTERM), container::parse_signal)?;
     Ok((sig, u64::try_from(timeout).ok().map(Duration::from_secs)))
 }
 
@@ -38,17 +38,17 @@ pub(crate) fn stop(
     sig: Signal,
     timeout: Option<Duration>,
 ) -> anyhow::Result<()> {
-    let (dir, state) = containers::find(ctx.store.root(), name)?;
+    let (dir, state) = container::find(ctx.store.root(), name)?;
     if state.status() != Status::Running {
         return Ok(());
     }
-    containers::mark_stopped_by_user(&dir);
+    container::mark_stopped_by_user(&dir);
     // It may exit between the check and the signal: fine.
-    let _ = containers::signal(&state, sig);
-    let now = containers::wait_exit(&dir, timeout);
+    let _ = container::signal(&state, sig);
+    let now = container::wait_exit(&dir, timeout);
     if let Some(s) = now.filter(|s| s.status() == Status::Running) {
-        let _ = containers::signal(&s, Signal::SIGKILL);
-        let _ = containers::wait_exit(&dir, None);
+        let _ = container::signal(&s, Signal::SIGKILL);
+        let _ = container::wait_exit(&dir, None);
     }
     Ok(())
 }

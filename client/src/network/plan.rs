@@ -10,7 +10,7 @@ use berth_runtime::spec::Network;
 
 use super::ports::{self, PortBinding};
 use super::{store, Settings};
-use crate::containers::Status;
+use crate::container::Status;
 
 /// Docker's `/etc/hosts` for a container with its own network namespace (a bridge container's
 /// address is added by [`super::attach`]).
@@ -248,7 +248,7 @@ fn container_mode(data_root: &Path, flags: &Flags<'_>, other: &str) -> anyhow::R
              in user defined networks"
         );
     }
-    let (dir, state) = crate::containers::find(data_root, other)?;
+    let (dir, state) = crate::container::find(data_root, other)?;
     let init = state.init.filter(|_| state.status() == Status::Running);
     let Some(init) = init else {
         anyhow::bail!(

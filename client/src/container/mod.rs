@@ -1,0 +1,32 @@
+//! The container service layer: everything Berth knows and does about containers, below the
+//! commands and above the runtime.
+//!
+//! Jobs, one module each: [`state`] (`state.json`, [`State`], [`Status`], [`find`], [`list`]),
+//! [`lock`] (the per-container and names `flock`s), [`names`] (generated names), [`logs`]
+//! (json-file logs), [`restart`] (`--restart`), [`rootfs`] (the root file system on the host and
+//! [`teardown`]), [`signal`] and [`wait`].
+//!
+//! Commands (`crate::commands`) call this layer; it never calls them, and never sees clap's
+//! types. It may call `berth_runtime`, [`crate::procfs`], [`crate::timestamp`],
+//! [`crate::network`], [`crate::volumes`] and [`crate::reaper`].
+
+pub mod lock;
+pub mod logs;
+pub mod names;
+pub mod restart;
+pub mod rootfs;
+pub mod signal;
+pub mod state;
+pub mod wait;
+
+pub use lock::{lock_names, Lock, LockError};
+pub use logs::{copy_log, log_path, padded_time, parse_log, parse_tail, tail, LogEntry};
+pub use names::generate_name;
+pub use restart::{
+    mark_stopped_by_user, restart_delay, RestartPolicy, RestartPolicyError, RESTART_DELAY_MAX,
+    RESTART_DELAY_MIN, RESTART_RESET_AFTER,
+};
+pub use rootfs::{rootfs_copied, rootfs_mounted, rootfs_ready, teardown, ROOTFS_COPY_MARKER};
+pub use signal::{parse_signal, signal, SignalError};
+pub use state::{find, list, load, root, save, update, State, StateError, Status, EXIT_OWNER_GONE};
+pub use wait::{wait_exit, wait_owner};
