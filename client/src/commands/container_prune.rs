@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::cli::ContainerPruneArgs;
+use crate::container::rm::RemoveOptions;
 use crate::container::{self, Status};
 use crate::context::Ctx;
 use crate::filters::Filters;
@@ -64,12 +65,12 @@ pub fn run(ctx: &Ctx, args: &ContainerPruneArgs) -> anyhow::Result<()> {
             }
         }
         let size = crate::volumes::disk_usage(&dir.join("upper"));
-        match super::rm::remove(ctx, &state.id, false, false) {
+        match crate::container::rm::remove(ctx.store.root(), &state.id, RemoveOptions::default()) {
             Ok(()) => {
                 deleted.push(state.id.clone());
                 reclaimed += size;
             }
-            Err(e) => errors.push(format!("{e:#}")),
+            Err(e) => errors.push(format!("{:#}", anyhow::Error::from(e))),
         }
     }
     let mut out = String::new();

@@ -21,7 +21,7 @@ use crate::context::Ctx;
 /// # Errors
 /// The container is not running, the command failed (its exit code attached).
 pub fn run(ctx: &Ctx, args: &ExecArgs) -> anyhow::Result<()> {
-    super::run::exit_with(exec(ctx, args))
+    super::exit_with(exec(ctx, args))
 }
 
 fn exec(ctx: &Ctx, args: &ExecArgs) -> anyhow::Result<i32> {

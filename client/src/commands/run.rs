@@ -7,7 +7,7 @@
 //!   rootfs/        overlay mount point (lower: the image's layers, top first)
 //!   upper/ work/   overlay upper and work directories
 //!   hostname hosts resolv.conf   bind-mounted at /etc/…
-//!   state.json     id, name, image, status, owner and init PIDs, exit code ([`containers`])
+//!   state.json     id, name, image, status, owner and init PIDs, exit code ([`crate::container::state`])
 //!   lock           flock guarding state.json
 //!   <id>-json.log  with `-d`: stdout/stderr in Docker's json-file format
 //! ```
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use berth_runtime::rootfs::{mount_overlay, RootfsError};
-use berth_runtime::run::{RunError, EXIT_RUNTIME};
+use berth_runtime::run::RunError;
 use berth_runtime::spec::{self, Network, ResourceLimits, RunOptions};
 use berth_runtime::syscall::{Errno, LinuxSyscall, MntFlags, Syscall};
 use oci_spec::image::ImageConfiguration;
@@ -58,26 +58,7 @@ fn network_flags<'a>(args: &'a RunArgs, name: &'a str) -> crate::network::Flags<
 /// # Errors
 /// A non-zero container status, or the reason it could not run, with its exit code attached.
 pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
-    exit_with(run_container(ctx, args))
-}
-
-/// Maps a container's exit status, or the reason it could not run, to `berth`'s exit (Docker's
-/// 125/126/127 for failures).
-///
-/// # Errors
-/// A non-zero status, or the failure with its exit code attached.
-pub fn exit_with(result: anyhow::Result<i32>) -> anyhow::Result<()> {
-    match result {
-        Ok(0) => Ok(()),
-        Ok(code) => Err(crate::Exit(u8::try_from(code).unwrap_or(255)).into()),
-        Err(e) if e.downcast_ref::<crate::Exit>().is_some() => Err(e),
-        Err(e) => {
-            let code = e
-                .downcast_ref::<RunError>()
-                .map_or(EXIT_RUNTIME, RunError::exit_code);
-            Err(e.context(crate::Exit(u8::try_from(code).unwrap_or(125))))
-        }
-    }
+    super::exit_with(run_container(ctx, args))
 }
 
 /// A new container ID: 64 hex digits, like Docker's.
@@ -91,9 +72,9 @@ fn new_id() -> String {
 
 /// Refuses a `--name` Docker would refuse or another container already has; the caller holds
 /// the names lock.
-fn check_name(data_root: &Path, name: &str) -> anyhow::Result<()> {
-    super::rename::check_valid(name, name)?;
-    super::rename::check_free(data_root, name.strip_prefix('/').unwrap_or(name), None)
+fn check_name(data_root: &Path, name: &str) -> Result<(), container::names::NameError> {
+    container::names::check_valid(name, name)?;
+    container::names::check_free(data_root, name.strip_prefix('/').unwrap_or(name), None)
 }
 
 /// The container directory, unmounted and (with `--rm`) removed on drop.
@@ -273,7 +254,15 @@ pub fn create(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
     if args.detach {
         anyhow::bail!("unknown shorthand flag: 'd' in -d");
     }
-    exit_with(run_container_as(ctx, args, true))
+    super::exit_with(run_container_as(ctx, args, true))
+}
+
+/// Prints the ID of a container `run -d` started, flushed at once.
+fn print_id(id: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{id}")?;
+    stdout.flush()
 }
 
 fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
@@ -490,7 +479,9 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         guard.mounted = false;
         guard.remove = false;
         if args.detach {
-            return start_detached(ctx, &id);
+            container::start::start_detached(ctx.store.root(), &id)?;
+            print_id(&id)?;
+            return Ok(0);
         }
         let opts = crate::attach::Options {
             stdin: args.interactive,
@@ -498,7 +489,11 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
             tty: args.tty,
             detach_keys: crate::tty::parse_detach_keys(&args.detach_keys)?,
         };
-        return start_attached(ctx, &dir, &id, &opts, false);
+        let ended = container::attach::start_attached(&dir, ctx.store.root(), &id, &opts)?;
+        return Ok(match ended {
+            container::attach::Attached::Exited(code) => code,
+            container::attach::Attached::Detached => 0,
+        });
     }
     state.status = Status::Running;
     state.started_at = Some(crate::timestamp::now_rfc3339());
@@ -555,124 +550,6 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         })?;
     }
     Ok(result?.code)
-}
-
-/// Starts the monitor (`berth container-monitor ID`, detached: its own session, reparented
-/// away from this process by a second fork, stdin and stderr `/dev/null`); its word comes on
-/// the returned pipe: `ok` once the container's program runs, `err CODE MESSAGE` when it could
-/// not start. With `attach_wait` it waits for a client on its attach socket first.
-#[allow(unsafe_code)]
-pub(crate) fn spawn_monitor(
-    ctx: &Ctx,
-    id: &str,
-    attach_wait: bool,
-) -> anyhow::Result<std::io::BufReader<std::process::ChildStdout>> {
-    use std::os::unix::process::CommandExt as _;
-    // The installed binary, also when this process runs from its sealed copy.
-    let exe =
-        berth_runtime::cloned_binary::original_exe().context("cannot find the berth executable")?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--data-root")
-        .arg(ctx.store.root())
-        .arg("container-monitor");
-    if attach_wait {
-        cmd.arg("--attach-wait");
-    }
-    cmd.arg(id)
-        .current_dir("/")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: only async-signal-safe calls (setsid, fork, _exit) between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()?;
-            match nix::unistd::fork()? {
-                nix::unistd::ForkResult::Parent { .. } => nix::libc::_exit(0),
-                nix::unistd::ForkResult::Child => Ok(()),
-            }
-        });
-    }
-    let mut child = cmd.spawn().context("cannot start the container monitor")?;
-    let out = child.stdout.take();
-    // The first child exits at once; the monitor is not ours to wait for.
-    let _ = child.wait();
-    out.map(std::io::BufReader::new)
-        .context("the container monitor has no output pipe")
-}
-
-/// Reads the monitor's word: `Ok` once the container runs.
-pub(crate) fn read_ready(pipe: &mut impl std::io::BufRead) -> anyhow::Result<()> {
-    match berth_runtime::run::Report::read_from(pipe) {
-        Some(berth_runtime::run::Report::Started) => Ok(()),
-        Some(berth_runtime::run::Report::Failed { code, message }) => {
-            Err(RunError::Start { code, message }.into())
-        }
-        None => anyhow::bail!("the container monitor exited before starting the container"),
-    }
-}
-
-/// Starts the container under a monitor and prints its ID once it runs.
-pub(crate) fn start_detached(ctx: &Ctx, id: &str) -> anyhow::Result<i32> {
-    use std::io::Write as _;
-    let mut pipe = spawn_monitor(ctx, id, false)?;
-    read_ready(&mut pipe)?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{id}")?;
-    stdout.flush()?;
-    Ok(0)
-}
-
-/// Starts the container under a monitor that waits for us, attaches our stdio and returns the
-/// container's exit code (`0` when the user detached; `announce_detach` prints Docker's
-/// `read escape sequence` then).
-pub(crate) fn start_attached(
-    ctx: &Ctx,
-    dir: &Path,
-    id: &str,
-    opts: &crate::attach::Options,
-    announce_detach: bool,
-) -> anyhow::Result<i32> {
-    let mut pipe = spawn_monitor(ctx, id, true)?;
-    let mut stream = crate::attach::connect_retry(dir, std::time::Duration::from_secs(10))?;
-    crate::attach::hello(&mut stream, opts)?;
-    read_ready(&mut pipe)?;
-    // Without a terminal, signals go to the container (with one, keys are bytes for its pty).
-    let proxy = if opts.tty {
-        None
-    } else {
-        crate::sigproxy::forward(crate::sigproxy::Target::Container(dir.to_owned()))
-    };
-    let code = finish_attach(dir, stream, opts, announce_detach);
-    if let Some(p) = proxy {
-        p.abort();
-    }
-    code
-}
-
-/// Runs an attachment to its end: the exit code, from the monitor or else the state.
-pub(crate) fn finish_attach(
-    dir: &Path,
-    stream: std::os::unix::net::UnixStream,
-    opts: &crate::attach::Options,
-    announce_detach: bool,
-) -> anyhow::Result<i32> {
-    use crate::attach::Ended;
-    match crate::attach::attach(stream, opts)? {
-        Ended::Exited(code) => Ok(code),
-        Ended::Detached => {
-            if announce_detach {
-                #[allow(clippy::print_stderr)]
-                {
-                    eprintln!("read escape sequence");
-                }
-            }
-            Ok(0)
-        }
-        Ended::Closed => Ok(container::wait_exit(dir, None)
-            .and_then(|s| s.exit_code)
-            .unwrap_or(EXIT_RUNTIME)),
-    }
 }
 
 #[cfg(test)]

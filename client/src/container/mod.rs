@@ -4,7 +4,8 @@
 //! Jobs, one module each: [`state`] (`state.json`, [`State`], [`Status`], [`find`], [`list`]),
 //! [`lock`] (the per-container and names `flock`s), [`names`] (generated names), [`logs`]
 //! (json-file logs), [`restart`] (`--restart`), [`rootfs`] (the root file system on the host and
-//! [`teardown`]), [`signal`] and [`wait`].
+//! [`teardown`]), [`signal`] and [`wait`]. Operations, one module each: [`start`] (and
+//! `restart`), [`attach`], [`stop`], [`kill`], [`rm`] and [`rename`].
 //!
 //! Commands (`crate::commands`) call this layer; it never calls them, and never sees clap's
 //! types. It may call `berth_runtime`, [`crate::procfs`], [`crate::timestamp`],
@@ -18,6 +19,14 @@ pub mod rootfs;
 pub mod signal;
 pub mod state;
 pub mod wait;
+
+// One module per lifecycle operation: plain option structs in, a typed error out.
+pub mod attach;
+pub mod kill;
+pub mod rename;
+pub mod rm;
+pub mod start;
+pub mod stop;
 
 pub use lock::{lock_names, Lock, LockError};
 pub use logs::{copy_log, log_path, padded_time, parse_log, parse_tail, tail, LogEntry};

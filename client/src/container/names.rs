@@ -1,5 +1,75 @@
-//! Container names: Docker-like generated `adjective_surname` names. Calls nothing else in the
-//! crate.
+//! Container names: Docker's rules (the pattern `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, uniqueness, its
+//! messages) and Docker-like generated `adjective_surname` names.
+//!
+//! Whoever gives a container a name (`run`, `rename`) holds the names lock
+//! ([`super::lock::lock_names`]) from the uniqueness check until the name is in `state.json`, so
+//! two of them never both take one name. May call [`super::state`].
+
+use std::path::Path;
+
+/// A name Docker refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum NameError {
+    /// Not `[a-zA-Z0-9][a-zA-Z0-9_.-]+`; the name as the message shows it.
+    #[error(
+        "Error response from daemon: Invalid container name ({0}), only {VALID_CHARS} are allowed"
+    )]
+    Invalid(String),
+    /// Another container has it.
+    #[error(
+        "Error response from daemon: Conflict. The container name \"/{name}\" is already in use by \
+         container \"{id}\". You have to remove (or rename) that container to be able to reuse \
+         that name."
+    )]
+    Taken {
+        /// The name, without `/`.
+        name: String,
+        /// The container that has it.
+        id: String,
+    },
+}
+
+/// The characters Docker allows, as its messages print them.
+const VALID_CHARS: &str = "[a-zA-Z0-9][a-zA-Z0-9_.-]";
+
+/// Whether `name` (without its leading `/`) matches `^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`.
+#[must_use]
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Refuses a name Docker would refuse; `shown` is the name as the message prints it.
+///
+/// # Errors
+/// Docker's `Invalid container name (…), only … are allowed`.
+pub fn check_valid(name: &str, shown: &str) -> Result<(), NameError> {
+    if valid_name(name.strip_prefix('/').unwrap_or(name)) {
+        Ok(())
+    } else {
+        Err(NameError::Invalid(shown.to_owned()))
+    }
+}
+
+/// Refuses `name` when a container other than `except` has it. The caller holds the names
+/// lock.
+///
+/// # Errors
+/// Docker's conflict message.
+pub fn check_free(data_root: &Path, name: &str, except: Option<&str>) -> Result<(), NameError> {
+    let taken = super::state::list(data_root)
+        .into_iter()
+        .find(|(_, s)| s.name == name && Some(s.id.as_str()) != except);
+    match taken {
+        Some((_, s)) => Err(NameError::Taken {
+            name: name.to_owned(),
+            id: s.id,
+        }),
+        None => Ok(()),
+    }
+}
 
 const ADJECTIVES: &[&str] = &[
     "admiring",
@@ -242,5 +312,53 @@ mod tests {
         assert!(ADJECTIVES.contains(&a) && NAMES.contains(&b), "{n}");
         let first = n.clone();
         assert_ne!(generate_name(&|c| c == first), first);
+    }
+
+    #[rstest::rstest]
+    #[case("web", true)]
+    #[case("my_app.v2-1", true)]
+    #[case("0abc", true)]
+    #[case("a", false)]
+    #[case("", false)]
+    #[case("_web", false)]
+    #[case("-web", false)]
+    #[case("my app", false)]
+    #[case("a/b", false)]
+    #[case("caf\u{e9}", false)]
+    fn names_follow_dockers_pattern(#[case] name: &str, #[case] ok: bool) {
+        assert_eq!(valid_name(name), ok, "{name}");
+    }
+
+    #[test]
+    fn messages_are_dockers() {
+        assert_eq!(
+            check_valid("a b", "/a b").unwrap_err().to_string(),
+            "Error response from daemon: Invalid container name (/a b), only \
+             [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        );
+        assert!(check_valid("/ok", "/ok").is_ok());
+    }
+
+    #[test]
+    fn a_taken_name_conflicts_except_with_itself() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = crate::container::state::root(t.path()).join("abc");
+        std::fs::create_dir_all(&dir).unwrap();
+        let lock = crate::container::lock::Lock::take(&dir).unwrap();
+        let s = crate::container::state::State {
+            id: "abc".into(),
+            name: "web".into(),
+            ..crate::container::state::State::default()
+        };
+        crate::container::state::save(&dir, &s, &lock).unwrap();
+        let e = check_free(t.path(), "web", None).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "Error response from daemon: Conflict. The container name \"/web\" is already in use by container \"abc\". You have to remove"
+            ),
+            "{e}"
+        );
+        assert!(check_free(t.path(), "web", Some("abc")).is_ok());
+        assert!(check_free(t.path(), "db", None).is_ok());
     }
 }
