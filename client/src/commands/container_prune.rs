@@ -59,7 +59,7 @@ pub fn run(ctx: &Ctx, args: &ContainerPruneArgs) -> anyhow::Result<()> {
             }
         }
         if filters.contains("label") || filters.contains("label!") {
-            let labels = super::container_inspect::load_create_config(&dir, &state).labels;
+            let labels = crate::container::config::load_create_config(&dir, &state).labels;
             if !Filters::labels_match(filters.get("label"), filters.get("label!"), &labels) {
                 continue;
             }

@@ -32,8 +32,6 @@ pub mod rm;
 pub mod rmi;
 pub mod run;
 mod run_checks;
-pub mod run_security;
-pub mod run_ulimit;
 pub mod save;
 pub mod search;
 pub mod start;
@@ -140,6 +138,10 @@ pub fn exit_with(result: anyhow::Result<i32>) -> anyhow::Result<()> {
                     .or_else(|| {
                         e.downcast_ref::<crate::container::attach::AttachError>()
                             .and_then(crate::container::attach::AttachError::run_error)
+                    })
+                    .or_else(|| {
+                        e.downcast_ref::<crate::container::foreground::ForegroundError>()
+                            .and_then(crate::container::foreground::ForegroundError::run_error)
                     })
             });
             let code = run_error.map_or(EXIT_RUNTIME, RunError::exit_code);

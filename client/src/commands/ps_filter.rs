@@ -192,7 +192,7 @@ impl PsFilter {
             }
         }
         if f.contains("label") || f.contains("network") {
-            let create = super::container_inspect::load_create_config(dir, s);
+            let create = crate::container::config::load_create_config(dir, s);
             if !Filters::labels_match(f.get("label"), &[], &create.labels) {
                 return false;
             }

@@ -4,8 +4,10 @@
 //! Jobs, one module each: [`state`] (`state.json`, [`State`], [`Status`], [`find`], [`list`]),
 //! [`lock`] (the per-container and names `flock`s), [`names`] (generated names), [`logs`]
 //! (json-file logs), [`restart`] (`--restart`), [`rootfs`] (the root file system on the host and
-//! [`teardown`]), [`signal`] and [`wait`]. Operations, one module each: [`start`] (and
-//! `restart`), [`attach`], [`stop`], [`kill`], [`rm`] and [`rename`].
+//! [`teardown`]), [`signal`], [`wait`], [`config`] (`create.json`), and the spec edits of
+//! [`security`] and [`ulimit`]. Operations, one module each: [`create`], [`foreground`] (run in
+//! this process), [`start`] (and `restart`), [`attach`], [`stop`], [`kill`], [`rm`] and
+//! [`rename`].
 //!
 //! Commands (`crate::commands`) call this layer; it never calls them, and never sees clap's
 //! types. It may call `berth_runtime`, [`crate::procfs`], [`crate::timestamp`],
@@ -16,12 +18,17 @@ pub mod logs;
 pub mod names;
 pub mod restart;
 pub mod rootfs;
+pub mod security;
 pub mod signal;
 pub mod state;
+pub mod ulimit;
 pub mod wait;
 
 // One module per lifecycle operation: plain option structs in, a typed error out.
 pub mod attach;
+pub mod config;
+pub mod create;
+pub mod foreground;
 pub mod kill;
 pub mod rename;
 pub mod rm;
