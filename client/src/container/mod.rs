@@ -4,8 +4,9 @@
 //! Jobs, one module each: [`state`] (`state.json`, [`State`], [`Status`], [`find`], [`list`]),
 //! [`lock`] (the per-container and names `flock`s), [`names`] (generated names), [`logs`]
 //! (json-file logs), [`restart`] (`--restart`), [`rootfs`] (the root file system on the host and
-//! [`teardown`]), [`signal`], [`wait`], [`config`] (`create.json`), and the spec edits of
-//! [`security`] and [`ulimit`]. Operations, one module each: [`create`], [`foreground`] (run in
+//! [`teardown`]), [`signal`], [`wait`], [`images`] (which images containers use, asked by
+//! `rmi` and `image prune`), [`config`] (`create.json`), and the spec edits of
+//! [`security`] and [`ulimit`]. Operations, one module each: [`create`], [`exec`], [`foreground`] (run in
 //! this process), [`start`] (and `restart`), [`attach`], [`stop`], [`kill`], [`rm`] and
 //! [`rename`].
 //!
@@ -13,6 +14,7 @@
 //! types. It may call `berth_runtime`, [`crate::procfs`], [`crate::timestamp`],
 //! [`crate::network`], [`crate::volumes`] and [`crate::reaper`].
 
+pub mod images;
 pub mod lock;
 pub mod logs;
 pub mod names;
@@ -28,6 +30,7 @@ pub mod wait;
 pub mod attach;
 pub mod config;
 pub mod create;
+pub mod exec;
 pub mod foreground;
 pub mod kill;
 pub mod rename;
