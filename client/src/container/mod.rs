@@ -2,21 +2,26 @@
 //! commands and above the runtime.
 //!
 //! Jobs, one module each: [`state`] (`state.json`, [`State`], [`Status`], [`find`], [`list`]),
-//! [`lock`] (the per-container and names `flock`s), [`names`] (generated names), [`logs`]
-//! (json-file logs), [`restart`] (`--restart`), [`rootfs`] (the root file system on the host and
-//! [`teardown`]), [`signal`], [`wait`], [`images`] (which images containers use, asked by
-//! `rmi` and `image prune`), [`config`] (`create.json`), and the spec edits of
-//! [`security`] and [`ulimit`]. Operations, one module each: [`create`], [`exec`], [`foreground`] (run in
-//! this process), [`start`] (and `restart`), [`attach`], [`stop`], [`kill`], [`rm`] and
-//! [`rename`].
+//! [`lock`] (the per-container and names `flock`s), [`names`] (name rules and generated names),
+//! [`logs`] (json-file logs), [`restart`] (`--restart`), [`rootfs`] (the root file system on the
+//! host and [`teardown`]), [`signal`], [`wait`], [`images`] (which images containers use, asked
+//! by `rmi` and `image prune`), [`config`] (`create.json`), and the spec edits of [`security`]
+//! and [`ulimit`]. Operations, one module each: [`create`], [`foreground`] (run in this
+//! process), [`start`] (and `restart`), [`attach`], [`exec`], [`stop`], [`kill`], [`rm`] and
+//! [`rename`]. [`monitor`] is the process that owns a detached container.
 //!
 //! Commands (`crate::commands`) call this layer; it never calls them, and never sees clap's
 //! types. It may call `berth_runtime`, [`crate::procfs`], [`crate::timestamp`],
-//! [`crate::network`], [`crate::volumes`] and [`crate::reaper`].
+//! [`crate::network`], [`crate::volumes`], [`crate::reaper`], [`crate::store`] (layer paths),
+//! [`crate::envfile`], [`crate::containers_fs`] and the process plumbing ([`crate::attach`],
+//! [`crate::relay`], [`crate::sigproxy`], [`crate::tty`]). Two of those look back at containers:
+//! [`crate::network`] (`--link` and `container:NAME` find other containers; [`State`] holds its
+//! `Settings`) and [`crate::volumes`] (which containers use a volume).
 
 pub mod images;
 pub mod lock;
 pub mod logs;
+pub mod monitor;
 pub mod names;
 pub mod restart;
 pub mod rootfs;
