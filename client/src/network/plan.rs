@@ -36,7 +36,8 @@ pub struct RunNetwork {
     pub resolv_conf: String,
 }
 
-/// The network flags of `run` (a view of `RunArgs`, so this module does not depend on clap).
+/// The network flags of `run` (a view of [`crate::container::create::NetworkOptions`], so this
+/// module does not depend on clap).
 #[derive(Debug, Clone, Copy)]
 pub struct Flags<'a> {
     /// `--network`/`--net`.
