@@ -7,7 +7,8 @@
 //! host and [`teardown`]), [`signal`], [`wait`], [`images`] (which images containers use, asked
 //! by `rmi` and `image prune`), [`config`] (`create.json`), and the spec edits of [`security`]
 //! and [`ulimit`]. Operations, one module each: [`create`], [`foreground`] (run in this
-//! process), [`start`] (and `restart`), [`attach`], [`exec`], [`stop`], [`kill`], [`rm`] and
+//! process), [`start`] (and `restart`), [`attach`], [`exec`], [`stop`], [`kill`], [`rm`],
+//! [`connect`] (`network connect`/`disconnect`) and
 //! [`rename`]. [`monitor`] is the process that owns a detached container.
 //!
 //! Commands (`crate::commands`) call this layer; it never calls them, and never sees clap's
@@ -34,6 +35,7 @@ pub mod wait;
 // One module per lifecycle operation: plain option structs in, a typed error out.
 pub mod attach;
 pub mod config;
+pub mod connect;
 pub mod create;
 pub mod exec;
 pub mod foreground;

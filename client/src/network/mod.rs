@@ -18,6 +18,7 @@
 //! (Docker's `docker0` has 172.17.0.0/16, podman's 10.88.0.0/16), chosen when the bridge is
 //! first set up and kept while it exists.
 
+pub mod connect;
 pub mod dns;
 pub mod ipam;
 pub mod links;
@@ -108,6 +109,9 @@ pub struct Settings {
     /// Ports the container exposes (the image's, `--expose`'s, `-p`'s), as `80/tcp`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exposed_ports: Vec<String>,
+    /// Networks `network connect` added while it runs ([`connect`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connected: Vec<connect::Connection>,
 }
 
 impl Settings {
@@ -125,6 +129,7 @@ impl Settings {
         self.ip_prefix_len = None;
         self.gateway = None;
         self.ports.clear();
+        self.connected.clear();
     }
 }
 
