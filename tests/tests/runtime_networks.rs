@@ -550,6 +550,14 @@ fn network_connect_and_disconnect_change_a_running_containers_networks() {
     );
     let ip2 = conn["IPAddress"].as_str().unwrap().to_owned();
     let host_end = conn["HostInterface"].as_str().unwrap().to_owned();
+    let networks = env.ok(&[
+        "inspect",
+        "-f",
+        "{{range $n, $e := .NetworkSettings.Networks}}{{$n}}={{$e.IPAddress}} {{end}}",
+        "svc",
+    ]);
+    assert!(networks.contains(&format!("second={ip2} ")), "{networks}");
+    assert!(networks.starts_with("first="), "{networks}");
     // The container has the interface; `second`'s containers reach it by name and alias over
     // TCP, at its address there; its first network still works.
     let out = env.ok(&["exec", "svc", "ip", "-4", "addr", "show", "eth1"]);

@@ -245,7 +245,8 @@ fn device_mapping(arg: &str) -> Value {
 }
 
 /// Docker's `NetworkSettings`: the bridge endpoint (address, gateway, MAC-less) and published
-/// ports while the container runs, empty values otherwise.
+/// ports while the container runs, empty values otherwise; `Networks` also has the networks
+/// `network connect` added.
 fn network_settings(state: &State, mode: &str) -> Value {
     let net = state.network.clone().unwrap_or_default();
     let ip = net.ip_address.map(|a| a.to_string()).unwrap_or_default();
@@ -263,13 +264,25 @@ fn network_settings(state: &State, mode: &str) -> Value {
         "IPAddress": ip,
         "IPPrefixLen": prefix,
     });
+    let mut networks = serde_json::Map::new();
+    networks.insert(mode.to_owned(), endpoint);
+    for c in &net.connected {
+        networks.insert(
+            c.network.clone(),
+            json!({
+                "Gateway": c.gateway.to_string(),
+                "IPAddress": c.ip_address.to_string(),
+                "IPPrefixLen": c.ip_prefix_len,
+            }),
+        );
+    }
     json!({
         "Bridge": net.bridge.clone().unwrap_or_default(),
         "Gateway": gateway,
         "IPAddress": ip,
         "IPPrefixLen": prefix,
         "Ports": ports,
-        "Networks": { mode: endpoint },
+        "Networks": networks,
     })
 }
 
