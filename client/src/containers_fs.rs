@@ -21,7 +21,7 @@ use berth_runtime::syscall::{LinuxSyscall, MntFlags, MsFlags, Syscall as _};
 pub use self::extract::extract_in_root;
 pub use self::resolve::{ResolveError, RootDir};
 pub use self::tree::{append_tree, append_tree_at};
-use crate::containers::{self, Lock, State, Status};
+use crate::container::{self, Lock, State, Status};
 use crate::store::Store;
 
 /// The overlay lower directories of the container's image, top layer first.
@@ -46,7 +46,7 @@ pub fn lowers(store: &Store, state: &State) -> anyhow::Result<Vec<PathBuf>> {
 /// # Errors
 /// Missing layers, or the mount fails.
 pub fn ensure_rootfs(store: &Store, dir: &Path, state: &State) -> anyhow::Result<()> {
-    if containers::rootfs_ready(dir) {
+    if container::rootfs_ready(dir) {
         return Ok(());
     }
     mount_overlay(
@@ -75,9 +75,9 @@ impl MergedRoot {
     /// Missing image layers, or the mount fails.
     pub fn open(store: &Store, dir: &Path, state: &State) -> anyhow::Result<Self> {
         let lock = Lock::take(dir)?;
-        let state = containers::load(dir).unwrap_or_else(|_| state.clone());
-        let copied = containers::rootfs_copied(dir);
-        if copied || (state.status() == Status::Running && containers::rootfs_mounted(dir)) {
+        let state = container::load(dir).unwrap_or_else(|_| state.clone());
+        let copied = container::rootfs_copied(dir);
+        if copied || (state.status() == Status::Running && container::rootfs_mounted(dir)) {
             return Ok(Self {
                 path: dir.join("rootfs"),
                 temporary: false,

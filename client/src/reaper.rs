@@ -1,6 +1,6 @@
 //! Cleans up after a `berth` that was killed (SIGKILL, OOM, power loss) while it owned a
 //! container, so nothing it left stays invisible or half-made. Run by every invocation that
-//! lists or looks up containers ([`crate::containers::list`], [`crate::containers::find`]):
+//! lists or looks up containers ([`crate::container::list`], [`crate::container::find`]):
 //!
 //! - a container directory without `state.json` whose creator (recorded in [`CREATING`]) is
 //!   gone: its root file system mount, cgroups and directory are removed (no command can see
@@ -13,12 +13,13 @@
 //!   again — after its monitor was killed, or after a reboot ([`crate::commands::start::restore`]).
 //!
 //! Each container is handled under its lock, and only when its owner is provably dead (PID and
-//! start time), so a live `run` or monitor is never touched. Calls [`crate::containers`] and
+//! start time), so a live `run` or monitor is never touched. Calls [`crate::container`] and
 //! [`crate::volumes`].
 
 use std::path::Path;
 
-use crate::containers::{self, ProcessId, State, Status};
+use crate::container::{self, State, Status};
+use crate::procfs::ProcessId;
 
 /// Marker written into a new container directory before anything is mounted, holding the
 /// creating process ([`ProcessId`] as JSON); removed once `state.json` exists.
@@ -44,7 +45,7 @@ pub fn done_creating(dir: &Path) {
 /// cannot be cleaned now is left for the next invocation.
 pub fn reap(data_root: &Path) -> Vec<String> {
     let mut restart = Vec::new();
-    let Ok(entries) = std::fs::read_dir(containers::root(data_root)) else {
+    let Ok(entries) = std::fs::read_dir(container::root(data_root)) else {
         return restart;
     };
     for entry in entries.flatten() {
@@ -54,7 +55,7 @@ pub fn reap(data_root: &Path) -> Vec<String> {
         }
         let id = entry.file_name().to_string_lossy().into_owned();
         if dir.join("state.json").exists() {
-            if let Ok(state) = containers::load(&dir) {
+            if let Ok(state) = container::load(&dir) {
                 if owner_died(&state) && reap_orphan(data_root, &dir, &id) {
                     restart.push(id);
                 }
@@ -84,7 +85,7 @@ fn creator_died(dir: &Path) -> bool {
 }
 
 fn reap_unfinished(dir: &Path, id: &str) {
-    let Ok(_lock) = containers::Lock::take(dir) else {
+    let Ok(_lock) = container::Lock::take(dir) else {
         return;
     };
     // Re-check under the lock: the creator may have finished in between.
@@ -95,27 +96,27 @@ fn reap_unfinished(dir: &Path, id: &str) {
         "removing the unfinished container directory {}",
         dir.display()
     );
-    containers::teardown(dir, id);
-    if !containers::rootfs_mounted(dir) {
+    container::teardown(dir, id);
+    if !container::rootfs_mounted(dir) {
         let _ = fs_err::remove_dir_all(dir);
     }
 }
 
 /// Cleans up one container whose owner died; true when its restart policy wants it running.
 fn reap_orphan(data_root: &Path, dir: &Path, id: &str) -> bool {
-    let Ok(lock) = containers::Lock::take(dir) else {
+    let Ok(lock) = container::Lock::take(dir) else {
         return false;
     };
-    let Ok(mut state) = containers::load(dir) else {
+    let Ok(mut state) = container::load(dir) else {
         return false;
     };
     if !owner_died(&state) {
         return false;
     }
     tracing::debug!("cleaning up container {id}: its owner is gone");
-    containers::teardown(dir, id);
+    container::teardown(dir, id);
     if state.auto_remove {
-        if containers::rootfs_mounted(dir) {
+        if container::rootfs_mounted(dir) {
             return false;
         }
         drop(lock);
@@ -128,7 +129,7 @@ fn reap_orphan(data_root: &Path, dir: &Path, id: &str) -> bool {
     state.exit_code = Some(state.exit_code());
     state
         .finished_at
-        .get_or_insert_with(containers::now_rfc3339);
+        .get_or_insert_with(crate::timestamp::now_rfc3339);
     state.restarting = false;
     if let Some(n) = state.network.as_mut() {
         n.forget();
@@ -138,7 +139,7 @@ fn reap_orphan(data_root: &Path, dir: &Path, id: &str) -> bool {
         state.restart_count,
         state.stopped_by_user,
     );
-    containers::save(dir, &state, &lock).is_ok() && restart
+    container::save(dir, &state, &lock).is_ok() && restart
 }
 
 #[cfg(test)]
@@ -177,11 +178,11 @@ mod tests {
                 auto_remove,
                 ..State::default()
             };
-            let lock = containers::Lock::take(&dir).unwrap();
-            containers::save(&dir, &state, &lock).unwrap();
+            let lock = container::Lock::take(&dir).unwrap();
+            container::save(&dir, &state, &lock).unwrap();
         }
         assert!(reap(t.path()).is_empty(), "no restart policy");
-        let kept = containers::load(&t.path().join("containers/keep")).unwrap();
+        let kept = container::load(&t.path().join("containers/keep")).unwrap();
         assert_eq!(kept.status, Status::Exited);
         assert_eq!(kept.exit_code, Some(137));
         assert!(kept.finished_at.is_some());
@@ -195,11 +196,11 @@ mod tests {
             monitor: ProcessId::of(nix::unistd::getpid().as_raw()),
             ..State::default()
         };
-        let lock = containers::Lock::take(&dir).unwrap();
-        containers::save(&dir, &state, &lock).unwrap();
+        let lock = container::Lock::take(&dir).unwrap();
+        container::save(&dir, &state, &lock).unwrap();
         drop(lock);
         reap(t.path());
-        assert_eq!(containers::load(&dir).unwrap().status, Status::Running);
+        assert_eq!(container::load(&dir).unwrap().status, Status::Running);
     }
 
     #[test]
@@ -207,21 +208,21 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let dead = ProcessId { pid: 1, start: 1 };
         let cases = [
-            ("always", containers::RestartPolicy::Always, false, true),
+            ("always", container::RestartPolicy::Always, false, true),
             (
                 "unless",
-                containers::RestartPolicy::UnlessStopped,
+                container::RestartPolicy::UnlessStopped,
                 false,
                 true,
             ),
             (
                 "failure",
-                containers::RestartPolicy::OnFailure { max: 2 },
+                container::RestartPolicy::OnFailure { max: 2 },
                 false,
                 true,
             ),
-            ("stopped", containers::RestartPolicy::Always, true, false),
-            ("never", containers::RestartPolicy::No, false, false),
+            ("stopped", container::RestartPolicy::Always, true, false),
+            ("never", container::RestartPolicy::No, false, false),
         ];
         for (id, policy, stopped, _) in cases {
             let dir = t.path().join("containers").join(id);
@@ -234,8 +235,8 @@ mod tests {
                 stopped_by_user: stopped,
                 ..State::default()
             };
-            let lock = containers::Lock::take(&dir).unwrap();
-            containers::save(&dir, &state, &lock).unwrap();
+            let lock = container::Lock::take(&dir).unwrap();
+            container::save(&dir, &state, &lock).unwrap();
         }
         let mut back = reap(t.path());
         back.sort();

@@ -49,8 +49,8 @@ pub fn forward(target: Target) -> Option<tokio::task::JoinHandle<()>> {
         while let Some(sig) = rx.recv().await {
             match &target {
                 Target::Container(dir) => {
-                    if let Ok(state) = crate::containers::load(dir) {
-                        let _ = crate::containers::signal(&state, sig);
+                    if let Ok(state) = crate::container::load(dir) {
+                        let _ = crate::container::signal(&state, sig);
                     }
                 }
                 Target::Pid(pid) => {

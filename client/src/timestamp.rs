@@ -2,8 +2,11 @@
 //! relative to now (`10m`, `1h30m`), an RFC 3339 date or a shorter form of one
 //! (`2006-01-02`, `2006-01-02T15:04`, in local time without a zone), or Unix seconds with an
 //! optional fraction (`1700000000.5`). Follows moby's `api/types/time.GetTimestamp`.
+//! Also the RFC3339Nano timestamps Berth records (`state.json`, logs, networks).
 
-use chrono::{DateTime, FixedOffset, Local, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
+use chrono::{
+    DateTime, FixedOffset, Local, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone as _, Utc,
+};
 
 /// Go's `time.ParseDuration`: a signed sequence of decimal numbers with units `ns`, `us`
 /// (`µs`), `ms`, `s`, `m`, `h`; nanoseconds.
@@ -157,6 +160,29 @@ fn parse_zoned(value: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// Now, as Docker's RFC3339Nano (trailing zeros of the fraction dropped).
+#[must_use]
+pub fn now_rfc3339() -> String {
+    rfc3339_nano(Utc::now())
+}
+
+/// Go's `time.RFC3339Nano`: `2024-01-02T03:04:05.1234Z`.
+#[must_use]
+pub fn rfc3339_nano(t: DateTime<Utc>) -> String {
+    let s = t.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    match s.split_once('.') {
+        Some((secs, frac)) => {
+            let frac = frac.trim_end_matches('Z').trim_end_matches('0');
+            if frac.is_empty() {
+                format!("{secs}Z")
+            } else {
+                format!("{secs}.{frac}Z")
+            }
+        }
+        None => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rstest::rstest;
@@ -232,5 +258,17 @@ mod tests {
             "failed to parse value as time or duration: \"yesterday\""
         );
         assert!(parse("2013-13-45", now).is_err());
+    }
+
+    #[test]
+    fn times_are_rfc3339_nano() {
+        let t = DateTime::parse_from_rfc3339("2024-01-02T03:04:05.120Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(rfc3339_nano(t), "2024-01-02T03:04:05.12Z");
+        let t = DateTime::parse_from_rfc3339("2024-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(rfc3339_nano(t), "2024-01-02T03:04:05Z");
     }
 }

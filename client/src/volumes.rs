@@ -169,7 +169,7 @@ pub fn list(data_root: &Path) -> Vec<Volume> {
 #[must_use]
 pub fn users(data_root: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (_, state) in crate::containers::list(data_root) {
+    for (_, state) in crate::container::list(data_root) {
         for v in state.volumes {
             out.entry(v).or_default().insert(state.id.clone());
         }

@@ -4,7 +4,8 @@
 //! out (a network namespace made here plays "the internet"); the embedded server forwards
 //! other names to `--dns` (a tiny responder in such a namespace); `--link` env and hosts;
 //! `--network container:NAME`; published ports on a user network; `network rm` refused
-//! while in use and leaving nothing behind; `network ls` shaped like Docker's.
+//! while in use and leaving nothing behind; `network ls` shaped like Docker's; `network
+//! connect`/`disconnect` of a running container.
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::process::{Child, Command};
@@ -526,4 +527,83 @@ fn network_ls_has_dockers_shape() {
         };
         assert_eq!(predefined(&ls), predefined(&docker));
     }
+}
+
+#[test]
+fn network_connect_and_disconnect_change_a_running_containers_networks() {
+    let env = env();
+    env.ok(&["network", "create", "first"]);
+    env.ok(&["network", "create", "second"]);
+    let srv = env.detach(&["--name", "svc", "--network", "first"], SERVE);
+    let resolves = "nslookup svc 127.0.0.11 >/dev/null 2>&1 && echo RESOLVED || echo unknown";
+    let (_, out, _) = env.sh(&["--network", "second"], resolves);
+    assert_eq!(out, "unknown\n");
+
+    assert_eq!(
+        env.ok(&["network", "connect", "--alias", "svc2", "second", "svc"]),
+        ""
+    );
+    let conn = env.state(&srv)["NetworkSettings"]["Connected"][0].clone();
+    assert_eq!(
+        (&conn["Network"], &conn["Interface"]),
+        (&serde_json::json!("second"), &serde_json::json!("eth1"))
+    );
+    let ip2 = conn["IPAddress"].as_str().unwrap().to_owned();
+    let host_end = conn["HostInterface"].as_str().unwrap().to_owned();
+    let networks = env.ok(&[
+        "inspect",
+        "-f",
+        "{{range $n, $e := .NetworkSettings.Networks}}{{$n}}={{$e.IPAddress}} {{end}}",
+        "svc",
+    ]);
+    assert!(networks.contains(&format!("second={ip2} ")), "{networks}");
+    assert!(networks.starts_with("first="), "{networks}");
+    // The container has the interface; `second`'s containers reach it by name and alias over
+    // TCP, at its address there; its first network still works.
+    let out = env.ok(&["exec", "svc", "ip", "-4", "addr", "show", "eth1"]);
+    assert!(out.contains(&format!("inet {ip2}/")), "{out}");
+    let (code, out, err) = env.sh(
+        &["--network", "second"],
+        "for n in svc svc2; do echo | nc -w 5 $n 8000; done; nslookup svc 127.0.0.11",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches("pong").count(), 2, "{out}{err}");
+    assert!(out.contains(&format!("Address: {ip2}")), "{out}");
+    let (_, out, _) = env.sh(&["--network", "first"], "echo | nc -w 5 svc 8000");
+    assert_eq!(out, "pong\n");
+    // Docker's refusals.
+    let err = |args: &[&str]| {
+        let out = env.berth(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).trim().to_owned()
+    };
+    assert_eq!(
+        err(&["network", "connect", "second", "svc"]),
+        "error: Error response from daemon: endpoint with name svc already exists in network second"
+    );
+    assert!(err(&["network", "rm", "second"]).contains("has active endpoints"));
+    assert!(
+        err(&["network", "disconnect", "first", "svc"]).contains("the network it was created with")
+    );
+
+    assert_eq!(env.ok(&["network", "disconnect", "second", "svc"]), "");
+    let (_, out, _) = env.sh(
+        &["--network", "second"],
+        &format!("{resolves}; echo | nc -w 2 {ip2} 8000 || echo unreachable"),
+    );
+    assert_eq!(out, "unknown\nunreachable\n");
+    let links = run(Command::new("ip").args(["-br", "link"]));
+    assert!(!links.contains(&host_end), "{links}");
+    assert_eq!(
+        err(&["network", "disconnect", "second", "svc"]),
+        format!(
+            "error: Error response from daemon: container {srv} is not connected to network second"
+        )
+    );
+    assert_eq!(env.ok(&["network", "rm", "second"]), "second\n");
+    // Connected again, the container's exit takes the interface and the address along.
+    env.ok(&["network", "create", "third"]);
+    env.ok(&["network", "connect", "third", "svc"]);
+    env.ok(&["rm", "-f", "svc"]);
+    assert_eq!(env.ok(&["network", "rm", "third"]), "third\n");
 }

@@ -14,7 +14,7 @@ use crate::archive::change::{self, ContainerConfig};
 use crate::archive::import::write_layer;
 use crate::archive::{media, put_blob, ArchiveError, NewBlobs};
 use crate::cli::CommitArgs;
-use crate::containers;
+use crate::container;
 use crate::containers_fs::{append_tree_at, piped, RootDir};
 use crate::context::Ctx;
 use crate::reference::Reference;
@@ -39,13 +39,13 @@ pub fn run(ctx: &Ctx, args: &CommitArgs) -> anyhow::Result<()> {
         .transpose()?;
     change::apply(&mut ContainerConfig::default(), &args.change)
         .map_err(|e| ArchiveError::from(e).into_anyhow())?;
-    let (dir, state) = containers::find(ctx.store.root(), &args.container)?;
+    let (dir, state) = container::find(ctx.store.root(), &args.container)?;
     anyhow::ensure!(
-        !containers::rootfs_copied(&dir),
+        !container::rootfs_copied(&dir),
         "cannot commit container {}: its root file system is a copy (overlayfs was unavailable), so its changes cannot be told apart from the image",
         state.name
     );
-    let _lock = containers::Lock::take(&dir)?;
+    let _lock = container::Lock::take(&dir)?;
     let store = &ctx.store;
     let image = store
         .image(&state.image)

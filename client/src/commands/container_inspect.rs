@@ -4,125 +4,19 @@
 //! inspectable) and `create.json`, the Docker `Config` values `run` was given that the spec
 //! cannot tell back (`Entrypoint` vs `Cmd`, `User` and `WorkingDir` as written, `Binds`).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use oci_spec::image::Config as ImageConfig;
 use oci_spec::runtime::Spec;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::cli::{ContainerInspectArgs, RunArgs};
-use crate::containers::{self, State, Status};
+use crate::cli::ContainerInspectArgs;
+use crate::container::config::load_create_config;
+use crate::container::{self, State, Status};
 use crate::context::Ctx;
 use crate::format;
 
 /// Go's zero `time.Time`, which Docker prints for a time that has not happened.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
-
-/// `<dir>/create.json`: what `run` was asked for, in Docker's terms.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CreateConfig {
-    /// `--entrypoint`, else the image's.
-    pub entrypoint: Option<Vec<String>>,
-    /// The command after the image name, else the image's `Cmd` (none with `--entrypoint`).
-    pub cmd: Option<Vec<String>>,
-    /// `-u`, else the image's `User`.
-    pub user: String,
-    /// `-w`, else the image's `WorkingDir`.
-    pub working_dir: String,
-    /// The image's labels.
-    pub labels: BTreeMap<String, String>,
-    /// `-v` flags as given.
-    pub binds: Option<Vec<String>>,
-    /// `--network`.
-    pub network_mode: String,
-    /// `--privileged`.
-    #[serde(default)]
-    pub privileged: bool,
-    /// `--cap-add` as given.
-    #[serde(default)]
-    pub cap_add: Vec<String>,
-    /// `--cap-drop` as given.
-    #[serde(default)]
-    pub cap_drop: Vec<String>,
-    /// `--device` as given.
-    #[serde(default)]
-    pub devices: Vec<String>,
-    /// `--security-opt` as given.
-    #[serde(default)]
-    pub security_opt: Vec<String>,
-}
-
-/// Path of `create.json` in a container directory.
-fn create_path(dir: &Path) -> PathBuf {
-    dir.join("create.json")
-}
-
-/// Records `create.json` for a container `run` creates from `image`.
-///
-/// # Errors
-/// I/O.
-pub fn save_create_config(
-    dir: &Path,
-    args: &RunArgs,
-    image: Option<&ImageConfig>,
-) -> anyhow::Result<()> {
-    let entrypoint = match args.entrypoint.as_deref() {
-        Some("") => None,
-        Some(e) => Some(vec![e.to_owned()]),
-        None => image.and_then(|c| c.entrypoint().clone()),
-    };
-    let cmd = if !args.command.is_empty() {
-        Some(args.command.clone())
-    } else if args.entrypoint.is_some() {
-        None
-    } else {
-        image.and_then(|c| c.cmd().clone())
-    };
-    let config = CreateConfig {
-        entrypoint,
-        cmd,
-        user: args
-            .user
-            .clone()
-            .or_else(|| image.and_then(|c| c.user().clone()))
-            .unwrap_or_default(),
-        working_dir: args
-            .workdir
-            .clone()
-            .or_else(|| image.and_then(|c| c.working_dir().clone()))
-            .unwrap_or_default(),
-        labels: image
-            .and_then(|c| c.labels().clone())
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-        binds: (!args.volumes.is_empty()).then(|| args.volumes.clone()),
-        network_mode: args.network.clone(),
-        privileged: args.privileged,
-        cap_add: args.cap_add.clone(),
-        cap_drop: args.cap_drop.clone(),
-        devices: args.device.clone(),
-        security_opt: args.security_opt.clone(),
-    };
-    fs_err::write(create_path(dir), serde_json::to_vec_pretty(&config)?)?;
-    Ok(())
-}
-
-/// `create.json`, or what the spec tells when it is missing (a container from an older Berth):
-/// the whole argv as `Cmd`.
-pub fn load_create_config(dir: &Path, state: &State) -> CreateConfig {
-    fs_err::read(create_path(dir))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| CreateConfig {
-            cmd: Some(state.command.clone()),
-            network_mode: "none".into(),
-            ..CreateConfig::default()
-        })
-}
 
 /// One entry of Docker's `Mounts`, from an OCI bind mount: a volume when its source is a
 /// volume's `_data` under the data root, else a bind. The container's own `/etc` files are no
@@ -261,7 +155,7 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
         "ResolvConfPath": dir.join("resolv.conf"),
         "HostnamePath": dir.join("hostname"),
         "HostsPath": dir.join("hosts"),
-        "LogPath": containers::log_path(dir, &state.id),
+        "LogPath": container::log_path(dir, &state.id),
         "Name": format!("/{}", state.name),
         "RestartCount": state.restart_count,
         "Driver": "overlay",
@@ -351,7 +245,8 @@ fn device_mapping(arg: &str) -> Value {
 }
 
 /// Docker's `NetworkSettings`: the bridge endpoint (address, gateway, MAC-less) and published
-/// ports while the container runs, empty values otherwise.
+/// ports while the container runs, empty values otherwise; `Networks` also has the networks
+/// `network connect` added.
 fn network_settings(state: &State, mode: &str) -> Value {
     let net = state.network.clone().unwrap_or_default();
     let ip = net.ip_address.map(|a| a.to_string()).unwrap_or_default();
@@ -369,13 +264,25 @@ fn network_settings(state: &State, mode: &str) -> Value {
         "IPAddress": ip,
         "IPPrefixLen": prefix,
     });
+    let mut networks = serde_json::Map::new();
+    networks.insert(mode.to_owned(), endpoint);
+    for c in &net.connected {
+        networks.insert(
+            c.network.clone(),
+            json!({
+                "Gateway": c.gateway.to_string(),
+                "IPAddress": c.ip_address.to_string(),
+                "IPPrefixLen": c.ip_prefix_len,
+            }),
+        );
+    }
     json!({
         "Bridge": net.bridge.clone().unwrap_or_default(),
         "Gateway": gateway,
         "IPAddress": ip,
         "IPPrefixLen": prefix,
         "Ports": ports,
-        "Networks": { mode: endpoint },
+        "Networks": networks,
     })
 }
 
@@ -423,7 +330,7 @@ pub fn run(ctx: &Ctx, args: &ContainerInspectArgs) -> anyhow::Result<()> {
     let mut docs = Vec::new();
     let mut missing = Vec::new();
     for arg in &args.containers {
-        match containers::find(ctx.store.root(), arg) {
+        match container::find(ctx.store.root(), arg) {
             Ok((dir, state)) => {
                 let mut doc = document(ctx.store.root(), &dir, &state)?;
                 if args.size {
@@ -442,52 +349,6 @@ pub fn run(ctx: &Ctx, args: &ContainerInspectArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run_args(flags: &[&str], command: &[&str]) -> RunArgs {
-        let mut argv = vec!["berth", "run"];
-        argv.extend_from_slice(flags);
-        argv.push("img");
-        argv.extend_from_slice(command);
-        match crate::cli::Cli::try_parse_argv(argv).unwrap().command {
-            crate::cli::Command::Run(a) => a,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn image() -> ImageConfig {
-        serde_json::from_value(json!({
-            "Entrypoint": ["/entry"],
-            "Cmd": ["serve"],
-            "User": "app",
-            "WorkingDir": "/srv",
-            "Labels": {"team": "blue"},
-        }))
-        .unwrap()
-    }
-
-    fn saved(flags: &[&str], command: &[&str]) -> CreateConfig {
-        let t = tempfile::tempdir().unwrap();
-        save_create_config(t.path(), &run_args(flags, command), Some(&image())).unwrap();
-        load_create_config(t.path(), &State::default())
-    }
-
-    #[test]
-    fn create_config_follows_dockers_entrypoint_and_cmd_rules() {
-        let c = saved(&[], &[]);
-        assert_eq!(c.entrypoint, Some(vec!["/entry".to_owned()]));
-        assert_eq!(c.cmd, Some(vec!["serve".to_owned()]));
-        assert_eq!((c.user.as_str(), c.working_dir.as_str()), ("app", "/srv"));
-        assert_eq!(c.labels["team"], "blue");
-        assert_eq!((c.binds, c.network_mode.as_str()), (None, "bridge"));
-        let c = saved(&["--entrypoint", "sh", "-u", "1:2", "-w", "/x"], &[]);
-        assert_eq!((c.entrypoint, c.cmd), (Some(vec!["sh".to_owned()]), None));
-        assert_eq!((c.user.as_str(), c.working_dir.as_str()), ("1:2", "/x"));
-        let c = saved(&["-v", "/a:/b"], &["echo", "hi"]);
-        assert_eq!(c.cmd, Some(vec!["echo".to_owned(), "hi".to_owned()]));
-        assert_eq!(c.binds, Some(vec!["/a:/b".to_owned()]));
-        let c = saved(&["--entrypoint", ""], &["ls"]);
-        assert_eq!((c.entrypoint, c.cmd), (None, Some(vec!["ls".to_owned()])));
-    }
 
     #[test]
     fn mounts_tell_volumes_from_binds() {

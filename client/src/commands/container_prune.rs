@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::cli::ContainerPruneArgs;
-use crate::containers::{self, Status};
+use crate::container::rm::RemoveOptions;
+use crate::container::{self, Status};
 use crate::context::Ctx;
 use crate::filters::Filters;
 use crate::format::human_size;
@@ -47,7 +48,7 @@ pub fn run(ctx: &Ctx, args: &ContainerPruneArgs) -> anyhow::Result<()> {
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
     let mut errors = Vec::new();
-    for (dir, state) in containers::list(root) {
+    for (dir, state) in container::list(root) {
         if state.status() == Status::Running {
             continue;
         }
@@ -58,18 +59,18 @@ pub fn run(ctx: &Ctx, args: &ContainerPruneArgs) -> anyhow::Result<()> {
             }
         }
         if filters.contains("label") || filters.contains("label!") {
-            let labels = super::container_inspect::load_create_config(&dir, &state).labels;
+            let labels = crate::container::config::load_create_config(&dir, &state).labels;
             if !Filters::labels_match(filters.get("label"), filters.get("label!"), &labels) {
                 continue;
             }
         }
         let size = crate::volumes::disk_usage(&dir.join("upper"));
-        match super::rm::remove(ctx, &state.id, false, false) {
+        match crate::container::rm::remove(ctx.store.root(), &state.id, RemoveOptions::default()) {
             Ok(()) => {
                 deleted.push(state.id.clone());
                 reclaimed += size;
             }
-            Err(e) => errors.push(format!("{e:#}")),
+            Err(e) => errors.push(format!("{:#}", anyhow::Error::from(e))),
         }
     }
     let mut out = String::new();

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use rustix::fs::{AtFlags, FileType};
 
 use crate::cli::CpArgs;
-use crate::containers;
+use crate::container;
 use crate::containers_fs::resolve::lexical;
 use crate::containers_fs::{
     append_tree, append_tree_at, extract_in_root, piped, MergedRoot, RootDir,
@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, args: &CpArgs) -> anyhow::Result<()> {
 }
 
 fn open(ctx: &Ctx, container: &str) -> anyhow::Result<(MergedRoot, RootDir)> {
-    let (dir, state) = containers::find(ctx.store.root(), container)?;
+    let (dir, state) = container::find(ctx.store.root(), container)?;
     let merged = MergedRoot::open(&ctx.store, &dir, &state)?;
     let root = RootDir::open(merged.path())?;
     Ok((merged, root))

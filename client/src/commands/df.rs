@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, args: &DfArgs) -> anyhow::Result<()> {
             .unwrap_or(0)
     };
     let total: u64 = layer_users.keys().map(|d| layer_size(d)).sum();
-    let containers = crate::containers::list(ctx.store.root());
+    let containers = crate::container::list(ctx.store.root());
     let used_images: std::collections::HashSet<&str> =
         containers.iter().map(|(_, s)| s.image.as_str()).collect();
     // Layers of images no container uses, and that no used image shares.
@@ -64,7 +64,7 @@ pub fn run(ctx: &Ctx, args: &DfArgs) -> anyhow::Result<()> {
     for (dir, state) in &containers {
         let size = crate::volumes::disk_usage(&dir.join("upper"));
         container_size += size;
-        if state.status() == crate::containers::Status::Running {
+        if state.status() == crate::container::Status::Running {
             running += 1;
         } else {
             container_reclaimable += size;

@@ -1,19 +1,9 @@
-//! `berth exec`: runs a command in a running container ([`berth_runtime::exec`]), with the
-//! container's capabilities, cgroups and environment, `-e`/`-w`/`-u` on top. With `-t` the
-//! process gets a pty from the container's devpts, relayed to our terminal (raw mode, window
-//! size, detach keys); with `-i` our stdin is its stdin; `-d` leaves it running in the
-//! background. Exit status: the command's, or Docker's 126/127 when it cannot run.
-
-use std::io::{Read as _, Write as _};
-use std::os::fd::{AsFd as _, OwnedFd};
-use std::path::Path;
-
-use anyhow::Context as _;
-use berth_runtime::run::{Report, RunError, Stdio};
-use oci_spec::runtime::{Process, Spec, UserBuilder};
+//! `berth exec`: [`crate::container::exec`] with the flags as [`ExecOptions`]. Exit status: the
+//! command's, 1 when the container does not run, or Docker's 126/127 when the command cannot
+//! run.
 
 use crate::cli::ExecArgs;
-use crate::containers::{self, Status};
+use crate::container::exec::{self, ExecError, ExecOptions};
 use crate::context::Ctx;
 
 /// Runs the command in the container.
@@ -21,258 +11,27 @@ use crate::context::Ctx;
 /// # Errors
 /// The container is not running, the command failed (its exit code attached).
 pub fn run(ctx: &Ctx, args: &ExecArgs) -> anyhow::Result<()> {
-    super::run::exit_with(exec(ctx, args))
+    super::exit_with(exec_code(ctx, args))
 }
 
-fn exec(ctx: &Ctx, args: &ExecArgs) -> anyhow::Result<i32> {
-    let keys = crate::tty::parse_detach_keys(&args.detach_keys)?;
-    let (dir, state) = containers::find(ctx.store.root(), &args.container)?;
-    let init = state
-        .init
-        .filter(|i| state.status() == Status::Running && !state.restarting && i.alive())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "Error response from daemon: container {} is not running",
-                state.id
-            )
-        })
-        .map_err(|e| e.context(crate::Exit(1)))?;
-    let spec =
-        Spec::load(dir.join("config.json")).context("cannot read the container's config.json")?;
-    let process = process(&spec, &dir, args)?;
-    if args.detach {
-        return detached(&spec, init.pid, process);
-    }
-    let console = if args.tty {
-        Some(berth_runtime::console::socket_pair().context("socketpair")?)
-    } else {
-        None
+fn exec_code(ctx: &Ctx, args: &ExecArgs) -> anyhow::Result<i32> {
+    let opts = ExecOptions {
+        container: args.container.clone(),
+        command: args.command.clone(),
+        env: args.env.clone(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        tty: args.tty,
+        interactive: args.interactive,
+        detach: args.detach,
+        detach_keys: crate::tty::parse_detach_keys(&args.detach_keys)?,
     };
-    let null = || -> anyhow::Result<OwnedFd> {
-        Ok(fs_err::File::open("/dev/null")?.into_parts().0.into())
-    };
-    let (ours, theirs) = match console {
-        Some((a, b)) => (Some(a), Some(b)),
-        None => (None, None),
-    };
-    // Without a terminal: pipes, never our own descriptors (see `crate::relay`).
-    let (stdio, pipes) = if theirs.is_some() {
-        let stdio = Stdio {
-            stdin: if args.interactive {
-                None
-            } else {
-                Some(null()?)
-            },
-            stdout: None,
-            stderr: None,
-            console: theirs,
-        };
-        (stdio, None)
-    } else {
-        let (stdio, relay) = crate::relay::start(args.interactive)?;
-        (stdio, Some(relay))
-    };
-    let mut relay = None;
-    let mut started = |_pid: i32| {
-        if let Some(sock) = &ours {
-            if let Ok(master) = berth_runtime::console::receive(sock) {
-                relay = Some(Relay::start(master, args.interactive, keys.clone()));
-            }
-        }
-    };
-    let result = berth_runtime::exec::exec(&spec, init.pid, process, stdio, &mut started);
-    if let Some(r) = relay {
-        r.finish();
-    }
-    if let Some(p) = pipes {
-        p.finish();
-    }
-    Ok(result?)
-}
-
-/// The process to run: the container's (capabilities, rlimits, environment) with the
-/// command, `-e`, `-w`, `-u` and `-t` of this exec.
-fn process(spec: &Spec, dir: &Path, args: &ExecArgs) -> anyhow::Result<Process> {
-    let mut p = spec
-        .process()
-        .clone()
-        .context("the container's spec has no process")?;
-    p.set_args(Some(args.command.clone()));
-    let mut env = p.env().clone().unwrap_or_default();
-    let extra = args
-        .env
-        .iter()
-        .filter_map(|e| berth_runtime::spec::resolve_env_flag(e, |k| std::env::var(k).ok()));
-    for kv in extra.chain(args.tty.then(|| "TERM=xterm".to_owned())) {
-        let key = kv.split('=').next().unwrap_or_default().to_owned();
-        if kv == "TERM=xterm" && env.iter().any(|e| e.starts_with("TERM=")) {
-            continue;
-        }
-        match env
-            .iter_mut()
-            .find(|e| e.split('=').next() == Some(key.as_str()))
-        {
-            Some(slot) => *slot = kv,
-            None => env.push(kv),
-        }
-    }
-    if let Some(w) = &args.workdir {
-        if !w.starts_with('/') {
-            anyhow::bail!("Error response from daemon: the working directory '{w}' is invalid, it needs to be an absolute path");
-        }
-        p.set_cwd(w.into());
-    }
-    if let Some(u) = &args.user {
-        let user = berth_runtime::spec::resolve_user(&dir.join("rootfs"), u)
-            .map_err(|e| anyhow::anyhow!("{e}").context(crate::Exit(126)))?;
-        if let Some(home) = env.iter_mut().find(|e| e.starts_with("HOME=")) {
-            *home = format!("HOME={}", user.home);
-        }
-        p.set_user(
-            UserBuilder::default()
-                .uid(user.uid)
-                .gid(user.gid)
-                .additional_gids(user.additional_gids)
-                .build()?,
-        );
-    }
-    p.set_env(Some(env));
-    p.set_terminal(Some(args.tty));
-    Ok(p)
-}
-
-/// `-d`: a child of ours runs the exec with `/dev/null` for stdio, in its own session; we wait
-/// only until the command runs (or could not).
-#[allow(unsafe_code)]
-fn detached(spec: &Spec, init_pid: i32, mut process: Process) -> anyhow::Result<i32> {
-    process.set_terminal(Some(false));
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
-    // SAFETY: the child only runs the exec plumbing (which forks and execs) and exits.
-    match unsafe { nix::unistd::fork() }.context("fork")? {
-        nix::unistd::ForkResult::Child => {
-            drop(read);
-            let _ = nix::unistd::setsid();
-            // Our caller's stdio is not ours to keep open (it may be waiting for its EOF).
-            if let Ok(null) = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-            {
-                for fd in 0..3 {
-                    let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd);
-                }
-            }
-            let mut word = std::fs::File::from(write);
-            let open = || std::fs::File::open("/dev/null").ok().map(OwnedFd::from);
-            let stdio = Stdio {
-                stdin: open(),
-                stdout: open(),
-                stderr: open(),
-                console: None,
-            };
-            let mut started = |_pid: i32| {
-                let _ = Report::Started.write_to(&mut word);
-            };
-            let result = berth_runtime::exec::exec(spec, init_pid, process, stdio, &mut started);
-            if let Err(e) = result {
-                let _ = Report::Failed {
-                    code: e.exit_code(),
-                    message: e.to_string(),
-                }
-                .write_to(&mut word);
-            }
-            std::process::exit(0)
-        }
-        nix::unistd::ForkResult::Parent { .. } => {
-            drop(write);
-            // One report from the child (then EOF).
-            let mut pipe = std::io::BufReader::new(std::fs::File::from(read));
-            match Report::read_from(&mut pipe) {
-                Some(Report::Started) => Ok(0),
-                Some(Report::Failed { code, message }) => {
-                    Err(RunError::Start { code, message }.into())
-                }
-                None => anyhow::bail!("the exec process exited before starting the command"),
-            }
-        }
-    }
-}
-
-/// Relays between our terminal and the exec'd process's pty.
-struct Relay {
-    output: std::thread::JoinHandle<()>,
-    _raw: Option<crate::tty::RawMode>,
-}
-
-impl Relay {
-    fn start(master: OwnedFd, interactive: bool, keys: Vec<u8>) -> Self {
-        let stdin = std::io::stdin();
-        if let Some((rows, cols)) = crate::tty::size(std::io::stdout().as_fd()) {
-            crate::tty::set_size(master.as_fd(), rows, cols);
-        }
-        let raw = interactive && crate::tty::is_tty(stdin.as_fd());
-        let guard = if raw {
-            crate::tty::RawMode::enter(stdin.as_fd()).ok()
-        } else {
-            None
-        };
-        if interactive {
-            if let Ok(input) = master.try_clone() {
-                std::thread::spawn(move || relay_input(input, raw, keys));
-            }
-        }
-        let output = std::thread::spawn(move || {
-            let mut from = std::fs::File::from(master);
-            let mut buf = [0u8; 8192];
-            loop {
-                match from.read(&mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        let mut out = std::io::stdout().lock();
-                        if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        Self {
-            output,
-            _raw: guard,
-        }
-    }
-
-    /// Waits (briefly) for the rest of the output once the process exited.
-    fn finish(self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-        while !self.output.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    }
-}
-
-fn relay_input(master: OwnedFd, raw: bool, keys: Vec<u8>) {
-    let stdin = std::io::stdin();
-    let mut to = std::fs::File::from(master);
-    let mut detach = crate::tty::DetachKeys::new(keys);
-    let mut buf = [0u8; 8192];
-    let mut input = stdin.lock();
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) | Err(_) => {
-                // EOF as the terminal's end-of-file character.
-                let _ = to.write_all(&[4]);
-                return;
-            }
-            Ok(n) => n,
-        };
-        let (data, done) = if raw {
-            detach.feed(&buf[..n])
-        } else {
-            (buf[..n].to_vec(), false)
-        };
-        if to.write_all(&data).is_err() || done {
-            return;
-        }
-    }
+    exec::exec(ctx.store.root(), &opts).map_err(|e| match e {
+        ExecError::NotRunning(_) => anyhow::Error::from(e).context(crate::Exit(1)),
+        ExecError::User(_) => anyhow::Error::from(e).context(crate::Exit(126)),
+        // The runtime's error on top, so its exit code is `berth`'s.
+        ExecError::Run(e) => e.into(),
+        ExecError::Setup(e) => e,
+        e => e.into(),
+    })
 }

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use crate::archive::ArchiveError;
 use crate::cli::ExportArgs;
-use crate::containers;
+use crate::container;
 use crate::containers_fs::{append_tree_at, MergedRoot, RootDir};
 use crate::context::Ctx;
 
@@ -23,7 +23,7 @@ pub fn run(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<()> {
     if args.output.is_none() && std::io::stdout().is_terminal() {
         return Err(ArchiveError::Terminal.into_anyhow());
     }
-    let (dir, state) = containers::find(ctx.store.root(), &args.container)?;
+    let (dir, state) = container::find(ctx.store.root(), &args.container)?;
     let merged = MergedRoot::open(&ctx.store, &dir, &state)?;
     // Walked from a handle of the root, one handle per directory: a directory the container
     // swaps for a symlink meanwhile is archived as that symlink, never followed.

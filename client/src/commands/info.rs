@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::cli::{InfoArgs, VersionArgs};
-use crate::containers::Status;
+use crate::container::Status;
 use crate::context::Ctx;
 
 /// berth's version.
@@ -75,7 +75,7 @@ fn cgroup_version() -> &'static str {
 /// The document behind `info`.
 fn info_document(ctx: &Ctx) -> anyhow::Result<Value> {
     let root = ctx.store.root();
-    let containers = crate::containers::list(root);
+    let containers = crate::container::list(root);
     let running = containers
         .iter()
         .filter(|(_, s)| s.status() == Status::Running)

@@ -111,7 +111,7 @@ pub fn run_objects(ctx: &Ctx, args: &ObjectInspectArgs) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for arg in &args.objects {
         if wants("container") {
-            if let Ok((dir, state)) = crate::containers::find(root, arg) {
+            if let Ok((dir, state)) = crate::container::find(root, arg) {
                 let mut doc = super::container_inspect::document(root, &dir, &state)?;
                 if args.size {
                     super::container_inspect::add_sizes(ctx, &mut doc, &dir, &state);

@@ -1,8 +1,8 @@
-//! `berth kill`: sends SIGKILL (or `-s SIGNAL`: `SIGHUP`, `HUP`, `1`) to each running
-//! container's init; prints each name or ID as given.
+//! `berth kill`: [`crate::container::kill`] with SIGKILL (or `-s SIGNAL`: `SIGHUP`, `HUP`, `1`)
+//! for each running container; prints each name or ID as given.
 
 use crate::cli::KillArgs;
-use crate::containers;
+use crate::container;
 use crate::context::Ctx;
 
 /// Signals the containers.
@@ -10,19 +10,9 @@ use crate::context::Ctx;
 /// # Errors
 /// A bad signal, or a container that is missing or not running (the others are signalled).
 pub fn run(ctx: &Ctx, args: &KillArgs) -> anyhow::Result<()> {
-    let sig = containers::parse_signal(&args.signal)?;
+    let sig = container::parse_signal(&args.signal)?;
     super::each(ctx, &args.containers, |name| {
-        let (dir, state) = containers::find(ctx.store.root(), name)?;
-        if state.status().can_kill() {
-            containers::mark_stopped_by_user(&dir);
-        }
-        containers::signal(&state, sig)?;
-        if sig == nix::sys::signal::Signal::SIGKILL {
-            // As Docker's daemon does for SIGKILL: return once the container has stopped and
-            // its owner has torn it down, so `ps` says so and `start` can run it again.
-            let _ = containers::wait_exit(&dir, Some(std::time::Duration::from_secs(10)));
-            containers::wait_owner(&state, std::time::Duration::from_secs(10));
-        }
+        container::kill::kill(ctx.store.root(), name, sig)?;
         Ok(Some(name.to_owned()))
     })
 }

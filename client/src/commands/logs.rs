@@ -8,7 +8,7 @@ use std::io::{Read as _, Seek as _, Write as _};
 use chrono::{DateTime, Utc};
 
 use crate::cli::LogsArgs;
-use crate::containers::{self, LogEntry, Status};
+use crate::container::{self, LogEntry, Status};
 use crate::context::Ctx;
 
 fn print(entries: &[LogEntry], timestamps: bool) -> std::io::Result<()> {
@@ -20,7 +20,7 @@ fn print(entries: &[LogEntry], timestamps: bool) -> std::io::Result<()> {
             &mut out
         };
         if timestamps {
-            write!(w, "{} ", containers::padded_time(&e.time))?;
+            write!(w, "{} ", container::padded_time(&e.time))?;
         }
         w.write_all(e.log.as_bytes())?;
     }
@@ -57,9 +57,9 @@ pub fn within(
 /// # Errors
 /// No such container, or I/O.
 pub fn run(ctx: &Ctx, args: &LogsArgs) -> anyhow::Result<()> {
-    let (dir, state) = containers::find(ctx.store.root(), &args.container)?;
-    let path = containers::log_path(&dir, &state.id);
-    let mut tail = containers::parse_tail(&args.tail);
+    let (dir, state) = container::find(ctx.store.root(), &args.container)?;
+    let path = container::log_path(&dir, &state.id);
+    let mut tail = container::parse_tail(&args.tail);
     let now = chrono::Utc::now();
     let time = |flag: &str, v: &Option<String>| {
         v.as_deref()
@@ -73,7 +73,7 @@ pub fn run(ctx: &Ctx, args: &LogsArgs) -> anyhow::Result<()> {
     loop {
         // Read the status first: whatever the container wrote before exiting is then in the
         // file when we read it.
-        let running = containers::load(&dir).is_ok_and(|s| s.status() == Status::Running);
+        let running = container::load(&dir).is_ok_and(|s| s.status() == Status::Running);
         let mut data = Vec::new();
         if let Ok(mut f) = std::fs::File::open(&path) {
             f.seek(std::io::SeekFrom::Start(pos))?;
@@ -82,8 +82,8 @@ pub fn run(ctx: &Ctx, args: &LogsArgs) -> anyhow::Result<()> {
         // Only whole lines; a line being written is read next time.
         let whole = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         pos += u64::try_from(whole)?;
-        let entries = containers::parse_log(&String::from_utf8_lossy(&data[..whole]));
-        let (chosen, past_until) = within(containers::tail(&entries, tail.take()), since, until);
+        let entries = container::parse_log(&String::from_utf8_lossy(&data[..whole]));
+        let (chosen, past_until) = within(container::tail(&entries, tail.take()), since, until);
         print(&chosen, args.timestamps)?;
         let until_passed = until.is_some_and(|u| chrono::Utc::now() > u);
         if !args.follow || !running || past_until || until_passed {

@@ -32,8 +32,6 @@ pub mod rm;
 pub mod rmi;
 pub mod run;
 mod run_checks;
-pub mod run_security;
-pub mod run_ulimit;
 pub mod save;
 pub mod search;
 pub mod start;
@@ -122,6 +120,36 @@ pub fn short_id(id: &str) -> String {
         .collect()
 }
 
+/// Maps a container's exit status, or the reason it could not run, to `berth`'s exit (Docker's
+/// 125/126/127 for failures): `run`, `create`, `start -a`, `attach` and `exec`.
+///
+/// # Errors
+/// A non-zero status, or the failure with its exit code attached.
+pub fn exit_with(result: anyhow::Result<i32>) -> anyhow::Result<()> {
+    use berth_runtime::run::{RunError, EXIT_RUNTIME};
+    match result {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(crate::Exit(u8::try_from(code).unwrap_or(255)).into()),
+        Err(e) if e.downcast_ref::<crate::Exit>().is_some() => Err(e),
+        Err(e) => {
+            let run_error = e.downcast_ref::<RunError>().or_else(|| {
+                e.downcast_ref::<crate::container::start::StartError>()
+                    .and_then(crate::container::start::StartError::run_error)
+                    .or_else(|| {
+                        e.downcast_ref::<crate::container::attach::AttachError>()
+                            .and_then(crate::container::attach::AttachError::run_error)
+                    })
+                    .or_else(|| {
+                        e.downcast_ref::<crate::container::foreground::ForegroundError>()
+                            .and_then(crate::container::foreground::ForegroundError::run_error)
+                    })
+            });
+            let code = run_error.map_or(EXIT_RUNTIME, RunError::exit_code);
+            Err(e.context(crate::Exit(u8::try_from(code).unwrap_or(125))))
+        }
+    }
+}
+
 /// Runs one command.
 ///
 /// # Errors
@@ -150,11 +178,11 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(ctx, &a).await,
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(ctx, &a).await,
         Command::Run(a) | Command::Container(C::Run(a)) => {
-            run::exit_with(pull::for_run(ctx, &a.image, &a.pull).await.map(|()| 0))?;
+            exit_with(pull::for_run(ctx, &a.image, &a.pull).await.map(|()| 0))?;
             run::run(ctx, &a)
         }
         Command::Create(a) | Command::Container(C::Create(a)) => {
-            run::exit_with(pull::for_run(ctx, &a.image, &a.pull).await.map(|()| 0))?;
+            exit_with(pull::for_run(ctx, &a.image, &a.pull).await.map(|()| 0))?;
             run::create(ctx, &a)
         }
         Command::Start(a) | Command::Container(C::Start(a)) => start::start(ctx, &a),

@@ -165,7 +165,7 @@ fn document(ctx: &Ctx, n: &Definition) -> Value {
     let mut containers = serde_json::Map::new();
     let prefix = n.subnet().map_or(16, |s| s.prefix);
     for (ip, id) in n.endpoints() {
-        let name = crate::containers::load(&crate::containers::root(ctx.store.root()).join(&id))
+        let name = crate::container::load(&crate::container::root(ctx.store.root()).join(&id))
             .map(|s| s.name)
             .unwrap_or_default();
         containers.insert(
@@ -297,56 +297,26 @@ pub fn prune(ctx: &Ctx, args: &NetworkPruneArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `network connect NETWORK CONTAINER`: Berth attaches a container to one network, chosen at
-/// `run`/`create`; this says so in Docker's words.
+/// `network connect [--alias A] NETWORK CONTAINER`: [`crate::container::connect`].
 ///
 /// # Errors
-/// Always, unless the container is already on that network.
+/// No such network or container; it is on that network already, shares another namespace, has
+/// none, or does not run; the network is predefined.
 pub fn connect(ctx: &Ctx, args: &NetworkConnectArgs) -> anyhow::Result<()> {
-    let def = store::find(ctx.store.root(), &args.network)
-        .map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
-    let (_, state) = crate::containers::find(ctx.store.root(), &args.container)?;
-    let current = state.network.clone().unwrap_or_default();
-    if current.network_id.as_deref() == Some(def.id.as_str())
-        || (def.is_predefined() && current.network_mode == def.name)
-    {
-        anyhow::bail!(
-            "Error response from daemon: endpoint with name {} already exists in network {}",
-            state.name,
-            def.name
-        );
-    }
-    anyhow::bail!(
-        "Error response from daemon: berth connects a container to one network, given to `run \
-         --network` or `create --network`; `{}` is on `{}`",
-        state.name,
-        current.network_mode
-    )
+    crate::container::connect::connect(
+        ctx.store.root(),
+        &args.network,
+        &args.container,
+        &args.alias,
+    )?;
+    Ok(())
 }
 
-/// `network disconnect NETWORK CONTAINER`: as [`connect`], a container keeps the network it
-/// was created with.
+/// `network disconnect [-f] NETWORK CONTAINER`: [`crate::container::connect::disconnect`].
 ///
 /// # Errors
-/// Always.
+/// No such network or container; it is not on that network, or that is its first network.
 pub fn disconnect(ctx: &Ctx, args: &NetworkDisconnectArgs) -> anyhow::Result<()> {
-    let def = store::find(ctx.store.root(), &args.network)
-        .map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
-    let (_, state) = crate::containers::find(ctx.store.root(), &args.container)?;
-    let current = state.network.clone().unwrap_or_default();
-    let on_it =
-        current.network_id.as_deref() == Some(def.id.as_str()) || current.network_mode == def.name;
-    if !on_it {
-        anyhow::bail!(
-            "Error response from daemon: container {} is not connected to network {}",
-            state.id,
-            def.name
-        );
-    }
-    anyhow::bail!(
-        "Error response from daemon: berth cannot disconnect `{}` from `{}`, the network it was \
-         created with; remove and re-create the container on another network",
-        state.name,
-        def.name
-    )
+    crate::container::connect::disconnect(ctx.store.root(), &args.network, &args.container)?;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! from its `state.json`, in Docker's format and order.
 
 use crate::cli::PortArgs;
-use crate::containers::{self, Status};
+use crate::container::{self, Status};
 use crate::context::Ctx;
 use crate::network::{self, ports::natural_cmp};
 
@@ -11,7 +11,7 @@ use crate::network::{self, ports::natural_cmp};
 /// # Errors
 /// No such container; an invalid port; `No public port '80/tcp' published for NAME`.
 pub fn run(ctx: &Ctx, args: &PortArgs) -> anyhow::Result<()> {
-    let (_, state) = containers::find(ctx.store.root(), &args.container)?;
+    let (_, state) = container::find(ctx.store.root(), &args.container)?;
     let mappings = match (&state.network, state.status()) {
         (Some(n), Status::Running) => network::mappings(n),
         _ => Vec::new(),

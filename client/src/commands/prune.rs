@@ -20,7 +20,7 @@ pub fn run(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<()> {
     }
     let tags = ctx.store.tags()?;
     // An image a container uses (running or not) holds that container's lower layers.
-    let in_use = super::rmi::images_in_use(ctx);
+    let in_use = crate::container::images::images_in_use(ctx.store.root());
     let mut lines = Vec::new();
     let mut reclaimed = 0;
     for image in ctx.store.images()? {

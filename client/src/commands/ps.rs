@@ -2,7 +2,7 @@
 //! created, `--filter` as [`super::ps_filter`] describes), in a table or a `--format` template.
 
 use crate::cli::PsArgs;
-use crate::containers::{self, State, Status};
+use crate::container::{self, State, Status};
 use crate::context::Ctx;
 use crate::format::{self, Row};
 
@@ -72,7 +72,7 @@ pub fn run(ctx: &Ctx, args: &PsArgs) -> anyhow::Result<()> {
     let filter =
         super::ps_filter::PsFilter::new(ctx, crate::filters::Filters::parse(&args.filter)?)?;
     let root = ctx.store.root();
-    let all = containers::list(root);
+    let all = container::list(root);
     let last = if args.latest { 1 } else { args.last };
     let matching = all.iter().filter(|(d, s)| filter.keep(root, d, s));
     let chosen: Vec<&State> = match usize::try_from(last) {

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use crate::containers::{self, State, Status};
+use crate::container::{self, State, Status};
 use crate::context::Ctx;
 use crate::filters::Filters;
 
@@ -106,7 +106,7 @@ impl PsFilter {
         });
         let reference = |key: &str| -> anyhow::Result<Option<DateTime<Utc>>> {
             match filters.get(key).last() {
-                Some(v) => containers::find(ctx.store.root(), v)
+                Some(v) => container::find(ctx.store.root(), v)
                     .map(|(_, s)| created(&s))
                     .map_err(|_| {
                         anyhow::anyhow!("Error response from daemon: no such container {v}")
@@ -192,7 +192,7 @@ impl PsFilter {
             }
         }
         if f.contains("label") || f.contains("network") {
-            let create = super::container_inspect::load_create_config(dir, s);
+            let create = crate::container::config::load_create_config(dir, s);
             if !Filters::labels_match(f.get("label"), &[], &create.labels) {
                 return false;
             }
@@ -208,7 +208,8 @@ impl PsFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::containers::{ProcessId, State};
+    use crate::container::State;
+    use crate::procfs::ProcessId;
 
     struct Fixture {
         _tmp: tempfile::TempDir,
@@ -249,9 +250,9 @@ mod tests {
             ),
         ];
         for (id, name, status, code, created) in states {
-            let dir = containers::root(tmp.path()).join(id);
+            let dir = container::root(tmp.path()).join(id);
             std::fs::create_dir_all(&dir).unwrap();
-            let lock = containers::Lock::take(&dir).unwrap();
+            let lock = container::Lock::take(&dir).unwrap();
             let s = State {
                 id: id.into(),
                 name: name.into(),
@@ -263,9 +264,9 @@ mod tests {
                 monitor: if status == Status::Running { me } else { None },
                 ..State::default()
             };
-            containers::save(&dir, &s, &lock).unwrap();
+            container::save(&dir, &s, &lock).unwrap();
         }
-        let all = containers::list(tmp.path());
+        let all = container::list(tmp.path());
         Fixture {
             _tmp: tmp,
             ctx,

@@ -1,12 +1,8 @@
-//! `berth rm`: removes containers that are not running (`-f`: SIGKILL first), with what they
-//! left on the host (mount, cgroups); prints each name or ID as given.
-
-use std::time::Duration;
-
-use nix::sys::signal::Signal;
+//! `berth rm`: [`crate::container::rm`] for each container (`-f`: SIGKILL first, `-v`: its
+//! anonymous volumes too); prints each name or ID as given.
 
 use crate::cli::RmArgs;
-use crate::containers::{self, Status};
+use crate::container::rm::{self, RemoveOptions};
 use crate::context::Ctx;
 
 /// Removes the containers.
@@ -14,55 +10,12 @@ use crate::context::Ctx;
 /// # Errors
 /// A container that is missing or running without `-f` (the others are removed).
 pub fn run(ctx: &Ctx, args: &RmArgs) -> anyhow::Result<()> {
+    let opts = RemoveOptions {
+        force: args.force,
+        volumes: args.volumes,
+    };
     super::each(ctx, &args.containers, |name| {
-        remove(ctx, name, args.force, args.volumes).map(|()| Some(name.to_owned()))
+        rm::remove(ctx.store.root(), name, opts)?;
+        Ok(Some(name.to_owned()))
     })
-}
-
-/// Removes one container (`force`: kill it first; `volumes`: its anonymous volumes too).
-///
-/// # Errors
-/// Docker's messages for a missing or running container.
-pub fn remove(ctx: &Ctx, name: &str, force: bool, volumes: bool) -> anyhow::Result<()> {
-    let (dir, state) = containers::find(ctx.store.root(), name)?;
-    if !state.status().can_remove() {
-        if !force {
-            anyhow::bail!(
-                "Error response from daemon: cannot remove container \"/{}\": container is \
-                 running: stop the container before removing or force remove",
-                state.name
-            );
-        }
-        containers::mark_stopped_by_user(&dir);
-        let _ = containers::signal(&state, Signal::SIGKILL);
-        let _ = containers::wait_exit(&dir, Some(Duration::from_secs(30)));
-    }
-    // Let the owner finish its teardown (a `--rm` monitor removes the directory itself).
-    containers::wait_owner(&state, Duration::from_secs(10));
-    if !dir.exists() {
-        if volumes {
-            let _ = crate::volumes::remove_anonymous(ctx.store.root(), &state.volumes);
-        }
-        return Ok(());
-    }
-    let _lock = containers::Lock::take(&dir)?;
-    if containers::load(&dir).is_ok_and(|s| s.status() == Status::Running) {
-        anyhow::bail!(
-            "Error response from daemon: cannot remove container \"/{}\": could not kill",
-            state.name
-        );
-    }
-    containers::teardown(&dir, &state.id);
-    if containers::rootfs_mounted(&dir) {
-        anyhow::bail!(
-            "Error response from daemon: cannot remove container \"/{}\": its root file system is still mounted",
-            state.name
-        );
-    }
-    fs_err::remove_dir_all(&dir)?;
-    if volumes {
-        // Named volumes stay, as with Docker.
-        let _ = crate::volumes::remove_anonymous(ctx.store.root(), &state.volumes);
-    }
-    Ok(())
 }

@@ -5,8 +5,6 @@
 //! refused (`conflict: …`); `-f` only untags it (it stays as `<none>` until its containers are
 //! gone), and nothing is forced past a running container.
 
-use std::collections::HashMap;
-
 use super::short_id;
 use crate::cli::RmiArgs;
 use crate::context::Ctx;
@@ -33,18 +31,6 @@ pub fn run(ctx: &Ctx, args: &RmiArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Image ID → the containers that use it, with whether each runs.
-pub(crate) fn images_in_use(ctx: &Ctx) -> HashMap<String, Vec<(String, bool)>> {
-    let mut out: HashMap<String, Vec<(String, bool)>> = HashMap::new();
-    for (_, s) in crate::containers::list(ctx.store.root()) {
-        let running = s.status() == crate::containers::Status::Running;
-        out.entry(s.image.clone())
-            .or_default()
-            .push((s.id.clone(), running));
-    }
-    out
-}
-
 /// Removes every tag of `id` but keeps the image (a container needs it).
 fn untag_all(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
     let _lock = ctx.store.lock()?;
@@ -68,7 +54,7 @@ fn untag_all(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
 fn remove_one(ctx: &Ctx, arg: &str, force: bool) -> anyhow::Result<()> {
     let full = Reference::parse(arg).ok();
     let tags = ctx.store.tags()?;
-    let in_use = images_in_use(ctx);
+    let in_use = crate::container::images::images_in_use(ctx.store.root());
     // A tag name: untag it; delete the image only when that was its last tag.
     if let Some(r) = full.as_ref().filter(|r| tags.contains_key(&r.to_string())) {
         let id = tags[&r.to_string()].clone();
@@ -84,11 +70,11 @@ fn remove_one(ctx: &Ctx, arg: &str, force: bool) -> anyhow::Result<()> {
             ctx.printer.data(&format!("Untagged: {}", r.familiar()));
             return Ok(());
         }
-        if let Some((container, _)) = in_use.get(&id).and_then(|u| u.first()) {
+        if let Some(user) = in_use.get(&id).and_then(|u| u.first()) {
             if !force {
                 anyhow::bail!(
                     "Error response from daemon: conflict: unable to remove repository reference \"{arg}\" (must force) - container {} is using its referenced image {}",
-                    short_id(container),
+                    short_id(&user.id),
                     short_id(&id)
                 );
             }
@@ -98,18 +84,18 @@ fn remove_one(ctx: &Ctx, arg: &str, force: bool) -> anyhow::Result<()> {
     }
     let image = super::find_image(ctx, arg)?;
     if let Some(users) = in_use.get(&image.id) {
-        if let Some((running, _)) = users.iter().find(|(_, r)| *r) {
+        if let Some(running) = users.iter().find(|u| u.running) {
             anyhow::bail!(
                 "Error response from daemon: conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
                 short_id(&image.id),
-                short_id(running)
+                short_id(&running.id)
             );
         }
         if !force {
             anyhow::bail!(
                 "Error response from daemon: conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
                 short_id(&image.id),
-                short_id(&users[0].0)
+                short_id(&users[0].id)
             );
         }
         return untag_all(ctx, &image.id);

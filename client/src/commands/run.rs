@@ -1,18 +1,8 @@
-//! `berth run`: create a container from a local image and run it in the foreground.
+//! `berth run` and `berth create`: parse the flags into [`CreateOptions`], find the image,
+//! then [`container::create`] and either hand the container to a monitor
+//! ([`container::start`] for `-d`, [`container::attach`] for `-i`/`-t`) or run it in this
+//! process ([`container::foreground`]).
 //!
-//! Layout (one directory per container, like Docker's):
-//! ```text
-//! <data-root>/containers/<id>/
-//!   config.json    the OCI runtime spec (the directory is an OCI bundle)
-//!   rootfs/        overlay mount point (lower: the image's layers, top first)
-//!   upper/ work/   overlay upper and work directories
-//!   hostname hosts resolv.conf   bind-mounted at /etc/…
-//!   state.json     id, name, image, status, owner and init PIDs, exit code ([`containers`])
-//!   lock           flock guarding state.json
-//!   <id>-json.log  with `-d`: stdout/stderr in Docker's json-file format
-//! ```
-//! With `-d` a monitor process owns the container ([`super::monitor`]); `run` prints the ID
-//! once the container's program runs.
 //! The container runs in the cgroup `/berth/<id>` of each hierarchy, limited by `-m`, `--cpus`
 //! and `--pids-limit`, parsed as Docker does ([`limits`]; a bad value exits 125).
 //! The network (`--network`, default `bridge`; `-p`, `-P`) is set up by the process that owns
@@ -20,36 +10,14 @@
 //! `--rm` removes the directory after the exit. Exit status follows Docker: the container's,
 //! 125 when Berth fails, 126/127 when the command cannot be invoked / is not found.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::Context as _;
-use berth_runtime::rootfs::{mount_overlay, RootfsError};
-use berth_runtime::run::{RunError, EXIT_RUNTIME};
-use berth_runtime::spec::{self, Network, ResourceLimits, RunOptions};
-use berth_runtime::syscall::{Errno, LinuxSyscall, MntFlags, Syscall};
+use berth_runtime::spec::ResourceLimits;
 use oci_spec::image::ImageConfiguration;
 
 use crate::cli::RunArgs;
-use crate::containers::{self, ProcessId, State, Status};
+use crate::container::create::{CreateOptions, NetworkOptions};
+use crate::container::{self};
 use crate::context::Ctx;
-
-/// `run`'s network flags, for [`crate::network::settings_for_run`].
-fn network_flags<'a>(args: &'a RunArgs, name: &'a str) -> crate::network::Flags<'a> {
-    crate::network::Flags {
-        network: &args.network,
-        publish: &args.publish,
-        publish_all: args.publish_all,
-        expose: &args.expose,
-        hostname: args.hostname.as_deref(),
-        name,
-        aliases: &args.network_alias,
-        links: &args.link,
-        dns: &args.dns,
-        dns_search: &args.dns_search,
-        dns_options: &args.dns_option,
-        add_hosts: &args.add_host,
-    }
-}
 
 /// Runs the container; `berth run`'s exit status is the container's (Docker's 125/126/127 when
 /// it could not be run), passed to `main` as [`crate::Exit`].
@@ -57,73 +25,7 @@ fn network_flags<'a>(args: &'a RunArgs, name: &'a str) -> crate::network::Flags<
 /// # Errors
 /// A non-zero container status, or the reason it could not run, with its exit code attached.
 pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
-    exit_with(run_container(ctx, args))
-}
-
-/// Maps a container's exit status, or the reason it could not run, to `berth`'s exit (Docker's
-/// 125/126/127 for failures).
-///
-/// # Errors
-/// A non-zero status, or the failure with its exit code attached.
-pub fn exit_with(result: anyhow::Result<i32>) -> anyhow::Result<()> {
-    match result {
-        Ok(0) => Ok(()),
-        Ok(code) => Err(crate::Exit(u8::try_from(code).unwrap_or(255)).into()),
-        Err(e) if e.downcast_ref::<crate::Exit>().is_some() => Err(e),
-        Err(e) => {
-            let code = e
-                .downcast_ref::<RunError>()
-                .map_or(EXIT_RUNTIME, RunError::exit_code);
-            Err(e.context(crate::Exit(u8::try_from(code).unwrap_or(125))))
-        }
-    }
-}
-
-/// A new container ID: 64 hex digits, like Docker's.
-fn new_id() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-/// Refuses a `--name` Docker would refuse or another container already has; the caller holds
-/// the names lock.
-fn check_name(data_root: &Path, name: &str) -> anyhow::Result<()> {
-    super::rename::check_valid(name, name)?;
-    super::rename::check_free(data_root, name.strip_prefix('/').unwrap_or(name), None)
-}
-
-/// The container directory, unmounted and (with `--rm`) removed on drop.
-struct ContainerDir {
-    dir: PathBuf,
-    mounted: bool,
-    remove: bool,
-}
-
-impl ContainerDir {
-    fn rootfs(&self) -> PathBuf {
-        self.dir.join("rootfs")
-    }
-}
-
-impl Drop for ContainerDir {
-    fn drop(&mut self) {
-        if self.mounted {
-            // Lazy: a process that still holds the mount must not keep berth from cleaning up.
-            if LinuxSyscall
-                .umount2(&self.rootfs(), MntFlags::MNT_DETACH)
-                .is_err()
-            {
-                // Never remove through a live mount.
-                return;
-            }
-        }
-        if self.remove {
-            let _ = fs_err::remove_dir_all(&self.dir);
-        }
-    }
+    super::exit_with(run_container_as(ctx, args, false))
 }
 
 /// `invalid argument "VALUE" for "FLAG" flag: WHY`, Docker's (pflag's) wording.
@@ -251,19 +153,6 @@ pub fn limits(args: &RunArgs) -> anyhow::Result<ResourceLimits> {
     Ok(out)
 }
 
-/// Docker's `-t`: `process.terminal` and `TERM=xterm` unless the environment sets it.
-fn set_terminal(spec: &mut oci_spec::runtime::Spec) {
-    if let Some(mut p) = spec.process().clone() {
-        p.set_terminal(Some(true));
-        let mut env = p.env().clone().unwrap_or_default();
-        if !env.iter().any(|e| e.starts_with("TERM=")) {
-            env.push("TERM=xterm".to_owned());
-        }
-        p.set_env(Some(env));
-        spec.set_process(Some(p));
-    }
-}
-
 /// `berth create`: sets the container up like `run` and prints its ID without starting it.
 ///
 /// # Errors
@@ -272,13 +161,77 @@ pub fn create(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
     if args.detach {
         anyhow::bail!("unknown shorthand flag: 'd' in -d");
     }
-    exit_with(run_container_as(ctx, args, true))
+    super::exit_with(run_container_as(ctx, args, true))
 }
 
-fn run_container(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<i32> {
-    run_container_as(ctx, args, false)
+/// Prints the ID of a container `run -d` started, flushed at once.
+fn print_id(id: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{id}")?;
+    stdout.flush()
 }
 
+/// `run`'s and `create`'s flags as the container layer takes them, parsed and checked in
+/// Docker's order (restart policy, `--rm`, limits, capabilities, volumes).
+///
+/// # Errors
+/// Docker's message for the first bad flag.
+pub fn create_options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
+    let restart_policy = container::RestartPolicy::parse(&args.restart)?;
+    if args.rm && !restart_policy.is_none() {
+        anyhow::bail!("Conflicting options: --restart and --rm");
+    }
+    let limits = limits(args)?;
+    let capabilities =
+        container::security::capabilities(&args.cap_add, &args.cap_drop, args.privileged)?;
+    let mounts = args
+        .volumes
+        .iter()
+        .map(|v| crate::volumes::parse_volume(v))
+        .chain(args.mounts.iter().map(|m| crate::volumes::parse_mount(m)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CreateOptions {
+        image: args.image.clone(),
+        name: args.name.clone(),
+        auto_remove: args.rm,
+        tty: args.tty,
+        interactive: args.interactive,
+        restart_policy,
+        limits,
+        capabilities,
+        privileged: args.privileged,
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        security_opt: args.security_opt.clone(),
+        ulimits: args.ulimit.clone(),
+        devices: args.device.clone(),
+        mounts,
+        binds: args.volumes.clone(),
+        env_files: args.env_file.clone(),
+        env: args.env.clone(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        entrypoint: args.entrypoint.clone(),
+        command: args.command.clone(),
+        hostname: args.hostname.clone(),
+        network: NetworkOptions {
+            network: args.network.clone(),
+            publish: args.publish.clone(),
+            publish_all: args.publish_all,
+            expose: args.expose.clone(),
+            aliases: args.network_alias.clone(),
+            links: args.link.clone(),
+            dns: args.dns.clone(),
+            dns_search: args.dns_search.clone(),
+            dns_options: args.dns_option.clone(),
+            add_hosts: args.add_host.clone(),
+        },
+    })
+}
+
+/// Checks the flags, creates the container, then leaves it created (`create_only`), starts it
+/// under a monitor (`-d`; attached with `-i`/`-t`) or runs it here; the container's exit code.
 fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Result<i32> {
     super::run_checks::check(args)?;
     if !create_only
@@ -290,393 +243,94 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         // Docker's check: raw mode and detach keys need a terminal on our side.
         return Err(anyhow::anyhow!("the input device is not a TTY").context(crate::Exit(1)));
     }
-    let restart_policy = containers::RestartPolicy::parse(&args.restart)?;
-    if args.rm && !restart_policy.is_none() {
-        anyhow::bail!("Conflicting options: --restart and --rm");
-    }
-    let limits = limits(args)?;
-    let caps = super::run_security::capabilities(&args.cap_add, &args.cap_drop, args.privileged)?;
-    let mount_specs = args
-        .volumes
-        .iter()
-        .map(|v| crate::volumes::parse_volume(v))
-        .chain(args.mounts.iter().map(|m| crate::volumes::parse_mount(m)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let opts = create_options(args)?;
     let image = super::find_image(ctx, &args.image)?;
     let config: ImageConfiguration =
         serde_json::from_slice(&ctx.store.read_blob(&image.id.parse()?)?)
             .with_context(|| format!("cannot read the config of image `{}`", args.image))?;
-    let containers = ctx.store.root().join("containers");
-    // Held until the name is in state.json, so a concurrent `run`/`rename` cannot take it.
-    let names_lock = containers::lock_names(ctx.store.root())?;
-    if let Some(name) = &args.name {
-        check_name(ctx.store.root(), name)?;
+    let created = container::create::create(&ctx.printer, &ctx.store, &opts, &image, &config)?;
+    let id = created.id().to_owned();
+    if create_only {
+        // `start` mounts it again.
+        created.hand_over(false)?;
+        ctx.printer.data(&id);
+        return Ok(0);
     }
-    let name = args
-        .name
-        .as_deref()
-        .map(|n| n.strip_prefix('/').unwrap_or(n).to_owned());
-    let name = name.unwrap_or_else(|| {
-        let all = crate::containers::list(ctx.store.root());
-        crate::containers::generate_name(&|n| all.iter().any(|(_, s)| s.name == n))
-    });
-    // Read before anything exists on disk, so a bad or endless file leaves nothing behind.
-    let host_env = |k: &str| std::env::var(k).ok();
-    let net = crate::network::settings_for_run(
-        &ctx.printer,
-        ctx.store.root(),
-        &network_flags(args, &name),
-        &config,
-    )?;
-    // `--link`'s variables first: `-e` and `--env-file` may override them.
-    let env = net
-        .env
-        .iter()
-        .cloned()
-        .chain(crate::envfile::read_all(&args.env_file, &host_env)?)
-        .chain(
-            args.env
-                .iter()
-                .filter_map(|e| spec::resolve_env_flag(e, host_env)),
-        )
-        .collect();
-    let id = new_id();
-    let (network, network_settings) = (net.mode, net.settings.clone());
-    let hostname = match (&args.hostname, network, &net.hostname) {
-        (_, _, Some(theirs)) => theirs.clone(),
-        (Some(h), _, None) => h.clone(),
-        (None, Network::Host, None) => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
-        (None, Network::None | Network::Bridge, None) => id[..12].to_owned(),
-    };
-    let mut guard = ContainerDir {
-        dir: containers.join(&id),
-        mounted: false,
-        remove: true,
-    };
-    let dir = guard.dir.clone();
-    fs_err::create_dir_all(&dir)?;
-    // Before anything is mounted: if this process dies before `state.json` exists, the next
-    // berth invocation finds the directory and removes it (`crate::reaper`).
-    crate::reaper::mark_creating(&dir)?;
-    for sub in ["rootfs", "upper", "work"] {
-        fs_err::create_dir_all(dir.join(sub))?;
+    if args.detach {
+        created.hand_over(true)?;
+        container::start::start_detached(ctx.store.root(), &id)?;
+        print_id(&id)?;
+        return Ok(0);
     }
-    let lowers: Vec<PathBuf> = image
-        .layers
-        .iter()
-        .rev()
-        .map(|l| Ok(ctx.store.layer_path(&l.diff_id.parse()?).join("fs")))
-        .collect::<anyhow::Result<_>>()?;
-    match mount_overlay(
-        &LinuxSyscall,
-        &lowers,
-        &dir.join("upper"),
-        &dir.join("work"),
-        &guard.rootfs(),
-    ) {
-        Ok(()) => guard.mounted = true,
-        // overlayfs refuses this data root (e.g. it is itself on overlayfs): copy the layers.
-        Err(RootfsError::Syscall(e))
-            if matches!(
-                e.errno(),
-                Some(Errno::EINVAL | Errno::ENODEV | Errno::EOPNOTSUPP | Errno::EPERM)
-            ) =>
-        {
-            tracing::debug!("overlayfs unavailable ({e}); copying the image's layers");
-            berth_runtime::rootfs_copy::copy_layers(&lowers, &guard.rootfs())
-                .context("cannot copy the image's layers into the container's root file system")?;
-            fs_err::write(dir.join(containers::ROOTFS_COPY_MARKER), "")?;
-        }
-        Err(e) => return Err(e).context("cannot mount the container's root file system"),
-    }
-
-    fs_err::write(dir.join("hostname"), format!("{hostname}\n"))?;
-    // A bridge container's address is added to `hosts` once it has one (`network::attach`).
-    crate::network::write_etc_files(&dir, &net)?;
-    let opts = RunOptions {
-        hostname,
-        env,
-        workdir: args.workdir.clone(),
-        user: args.user.clone(),
-        entrypoint: args.entrypoint.clone(),
-        command: args.command.clone(),
-        network,
-        etc_files: vec![
-            (dir.join("hostname"), "/etc/hostname"),
-            (dir.join("hosts"), "/etc/hosts"),
-            (dir.join("resolv.conf"), "/etc/resolv.conf"),
-        ],
-    };
-    let data_root = ctx.store.root();
-    let resolved = crate::volumes::resolve(data_root, &guard.rootfs(), &mount_specs)
-        .map_err(|e| anyhow::anyhow!("Error response from daemon: {e:#}"))?;
-    let volume_names: Vec<String> = resolved.iter().filter_map(|r| r.volume.clone()).collect();
-    let built = (|| -> anyhow::Result<_> {
-        let mut spec = spec::build(config.config().as_ref(), &opts, &guard.rootfs())?;
-        if args.tty {
-            set_terminal(&mut spec);
-        }
-        super::run_security::set_capabilities(&mut spec, &caps)?;
-        if args.privileged {
-            super::run_security::unconfine(&mut spec);
-        }
-        super::run_security::apply_security_opts(&mut spec, &args.security_opt)?;
-        spec::apply_limits(&mut spec, &format!("/berth/{id}"), &limits)?;
-        super::run_ulimit::apply(&mut spec, &args.ulimit)?;
-        crate::network::join_netns(&mut spec, &net)?;
-        for device in &args.device {
-            spec::add_device(&mut spec, device).map_err(|e| match e {
-                spec::SpecError::DeviceInfo { .. } => {
-                    anyhow::anyhow!("Error response from daemon: {e}")
-                }
-                e => e.into(),
-            })?;
-        }
-        if args.privileged {
-            spec::allow_all_devices(&mut spec)?;
-        }
-        let mut mounts = spec.mounts().clone().unwrap_or_default();
-        mounts.extend(crate::volumes::oci_mounts(&resolved)?);
-        spec.set_mounts(Some(mounts));
-        spec.save(dir.join("config.json"))?;
-        super::container_inspect::save_create_config(&dir, args, config.config().as_ref())?;
-        Ok(spec)
-    })();
-    let spec = match built {
-        Ok(s) => s,
-        Err(e) => {
-            // Nothing records them yet: anonymous volumes made for this container go too.
-            let _ = crate::volumes::remove_anonymous(data_root, &volume_names);
-            return Err(e);
-        }
-    };
-    guard.remove = args.rm;
-    let mut state = State {
-        id: id.clone(),
-        name,
-        image: image.id.clone(),
-        image_name: args.image.clone(),
-        command: spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.args().clone())
-            .unwrap_or_default(),
-        status: Status::Created,
-        created: containers::now_rfc3339(),
-        auto_remove: args.rm,
-        restart_policy,
-        volumes: volume_names.clone(),
-        tty: args.tty,
-        open_stdin: args.interactive,
-        network: Some(network_settings),
-        ..State::default()
-    };
-    if create_only || args.detach || args.interactive || args.tty {
-        {
-            let lock = containers::Lock::take(&dir)?;
-            containers::save(&dir, &state, &lock)?;
-        }
-        crate::reaper::done_creating(&dir);
-        drop(names_lock);
-        if create_only {
-            // `start` mounts it again.
-            guard.remove = false;
-            drop(guard);
-            ctx.printer.data(&id);
-            return Ok(0);
-        }
-        // From here on the monitor owns the directory, its mount and its removal.
-        guard.mounted = false;
-        guard.remove = false;
-        if args.detach {
-            return start_detached(ctx, &id);
-        }
-        let opts = crate::attach::Options {
+    if args.interactive || args.tty {
+        let attach = crate::attach::Options {
             stdin: args.interactive,
             stdin_once: args.interactive,
             tty: args.tty,
             detach_keys: crate::tty::parse_detach_keys(&args.detach_keys)?,
         };
-        return start_attached(ctx, &dir, &id, &opts, false);
-    }
-    state.status = Status::Running;
-    state.started_at = Some(containers::now_rfc3339());
-    state.monitor = ProcessId::of(nix::unistd::getpid().as_raw());
-    // This process owns the container: it holds its address and serves its published ports.
-    let network = crate::network::attach(&dir, &id, &state.name, state.network.as_mut());
-    {
-        let lock = containers::Lock::take(&dir)?;
-        containers::save(&dir, &state, &lock)?;
-    }
-    crate::reaper::done_creating(&dir);
-    drop(names_lock);
-
-    // Docker's --sig-proxy: Ctrl-C and friends go to the container, and berth stays to clean up.
-    let init = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
-    let proxy = crate::sigproxy::forward(crate::sigproxy::Target::Pid(init.clone()));
-    // Pipes, never our own descriptors: the container gets no handle on our terminal.
-    let (stdio, relay) = crate::relay::start(false)?;
-    let result = match network {
-        Ok(net) => {
-            let mut prestart = |pid| net.as_ref().map_or(Ok(()), |a| (a.prestart())(pid));
-            berth_runtime::run::run_full(&dir, &spec, stdio, &mut prestart, &mut |pid| {
-                init.store(pid, std::sync::atomic::Ordering::SeqCst);
-                // So `stop`, `kill`, `rm -f`, `top` and `inspect` can reach it.
-                let _ = containers::update(&dir, |s| s.init = ProcessId::of(pid));
-            })
-        }
-        Err(e) => Err(RunError::Prestart(format!("{e:#}").into())),
-    };
-    relay.finish();
-    if let Some(p) = proxy {
-        p.abort();
-    }
-    crate::network::release(&id);
-    let (exit_code, oom_killed) = match &result {
-        Ok(exit) => (exit.code, exit.oom_killed),
-        Err(e) => (e.exit_code(), false),
-    };
-    if args.rm {
-        // Docker's `--rm` takes the anonymous volumes along once the container is gone.
-        drop(guard);
-        if !dir.exists() {
-            let _ = crate::volumes::remove_anonymous(data_root, &volume_names);
-        }
-    } else {
-        containers::update(&dir, |s| {
-            s.status = Status::Exited;
-            s.exit_code = Some(exit_code);
-            s.oom_killed = oom_killed;
-            s.finished_at = Some(containers::now_rfc3339());
-            if let Some(n) = s.network.as_mut() {
-                n.forget();
-            }
-        })?;
-    }
-    Ok(result?.code)
-}
-
-/// Starts the monitor (`berth container-monitor ID`, detached: its own session, reparented
-/// away from this process by a second fork, stdin and stderr `/dev/null`); its word comes on
-/// the returned pipe: `ok` once the container's program runs, `err CODE MESSAGE` when it could
-/// not start. With `attach_wait` it waits for a client on its attach socket first.
-#[allow(unsafe_code)]
-pub(crate) fn spawn_monitor(
-    ctx: &Ctx,
-    id: &str,
-    attach_wait: bool,
-) -> anyhow::Result<std::io::BufReader<std::process::ChildStdout>> {
-    use std::os::unix::process::CommandExt as _;
-    // The installed binary, also when this process runs from its sealed copy.
-    let exe =
-        berth_runtime::cloned_binary::original_exe().context("cannot find the berth executable")?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--data-root")
-        .arg(ctx.store.root())
-        .arg("container-monitor");
-    if attach_wait {
-        cmd.arg("--attach-wait");
-    }
-    cmd.arg(id)
-        .current_dir("/")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: only async-signal-safe calls (setsid, fork, _exit) between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()?;
-            match nix::unistd::fork()? {
-                nix::unistd::ForkResult::Parent { .. } => nix::libc::_exit(0),
-                nix::unistd::ForkResult::Child => Ok(()),
-            }
+        let dir = created.hand_over(true)?;
+        let ended = container::attach::start_attached(&dir, ctx.store.root(), &id, &attach)?;
+        return Ok(match ended {
+            container::attach::Attached::Exited(code) => code,
+            container::attach::Attached::Detached => 0,
         });
     }
-    let mut child = cmd.spawn().context("cannot start the container monitor")?;
-    let out = child.stdout.take();
-    // The first child exits at once; the monitor is not ours to wait for.
-    let _ = child.wait();
-    out.map(std::io::BufReader::new)
-        .context("the container monitor has no output pipe")
-}
-
-/// Reads the monitor's word: `Ok` once the container runs.
-pub(crate) fn read_ready(pipe: &mut impl std::io::BufRead) -> anyhow::Result<()> {
-    match berth_runtime::run::Report::read_from(pipe) {
-        Some(berth_runtime::run::Report::Started) => Ok(()),
-        Some(berth_runtime::run::Report::Failed { code, message }) => {
-            Err(RunError::Start { code, message }.into())
-        }
-        None => anyhow::bail!("the container monitor exited before starting the container"),
-    }
-}
-
-/// Starts the container under a monitor and prints its ID once it runs.
-pub(crate) fn start_detached(ctx: &Ctx, id: &str) -> anyhow::Result<i32> {
-    use std::io::Write as _;
-    let mut pipe = spawn_monitor(ctx, id, false)?;
-    read_ready(&mut pipe)?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{id}")?;
-    stdout.flush()?;
-    Ok(0)
-}
-
-/// Starts the container under a monitor that waits for us, attaches our stdio and returns the
-/// container's exit code (`0` when the user detached; `announce_detach` prints Docker's
-/// `read escape sequence` then).
-pub(crate) fn start_attached(
-    ctx: &Ctx,
-    dir: &Path,
-    id: &str,
-    opts: &crate::attach::Options,
-    announce_detach: bool,
-) -> anyhow::Result<i32> {
-    let mut pipe = spawn_monitor(ctx, id, true)?;
-    let mut stream = crate::attach::connect_retry(dir, std::time::Duration::from_secs(10))?;
-    crate::attach::hello(&mut stream, opts)?;
-    read_ready(&mut pipe)?;
-    // Without a terminal, signals go to the container (with one, keys are bytes for its pty).
-    let proxy = if opts.tty {
-        None
-    } else {
-        crate::sigproxy::forward(crate::sigproxy::Target::Container(dir.to_owned()))
-    };
-    let code = finish_attach(dir, stream, opts, announce_detach);
-    if let Some(p) = proxy {
-        p.abort();
-    }
-    code
-}
-
-/// Runs an attachment to its end: the exit code, from the monitor or else the state.
-pub(crate) fn finish_attach(
-    dir: &Path,
-    stream: std::os::unix::net::UnixStream,
-    opts: &crate::attach::Options,
-    announce_detach: bool,
-) -> anyhow::Result<i32> {
-    use crate::attach::Ended;
-    match crate::attach::attach(stream, opts)? {
-        Ended::Exited(code) => Ok(code),
-        Ended::Detached => {
-            if announce_detach {
-                #[allow(clippy::print_stderr)]
-                {
-                    eprintln!("read escape sequence");
-                }
-            }
-            Ok(0)
-        }
-        Ended::Closed => Ok(containers::wait_exit(dir, None)
-            .and_then(|s| s.exit_code)
-            .unwrap_or(EXIT_RUNTIME)),
-    }
+    Ok(container::foreground::run(created)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::config::{load_create_config, save_create_config, CreateConfig};
+    use crate::container::State;
+
+    fn run_args_with(flags: &[&str], command: &[&str]) -> RunArgs {
+        let mut argv = vec!["berth", "run"];
+        argv.extend_from_slice(flags);
+        argv.push("img");
+        argv.extend_from_slice(command);
+        match crate::cli::Cli::try_parse_argv(argv).unwrap().command {
+            crate::cli::Command::Run(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn image() -> oci_spec::image::Config {
+        serde_json::from_value(serde_json::json!({
+            "Entrypoint": ["/entry"],
+            "Cmd": ["serve"],
+            "User": "app",
+            "WorkingDir": "/srv",
+            "Labels": {"team": "blue"},
+        }))
+        .unwrap()
+    }
+
+    fn saved(flags: &[&str], command: &[&str]) -> CreateConfig {
+        let t = tempfile::tempdir().unwrap();
+        let opts = create_options(&run_args_with(flags, command)).unwrap();
+        save_create_config(t.path(), &opts, Some(&image())).unwrap();
+        load_create_config(t.path(), &State::default())
+    }
+
+    #[test]
+    fn create_config_follows_dockers_entrypoint_and_cmd_rules() {
+        let c = saved(&[], &[]);
+        assert_eq!(c.entrypoint, Some(vec!["/entry".to_owned()]));
+        assert_eq!(c.cmd, Some(vec!["serve".to_owned()]));
+        assert_eq!((c.user.as_str(), c.working_dir.as_str()), ("app", "/srv"));
+        assert_eq!(c.labels["team"], "blue");
+        assert_eq!((c.binds, c.network_mode.as_str()), (None, "bridge"));
+        let c = saved(&["--entrypoint", "sh", "-u", "1:2", "-w", "/x"], &[]);
+        assert_eq!((c.entrypoint, c.cmd), (Some(vec!["sh".to_owned()]), None));
+        assert_eq!((c.user.as_str(), c.working_dir.as_str()), ("1:2", "/x"));
+        let c = saved(&["-v", "/a:/b"], &["echo", "hi"]);
+        assert_eq!(c.cmd, Some(vec!["echo".to_owned(), "hi".to_owned()]));
+        assert_eq!(c.binds, Some(vec!["/a:/b".to_owned()]));
+        let c = saved(&["--entrypoint", ""], &["ls"]);
+        assert_eq!((c.entrypoint, c.cmd), (None, Some(vec!["ls".to_owned()])));
+    }
 
     #[test]
     fn bytes_follow_docker_units() {

@@ -1,12 +1,13 @@
 //! `berth start` and `berth restart`: a created or exited container runs again under a new
-//! monitor (its root file system mounted again, the same spec, logs appended). `start -a`
-//! attaches to its output (and with `-i` its input) and exits with its status, like
-//! `docker start -a`.
-
-use std::time::Duration;
+//! monitor ([`crate::container::start`]; its root file system mounted again, the same spec,
+//! logs appended). `start -a` attaches to its output (and with `-i` its input) and exits with
+//! its status, like `docker start -a`.
 
 use crate::cli::{RestartArgs, StartArgs};
-use crate::containers::{self, Status};
+use crate::container::attach;
+use crate::container::start;
+use crate::container::stop::StopOptions;
+use crate::container::{self, Status};
 use crate::context::Ctx;
 
 /// Starts the containers.
@@ -20,56 +21,25 @@ pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<()> {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
         let name = &args.containers[0];
-        let (dir, state) = containers::find(ctx.store.root(), name)?;
+        let (dir, state) = container::find(ctx.store.root(), name)?;
         let opts = crate::attach::Options {
             stdin: args.interactive && state.open_stdin,
             stdin_once: args.interactive,
             tty: state.tty,
             detach_keys: keys,
         };
-        let code = if state.status() == Status::Running {
+        let ended = if state.status() == Status::Running {
             // Docker attaches to a container that already runs.
-            let mut stream = crate::attach::connect(&dir)?;
-            crate::attach::hello(&mut stream, &opts)?;
-            super::run::finish_attach(&dir, stream, &opts, true)?
+            attach::attach_running(&dir, &opts, false)?
         } else {
-            prepare(&dir, &state)?;
-            super::run::start_attached(ctx, &dir, &state.id, &opts, true)?
+            start::prepare(&dir, &state)?;
+            attach::start_attached(&dir, ctx.store.root(), &state.id, &opts)?
         };
-        return super::run::exit_with(Ok(code));
+        return super::exit_with(Ok(super::attach::exit_code(ended)));
     }
     super::each(ctx, &args.containers, |name| {
-        start_one(ctx, name).map(|()| Some(name.to_owned()))
-    })
-}
-
-/// Clears what the last run left in the state (the user's stop, the exit) so the monitor's
-/// restart policy starts afresh.
-fn prepare(dir: &std::path::Path, state: &containers::State) -> anyhow::Result<()> {
-    if state.auto_remove && state.status() == Status::Exited {
-        anyhow::bail!(
-            "Error response from daemon: container {} is marked for removal and cannot be started",
-            state.id
-        );
-    }
-    containers::update(dir, |s| {
-        s.stopped_by_user = false;
-        s.restarting = false;
-        s.init = None;
-        s.monitor = None;
-    })?;
-    Ok(())
-}
-
-fn start_one(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
-    let (dir, state) = containers::find(ctx.store.root(), name)?;
-    if state.status() == Status::Running {
-        return Ok(());
-    }
-    prepare(&dir, &state)?;
-    let mut pipe = super::run::spawn_monitor(ctx, &state.id, false)?;
-    super::run::read_ready(&mut pipe).map_err(|e| {
-        anyhow::anyhow!("Error response from daemon: failed to start container {name}: {e:#}")
+        start::start(ctx.store.root(), name)?;
+        Ok(Some(name.to_owned()))
     })
 }
 
@@ -84,12 +54,13 @@ pub fn restore(ctx: &Ctx, report: bool) -> anyhow::Result<()> {
     let ids = crate::reaper::reap(ctx.store.root());
     let mut failed = Vec::new();
     for id in ids {
-        match start_one(ctx, &id) {
+        match start::start(ctx.store.root(), &id) {
             Ok(()) if report => ctx.printer.data(&id),
             Ok(()) => ctx
                 .printer
                 .debug(&format!("restarted container {id} (its monitor was gone)")),
             Err(e) => {
+                let e = anyhow::Error::from(e);
                 ctx.printer
                     .warn(&format!("cannot restart container {id}: {e:#}"));
                 failed.push(id);
@@ -107,13 +78,9 @@ pub fn restore(ctx: &Ctx, report: bool) -> anyhow::Result<()> {
 /// # Errors
 /// A container that could not be found, stopped or started (the others still are).
 pub fn restart(ctx: &Ctx, args: &RestartArgs) -> anyhow::Result<()> {
-    let (sig, timeout) = super::stop::signal_and_timeout(args.signal.as_deref(), args.timeout)?;
+    let opts = StopOptions::parse(args.signal.as_deref(), args.timeout)?;
     super::each(ctx, &args.containers, |name| {
-        super::stop::stop(ctx, name, sig, timeout)?;
-        // The old monitor must be gone before a new one takes the container.
-        let (_, state) = containers::find(ctx.store.root(), name)?;
-        containers::wait_owner(&state, Duration::from_secs(10));
-        start_one(ctx, name)?;
+        start::restart(ctx.store.root(), name, &opts)?;
         Ok(Some(name.to_owned()))
     })
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use berth_runtime::cgroups::{self, CgroupManager as _};
 
 use crate::cli::StatsArgs;
-use crate::containers::{self, State, Status};
+use crate::container::{self, State, Status};
 use crate::context::Ctx;
 use crate::format::{self, human_size, Row};
 
@@ -230,7 +230,7 @@ pub fn row(state: &State, shown: &str, now: Sample, cpu_percent: f64, trunc: boo
 fn targets(ctx: &Ctx, args: &StatsArgs) -> anyhow::Result<Vec<(String, State)>> {
     let root = ctx.store.root();
     if args.containers.is_empty() {
-        return Ok(containers::list(root)
+        return Ok(container::list(root)
             .into_iter()
             .filter(|(_, s)| args.all || s.status() == Status::Running)
             .map(|(_, s)| (s.id.clone(), s))
@@ -238,7 +238,11 @@ fn targets(ctx: &Ctx, args: &StatsArgs) -> anyhow::Result<Vec<(String, State)>> 
     }
     args.containers
         .iter()
-        .map(|c| containers::find(root, c).map(|(_, s)| (c.clone(), s)))
+        .map(|c| {
+            container::find(root, c)
+                .map(|(_, s)| (c.clone(), s))
+                .map_err(Into::into)
+        })
         .collect()
 }
 

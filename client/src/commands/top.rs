@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use berth_runtime::cgroups;
 
 use crate::cli::TopArgs;
-use crate::containers::{self, Status};
+use crate::container::{self, Status};
 use crate::context::Ctx;
 
 /// moby's `validatePSArgs`: `-o x=PID…` would rename the PID column it looks for.
@@ -154,7 +154,7 @@ pub fn run(ctx: &Ctx, args: &TopArgs) -> anyhow::Result<()> {
         args.ps_args.join(" ")
     };
     validate_ps_args(&ps_args).map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
-    let (_, state) = containers::find(ctx.store.root(), &args.container)?;
+    let (_, state) = container::find(ctx.store.root(), &args.container)?;
     let init = state.init.filter(|i| i.alive());
     let Some(init) = init.filter(|_| state.status() == Status::Running) else {
         anyhow::bail!(

@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use berth_runtime::network::Subnet;
 use serde::{Deserialize, Serialize};
 
-use crate::containers::ProcessId;
+use crate::procfs::ProcessId;
 
 /// One address in use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

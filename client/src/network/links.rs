@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::containers::Status;
+use crate::container::Status;
 
 /// One resolved link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub fn resolve(data_root: &Path, raw: &str, parent: &str) -> anyhow::Result<Link
             "invalid argument \"{raw}\" for \"--link\" flag: bad format for links: {raw}"
         );
     }
-    let (dir, state) = crate::containers::find(data_root, name).map_err(|_| {
+    let (dir, state) = crate::container::find(data_root, name).map_err(|_| {
         anyhow::anyhow!(
             "Error response from daemon: could not get container for {name}: No such container: \
              {name}"

@@ -12,12 +12,13 @@
 //! destroys (with the pair) once the container's last process is gone; deleting it by hand
 //! would only add 10-30 ms to every exit. A restart that finds the old host end still there
 //! replaces it. The exit for good releases the address ([`release`], from the owner and from
-//! `containers::teardown`; implied when the owner dies) and [`Settings::forget`]s it.
+//! `container::teardown`; implied when the owner dies) and [`Settings::forget`]s it.
 //!
 //! The subnet is the first of [`SUBNETS`] that no host route of another interface overlaps
 //! (Docker's `docker0` has 172.17.0.0/16, podman's 10.88.0.0/16), chosen when the bridge is
 //! first set up and kept while it exists.
 
+pub mod connect;
 pub mod dns;
 pub mod ipam;
 pub mod links;
@@ -38,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use self::ipam::IpamFile;
 pub use self::plan::{settings_for_run, Flags, RunNetwork, HOSTS};
 use self::ports::PortBinding;
-use crate::containers::ProcessId;
+use crate::procfs::ProcessId;
 
 /// The host bridge.
 pub const BRIDGE: &str = "berth0";
@@ -108,6 +109,9 @@ pub struct Settings {
     /// Ports the container exposes (the image's, `--expose`'s, `-p`'s), as `80/tcp`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exposed_ports: Vec<String>,
+    /// Networks `network connect` added while it runs ([`connect`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connected: Vec<connect::Connection>,
 }
 
 impl Settings {
@@ -125,6 +129,7 @@ impl Settings {
         self.ip_prefix_len = None;
         self.gateway = None;
         self.ports.clear();
+        self.connected.clear();
     }
 }
 

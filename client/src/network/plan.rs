@@ -10,7 +10,7 @@ use berth_runtime::spec::Network;
 
 use super::ports::{self, PortBinding};
 use super::{store, Settings};
-use crate::containers::Status;
+use crate::container::Status;
 
 /// Docker's `/etc/hosts` for a container with its own network namespace (a bridge container's
 /// address is added by [`super::attach`]).
@@ -36,7 +36,8 @@ pub struct RunNetwork {
     pub resolv_conf: String,
 }
 
-/// The network flags of `run` (a view of `RunArgs`, so this module does not depend on clap).
+/// The network flags of `run` (a view of [`crate::container::create::NetworkOptions`], so this
+/// module does not depend on clap).
 #[derive(Debug, Clone, Copy)]
 pub struct Flags<'a> {
     /// `--network`/`--net`.
@@ -248,7 +249,7 @@ fn container_mode(data_root: &Path, flags: &Flags<'_>, other: &str) -> anyhow::R
              in user defined networks"
         );
     }
-    let (dir, state) = crate::containers::find(data_root, other)?;
+    let (dir, state) = crate::container::find(data_root, other)?;
     let init = state.init.filter(|_| state.status() == Status::Running);
     let Some(init) = init else {
         anyhow::bail!(

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use super::ipam::IpamFile;
-use crate::containers::ProcessId;
+use crate::procfs::ProcessId;
 
 /// A network's definition (the fields of Docker's `network inspect` that Berth has).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,7 +342,7 @@ pub fn create(data_root: &Path, opts: &CreateOptions) -> anyhow::Result<Definiti
     let def = Definition {
         name: opts.name.clone(),
         id,
-        created: crate::containers::now_rfc3339(),
+        created: crate::timestamp::now_rfc3339(),
         driver: "bridge".to_owned(),
         subnet: Some(subnet.to_string()),
         gateway: Some(gateway),

@@ -6,7 +6,8 @@
 //! added ones; otherwise Docker's default set minus the dropped plus the added. Names are taken
 //! with or without `CAP_`, in any case. `--privileged` gives every capability, no seccomp
 //! filter, no masked or read-only paths, `/sys` read-write, and every device (the device rules
-//! are [`berth_runtime::spec`]'s). Calls only the runtime's spec types.
+//! are [`berth_runtime::spec`]'s). Calls only the runtime's spec types (no other module of
+//! the crate).
 
 use std::collections::BTreeSet;
 

@@ -1,6 +1,7 @@
 //! `run --ulimit TYPE=SOFT[:HARD]`, parsed as Docker does (`go-units.ParseUlimit`) and put in
 //! the spec's `process.rlimits`. The runtime clamps a limit above its own hard limit to it
-//! (no `CAP_SYS_RESOURCE`: [`berth_runtime::run::apply_rlimits`]).
+//! (no `CAP_SYS_RESOURCE`: [`berth_runtime::run::apply_rlimits`]). Calls only the runtime's
+//! spec types (no other module of the crate).
 
 use oci_spec::runtime::{PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Spec};
 

@@ -1,0 +1,152 @@
+//! `run` and `create` (the same flags).
+//!
+//! clap derive types only; no behaviour. May use nothing but clap and the other `cli` modules.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// `run` (`-h` is the host name, as in Docker; help is `--help`)
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Automatically remove the container and its data when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Run container in background and print container ID
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
+    /// Security options (`seccomp=unconfined`, `no-new-privileges[=true|false]`,
+    /// `apparmor=…`, `label=…`)
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Pull image before running (`missing`: only when it is not in the store, `always`,
+    /// `never`)
+    #[arg(long, value_name = "POLICY", default_value = "missing", value_parser = ["missing", "always", "never"])]
+    pub pull: String,
+    /// Give extended privileges to this container (every capability and device, no seccomp
+    /// filter, no masked paths)
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add Linux capabilities (`NET_ADMIN`, `CAP_SYS_PTRACE`, `ALL`)
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities (`NET_RAW`, `ALL`)
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Add a host device to the container (`/dev/fuse`, `/dev/sda:/dev/xvda:rwm`)
+    #[arg(long, value_name = "HOST[:CONTAINER][:PERMS]")]
+    pub device: Vec<String>,
+    /// Set environment variables (`KEY=VALUE`, or `KEY` to take the host's value)
+    #[arg(short, long, value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: `<name|uid>[:<group|gid>]`)
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Connect a container to a network (`bridge`: its own address on the `berth0` bridge;
+    /// `none`: loopback only; `host`: the host's; a user network's name;
+    /// `container:NAME`: another container's)
+    #[arg(long, alias = "net", default_value = "bridge")]
+    pub network: String,
+    /// Add network-scoped alias for the container (user networks)
+    #[arg(long, alias = "net-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
+    /// Add link to another container (`NAME[:ALIAS]`, default bridge)
+    #[arg(long, value_name = "NAME[:ALIAS]")]
+    pub link: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long, value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long, alias = "dns-opt", value_name = "OPT")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (`HOST:IP`, `HOST:host-gateway`)
+    #[arg(long, value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
+    /// Ulimit options (`nofile=1024:2048`)
+    #[arg(long, value_name = "TYPE=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// Publish a container's port(s) to the host (`[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`)
+    #[arg(short = 'p', long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Memory limit (`BYTES[b|k|m|g]`, e.g. `64m`)
+    #[arg(short = 'm', long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Number of CPUs (e.g. `0.5`)
+    #[arg(long, value_name = "DECIMAL", allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Restart policy to apply when a container exits (`no`, `on-failure[:max-retries]`,
+    /// `always`, `unless-stopped`)
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Bind mount a volume (`[NAME|/HOST:]/CONTAINER[:ro]`)
+    #[arg(short = 'v', long = "volume", value_name = "VOLUME")]
+    pub volumes: Vec<String>,
+    /// Attach a filesystem mount (`type=volume|bind,source=…,target=…[,readonly]`)
+    #[arg(long = "mount", value_name = "MOUNT")]
+    pub mounts: Vec<String>,
+    /// The image, then the command and its arguments (replacing the image's CMD). As with
+    /// Docker, everything after the image belongs to the command, flags included
+    #[arg(
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    pub argv: Vec<String>,
+    /// The image (the first of `argv`; filled by [`Cli::split_trailing`])
+    #[arg(skip)]
+    pub image: String,
+    /// The command (the rest of `argv`)
+    #[arg(skip)]
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    /// Splits [`RunArgs::argv`] into the image and the command.
+    pub fn split_argv(&mut self) {
+        let mut it = std::mem::take(&mut self.argv).into_iter();
+        self.image = it.next().unwrap_or_default();
+        self.command = it.collect();
+    }
+}

@@ -1,0 +1,136 @@
+//! A container's json-file log (`<dir>/<id>-json.log`, Docker's format): its path, parsing,
+//! `--tail`, `-t` timestamps, and the writer the monitor copies the container's output with.
+//!
+//! May call [`crate::timestamp`].
+
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::timestamp::now_rfc3339;
+
+/// The json-file log of a container: `<dir>/<id>-json.log`.
+#[must_use]
+pub fn log_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}-json.log"))
+}
+
+/// One line of Docker's json-file log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// The text, with its `\n` when the line had one.
+    pub log: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// RFC3339Nano.
+    pub time: String,
+}
+
+/// Parses a json-file log, skipping malformed lines (a line being written).
+#[must_use]
+pub fn parse_log(text: &str) -> Vec<LogEntry> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// `--tail`: `all` (or anything that is not a non-negative integer, as Docker does) means
+/// every line.
+#[must_use]
+pub fn parse_tail(v: &str) -> Option<usize> {
+    v.parse().ok()
+}
+
+/// The last `tail` entries (all with `None`).
+#[must_use]
+pub fn tail(entries: &[LogEntry], tail: Option<usize>) -> &[LogEntry] {
+    match tail {
+        Some(n) => &entries[entries.len().saturating_sub(n)..],
+        None => entries,
+    }
+}
+
+/// Docker's `-t` timestamp: RFC3339Nano with the fraction padded to nine digits.
+#[must_use]
+pub fn padded_time(time: &str) -> String {
+    DateTime::parse_from_rfc3339(time).map_or_else(
+        |_| time.to_owned(),
+        |t| {
+            t.with_timezone(&Utc)
+                .to_rfc3339_opts(SecondsFormat::Nanos, true)
+        },
+    )
+}
+
+/// Appends the lines read from `from` to the log as `stream` entries until EOF.
+///
+/// # Errors
+/// Reading or writing fails.
+pub fn copy_log(
+    from: impl std::io::Read,
+    stream: &str,
+    log: &std::sync::Mutex<std::fs::File>,
+) -> std::io::Result<()> {
+    let mut reader = std::io::BufReader::new(from);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(());
+        }
+        let entry = LogEntry {
+            log: String::from_utf8_lossy(&buf).into_owned(),
+            stream: stream.to_owned(),
+            time: now_rfc3339(),
+        };
+        let mut line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let mut f = log
+            .lock()
+            .map_err(|_| std::io::Error::other("log lock poisoned"))?;
+        f.write_all(&line)?;
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_parsing_and_tail() {
+        let text = concat!(
+            r#"{"log":"hi\n","stream":"stdout","time":"2024-01-01T00:00:00.5Z"}"#,
+            "\n",
+            r#"{"log":"err\n","stream":"stderr","time":"2024-01-01T00:00:01Z"}"#,
+            "\n",
+            r#"{"log":"partial"#,
+        );
+        let e = parse_log(text);
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[1].log.as_str(), e[1].stream.as_str()),
+            ("err\n", "stderr")
+        );
+        assert_eq!(tail(&e, Some(1)), &e[1..]);
+        assert_eq!(tail(&e, Some(0)), &[] as &[LogEntry]);
+        assert_eq!(tail(&e, Some(9)), &e[..]);
+        assert_eq!(tail(&e, parse_tail("all")), &e[..]);
+        assert_eq!(parse_tail("-1"), None);
+        assert_eq!(padded_time(&e[0].time), "2024-01-01T00:00:00.500000000Z");
+    }
+
+    #[test]
+    fn copied_lines_become_json_file_entries() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("x-json.log");
+        let log = std::sync::Mutex::new(std::fs::File::create(&path).unwrap());
+        copy_log(&b"one\ntwo"[..], "stderr", &log).unwrap();
+        let e = parse_log(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[0].log.as_str(), e[1].log.as_str()), ("one\n", "two"));
+        assert!(e
+            .iter()
+            .all(|e| e.stream == "stderr" && e.time.ends_with('Z')));
+    }
+}

@@ -1,0 +1,58 @@
+//! The container service layer: everything Berth knows and does about containers, below the
+//! commands and above the runtime.
+//!
+//! Jobs, one module each: [`state`] (`state.json`, [`State`], [`Status`], [`find`], [`list`]),
+//! [`lock`] (the per-container and names `flock`s), [`names`] (name rules and generated names),
+//! [`logs`] (json-file logs), [`restart`] (`--restart`), [`rootfs`] (the root file system on the
+//! host and [`teardown`]), [`signal`], [`wait`], [`images`] (which images containers use, asked
+//! by `rmi` and `image prune`), [`config`] (`create.json`), and the spec edits of [`security`]
+//! and [`ulimit`]. Operations, one module each: [`create`], [`foreground`] (run in this
+//! process), [`start`] (and `restart`), [`attach`], [`exec`], [`stop`], [`kill`], [`rm`],
+//! [`connect`] (`network connect`/`disconnect`) and
+//! [`rename`]. [`monitor`] is the process that owns a detached container.
+//!
+//! Commands (`crate::commands`) call this layer; it never calls them, and never sees clap's
+//! types. It may call `berth_runtime`, [`crate::procfs`], [`crate::timestamp`],
+//! [`crate::network`], [`crate::volumes`], [`crate::reaper`], [`crate::store`] (layer paths),
+//! [`crate::envfile`], [`crate::containers_fs`] and the process plumbing ([`crate::attach`],
+//! [`crate::relay`], [`crate::sigproxy`], [`crate::tty`]). Two of those look back at containers:
+//! [`crate::network`] (`--link` and `container:NAME` find other containers; [`State`] holds its
+//! `Settings`) and [`crate::volumes`] (which containers use a volume).
+
+pub mod images;
+pub mod lock;
+pub mod logs;
+pub mod monitor;
+pub mod names;
+pub mod restart;
+pub mod rootfs;
+pub mod security;
+pub mod signal;
+pub mod state;
+pub mod ulimit;
+pub mod wait;
+
+// One module per lifecycle operation: plain option structs in, a typed error out.
+pub mod attach;
+pub mod config;
+pub mod connect;
+pub mod create;
+pub mod exec;
+pub mod foreground;
+pub mod kill;
+pub mod rename;
+pub mod rm;
+pub mod start;
+pub mod stop;
+
+pub use lock::{lock_names, Lock, LockError};
+pub use logs::{copy_log, log_path, padded_time, parse_log, parse_tail, tail, LogEntry};
+pub use names::generate_name;
+pub use restart::{
+    mark_stopped_by_user, restart_delay, RestartPolicy, RestartPolicyError, RESTART_DELAY_MAX,
+    RESTART_DELAY_MIN, RESTART_RESET_AFTER,
+};
+pub use rootfs::{rootfs_copied, rootfs_mounted, rootfs_ready, teardown, ROOTFS_COPY_MARKER};
+pub use signal::{parse_signal, signal, SignalError};
+pub use state::{find, list, load, root, save, update, State, StateError, Status, EXIT_OWNER_GONE};
+pub use wait::{wait_exit, wait_owner};

@@ -1,0 +1,136 @@
+//! `network connect` and `network disconnect` of a running container: one more interface
+//! (`eth1`, `eth2`, …) in its network namespace, on a user network's bridge, with an address
+//! from that network's allocation file, under the container's names and `--alias`es so the
+//! network's other containers resolve it through their embedded DNS server. No default route
+//! goes through it (the container keeps its first network's).
+//!
+//! The allocation's owner is the container's owner process, so it lasts as long as the
+//! container runs and goes with [`super::release`] when it exits for good. The interface goes
+//! with the container's network namespace; a restart (`--restart`) comes back on its first
+//! network only.
+//!
+//! May call [`super::store`], [`super::ipam`], [`crate::procfs`] and `berth_runtime::network`.
+
+use std::net::Ipv4Addr;
+
+use berth_runtime::network::{self as net, Endpoint};
+use serde::{Deserialize, Serialize};
+
+use super::store::Definition;
+use crate::procfs::ProcessId;
+
+/// One network a running container was connected to after it started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Connection {
+    /// The network's name.
+    pub network: String,
+    /// The network's ID.
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    /// `--alias`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// The container's address on it.
+    #[serde(rename = "IPAddress")]
+    pub ip_address: Ipv4Addr,
+    /// Its prefix length.
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    /// The bridge's address.
+    pub gateway: Ipv4Addr,
+    /// The interface in the container (`eth1`, …).
+    pub interface: String,
+    /// The host end of its veth pair.
+    pub host_interface: String,
+}
+
+/// The host end of a container's `n`th extra interface: `vn`, 12 hex digits of the ID and `n`
+/// in hex (15 bytes, the kernel's limit, for `n` < 16).
+#[must_use]
+pub fn host_ifname(id: &str, n: usize) -> String {
+    format!("vn{}{n:x}", &id[..12.min(id.len())])
+}
+
+/// Connects container `id` (named `names[0]`, also known by the other `names` and `aliases`),
+/// whose init is `init_pid` and whose owner is `owner`, to the user network `def`, as its
+/// `n`th extra interface.
+///
+/// # Errors
+/// The bridge cannot be set up, no address is free, or the kernel refused the interface
+/// (nothing stays allocated then).
+pub fn connect(
+    id: &str,
+    names: &[&str],
+    aliases: &[String],
+    init_pid: i32,
+    owner: Option<ProcessId>,
+    def: &Definition,
+    n: usize,
+) -> anyhow::Result<Connection> {
+    let file = def
+        .ipam()
+        .ok_or_else(|| anyhow::anyhow!("the network {} has no bridge", def.name))?;
+    let (bridge, addr) = file.update(|ipam| {
+        let bridge = super::ensure_user_bridge(def, ipam)?;
+        let addr = ipam
+            .allocate(bridge.subnet, id, owner, &ProcessId::alive)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no available IPv4 addresses on this network's address pools: {} ({})",
+                    bridge.name,
+                    bridge.subnet
+                )
+            })?;
+        let mut all: Vec<String> = names
+            .iter()
+            .map(|n| (*n).to_owned())
+            .chain(aliases.iter().cloned())
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        all.dedup();
+        if let Some(a) = ipam.allocations.get_mut(&addr) {
+            a.names = all;
+        }
+        Ok((bridge, addr))
+    })?;
+    let endpoint = Endpoint {
+        host_ifname: host_ifname(id, n),
+        bridge_index: bridge.index,
+        addr,
+        subnet: bridge.subnet,
+        gateway: bridge.gateway,
+        container_ifname: format!("eth{n}"),
+        default_route: false,
+    };
+    if let Err(e) = net::connect(init_pid, &endpoint) {
+        let _ = file.update(|ipam| Ok(ipam.release(id)));
+        return Err(anyhow::Error::new(e).context(format!(
+            "cannot connect the container to the network {}",
+            def.name
+        )));
+    }
+    Ok(Connection {
+        network: def.name.clone(),
+        network_id: def.id.clone(),
+        aliases: aliases.to_vec(),
+        ip_address: addr,
+        ip_prefix_len: bridge.subnet.prefix,
+        gateway: bridge.gateway,
+        interface: endpoint.container_ifname,
+        host_interface: endpoint.host_ifname,
+    })
+}
+
+/// Takes container `id` off the network `def` it was connected to as `conn`: the interface
+/// goes, and its address is free again.
+///
+/// # Errors
+/// The kernel refused to delete the interface, or the allocation file cannot be written.
+pub fn disconnect(id: &str, def: &Definition, conn: &Connection) -> anyhow::Result<()> {
+    net::disconnect(&conn.host_interface)?;
+    if let Some(file) = def.ipam() {
+        file.update(|ipam| Ok(ipam.release(id)))?;
+    }
+    Ok(())
+}
