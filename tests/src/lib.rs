@@ -196,6 +196,20 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         self.kill9();
+        // A failing test gets the server's side of the story (its errors name paths and causes).
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "--- last lines of the registry log ({}):\n{}",
+                    self.log.display(),
+                    tail.join("\n")
+                );
+            }
+        }
     }
 }
 

@@ -98,6 +98,31 @@ impl Context {
         Ok(ctx)
     }
 
+    /// The directory `scratch` (a clone or a download berth made) as the context, removed on
+    /// drop.
+    ///
+    /// # Errors
+    /// As [`Context::dir`]; `scratch` is removed then too.
+    pub fn owned_dir(scratch: &Path, keep: Option<&str>) -> Result<Self> {
+        let guard = Self {
+            root: scratch.to_owned(),
+            matcher: Matcher::default(),
+            scratch: true,
+        };
+        let mut ctx = Self::dir(scratch, keep)?;
+        ctx.scratch = true;
+        std::mem::forget(guard);
+        Ok(ctx)
+    }
+
+    /// Gives up the context, returning its root; the directory is no longer removed on drop
+    /// (the caller owns it now).
+    #[must_use]
+    pub fn release(mut self) -> PathBuf {
+        self.scratch = false;
+        self.root.clone()
+    }
+
     /// An empty context (a Dockerfile on stdin) in `scratch`, removed on drop.
     ///
     /// # Errors

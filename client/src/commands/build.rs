@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use super::build_url;
 use crate::build::context::Context;
 use crate::build::output::{OutputKind, OutputSpec};
 use crate::build::remote_cache::{self, ExportMode, Imported};
-use crate::build::{BuildError, BuildNetwork, BuildOptions, Built, Downloaded, Network};
+use crate::build::{BuildError, BuildNetwork, BuildOptions, Built, Network};
 use crate::cli::BuildArgs;
 use crate::context::Ctx;
 use crate::printer::Printer;
@@ -27,7 +28,7 @@ use crate::reference::Reference;
 use crate::remote::{self, Client, Endpoint, RemoteOptions};
 use crate::store::{LayerRecord, Store};
 
-fn is_tar(head: &[u8]) -> bool {
+pub(super) fn is_tar(head: &[u8]) -> bool {
     head.starts_with(&[0x1f, 0x8b])
         || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
         || head.get(257..262) == Some(b"ustar".as_slice())
@@ -173,65 +174,6 @@ fn write_output(ctx: &Ctx, spec: &OutputSpec, id: &str, tags: &[String]) -> anyh
         }
     }
     Ok(())
-}
-
-/// The `ADD <url>` downloader: a plain HTTP client (proxies from `HTTP_PROXY`, `HTTPS_PROXY`
-/// and `NO_PROXY`, as the registry client's; berth's user agent), run from the synchronous build
-/// on this thread.
-fn downloader() -> anyhow::Result<impl Fn(&str, &Path) -> anyhow::Result<Downloaded>> {
-    let http = reqwest::Client::builder()
-        .user_agent(remote::user_agent())
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .read_timeout(std::time::Duration::from_secs(120))
-        .build()
-        .context("cannot set up the HTTP client")?;
-    let handle = tokio::runtime::Handle::current();
-    Ok(move |url: &str, dest: &Path| {
-        tokio::task::block_in_place(|| handle.block_on(download(&http, url, dest)))
-    })
-}
-
-/// Seconds since the epoch of an HTTP date (`Sun, 13 Sep 2020 12:26:40 GMT`).
-fn http_date(v: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc2822(v)
-        .ok()
-        .map(|t| t.timestamp())
-}
-
-/// Downloads `url` into `dest`: its digest and `Last-Modified`.
-async fn download(http: &reqwest::Client, url: &str, dest: &Path) -> anyhow::Result<Downloaded> {
-    use sha2::Digest as _;
-    let mut resp = http
-        .get(url)
-        .send()
-        .await
-        .with_context(|| format!("failed to GET {url}"))?;
-    let status = resp.status();
-    if !status.is_success() {
-        let body = resp.text().await.unwrap_or_default();
-        let body: String = body.chars().take(200).collect();
-        anyhow::bail!("failed to GET {url} with status {status}: {}", body.trim());
-    }
-    let last_modified = resp
-        .headers()
-        .get(reqwest::header::LAST_MODIFIED)
-        .and_then(|v| v.to_str().ok())
-        .and_then(http_date);
-    let mut file = std::io::BufWriter::new(fs_err::File::create(dest)?);
-    let mut hash = sha2::Sha256::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .with_context(|| format!("failed to read {url}"))?
-    {
-        hash.update(&chunk);
-        std::io::Write::write_all(&mut file, &chunk)?;
-    }
-    std::io::Write::flush(&mut file)?;
-    Ok(Downloaded {
-        digest: format!("sha256:{}", hex::encode(hash.finalize())),
-        last_modified,
-    })
 }
 
 /// `--cache-from`: the entries of each cache reference, and a fetcher for their layers from the
@@ -473,12 +415,6 @@ fn read_dockerfile(
 /// exit code attached).
 #[allow(clippy::too_many_lines)]
 pub async fn run(ctx: &Ctx, args: &BuildArgs) -> anyhow::Result<()> {
-    if args.context.contains("://") || args.context.starts_with("git@") {
-        anyhow::bail!(
-            "building from a URL ({}) is not supported: clone or download it, then build the directory",
-            args.context
-        );
-    }
     let host = crate::archive::Platform::host();
     if let Some(p) = &args.platform {
         let want = crate::archive::Platform::parse(p)?;
@@ -537,6 +473,24 @@ pub async fn run(ctx: &Ctx, args: &BuildArgs) -> anyhow::Result<()> {
             (c, text, Some(keep))
         } else {
             (Context::empty(&scratch)?, String::from_utf8(bytes)?, None)
+        }
+    } else if let Some(remote) = build_url::RemoteContext::parse(&args.context) {
+        let fetched = remote.fetch(&scratch).await?;
+        match fetched {
+            build_url::Fetched::Dir(c) => {
+                let root = c.root().to_owned();
+                let (text, name) = read_dockerfile(args, Some(&root), &mut stdin_bytes)?;
+                let c = c.keep(name.as_deref())?;
+                (c, text, name)
+            }
+            build_url::Fetched::Dockerfile(text) => {
+                anyhow::ensure!(
+                    args.file.is_none(),
+                    "`{}` is a Dockerfile, not a context: -f cannot name another one",
+                    args.context
+                );
+                (Context::empty(&scratch)?, text, None)
+            }
         }
     } else {
         let dir = fs_err::canonicalize(&args.context).with_context(|| {
@@ -610,7 +564,7 @@ pub async fn run(ctx: &Ctx, args: &BuildArgs) -> anyhow::Result<()> {
     };
     let net = Network {
         cache: imported,
-        download: Some(Box::new(downloader()?)),
+        download: Some(Box::new(build_url::downloader()?)),
     };
     match crate::build::build(&ctx.store, &context, &opts, &net, &log) {
         Ok(built) => {
@@ -700,15 +654,6 @@ mod tests {
         assert_eq!(spec.reference.repository, "cache/app");
         assert_eq!(spec.reference.tag.as_deref(), Some(tag));
         assert_eq!(spec.mode, mode);
-    }
-
-    #[test]
-    fn last_modified_parses_as_http_dates() {
-        assert_eq!(
-            http_date("Sun, 13 Sep 2020 12:26:40 GMT"),
-            Some(1_600_000_000)
-        );
-        assert_eq!(http_date("yesterday"), None);
     }
 
     #[rstest]

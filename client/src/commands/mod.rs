@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod build;
+mod build_url;
 pub mod commit;
 pub mod container_inspect;
 pub mod container_prune;
