@@ -250,3 +250,86 @@ fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) {
         ))
         .arg(target));
 }
+
+/// `--read-only` and `--tmpfs` (issue 12, "Run flags"): the root file system refuses writes
+/// while `/dev/shm`, volumes and tmpfs mounts take them; tmpfs gets Docker's default options
+/// and honours `size=`, `mode=` and `exec`; `inspect` shows both; bad values exit 125.
+#[test]
+fn read_only_root_and_tmpfs_mounts() {
+    let env = Env::new();
+    let script = "touch /x 2>/dev/null && echo root-rw || echo root-ro; \
+                  mkdir /made 2>/dev/null && echo mkdir-rw || echo mkdir-ro; \
+                  echo 1.2.3.4 x >> /etc/hosts 2>/dev/null && echo hosts-rw || echo hosts-ro; \
+                  touch /run/a /dev/shm/a /data/a && echo writable; \
+                  grep ' /run ' /proc/mounts; \
+                  stat -c %a /run; \
+                  cp /bin/busybox /run/true; /run/true 2>/dev/null && echo exec || echo noexec";
+    let (code, out, err) = env.sh(
+        &[
+            "--read-only",
+            "--tmpfs",
+            "/run:size=1m,mode=1770",
+            "-v",
+            "/data",
+        ],
+        script,
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..4],
+        ["root-ro", "mkdir-ro", "hosts-ro", "writable"],
+        "{out}"
+    );
+    // Docker's defaults: noexec, nosuid, nodev; the size and mode asked for.
+    let run = lines[4];
+    assert!(run.starts_with("tmpfs /run tmpfs rw,"), "{run}");
+    for want in ["nosuid", "nodev", "noexec", "size=1024k", "mode=1770"] {
+        assert!(run.contains(want), "{want} missing in {run}");
+    }
+    assert_eq!(lines[5..], ["1770", "noexec"], "{out}");
+    // Without `--read-only` the root file system is writable; `exec` lifts the default.
+    let (code, out, err) = env.sh(&["--tmpfs", "/run:exec", "-v", "/data"], script);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..4],
+        ["root-rw", "mkdir-rw", "hosts-rw", "writable"],
+        "{out}"
+    );
+    assert_eq!(lines.last(), Some(&"exec"), "{out}");
+    // `inspect` shows them as Docker does.
+    env.ok(&[
+        "create",
+        "--name",
+        "ro",
+        "--read-only",
+        "--tmpfs",
+        "/run:size=1m",
+        "--tmpfs",
+        "/cache",
+        "bb:1",
+        "true",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "ro"])).unwrap();
+    let host = &doc[0]["HostConfig"];
+    assert_eq!(host["ReadonlyRootfs"], true);
+    assert_eq!(
+        host["Tmpfs"],
+        serde_json::json!({"/run": "size=1m", "/cache": ""})
+    );
+    // The daemon's refusals.
+    for (flag, want) in [
+        (
+            "run",
+            "invalid mount path: 'run' mount path must be absolute",
+        ),
+        ("/", "invalid specification: destination can't be '/'"),
+        ("/run:bogus", "invalid tmpfs option \"bogus\""),
+    ] {
+        let out = env.berth(&["run", "--rm", "--tmpfs", flag, "bb:1", "true"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{flag}: {err}");
+        assert!(err.contains(want), "{flag}: {err}");
+    }
+}

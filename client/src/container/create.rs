@@ -23,7 +23,7 @@
 //! [`crate::envfile`], [`crate::reaper`], [`crate::store`] (layer paths) and `berth_runtime`
 //! (overlay mount, layer copy, spec).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use berth_runtime::rootfs::{mount_overlay, RootfsError};
@@ -77,6 +77,9 @@ pub enum CreateError {
     /// Building the OCI spec.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// A `--tmpfs` mount or `--read-only`.
+    #[error(transparent)]
+    Tmpfs(#[from] super::tmpfs::TmpfsError),
     /// A step still reporting through `anyhow` (network plan, env files, security options,
     /// ulimits, volumes' OCI mounts, the reaper's marker).
     #[error(transparent)]
@@ -162,6 +165,17 @@ pub struct CreateOptions {
     pub hostname: Option<String>,
     /// The network flags.
     pub network: NetworkOptions,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--tmpfs`: destination and options as given (`""` when none), checked by
+    /// [`super::tmpfs::parse`].
+    pub tmpfs: BTreeMap<String, String>,
+    /// `-l`/`--label` and `--label-file`, over the image's labels.
+    pub labels: BTreeMap<String, String>,
+    /// `--stop-signal` as given (checked).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`.
+    pub stop_timeout: Option<i64>,
 }
 
 impl CreateOptions {
@@ -491,7 +505,11 @@ fn build_spec(
     }
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     mounts.extend(crate::volumes::oci_mounts(resolved)?);
+    mounts.extend(super::tmpfs::oci_mounts(&opts.tmpfs)?);
     spec.set_mounts(Some(mounts));
+    if opts.read_only {
+        super::tmpfs::set_read_only(&mut spec)?;
+    }
     spec.save(dir.join("config.json"))
         .map_err(|e| CreateError::Step(e.into()))?;
     super::config::save_create_config(dir, opts, config.config().as_ref())?;
