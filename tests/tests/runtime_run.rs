@@ -333,3 +333,135 @@ fn read_only_root_and_tmpfs_mounts() {
         assert!(err.contains(want), "{flag}: {err}");
     }
 }
+
+/// `--sysctl` (issue 12, "Run flags"): namespaced parameters are written in the container's own
+/// network and IPC namespaces (the host's values stay), shown by `inspect`; the others, and
+/// `net.*` with the host's network, are refused as Docker refuses them.
+#[test]
+fn sysctls_are_set_in_the_containers_namespaces() {
+    let env = Env::new();
+    let host = |p: &str| std::fs::read_to_string(p).unwrap();
+    let before = (
+        host("/proc/sys/kernel/shmmax"),
+        host("/proc/sys/fs/mqueue/msg_max"),
+    );
+    let script = "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax \
+                  /proc/sys/fs/mqueue/msg_max";
+    for network in ["none", "bridge"] {
+        let (code, out, err) = env.sh(
+            &[
+                "--network",
+                network,
+                "--sysctl",
+                "net.ipv4.ip_forward=1",
+                "--sysctl",
+                "kernel.shmmax=123456",
+                "--sysctl",
+                "fs.mqueue.msg_max=17",
+            ],
+            script,
+        );
+        assert_eq!(
+            (code, out.as_str()),
+            (0, "1\n123456\n17\n"),
+            "{network}: {err}"
+        );
+    }
+    // IPC parameters are fine with the host's network.
+    let (code, out, err) = env.sh(
+        &["--network", "host", "--sysctl", "kernel.shmmax=654321"],
+        "cat /proc/sys/kernel/shmmax",
+    );
+    assert_eq!((code, out.as_str()), (0, "654321\n"), "{err}");
+    // The host's own values are untouched.
+    assert_eq!(
+        before,
+        (
+            host("/proc/sys/kernel/shmmax"),
+            host("/proc/sys/fs/mqueue/msg_max")
+        )
+    );
+    // Joining another container's namespace: allowed, unless that one is the host's.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "own",
+        "--network",
+        "none",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hostnet",
+        "--network",
+        "host",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    let (code, out, err) = env.sh(
+        &[
+            "--network",
+            "container:own",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+        ],
+        "cat /proc/sys/net/ipv4/ip_forward",
+    );
+    assert_eq!((code, out.as_str()), (0, "1\n"), "{err}");
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:hostnet",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "bb:1",
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("not allowed in host network namespace"),
+        "{err}"
+    );
+    env.ok(&[
+        "create",
+        "--name",
+        "sys",
+        "--network",
+        "none",
+        "--sysctl",
+        "net.core.somaxconn=1024",
+        "bb:1",
+        "true",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "sys"])).unwrap();
+    assert_eq!(
+        doc[0]["HostConfig"]["Sysctls"],
+        serde_json::json!({"net.core.somaxconn": "1024"})
+    );
+    for (flags, want) in [
+        (
+            &["--sysctl", "kernel.hostname=x"][..],
+            "invalid argument \"kernel.hostname=x\" for \"--sysctl\" flag: sysctl 'kernel.hostname=x' is not allowed",
+        ),
+        (
+            &["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"][..],
+            "sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace",
+        ),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "true"]);
+        let out = env.berth(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}: {err}");
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
+}

@@ -146,6 +146,10 @@ pub struct RunArgs {
     /// Timeout (in seconds) to stop a container (default 10; -1 waits forever)
     #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub stop_timeout: Option<i64>,
+    /// Sysctl options (`KEY=VALUE`; namespaced ones only: `net.*` without `--network host`,
+    /// `kernel.shm*`, `kernel.msg*`, `kernel.sem`, `fs.mqueue.*`)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
     /// The image, then the command and its arguments (replacing the image's CMD). As with
     /// Docker, everything after the image belongs to the command, flags included
     #[arg(

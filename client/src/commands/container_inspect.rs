@@ -210,6 +210,9 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
     if !create.tmpfs.is_empty() {
         doc["HostConfig"]["Tmpfs"] = json!(create.tmpfs);
     }
+    if !create.sysctls.is_empty() {
+        doc["HostConfig"]["Sysctls"] = json!(create.sysctls);
+    }
     if let Some(s) = &create.stop_signal {
         doc["Config"]["StopSignal"] = json!(s);
     }

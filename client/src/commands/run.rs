@@ -277,6 +277,7 @@ pub fn create_options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
         labels: labels(&args.label, &args.label_file)?,
         stop_signal: args.stop_signal.clone(),
         stop_timeout: args.stop_timeout,
+        sysctls: container::sysctl::parse(&args.sysctl)?,
     })
 }
 

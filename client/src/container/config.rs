@@ -70,6 +70,9 @@ pub struct CreateConfig {
     /// `--stop-timeout`.
     #[serde(default)]
     pub stop_timeout: Option<i64>,
+    /// `--sysctl`.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
 }
 
 /// Path of `create.json` in a container directory.
@@ -132,6 +135,7 @@ pub fn save_create_config(
             .clone()
             .or_else(|| image.and_then(|c| c.stop_signal().clone())),
         stop_timeout: args.stop_timeout,
+        sysctls: args.sysctls.clone(),
     };
     fs_err::write(create_path(dir), serde_json::to_vec_pretty(&config)?)?;
     Ok(())

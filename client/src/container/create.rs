@@ -80,6 +80,9 @@ pub enum CreateError {
     /// A `--tmpfs` mount or `--read-only`.
     #[error(transparent)]
     Tmpfs(#[from] super::tmpfs::TmpfsError),
+    /// A `--sysctl` the network mode does not allow.
+    #[error(transparent)]
+    Sysctl(#[from] super::sysctl::SysctlError),
     /// A step still reporting through `anyhow` (network plan, env files, security options,
     /// ulimits, volumes' OCI mounts, the reaper's marker).
     #[error(transparent)]
@@ -176,6 +179,8 @@ pub struct CreateOptions {
     pub stop_signal: Option<String>,
     /// `--stop-timeout`.
     pub stop_timeout: Option<i64>,
+    /// `--sysctl`, checked by [`super::sysctl::parse`].
+    pub sysctls: BTreeMap<String, String>,
 }
 
 impl CreateOptions {
@@ -331,6 +336,7 @@ pub fn create(
     let host_env = |k: &str| std::env::var(k).ok();
     let net =
         crate::network::settings_for_run(printer, data_root, &opts.network_flags(&name), config)?;
+    super::sysctl::check_network(&opts.sysctls, net.mode, net.netns.as_deref())?;
     // `--link`'s variables first: `-e` and `--env-file` may override them.
     let env = net
         .env
@@ -510,6 +516,7 @@ fn build_spec(
     if opts.read_only {
         super::tmpfs::set_read_only(&mut spec)?;
     }
+    super::sysctl::apply(&mut spec, &opts.sysctls);
     spec.save(dir.join("config.json"))
         .map_err(|e| CreateError::Step(e.into()))?;
     super::config::save_create_config(dir, opts, config.config().as_ref())?;

@@ -6,7 +6,7 @@
 //! [`logs`] (json-file logs), [`restart`] (`--restart`), [`rootfs`] (the root file system on the
 //! host and [`teardown`]), [`signal`], [`wait`], [`images`] (which images containers use, asked
 //! by `rmi` and `image prune`), [`config`] (`create.json`), and the spec edits of [`security`],
-//! [`ulimit`] and [`tmpfs`] (`--tmpfs`, `--read-only`). Operations, one module each: [`create`], [`foreground`] (run in this
+//! [`ulimit`], [`tmpfs`] (`--tmpfs`, `--read-only`) and [`sysctl`]. Operations, one module each: [`create`], [`foreground`] (run in this
 //! process), [`start`] (and `restart`), [`attach`], [`exec`], [`stop`], [`kill`], [`rm`],
 //! [`connect`] (`network connect`/`disconnect`) and
 //! [`rename`]. [`monitor`] is the process that owns a detached container.
@@ -29,6 +29,7 @@ pub mod rootfs;
 pub mod security;
 pub mod signal;
 pub mod state;
+pub mod sysctl;
 pub mod tmpfs;
 pub mod ulimit;
 pub mod wait;

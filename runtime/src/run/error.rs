@@ -85,6 +85,9 @@ pub enum InitError {
     /// The spec has no `process`.
     #[error("the spec has no process")]
     NoProcess,
+    /// A `linux.sysctl` key that is not a dotted name under `/proc/sys`.
+    #[error("invalid sysctl key `{0}`")]
+    Sysctl(String),
     /// `process.terminal` without a console socket to send the pty to.
     #[error("a terminal was requested but no console socket was given")]
     NoConsole,
