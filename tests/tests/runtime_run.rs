@@ -465,3 +465,72 @@ fn sysctls_are_set_in_the_containers_namespaces() {
         assert!(err.contains(want), "{flags:?}: {err}");
     }
 }
+
+/// `--group-add` and `--shm-size` (issue 12, "Run flags"): the groups by name from the image's
+/// `/etc/group` or by number, after the user's own; `/dev/shm` at the size asked for (64 MiB by
+/// default); `inspect` shows both; Docker's refusals exit 125.
+#[test]
+fn group_add_and_shm_size() {
+    let env = Env::new();
+    let groups = |flags: &[&str]| {
+        let (code, out, err) = env.sh(flags, "grep '^Groups:' /proc/self/status");
+        assert_eq!(code, 0, "{err}");
+        let mut gids: Vec<u32> = out
+            .split_whitespace()
+            .skip(1)
+            .map(|g| g.parse().unwrap())
+            .collect();
+        gids.sort_unstable();
+        gids
+    };
+    assert_eq!(groups(&["-u", "app"]), [1000]);
+    assert_eq!(
+        groups(&["-u", "app", "--group-add", "root", "--group-add", "4242"]),
+        [0, 1000, 4242]
+    );
+    let shm = |flags: &[&str]| {
+        let (code, out, err) = env.sh(flags, "grep ' /dev/shm ' /proc/mounts");
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    assert!(shm(&[]).contains("size=65536k"), "{}", shm(&[]));
+    let big = shm(&["--shm-size", "128m"]);
+    assert!(big.contains("size=131072k"), "{big}");
+    env.ok(&[
+        "create",
+        "--name",
+        "grp",
+        "--group-add",
+        "root",
+        "--shm-size",
+        "1g",
+        "bb:1",
+        "true",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "grp"])).unwrap();
+    assert_eq!(
+        doc[0]["HostConfig"]["GroupAdd"],
+        serde_json::json!(["root"])
+    );
+    assert_eq!(doc[0]["HostConfig"]["ShmSize"], 1_073_741_824_i64);
+    for (flags, want) in [
+        (
+            &["--group-add", "ghosts"][..],
+            "unable to find group ghosts: no matching entries in group file",
+        ),
+        (&["--shm-size", "-1"][..], "SHM size can not be less than 0"),
+        (
+            &["--shm-size", "big"][..],
+            "invalid argument \"big\" for \"--shm-size\" flag: invalid size: 'big'",
+        ),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "true"]);
+        let out = env.berth(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}: {err}");
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
+    assert!(env.container_ids().len() == 1, "{:?}", env.container_ids());
+}

@@ -150,6 +150,12 @@ pub struct RunArgs {
     /// `kernel.shm*`, `kernel.msg*`, `kernel.sem`, `fs.mqueue.*`)
     #[arg(long, value_name = "KEY=VALUE")]
     pub sysctl: Vec<String>,
+    /// Add additional groups to join (a name from the image's `/etc/group`, or a GID)
+    #[arg(long, value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Size of /dev/shm (`BYTES[b|k|m|g]`; default 64m)
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub shm_size: Option<String>,
     /// The image, then the command and its arguments (replacing the image's CMD). As with
     /// Docker, everything after the image belongs to the command, flags included
     #[arg(

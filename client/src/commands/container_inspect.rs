@@ -181,6 +181,8 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
             "SecurityOpt": (!create.security_opt.is_empty()).then_some(&create.security_opt),
             "Devices": create.devices.iter().map(|d| device_mapping(d)).collect::<Vec<_>>(),
             "ReadonlyRootfs": create.readonly_rootfs,
+            "GroupAdd": (!create.group_add.is_empty()).then_some(&create.group_add),
+            "ShmSize": create.shm_size.unwrap_or(crate::container::groups::DEFAULT_SHM_SIZE),
         },
         "GraphDriver": {
             "Name": "overlay",

@@ -278,7 +278,23 @@ pub fn create_options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
         stop_signal: args.stop_signal.clone(),
         stop_timeout: args.stop_timeout,
         sysctls: container::sysctl::parse(&args.sysctl)?,
+        group_add: args.group_add.clone(),
+        shm_size: shm_size(args.shm_size.as_deref())?,
     })
+}
+
+/// `--shm-size` as Docker's CLI and daemon take it: go-units bytes, negative refused, `0` the
+/// default.
+///
+/// # Errors
+/// Not a size, or below zero.
+pub fn shm_size(value: Option<&str>) -> anyhow::Result<Option<i64>> {
+    let Some(v) = value else { return Ok(None) };
+    if v.starts_with('-') {
+        anyhow::bail!("Error response from daemon: SHM size can not be less than 0");
+    }
+    let bytes = parse_bytes(v, "--shm-size")?;
+    Ok((bytes > 0).then_some(bytes))
 }
 
 /// `-l`/`--label` and `--label-file` as Docker's CLI reads them: the files first, then the

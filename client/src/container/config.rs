@@ -73,6 +73,12 @@ pub struct CreateConfig {
     /// `--sysctl`.
     #[serde(default)]
     pub sysctls: BTreeMap<String, String>,
+    /// `--group-add` as given.
+    #[serde(default)]
+    pub group_add: Vec<String>,
+    /// `--shm-size` (`None`: Docker's default).
+    #[serde(default)]
+    pub shm_size: Option<i64>,
 }
 
 /// Path of `create.json` in a container directory.
@@ -136,6 +142,8 @@ pub fn save_create_config(
             .or_else(|| image.and_then(|c| c.stop_signal().clone())),
         stop_timeout: args.stop_timeout,
         sysctls: args.sysctls.clone(),
+        group_add: args.group_add.clone(),
+        shm_size: args.shm_size,
     };
     fs_err::write(create_path(dir), serde_json::to_vec_pretty(&config)?)?;
     Ok(())

@@ -80,6 +80,9 @@ pub enum CreateError {
     /// A `--tmpfs` mount or `--read-only`.
     #[error(transparent)]
     Tmpfs(#[from] super::tmpfs::TmpfsError),
+    /// A `--group-add` the image's `/etc/group` does not know (Docker's daemon wording).
+    #[error("Error response from daemon: {0}")]
+    Groups(String),
     /// A `--sysctl` the network mode does not allow.
     #[error(transparent)]
     Sysctl(#[from] super::sysctl::SysctlError),
@@ -181,6 +184,10 @@ pub struct CreateOptions {
     pub stop_timeout: Option<i64>,
     /// `--sysctl`, checked by [`super::sysctl::parse`].
     pub sysctls: BTreeMap<String, String>,
+    /// `--group-add` as given (names are looked up in the image's `/etc/group`).
+    pub group_add: Vec<String>,
+    /// `--shm-size` in bytes (`None`: Docker's 64 MiB).
+    pub shm_size: Option<i64>,
 }
 
 impl CreateOptions {
@@ -517,6 +524,11 @@ fn build_spec(
         super::tmpfs::set_read_only(&mut spec)?;
     }
     super::sysctl::apply(&mut spec, &opts.sysctls);
+    super::groups::add_groups(&mut spec, &rootfs, &opts.group_add)
+        .map_err(|e| CreateError::Groups(e.to_string()))?;
+    if let Some(size) = opts.shm_size {
+        super::groups::set_shm_size(&mut spec, size);
+    }
     spec.save(dir.join("config.json"))
         .map_err(|e| CreateError::Step(e.into()))?;
     super::config::save_create_config(dir, opts, config.config().as_ref())?;
