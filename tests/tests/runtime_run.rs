@@ -534,3 +534,86 @@ fn group_add_and_shm_size() {
     }
     assert!(env.container_ids().len() == 1, "{:?}", env.container_ids());
 }
+
+/// `--init` (issue 12, "Run flags"): PID 1 is Berth's init, not the command; it forwards
+/// `stop`'s SIGTERM to a command that would ignore it as PID 1, reaps orphans, and passes the
+/// command's exit status and Docker's 126/127 through.
+#[test]
+fn init_forwards_signals_and_reaps_orphans() {
+    let env = Env::new();
+    let (code, out, err) = env.sh(&["--init"], "echo $$; exit 3");
+    assert_eq!(code, 3, "{err}");
+    assert_ne!(out.trim(), "1", "the command is not PID 1 under --init");
+    let (_, out, _) = env.sh(&[], "echo $$");
+    assert_eq!(out.trim(), "1");
+    // PID 1 holds nothing of the runtime's (CVE-2024-21626), only stdio; its binary (Berth's,
+    // a read-only mount) cannot be written through `/proc/1/exe` (CVE-2019-5736).
+    let (code, out, err) = env.sh(
+        &["--init"],
+        "echo $(ls /proc/1/fd); (echo x >> /proc/1/exe) 2>/dev/null && echo exe-rw || echo exe-ro",
+    );
+    assert_eq!((code, out.as_str()), (0, "0 1 2\nexe-ro\n"), "{err}");
+    // An orphan (the background sleep of a shell that is gone) is reaped by PID 1.
+    let (code, out, err) = env.sh(
+        &["--init"],
+        "sh -c 'sleep 0.2 & exec true'; sleep 1; \
+         grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l",
+    );
+    assert_eq!((code, out.trim()), (0, "0"), "{err}");
+    // A terminal (the command takes its foreground) and piped stdin work under the init.
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "-t",
+        "--init",
+        "bb:1",
+        "sh",
+        "-c",
+        "tty; exit 4",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    let mut cat = env.cmd(&["run", "--rm", "-i", "--init", "bb:1", "cat"]);
+    let mut child = cat
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"through the init\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "through the init\n")
+    );
+    let out = env.berth(&["run", "--rm", "--init", "bb:1", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found"));
+    // `sleep` as PID 1 ignores SIGTERM; under the init it gets it and dies at once.
+    env.ok(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "fw",
+        "--network",
+        "none",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "fw"])).unwrap();
+    assert_eq!(doc[0]["HostConfig"]["Init"], true);
+    let started = std::time::Instant::now();
+    env.ok(&["stop", "fw"]);
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    let code = env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "fw"]);
+    assert_eq!(code.trim(), "143");
+}

@@ -156,6 +156,9 @@ pub struct RunArgs {
     /// Size of /dev/shm (`BYTES[b|k|m|g]`; default 64m)
     #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
     pub shm_size: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
     /// The image, then the command and its arguments (replacing the image's CMD). As with
     /// Docker, everything after the image belongs to the command, flags included
     #[arg(

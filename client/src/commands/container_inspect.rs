@@ -212,6 +212,9 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
     if !create.tmpfs.is_empty() {
         doc["HostConfig"]["Tmpfs"] = json!(create.tmpfs);
     }
+    if create.init {
+        doc["HostConfig"]["Init"] = json!(true);
+    }
     if !create.sysctls.is_empty() {
         doc["HostConfig"]["Sysctls"] = json!(create.sysctls);
     }

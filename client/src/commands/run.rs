@@ -280,6 +280,7 @@ pub fn create_options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
         sysctls: container::sysctl::parse(&args.sysctl)?,
         group_add: args.group_add.clone(),
         shm_size: shm_size(args.shm_size.as_deref())?,
+        init: args.init,
     })
 }
 

@@ -79,6 +79,9 @@ pub struct CreateConfig {
     /// `--shm-size` (`None`: Docker's default).
     #[serde(default)]
     pub shm_size: Option<i64>,
+    /// `--init`.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// Path of `create.json` in a container directory.
@@ -144,6 +147,7 @@ pub fn save_create_config(
         sysctls: args.sysctls.clone(),
         group_add: args.group_add.clone(),
         shm_size: args.shm_size,
+        init: args.init,
     };
     fs_err::write(create_path(dir), serde_json::to_vec_pretty(&config)?)?;
     Ok(())

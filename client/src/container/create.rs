@@ -188,6 +188,8 @@ pub struct CreateOptions {
     pub group_add: Vec<String>,
     /// `--shm-size` in bytes (`None`: Docker's 64 MiB).
     pub shm_size: Option<i64>,
+    /// `--init`.
+    pub init: bool,
 }
 
 impl CreateOptions {
@@ -528,6 +530,15 @@ fn build_spec(
         .map_err(|e| CreateError::Groups(e.to_string()))?;
     if let Some(size) = opts.shm_size {
         super::groups::set_shm_size(&mut spec, size);
+    }
+    if opts.init {
+        // Berth's runtime keeps init as PID 1 and forks the command under it.
+        let mut annotations = spec.annotations().clone().unwrap_or_default();
+        annotations.insert(
+            berth_runtime::run::tiny_init::ANNOTATION.to_owned(),
+            "true".to_owned(),
+        );
+        spec.set_annotations(Some(annotations));
     }
     spec.save(dir.join("config.json"))
         .map_err(|e| CreateError::Step(e.into()))?;

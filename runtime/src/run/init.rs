@@ -299,6 +299,15 @@ pub fn init(
     apply_seccomp(sys, spec)?;
     apply_user_and_caps(sys, spec)?;
     sys.chdir(&cwd)?;
+    let wants_init = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(super::tiny_init::ANNOTATION))
+        .is_some_and(|v| v == "true");
+    if wants_init {
+        // Only the child comes back, to `execve` the command under the init.
+        super::tiny_init::fork_init().map_err(|errno| InitError::Init { errno })?;
+    }
     exec_tail(sys, process)
 }
 
