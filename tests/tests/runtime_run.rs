@@ -617,3 +617,57 @@ fn init_forwards_signals_and_reaps_orphans() {
     let code = env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "fw"]);
     assert_eq!(code.trim(), "143");
 }
+
+/// The Docker Engine beside us, given the same image and the same new flags (`--read-only`,
+/// `--tmpfs`, `--shm-size`, `--group-add`, `--sysctl`), shows the container the same mounts,
+/// groups and kernel parameters.
+#[test]
+fn new_run_flags_match_the_docker_engine() {
+    require("docker", "the machine's Docker Engine");
+    let env = Env::new();
+    let tag = format!("berth-run-flags-{}:1", berth_tests::nonce());
+    struct Rmi(String);
+    impl Drop for Rmi {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+        }
+    }
+    let _rmi = Rmi(tag.clone());
+    env.ok(&["tag", "bb:1", &tag]);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("bb.tar");
+    env.ok(&["save", "-o", archive.to_str().unwrap(), &tag]);
+    run(Command::new("docker").args(["load", "-i"]).arg(&archive));
+    let flags = [
+        "--network",
+        "none",
+        "--read-only",
+        "--tmpfs",
+        "/run:size=1m,mode=1770,exec",
+        "--tmpfs",
+        "/cache",
+        "--shm-size",
+        "128m",
+        "--group-add",
+        "4242",
+        "--sysctl",
+        "kernel.shmmax=123456",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+    ];
+    let script = "grep -E ' /(run|cache|dev/shm) ' /proc/mounts | cut -d' ' -f2-4 | sort; \
+                  touch /x 2>/dev/null && echo root-rw || echo root-ro; \
+                  stat -c %a /run /cache; grep ^Groups: /proc/self/status; \
+                  cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward";
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(&flags);
+    args.extend_from_slice(&[&tag, "sh", "-c", script]);
+    let docker = run(Command::new("docker").args(&args));
+    let berth = env.ok(&args);
+    assert!(
+        berth.contains("root-ro") && berth.contains("123456"),
+        "{berth}"
+    );
+    assert_eq!(berth, docker, "berth:\n{berth}\ndocker:\n{docker}");
+    println!("{berth}");
+}

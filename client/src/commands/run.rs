@@ -191,13 +191,18 @@ impl CidFile {
         })
     }
 
-    /// Writes the ID (no newline, as Docker) and keeps the file.
+    /// Writes the ID (no newline, as Docker) and keeps the file; on failure it is removed
+    /// when `self` drops.
     fn write(mut self, id: &str) -> anyhow::Result<()> {
         use std::io::Write as _;
-        let mut file = self.file.take().expect("written once");
-        file.write_all(id.as_bytes())
-            .and_then(|()| file.flush())
-            .context("failed to write the container ID to the file")
+        if let Some(file) = self.file.as_mut() {
+            file.write_all(id.as_bytes())
+                .and_then(|()| file.flush())
+                .context("failed to write the container ID to the file")?;
+        }
+        // Written: keep it.
+        self.file = None;
+        Ok(())
     }
 }
 
