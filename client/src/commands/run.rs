@@ -483,6 +483,28 @@ mod tests {
     }
 
     #[test]
+    fn stop_signal_defaults_to_the_images() {
+        let image: oci_spec::image::Config =
+            serde_json::from_value(serde_json::json!({"StopSignal": "SIGQUIT"})).unwrap();
+        let config = |flags: &[&str]| {
+            let t = tempfile::tempdir().unwrap();
+            let opts = create_options(&run_args_with(flags, &[])).unwrap();
+            save_create_config(t.path(), &opts, Some(&image)).unwrap();
+            load_create_config(t.path(), &State::default())
+        };
+        let c = config(&[]);
+        assert_eq!(
+            (c.stop_signal.as_deref(), c.stop_timeout),
+            (Some("SIGQUIT"), None)
+        );
+        let c = config(&["--stop-signal", "USR1", "--stop-timeout", "-1"]);
+        assert_eq!(
+            (c.stop_signal.as_deref(), c.stop_timeout),
+            (Some("USR1"), Some(-1))
+        );
+    }
+
+    #[test]
     fn bytes_follow_docker_units() {
         for (v, want) in [
             ("64m", 64 << 20),
