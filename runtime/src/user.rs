@@ -288,6 +288,28 @@ pub fn resolve_in(rootfs: &Path, spec: &str) -> Result<ExecUser> {
     resolve(spec, &passwd, &groups)
 }
 
+/// `--group-add`: each group's gid, by name from the rootfs's `/etc/group`, else as a number
+/// (runc's `GetAdditionalGroups`).
+///
+/// # Errors
+/// A name no entry has, a gid out of range, an unreadable group file.
+pub fn additional_groups_in(rootfs: &Path, names: &[String]) -> Result<Vec<u32>> {
+    let groups = parse_group(&read_db(rootfs, "/etc/group")?);
+    names
+        .iter()
+        .map(|name| {
+            let name = name.trim();
+            match (groups.iter().find(|g| g.name == name), atoi(name)) {
+                (Some(g), _) => in_range(g.gid),
+                (None, Some(n)) => in_range(n),
+                (None, None) => Err(UserError::NoSuchGroup {
+                    group: name.to_owned(),
+                }),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use rstest::rstest;
@@ -395,6 +417,19 @@ mod tests {
         let t = rootfs(PASSWD, GROUP);
         let u = resolve_in(t.path(), "app").unwrap();
         assert_eq!((u.uid, u.gid, u.sgids), (1000, 1000, vec![10, 50]));
+    }
+
+    #[test]
+    fn additional_groups_by_name_or_number() {
+        let t = rootfs(PASSWD, "wheel:x:10:\naudio:x:63:\n");
+        let gids = additional_groups_in(t.path(), &["audio".into(), "4242".into(), "wheel".into()]);
+        assert_eq!(gids.unwrap(), [63, 4242, 10]);
+        let e = additional_groups_in(t.path(), &["ghosts".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unable to find group ghosts: no matching entries in group file"
+        );
+        assert!(additional_groups_in(t.path(), &["4294967296".into()]).is_err());
     }
 
     #[test]

@@ -437,3 +437,135 @@ fn inspect_shows_what_docker_shows() {
         "<true>"
     );
 }
+
+/// `-l`/`--label`/`--label-file`, `--cidfile`, `--stop-signal` and `--stop-timeout` (issue 12,
+/// "Run flags"), as Docker: labels in `inspect` and `ps --filter label=…`; the ID file
+/// written, and an existing one refused before a container is made; `stop` uses the
+/// container's signal and timeout unless `-s`/`-t` say otherwise.
+#[test]
+fn labels_cidfile_and_stop_settings() {
+    let env = ContainerEnv::new(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("labels");
+    std::fs::write(&file, "c=\"a label\"\n# a comment\n\nd\na=from-file\n").unwrap();
+    env.ok(&[
+        "create",
+        "--name",
+        "lab",
+        "--network",
+        "none",
+        "--label-file",
+        file.to_str().unwrap(),
+        "-l",
+        "a=1",
+        "--label",
+        "b",
+        "bb:1",
+        "true",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "lab"])).unwrap();
+    assert_eq!(
+        doc[0]["Config"]["Labels"],
+        serde_json::json!({"a": "1", "b": "", "c": "\"a label\"", "d": ""})
+    );
+    let id = doc[0]["Id"].as_str().unwrap().to_owned();
+    let ps = env.ok(&["ps", "-a", "-q", "--no-trunc", "--filter", "label=a=1"]);
+    assert_eq!(ps.trim(), id);
+    let ps = env.ok(&["ps", "-a", "-q", "--filter", "label=a=2"]);
+    assert_eq!(ps.trim(), "");
+    let out = env.berth(&["create", "-l", "=x", "bb:1", "true"]);
+    let (code, _, err) = text(&out);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("invalid label '=x': empty name"), "{err}");
+
+    // --cidfile: the ID, no newline; an existing file is refused and no container is made.
+    let cid = dir.path().join("cid");
+    let cid_arg = cid.to_str().unwrap();
+    env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cidfile",
+        cid_arg,
+        "bb:1",
+        "true",
+    ]);
+    let written = std::fs::read_to_string(&cid).unwrap();
+    assert_eq!(written.len(), 64, "{written:?}");
+    assert!(
+        written.chars().all(|c| c.is_ascii_hexdigit()),
+        "{written:?}"
+    );
+    let before = env.container_ids().len();
+    let (code, _, err) = text(&env.berth(&["run", "--cidfile", cid_arg, "bb:1", "true"]));
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains(&format!(
+            "container ID file found, make sure the other container isn't running or delete {cid_arg}"
+        )),
+        "{err}"
+    );
+    assert_eq!(env.container_ids().len(), before);
+    // A failed create leaves no file behind.
+    let cid2 = dir.path().join("cid2");
+    let out = env.berth(&["run", "--cidfile", cid2.to_str().unwrap(), "no-such-image"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(!cid2.exists());
+
+    // --stop-signal: `stop` sends it; the trap's exit code proves it arrived.
+    let trap = "trap 'exit 7' USR1; trap '' TERM; while :; do sleep 0.1; done";
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sig",
+        "--network",
+        "none",
+        "--stop-signal",
+        "SIGUSR1",
+        "--stop-timeout",
+        "30",
+        "bb:1",
+        "sh",
+        "-c",
+        trap,
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "sig"])).unwrap();
+    assert_eq!(doc[0]["Config"]["StopSignal"], "SIGUSR1");
+    assert_eq!(doc[0]["Config"]["StopTimeout"], 30);
+    let started = std::time::Instant::now();
+    env.ok(&["stop", "sig"]);
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    let code = env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "sig"]);
+    assert_eq!(code.trim(), "7");
+    // --stop-timeout: SIGTERM is ignored, so SIGKILL comes after 1 s, not Docker's 10.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "--network",
+        "none",
+        "--stop-timeout",
+        "1",
+        "bb:1",
+        "sh",
+        "-c",
+        trap,
+    ]);
+    let started = std::time::Instant::now();
+    env.ok(&["stop", "slow"]);
+    let took = started.elapsed();
+    assert!(took.as_secs() < 6 && took.as_millis() >= 900, "{took:?}");
+    let code = env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "slow"]);
+    assert_eq!(code.trim(), "137");
+    // `-s` still wins over the container's signal.
+    env.ok(&["start", "sig"]);
+    env.ok(&["stop", "-s", "KILL", "sig"]);
+    let code = env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "sig"]);
+    assert_eq!(code.trim(), "137");
+    let (code, _, err) = text(&env.berth(&["create", "--stop-signal", "NOPE", "bb:1", "true"]));
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("Invalid signal: NOPE"), "{err}");
+}

@@ -250,3 +250,424 @@ fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) {
         ))
         .arg(target));
 }
+
+/// `--read-only` and `--tmpfs` (issue 12, "Run flags"): the root file system refuses writes
+/// while `/dev/shm`, volumes and tmpfs mounts take them; tmpfs gets Docker's default options
+/// and honours `size=`, `mode=` and `exec`; `inspect` shows both; bad values exit 125.
+#[test]
+fn read_only_root_and_tmpfs_mounts() {
+    let env = Env::new();
+    let script = "touch /x 2>/dev/null && echo root-rw || echo root-ro; \
+                  mkdir /made 2>/dev/null && echo mkdir-rw || echo mkdir-ro; \
+                  echo 1.2.3.4 x >> /etc/hosts 2>/dev/null && echo hosts-rw || echo hosts-ro; \
+                  touch /run/a /dev/shm/a /data/a && echo writable; \
+                  grep ' /run ' /proc/mounts; \
+                  stat -c %a /run; \
+                  cp /bin/busybox /run/true; /run/true 2>/dev/null && echo exec || echo noexec";
+    let (code, out, err) = env.sh(
+        &[
+            "--read-only",
+            "--tmpfs",
+            "/run:size=1m,mode=1770",
+            "-v",
+            "/data",
+        ],
+        script,
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..4],
+        ["root-ro", "mkdir-ro", "hosts-ro", "writable"],
+        "{out}"
+    );
+    // Docker's defaults: noexec, nosuid, nodev; the size and mode asked for.
+    let run = lines[4];
+    assert!(run.starts_with("tmpfs /run tmpfs rw,"), "{run}");
+    for want in ["nosuid", "nodev", "noexec", "size=1024k", "mode=1770"] {
+        assert!(run.contains(want), "{want} missing in {run}");
+    }
+    assert_eq!(lines[5..], ["1770", "noexec"], "{out}");
+    // Without `--read-only` the root file system is writable; `exec` lifts the default.
+    let (code, out, err) = env.sh(&["--tmpfs", "/run:exec", "-v", "/data"], script);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..4],
+        ["root-rw", "mkdir-rw", "hosts-rw", "writable"],
+        "{out}"
+    );
+    assert_eq!(lines.last(), Some(&"exec"), "{out}");
+    // `inspect` shows them as Docker does.
+    env.ok(&[
+        "create",
+        "--name",
+        "ro",
+        "--read-only",
+        "--tmpfs",
+        "/run:size=1m",
+        "--tmpfs",
+        "/cache",
+        "bb:1",
+        "true",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "ro"])).unwrap();
+    let host = &doc[0]["HostConfig"];
+    assert_eq!(host["ReadonlyRootfs"], true);
+    assert_eq!(
+        host["Tmpfs"],
+        serde_json::json!({"/run": "size=1m", "/cache": ""})
+    );
+    // The daemon's refusals.
+    for (flag, want) in [
+        (
+            "run",
+            "invalid mount path: 'run' mount path must be absolute",
+        ),
+        ("/", "invalid specification: destination can't be '/'"),
+        ("/run:bogus", "invalid tmpfs option \"bogus\""),
+    ] {
+        let out = env.berth(&["run", "--rm", "--tmpfs", flag, "bb:1", "true"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{flag}: {err}");
+        assert!(err.contains(want), "{flag}: {err}");
+    }
+}
+
+/// `--sysctl` (issue 12, "Run flags"): namespaced parameters are written in the container's own
+/// network and IPC namespaces (the host's values stay), shown by `inspect`; the others, and
+/// `net.*` with the host's network, are refused as Docker refuses them.
+#[test]
+fn sysctls_are_set_in_the_containers_namespaces() {
+    let env = Env::new();
+    let host = |p: &str| std::fs::read_to_string(p).unwrap();
+    let before = (
+        host("/proc/sys/kernel/shmmax"),
+        host("/proc/sys/fs/mqueue/msg_max"),
+    );
+    let script = "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax \
+                  /proc/sys/fs/mqueue/msg_max";
+    for network in ["none", "bridge"] {
+        let (code, out, err) = env.sh(
+            &[
+                "--network",
+                network,
+                "--sysctl",
+                "net.ipv4.ip_forward=1",
+                "--sysctl",
+                "kernel.shmmax=123456",
+                "--sysctl",
+                "fs.mqueue.msg_max=17",
+            ],
+            script,
+        );
+        assert_eq!(
+            (code, out.as_str()),
+            (0, "1\n123456\n17\n"),
+            "{network}: {err}"
+        );
+    }
+    // IPC parameters are fine with the host's network.
+    let (code, out, err) = env.sh(
+        &["--network", "host", "--sysctl", "kernel.shmmax=654321"],
+        "cat /proc/sys/kernel/shmmax",
+    );
+    assert_eq!((code, out.as_str()), (0, "654321\n"), "{err}");
+    // The host's own values are untouched.
+    assert_eq!(
+        before,
+        (
+            host("/proc/sys/kernel/shmmax"),
+            host("/proc/sys/fs/mqueue/msg_max")
+        )
+    );
+    // Joining another container's namespace: allowed, unless that one is the host's.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "own",
+        "--network",
+        "none",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hostnet",
+        "--network",
+        "host",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    let (code, out, err) = env.sh(
+        &[
+            "--network",
+            "container:own",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+        ],
+        "cat /proc/sys/net/ipv4/ip_forward",
+    );
+    assert_eq!((code, out.as_str()), (0, "1\n"), "{err}");
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:hostnet",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "bb:1",
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("not allowed in host network namespace"),
+        "{err}"
+    );
+    env.ok(&[
+        "create",
+        "--name",
+        "sys",
+        "--network",
+        "none",
+        "--sysctl",
+        "net.core.somaxconn=1024",
+        "bb:1",
+        "true",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "sys"])).unwrap();
+    assert_eq!(
+        doc[0]["HostConfig"]["Sysctls"],
+        serde_json::json!({"net.core.somaxconn": "1024"})
+    );
+    for (flags, want) in [
+        (
+            &["--sysctl", "kernel.hostname=x"][..],
+            "invalid argument \"kernel.hostname=x\" for \"--sysctl\" flag: sysctl 'kernel.hostname=x' is not allowed",
+        ),
+        (
+            &["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"][..],
+            "sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace",
+        ),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "true"]);
+        let out = env.berth(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}: {err}");
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
+}
+
+/// `--group-add` and `--shm-size` (issue 12, "Run flags"): the groups by name from the image's
+/// `/etc/group` or by number, after the user's own; `/dev/shm` at the size asked for (64 MiB by
+/// default); `inspect` shows both; Docker's refusals exit 125.
+#[test]
+fn group_add_and_shm_size() {
+    let env = Env::new();
+    let groups = |flags: &[&str]| {
+        let (code, out, err) = env.sh(flags, "grep '^Groups:' /proc/self/status");
+        assert_eq!(code, 0, "{err}");
+        let mut gids: Vec<u32> = out
+            .split_whitespace()
+            .skip(1)
+            .map(|g| g.parse().unwrap())
+            .collect();
+        gids.sort_unstable();
+        gids
+    };
+    assert_eq!(groups(&["-u", "app"]), [1000]);
+    assert_eq!(
+        groups(&["-u", "app", "--group-add", "root", "--group-add", "4242"]),
+        [0, 1000, 4242]
+    );
+    let shm = |flags: &[&str]| {
+        let (code, out, err) = env.sh(flags, "grep ' /dev/shm ' /proc/mounts");
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    assert!(shm(&[]).contains("size=65536k"), "{}", shm(&[]));
+    let big = shm(&["--shm-size", "128m"]);
+    assert!(big.contains("size=131072k"), "{big}");
+    env.ok(&[
+        "create",
+        "--name",
+        "grp",
+        "--group-add",
+        "root",
+        "--shm-size",
+        "1g",
+        "bb:1",
+        "true",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "grp"])).unwrap();
+    assert_eq!(
+        doc[0]["HostConfig"]["GroupAdd"],
+        serde_json::json!(["root"])
+    );
+    assert_eq!(doc[0]["HostConfig"]["ShmSize"], 1_073_741_824_i64);
+    for (flags, want) in [
+        (
+            &["--group-add", "ghosts"][..],
+            "unable to find group ghosts: no matching entries in group file",
+        ),
+        (&["--shm-size", "-1"][..], "SHM size can not be less than 0"),
+        (
+            &["--shm-size", "big"][..],
+            "invalid argument \"big\" for \"--shm-size\" flag: invalid size: 'big'",
+        ),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "true"]);
+        let out = env.berth(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}: {err}");
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
+    assert!(env.container_ids().len() == 1, "{:?}", env.container_ids());
+}
+
+/// `--init` (issue 12, "Run flags"): PID 1 is Berth's init, not the command; it forwards
+/// `stop`'s SIGTERM to a command that would ignore it as PID 1, reaps orphans, and passes the
+/// command's exit status and Docker's 126/127 through.
+#[test]
+fn init_forwards_signals_and_reaps_orphans() {
+    let env = Env::new();
+    let (code, out, err) = env.sh(&["--init"], "echo $$; exit 3");
+    assert_eq!(code, 3, "{err}");
+    assert_ne!(out.trim(), "1", "the command is not PID 1 under --init");
+    let (_, out, _) = env.sh(&[], "echo $$");
+    assert_eq!(out.trim(), "1");
+    // PID 1 holds nothing of the runtime's (CVE-2024-21626), only stdio; its binary (Berth's,
+    // a read-only mount) cannot be written through `/proc/1/exe` (CVE-2019-5736).
+    let (code, out, err) = env.sh(
+        &["--init"],
+        "echo $(ls /proc/1/fd); (echo x >> /proc/1/exe) 2>/dev/null && echo exe-rw || echo exe-ro",
+    );
+    assert_eq!((code, out.as_str()), (0, "0 1 2\nexe-ro\n"), "{err}");
+    // An orphan (the background sleep of a shell that is gone) is reaped by PID 1.
+    let (code, out, err) = env.sh(
+        &["--init"],
+        "sh -c 'sleep 0.2 & exec true'; sleep 1; \
+         grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l",
+    );
+    assert_eq!((code, out.trim()), (0, "0"), "{err}");
+    // A terminal (the command takes its foreground) and piped stdin work under the init.
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "-t",
+        "--init",
+        "bb:1",
+        "sh",
+        "-c",
+        "tty; exit 4",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    let mut cat = env.cmd(&["run", "--rm", "-i", "--init", "bb:1", "cat"]);
+    let mut child = cat
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"through the init\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "through the init\n")
+    );
+    let out = env.berth(&["run", "--rm", "--init", "bb:1", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found"));
+    // `sleep` as PID 1 ignores SIGTERM; under the init it gets it and dies at once.
+    env.ok(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "fw",
+        "--network",
+        "none",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "fw"])).unwrap();
+    assert_eq!(doc[0]["HostConfig"]["Init"], true);
+    let started = std::time::Instant::now();
+    env.ok(&["stop", "fw"]);
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    let code = env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "fw"]);
+    assert_eq!(code.trim(), "143");
+}
+
+/// The Docker Engine beside us, given the same image and the same new flags (`--read-only`,
+/// `--tmpfs`, `--shm-size`, `--group-add`, `--sysctl`), shows the container the same mounts,
+/// groups and kernel parameters.
+#[test]
+fn new_run_flags_match_the_docker_engine() {
+    require("docker", "the machine's Docker Engine");
+    let env = Env::new();
+    let tag = format!("berth-run-flags-{}:1", berth_tests::nonce());
+    struct Rmi(String);
+    impl Drop for Rmi {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+        }
+    }
+    let _rmi = Rmi(tag.clone());
+    env.ok(&["tag", "bb:1", &tag]);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("bb.tar");
+    env.ok(&["save", "-o", archive.to_str().unwrap(), &tag]);
+    run(Command::new("docker").args(["load", "-i"]).arg(&archive));
+    let flags = [
+        "--network",
+        "none",
+        "--read-only",
+        "--tmpfs",
+        "/run:size=1m,mode=1770,exec",
+        "--tmpfs",
+        "/cache",
+        "--shm-size",
+        "128m",
+        "--group-add",
+        "4242",
+        "--sysctl",
+        "kernel.shmmax=123456",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+    ];
+    let script = "grep -E ' /(run|cache|dev/shm) ' /proc/mounts | cut -d' ' -f2-4 | sort; \
+                  touch /x 2>/dev/null && echo root-rw || echo root-ro; \
+                  stat -c %a /run /cache; grep ^Groups: /proc/self/status; \
+                  cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward";
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(&flags);
+    args.extend_from_slice(&[&tag, "sh", "-c", script]);
+    let docker = run(Command::new("docker").args(&args));
+    let berth = env.ok(&args);
+    assert!(
+        berth.contains("root-ro") && berth.contains("123456"),
+        "{berth}"
+    );
+    assert_eq!(berth, docker, "berth:\n{berth}\ndocker:\n{docker}");
+    println!("{berth}");
+}

@@ -235,12 +235,14 @@ pub struct LogsArgs {
 /// `stop`
 #[derive(Args, Debug)]
 pub struct StopArgs {
-    /// Signal to send to the container
+    /// Signal to send to the container (default: the container's `--stop-signal`, else the
+    /// image's `STOPSIGNAL`, else `SIGTERM`)
     #[arg(short, long)]
     pub signal: Option<String>,
-    /// Seconds to wait before killing the container (-1: wait forever)
-    #[arg(short, long, default_value_t = 10, allow_hyphen_values = true)]
-    pub timeout: i64,
+    /// Seconds to wait before killing the container (default: the container's
+    /// `--stop-timeout`, else 10; -1: wait forever)
+    #[arg(short, long, allow_hyphen_values = true)]
+    pub timeout: Option<i64>,
     /// Containers
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -308,12 +310,14 @@ pub struct StartArgs {
 /// `restart`
 #[derive(Args, Debug)]
 pub struct RestartArgs {
-    /// Signal to send to the container
+    /// Signal to send to the container (default: the container's `--stop-signal`, else the
+    /// image's `STOPSIGNAL`, else `SIGTERM`)
     #[arg(short, long)]
     pub signal: Option<String>,
-    /// Seconds to wait before killing the container
-    #[arg(short, long, default_value_t = 10, allow_hyphen_values = true)]
-    pub timeout: i64,
+    /// Seconds to wait before killing the container (default: the container's
+    /// `--stop-timeout`, else 10; -1: wait forever)
+    #[arg(short, long, allow_hyphen_values = true)]
+    pub timeout: Option<i64>,
     /// Containers
     #[arg(required = true)]
     pub containers: Vec<String>,

@@ -124,6 +124,41 @@ pub struct RunArgs {
     /// Attach a filesystem mount (`type=volume|bind,source=…,target=…[,readonly]`)
     #[arg(long = "mount", value_name = "MOUNT")]
     pub mounts: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Mount a tmpfs directory (`/run`, `/run:rw,size=64m,mode=1777`; default options
+    /// `rw,noexec,nosuid,nodev`)
+    #[arg(long, value_name = "PATH[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
+    /// Set meta data on a container (`KEY=VALUE`, or `KEY` for an empty value)
+    #[arg(short, long, value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub label_file: Vec<PathBuf>,
+    /// Write the container ID to the file (refused if the file exists)
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub cidfile: Option<PathBuf>,
+    /// Signal to stop the container (default: the image's `STOPSIGNAL`, else `SIGTERM`)
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container (default 10; -1 waits forever)
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub stop_timeout: Option<i64>,
+    /// Sysctl options (`KEY=VALUE`; namespaced ones only: `net.*` without `--network host`,
+    /// `kernel.shm*`, `kernel.msg*`, `kernel.sem`, `fs.mqueue.*`)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
+    /// Add additional groups to join (a name from the image's `/etc/group`, or a GID)
+    #[arg(long, value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Size of /dev/shm (`BYTES[b|k|m|g]`; default 64m)
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub shm_size: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
     /// The image, then the command and its arguments (replacing the image's CMD). As with
     /// Docker, everything after the image belongs to the command, flags included
     #[arg(

@@ -133,7 +133,7 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
         "MaximumRetryCount": restart.get("MaximumRetryCount").cloned().unwrap_or(json!(0)),
     });
     let rootfs = dir.join("rootfs");
-    Ok(json!({
+    let mut doc = json!({
         "Id": state.id,
         "Created": state.created,
         "Path": path,
@@ -180,6 +180,9 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
             "CapDrop": (!create.cap_drop.is_empty()).then_some(&create.cap_drop),
             "SecurityOpt": (!create.security_opt.is_empty()).then_some(&create.security_opt),
             "Devices": create.devices.iter().map(|d| device_mapping(d)).collect::<Vec<_>>(),
+            "ReadonlyRootfs": create.readonly_rootfs,
+            "GroupAdd": (!create.group_add.is_empty()).then_some(&create.group_add),
+            "ShmSize": create.shm_size.unwrap_or(crate::container::groups::DEFAULT_SHM_SIZE),
         },
         "GraphDriver": {
             "Name": "overlay",
@@ -204,7 +207,24 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> anyhow::Result<V
         },
         "NetworkSettings": network_settings(state, &create.network_mode),
         "OCISpec": spec_json,
-    }))
+    });
+    // Docker leaves these out when unset (`omitempty`).
+    if !create.tmpfs.is_empty() {
+        doc["HostConfig"]["Tmpfs"] = json!(create.tmpfs);
+    }
+    if create.init {
+        doc["HostConfig"]["Init"] = json!(true);
+    }
+    if !create.sysctls.is_empty() {
+        doc["HostConfig"]["Sysctls"] = json!(create.sysctls);
+    }
+    if let Some(s) = &create.stop_signal {
+        doc["Config"]["StopSignal"] = json!(s);
+    }
+    if let Some(t) = create.stop_timeout {
+        doc["Config"]["StopTimeout"] = json!(t);
+    }
+    Ok(doc)
 }
 
 /// Docker's `HostConfig.PortBindings`: what `-p`/`-P` asked for, by `PORT/PROTO` (an empty

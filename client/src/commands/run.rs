@@ -164,6 +164,56 @@ pub fn create(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<()> {
     super::exit_with(run_container_as(ctx, args, true))
 }
 
+/// `--cidfile`: created (never overwritten) before the container, removed again unless the
+/// container's ID was written to it (docker/cli `container/create.go`, `cidFile`).
+struct CidFile {
+    path: std::path::PathBuf,
+    file: Option<fs_err::File>,
+}
+
+impl CidFile {
+    /// Creates the file; refuses one that exists, with Docker's message.
+    fn create(path: &std::path::Path) -> anyhow::Result<Self> {
+        if path.symlink_metadata().is_ok() {
+            anyhow::bail!(
+                "container ID file found, make sure the other container isn't running or delete {}",
+                path.display()
+            );
+        }
+        let file = fs_err::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .context("failed to create the container ID file")?;
+        Ok(Self {
+            path: path.to_owned(),
+            file: Some(file),
+        })
+    }
+
+    /// Writes the ID (no newline, as Docker) and keeps the file; on failure it is removed
+    /// when `self` drops.
+    fn write(mut self, id: &str) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        if let Some(file) = self.file.as_mut() {
+            file.write_all(id.as_bytes())
+                .and_then(|()| file.flush())
+                .context("failed to write the container ID to the file")?;
+        }
+        // Written: keep it.
+        self.file = None;
+        Ok(())
+    }
+}
+
+impl Drop for CidFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs_err::remove_file(&self.path);
+        }
+    }
+}
+
 /// Prints the ID of a container `run -d` started, flushed at once.
 fn print_id(id: &str) -> std::io::Result<()> {
     use std::io::Write as _;
@@ -227,7 +277,71 @@ pub fn create_options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
             dns_options: args.dns_option.clone(),
             add_hosts: args.add_host.clone(),
         },
+        read_only: args.read_only,
+        tmpfs: container::tmpfs::parse(&args.tmpfs)?,
+        labels: labels(&args.label, &args.label_file)?,
+        stop_signal: args.stop_signal.clone(),
+        stop_timeout: args.stop_timeout,
+        sysctls: container::sysctl::parse(&args.sysctl)?,
+        group_add: args.group_add.clone(),
+        shm_size: shm_size(args.shm_size.as_deref())?,
+        init: args.init,
     })
+}
+
+/// `--shm-size` as Docker's CLI and daemon take it: go-units bytes, negative refused, `0` the
+/// default.
+///
+/// # Errors
+/// Not a size, or below zero.
+pub fn shm_size(value: Option<&str>) -> anyhow::Result<Option<i64>> {
+    let Some(v) = value else { return Ok(None) };
+    if v.starts_with('-') {
+        anyhow::bail!("Error response from daemon: SHM size can not be less than 0");
+    }
+    let bytes = parse_bytes(v, "--shm-size")?;
+    Ok((bytes > 0).then_some(bytes))
+}
+
+/// `-l`/`--label` and `--label-file` as Docker's CLI reads them: the files first, then the
+/// flags, a later value for a key winning; `KEY` alone is an empty label. Files use the env
+/// file format (`crate::envfile`), but a bare `KEY` is kept rather than looked up.
+///
+/// # Errors
+/// A label without a name (Docker's `opts.ValidateLabel`), an unreadable or invalid file.
+pub fn labels(
+    flags: &[String],
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut all = Vec::new();
+    for path in files {
+        let bytes = crate::envfile::read_bounded(path)?;
+        let lines = crate::envfile::parse(&bytes, &|_| Some(String::new())).map_err(|source| {
+            crate::envfile::EnvFileError::Invalid {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        all.extend(lines);
+    }
+    for l in flags {
+        let key = l.split_once('=').map_or(l.as_str(), |(k, _)| k);
+        if key.trim().is_empty() {
+            return Err(invalid(
+                l,
+                "-l, --label",
+                format!("invalid label '{l}': empty name"),
+            ));
+        }
+        all.push(l.clone());
+    }
+    Ok(all
+        .into_iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (l, String::new()),
+        })
+        .collect())
 }
 
 /// Checks the flags, creates the container, then leaves it created (`create_only`), starts it
@@ -244,12 +358,20 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         return Err(anyhow::anyhow!("the input device is not a TTY").context(crate::Exit(1)));
     }
     let opts = create_options(args)?;
+    if let Some(s) = &args.stop_signal {
+        container::parse_signal(s)?;
+    }
     let image = super::find_image(ctx, &args.image)?;
     let config: ImageConfiguration =
         serde_json::from_slice(&ctx.store.read_blob(&image.id.parse()?)?)
             .with_context(|| format!("cannot read the config of image `{}`", args.image))?;
+    // Before the container exists, as Docker: an existing file stops `run` early.
+    let cidfile = args.cidfile.as_deref().map(CidFile::create).transpose()?;
     let created = container::create::create(&ctx.printer, &ctx.store, &opts, &image, &config)?;
     let id = created.id().to_owned();
+    if let Some(f) = cidfile {
+        f.write(&id)?;
+    }
     if create_only {
         // `start` mounts it again.
         created.hand_over(false)?;
@@ -330,6 +452,56 @@ mod tests {
         assert_eq!(c.binds, Some(vec!["/a:/b".to_owned()]));
         let c = saved(&["--entrypoint", ""], &["ls"]);
         assert_eq!((c.entrypoint, c.cmd), (None, Some(vec!["ls".to_owned()])));
+    }
+
+    #[test]
+    fn labels_follow_dockers_cli() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("l");
+        fs_err::write(&f, "x=\"q v\"\n# c\ny\nz=file\n").unwrap();
+        let l = labels(&["z=flag".into(), "k".into(), "e=".into()], &[f]).unwrap();
+        let want: Vec<(&str, &str)> = vec![
+            ("e", ""),
+            ("k", ""),
+            ("x", "\"q v\""),
+            ("y", ""),
+            ("z", "flag"),
+        ];
+        let got: Vec<(&str, &str)> = l.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(got, want);
+        let e = labels(&[" =v".into()], &[]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid argument \" =v\" for \"-l, --label\" flag: invalid label ' =v': empty name"
+        );
+        // The image's labels are kept under the flags'.
+        let c = saved(&["-l", "team=red", "-l", "tier=web"], &[]);
+        assert_eq!(
+            (c.labels["team"].as_str(), c.labels["tier"].as_str()),
+            ("red", "web")
+        );
+    }
+
+    #[test]
+    fn stop_signal_defaults_to_the_images() {
+        let image: oci_spec::image::Config =
+            serde_json::from_value(serde_json::json!({"StopSignal": "SIGQUIT"})).unwrap();
+        let config = |flags: &[&str]| {
+            let t = tempfile::tempdir().unwrap();
+            let opts = create_options(&run_args_with(flags, &[])).unwrap();
+            save_create_config(t.path(), &opts, Some(&image)).unwrap();
+            load_create_config(t.path(), &State::default())
+        };
+        let c = config(&[]);
+        assert_eq!(
+            (c.stop_signal.as_deref(), c.stop_timeout),
+            (Some("SIGQUIT"), None)
+        );
+        let c = config(&["--stop-signal", "USR1", "--stop-timeout", "-1"]);
+        assert_eq!(
+            (c.stop_signal.as_deref(), c.stop_timeout),
+            (Some("USR1"), Some(-1))
+        );
     }
 
     #[test]

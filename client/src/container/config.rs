@@ -1,6 +1,7 @@
 //! `<dir>/create.json`: the Docker `Config` values `run` was given that the OCI spec cannot tell
-//! back (`Entrypoint` vs `Cmd`, `User` and `WorkingDir` as written, `Binds`, …), for `inspect`,
-//! `ps --filter` and `container prune --filter label=…`.
+//! back (`Entrypoint` vs `Cmd`, `User` and `WorkingDir` as written, `Binds`, labels, `Tmpfs`,
+//! the stop signal and timeout, …), for `inspect`, `stop`, `ps --filter` and
+//! `container prune --filter label=…`.
 //!
 //! May call [`super::state`] (the command a container from an older Berth recorded).
 
@@ -57,6 +58,30 @@ pub struct CreateConfig {
     /// `--security-opt` as given.
     #[serde(default)]
     pub security_opt: Vec<String>,
+    /// `--read-only`.
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+    /// `--tmpfs`: destination to options as given.
+    #[serde(default)]
+    pub tmpfs: BTreeMap<String, String>,
+    /// `--stop-signal`, else the image's `StopSignal`.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`.
+    #[serde(default)]
+    pub stop_timeout: Option<i64>,
+    /// `--sysctl`.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+    /// `--group-add` as given.
+    #[serde(default)]
+    pub group_add: Vec<String>,
+    /// `--shm-size` (`None`: Docker's default).
+    #[serde(default)]
+    pub shm_size: Option<i64>,
+    /// `--init`.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// Path of `create.json` in a container directory.
@@ -98,10 +123,12 @@ pub fn save_create_config(
             .clone()
             .or_else(|| image.and_then(|c| c.working_dir().clone()))
             .unwrap_or_default(),
+        // As Docker: the flags' labels over the image's.
         labels: image
             .and_then(|c| c.labels().clone())
             .unwrap_or_default()
             .into_iter()
+            .chain(args.labels.clone())
             .collect(),
         binds: (!args.binds.is_empty()).then(|| args.binds.clone()),
         network_mode: args.network.network.clone(),
@@ -110,6 +137,17 @@ pub fn save_create_config(
         cap_drop: args.cap_drop.clone(),
         devices: args.devices.clone(),
         security_opt: args.security_opt.clone(),
+        readonly_rootfs: args.read_only,
+        tmpfs: args.tmpfs.clone(),
+        stop_signal: args
+            .stop_signal
+            .clone()
+            .or_else(|| image.and_then(|c| c.stop_signal().clone())),
+        stop_timeout: args.stop_timeout,
+        sysctls: args.sysctls.clone(),
+        group_add: args.group_add.clone(),
+        shm_size: args.shm_size,
+        init: args.init,
     };
     fs_err::write(create_path(dir), serde_json::to_vec_pretty(&config)?)?;
     Ok(())

@@ -23,7 +23,7 @@
 //! [`crate::envfile`], [`crate::reaper`], [`crate::store`] (layer paths) and `berth_runtime`
 //! (overlay mount, layer copy, spec).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use berth_runtime::rootfs::{mount_overlay, RootfsError};
@@ -77,6 +77,15 @@ pub enum CreateError {
     /// Building the OCI spec.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// A `--tmpfs` mount or `--read-only`.
+    #[error(transparent)]
+    Tmpfs(#[from] super::tmpfs::TmpfsError),
+    /// A `--group-add` the image's `/etc/group` does not know (Docker's daemon wording).
+    #[error("Error response from daemon: {0}")]
+    Groups(String),
+    /// A `--sysctl` the network mode does not allow.
+    #[error(transparent)]
+    Sysctl(#[from] super::sysctl::SysctlError),
     /// A step still reporting through `anyhow` (network plan, env files, security options,
     /// ulimits, volumes' OCI mounts, the reaper's marker).
     #[error(transparent)]
@@ -162,6 +171,25 @@ pub struct CreateOptions {
     pub hostname: Option<String>,
     /// The network flags.
     pub network: NetworkOptions,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--tmpfs`: destination and options as given (`""` when none), checked by
+    /// [`super::tmpfs::parse`].
+    pub tmpfs: BTreeMap<String, String>,
+    /// `-l`/`--label` and `--label-file`, over the image's labels.
+    pub labels: BTreeMap<String, String>,
+    /// `--stop-signal` as given (checked).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`.
+    pub stop_timeout: Option<i64>,
+    /// `--sysctl`, checked by [`super::sysctl::parse`].
+    pub sysctls: BTreeMap<String, String>,
+    /// `--group-add` as given (names are looked up in the image's `/etc/group`).
+    pub group_add: Vec<String>,
+    /// `--shm-size` in bytes (`None`: Docker's 64 MiB).
+    pub shm_size: Option<i64>,
+    /// `--init`.
+    pub init: bool,
 }
 
 impl CreateOptions {
@@ -317,6 +345,7 @@ pub fn create(
     let host_env = |k: &str| std::env::var(k).ok();
     let net =
         crate::network::settings_for_run(printer, data_root, &opts.network_flags(&name), config)?;
+    super::sysctl::check_network(&opts.sysctls, net.mode, net.netns.as_deref())?;
     // `--link`'s variables first: `-e` and `--env-file` may override them.
     let env = net
         .env
@@ -491,7 +520,26 @@ fn build_spec(
     }
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     mounts.extend(crate::volumes::oci_mounts(resolved)?);
+    mounts.extend(super::tmpfs::oci_mounts(&opts.tmpfs)?);
     spec.set_mounts(Some(mounts));
+    if opts.read_only {
+        super::tmpfs::set_read_only(&mut spec)?;
+    }
+    super::sysctl::apply(&mut spec, &opts.sysctls);
+    super::groups::add_groups(&mut spec, &rootfs, &opts.group_add)
+        .map_err(|e| CreateError::Groups(e.to_string()))?;
+    if let Some(size) = opts.shm_size {
+        super::groups::set_shm_size(&mut spec, size);
+    }
+    if opts.init {
+        // Berth's runtime keeps init as PID 1 and forks the command under it.
+        let mut annotations = spec.annotations().clone().unwrap_or_default();
+        annotations.insert(
+            berth_runtime::run::tiny_init::ANNOTATION.to_owned(),
+            "true".to_owned(),
+        );
+        spec.set_annotations(Some(annotations));
+    }
     spec.save(dir.join("config.json"))
         .map_err(|e| CreateError::Step(e.into()))?;
     super::config::save_create_config(dir, opts, config.config().as_ref())?;

@@ -5,8 +5,9 @@
 //! [`lock`] (the per-container and names `flock`s), [`names`] (name rules and generated names),
 //! [`logs`] (json-file logs), [`restart`] (`--restart`), [`rootfs`] (the root file system on the
 //! host and [`teardown`]), [`signal`], [`wait`], [`images`] (which images containers use, asked
-//! by `rmi` and `image prune`), [`config`] (`create.json`), and the spec edits of [`security`]
-//! and [`ulimit`]. Operations, one module each: [`create`], [`foreground`] (run in this
+//! by `rmi` and `image prune`), [`config`] (`create.json`), and the spec edits of [`security`],
+//! [`ulimit`], [`tmpfs`] (`--tmpfs`, `--read-only`), [`sysctl`] and [`groups`]
+//! (`--group-add`, `--shm-size`). Operations, one module each: [`create`], [`foreground`] (run in this
 //! process), [`start`] (and `restart`), [`attach`], [`exec`], [`stop`], [`kill`], [`rm`],
 //! [`connect`] (`network connect`/`disconnect`) and
 //! [`rename`]. [`monitor`] is the process that owns a detached container.
@@ -29,6 +30,8 @@ pub mod rootfs;
 pub mod security;
 pub mod signal;
 pub mod state;
+pub mod sysctl;
+pub mod tmpfs;
 pub mod ulimit;
 pub mod wait;
 
@@ -39,6 +42,7 @@ pub mod connect;
 pub mod create;
 pub mod exec;
 pub mod foreground;
+pub mod groups;
 pub mod kill;
 pub mod rename;
 pub mod rm;

@@ -1,14 +1,19 @@
-//! `stop`: the stop signal (SIGTERM, or `-s`) to the container's init, SIGKILL when it still
-//! runs after the timeout; the user's stop is recorded first so the restart policy leaves it
-//! stopped.
+//! `stop`: the stop signal to the container's init, SIGKILL when it still runs after the
+//! timeout; the user's stop is recorded first so the restart policy leaves it stopped.
 //!
-//! May call [`super::state`], [`super::restart`], [`super::signal`] and [`super::wait`].
+//! The signal is `-s`, else the container's `--stop-signal` (which defaults to the image's
+//! `STOPSIGNAL`), else SIGTERM; the timeout is `-t`, else the container's `--stop-timeout`,
+//! else 10 seconds, as the Docker daemon does.
+//!
+//! May call [`super::state`], [`super::config`], [`super::restart`], [`super::signal`] and
+//! [`super::wait`].
 
 use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::config::{load_create_config, CreateConfig};
 use super::signal::{self, SignalError};
 use super::state::{self, StateError, Status};
 
@@ -20,25 +25,45 @@ pub enum StopError {
     State(#[from] StateError),
 }
 
-/// How to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Seconds `stop` waits when neither `-t` nor `--stop-timeout` says (Docker's default).
+pub const DEFAULT_STOP_TIMEOUT: i64 = 10;
+
+/// How to stop; `None` leaves the choice to the container's own settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StopOptions {
-    /// Sent first.
-    pub signal: Signal,
-    /// How long to wait before SIGKILL (`None`: forever).
-    pub timeout: Option<Duration>,
+    /// Sent first (`-s`).
+    pub signal: Option<Signal>,
+    /// Seconds to wait before SIGKILL (`-t`; negative: forever).
+    pub timeout: Option<i64>,
 }
 
 impl StopOptions {
-    /// `-s` (default SIGTERM) and `-t` seconds (negative: wait forever) of `stop` and `restart`.
+    /// `-s` and `-t` of `stop` and `restart`.
     ///
     /// # Errors
     /// Docker's `Invalid signal: …`.
-    pub fn parse(signal: Option<&str>, timeout: i64) -> Result<Self, SignalError> {
+    pub fn parse(signal: Option<&str>, timeout: Option<i64>) -> Result<Self, SignalError> {
         Ok(Self {
-            signal: signal.map_or(Ok(Signal::SIGTERM), signal::parse_signal)?,
-            timeout: u64::try_from(timeout).ok().map(Duration::from_secs),
+            signal: signal.map(signal::parse_signal).transpose()?,
+            timeout,
         })
+    }
+
+    /// The signal and the wait for the container whose `create.json` is `config`.
+    #[must_use]
+    pub fn resolve(&self, config: &CreateConfig) -> (Signal, Option<Duration>) {
+        let signal = self.signal.unwrap_or_else(|| {
+            config
+                .stop_signal
+                .as_deref()
+                .and_then(|s| signal::parse_signal(s).ok())
+                .unwrap_or(Signal::SIGTERM)
+        });
+        let timeout = self
+            .timeout
+            .or(config.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        (signal, u64::try_from(timeout).ok().map(Duration::from_secs))
     }
 }
 
@@ -51,13 +76,38 @@ pub fn stop(data_root: &Path, name: &str, opts: &StopOptions) -> Result<(), Stop
     if state.status() != Status::Running {
         return Ok(());
     }
+    let (sig, timeout) = opts.resolve(&load_create_config(&dir, &state));
     super::restart::mark_stopped_by_user(&dir);
     // It may exit between the check and the signal: fine.
-    let _ = signal::signal(&state, opts.signal);
-    let now = super::wait::wait_exit(&dir, opts.timeout);
+    let _ = signal::signal(&state, sig);
+    let now = super::wait::wait_exit(&dir, timeout);
     if let Some(s) = now.filter(|s| s.status() == Status::Running) {
         let _ = signal::signal(&s, Signal::SIGKILL);
         let _ = super::wait::wait_exit(&dir, None);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_then_container_settings_then_docker_defaults() {
+        let mut config = CreateConfig::default();
+        let none = StopOptions::default();
+        assert_eq!(
+            none.resolve(&config),
+            (Signal::SIGTERM, Some(Duration::from_secs(10)))
+        );
+        config.stop_signal = Some("SIGUSR1".into());
+        config.stop_timeout = Some(-1);
+        assert_eq!(none.resolve(&config), (Signal::SIGUSR1, None));
+        let flags = StopOptions::parse(Some("HUP"), Some(3)).unwrap();
+        assert_eq!(
+            flags.resolve(&config),
+            (Signal::SIGHUP, Some(Duration::from_secs(3)))
+        );
+        assert!(StopOptions::parse(Some("NOPE"), None).is_err());
+    }
 }

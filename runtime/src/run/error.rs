@@ -85,6 +85,16 @@ pub enum InitError {
     /// The spec has no `process`.
     #[error("the spec has no process")]
     NoProcess,
+    /// `--init` could not fork the command.
+    #[error("cannot start the init process")]
+    Init {
+        /// The cause.
+        #[source]
+        errno: Errno,
+    },
+    /// A `linux.sysctl` key that is not a dotted name under `/proc/sys`.
+    #[error("invalid sysctl key `{0}`")]
+    Sysctl(String),
     /// `process.terminal` without a console socket to send the pty to.
     #[error("a terminal was requested but no console socket was given")]
     NoConsole,

@@ -229,6 +229,23 @@ fn cstrings(v: &[String]) -> InitResult<Vec<CString>> {
         .collect()
 }
 
+/// `linux.sysctl`, written in the container's namespaces. A key with a `/` or an empty part
+/// (`net..x`) is refused, so no key reaches outside `/proc/sys`.
+fn apply_sysctls(sys: &dyn Syscall, spec: &Spec) -> InitResult<()> {
+    let sysctls = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().clone())
+        .unwrap_or_default();
+    for (key, value) in &sysctls {
+        if key.contains('/') || key.split('.').any(str::is_empty) {
+            return Err(InitError::Sysctl(key.clone()));
+        }
+        sys.write_sysctl(key, value)?;
+    }
+    Ok(())
+}
+
 /// The container's init, in its new namespaces: every step up to `execve`. Returns only on
 /// failure (with the fake, `execve` "fails" with ENOSYS after recording its arguments).
 ///
@@ -265,6 +282,8 @@ pub fn init(
     ) {
         sys.sethostname(h)?;
     }
+    // Before `finish_rootfs` makes `/proc/sys` read-only, as runc.
+    apply_sysctls(sys, spec)?;
     finish_rootfs(sys, spec)?;
     // After pivot_root: the pty comes from the container's own devpts instance.
     setup_terminal(sys, spec, console)?;
@@ -280,6 +299,15 @@ pub fn init(
     apply_seccomp(sys, spec)?;
     apply_user_and_caps(sys, spec)?;
     sys.chdir(&cwd)?;
+    let wants_init = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(super::tiny_init::ANNOTATION))
+        .is_some_and(|v| v == "true");
+    if wants_init {
+        // Only the child comes back, to `execve` the command under the init.
+        super::tiny_init::fork_init().map_err(|errno| InitError::Init { errno })?;
+    }
     exec_tail(sys, process)
 }
 

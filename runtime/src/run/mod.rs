@@ -20,13 +20,15 @@
 //!
 //! One file per process role: [`main_process`] (the caller), [`intermediate`], [`init`] (its
 //! steps, and the `execve` tail shared with [`crate::exec`]); [`message`] is what they say to
-//! each other, [`error`] why a run failed, [`wait`] the shared plumbing.
+//! each other, [`error`] why a run failed, [`wait`] the shared plumbing, [`tiny_init`] the
+//! PID 1 that `--init` (the spec annotation [`tiny_init::ANNOTATION`]) puts before the command.
 
 pub mod error;
 pub mod init;
 mod intermediate;
 pub mod main_process;
 pub mod message;
+pub mod tiny_init;
 mod wait;
 
 pub use error::{

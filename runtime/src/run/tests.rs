@@ -285,3 +285,41 @@ fn a_network_namespace_path_is_joined_not_created() {
         vec![(CloneFlags::CLONE_NEWNET, PathBuf::from("/proc/42/ns/net"))]
     );
 }
+
+#[test]
+fn sysctls_are_written_after_pivot_before_read_only_paths() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("rootfs")).unwrap();
+    let mut spec = spec(&t.path().join("rootfs"), None, &["/bin/true"]);
+    let mut linux = spec.linux().clone().unwrap();
+    linux.set_sysctl(Some(
+        [("net.ipv4.ip_forward".to_owned(), "1".to_owned())]
+            .into_iter()
+            .collect(),
+    ));
+    spec.set_linux(Some(linux.clone()));
+    let sys = FakeSyscall::default();
+    let _ = init(&sys, &spec, t.path(), None);
+    let calls = sys.calls();
+    let at = |pred: &dyn Fn(&Call) -> bool| calls.iter().position(pred).unwrap();
+    let pivot = at(&|c| matches!(c, Call::PivotRoot { .. }));
+    let sysctl = at(&|c| c == &Call::Sysctl("net.ipv4.ip_forward".into(), "1".into()));
+    let read_only = at(&|c| {
+        matches!(c, Call::Mount { target, flags, .. }
+            if target == Path::new("/proc/sys") && flags.contains(crate::syscall::MsFlags::MS_REMOUNT))
+    });
+    assert!(pivot < sysctl && sysctl < read_only, "{calls:?}");
+    // A key that would leave /proc/sys is refused before any write.
+    for bad in ["net/../../x", "net..x", ".net"] {
+        linux.set_sysctl(Some(
+            [(bad.to_owned(), "1".to_owned())].into_iter().collect(),
+        ));
+        spec.set_linux(Some(linux.clone()));
+        let sys = FakeSyscall::default();
+        assert!(matches!(
+            init(&sys, &spec, t.path(), None),
+            Err(InitError::Sysctl(_))
+        ));
+        assert!(!sys.calls().iter().any(|c| matches!(c, Call::Sysctl(..))));
+    }
+}

@@ -35,6 +35,8 @@ pub enum Call {
     },
     Chdir(PathBuf),
     Sethostname(String),
+    /// `write_sysctl(key, value)`.
+    Sysctl(String, String),
     Unshare(CloneFlags),
     Mknod {
         path: PathBuf,
@@ -185,6 +187,13 @@ impl Syscall for FakeSyscall {
 
     fn sethostname(&self, name: &str) -> Result<()> {
         self.record("sethostname", Call::Sethostname(name.to_owned()))
+    }
+
+    fn write_sysctl(&self, key: &str, value: &str) -> Result<()> {
+        self.record(
+            "write_sysctl",
+            Call::Sysctl(key.to_owned(), value.to_owned()),
+        )
     }
 
     fn unshare(&self, flags: CloneFlags) -> Result<()> {

@@ -49,6 +49,16 @@ impl Syscall for LinuxSyscall {
         nix::unistd::sethostname(name).map_err(|e| os_err("sethostname", None, e))
     }
 
+    fn write_sysctl(&self, key: &str, value: &str) -> Result<()> {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|e| {
+            let errno = e
+                .raw_os_error()
+                .map_or(nix::errno::Errno::EIO, nix::errno::Errno::from_raw);
+            os_err("write sysctl", Some(&path), errno)
+        })
+    }
+
     fn unshare(&self, flags: CloneFlags) -> Result<()> {
         nix::sched::unshare(flags).map_err(|e| os_err("unshare", None, e))
     }

@@ -81,6 +81,9 @@ pub trait Syscall {
     fn chdir(&self, path: &Path) -> Result<()>;
     /// sethostname(2).
     fn sethostname(&self, name: &str) -> Result<()>;
+    /// Writes `value` to `/proc/sys/<key with dots as slashes>` (after `pivot_root`: the
+    /// container's own `/proc`). The caller has checked the key (no `/`, no empty part).
+    fn write_sysctl(&self, key: &str, value: &str) -> Result<()>;
     /// unshare(2).
     fn unshare(&self, flags: CloneFlags) -> Result<()>;
     /// mknod(2) followed by chmod(2), so the umask does not change `perm`.
