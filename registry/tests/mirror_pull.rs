@@ -893,11 +893,23 @@ async fn head_of_an_uncached_manifest_is_a_head_upstream_and_caches_nothing() {
         vec![mirror_cfg("docker.io", &hub.url, 300)],
         CacheConfig::default(),
     );
-    let r = send_to(
-        &m.router,
-        req(Method::HEAD, "/v2/library/headed/manifests/1"),
-    )
-    .await;
+    // As Docker sends it: one `Accept` line per type.
+    let head = |path: &str, types: &[&str]| {
+        let mut b = axum::http::Request::builder()
+            .method(Method::HEAD)
+            .uri(path);
+        for t in types {
+            b = b.header("accept", *t);
+        }
+        b.body(Body::empty()).unwrap()
+    };
+    let docker = [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+    ];
+    let r = send_to(&m.router, head("/v2/library/headed/manifests/1", &docker)).await;
     r.expect(StatusCode::OK);
     assert_eq!(r.header("docker-content-digest"), image.digest);
     assert_eq!(r.header("content-length"), image.manifest.len().to_string());
@@ -917,20 +929,19 @@ async fn head_of_an_uncached_manifest_is_a_head_upstream_and_caches_nothing() {
         .join("_mirror/repositories/docker.io/library/headed")
         .exists());
     // A HEAD of a missing tag is a 404, remembered for a while.
-    let r = send_to(
-        &m.router,
-        req(Method::HEAD, "/v2/library/headed/manifests/2"),
-    )
-    .await;
+    let r = send_to(&m.router, head("/v2/library/headed/manifests/2", &docker)).await;
     r.expect(StatusCode::NOT_FOUND);
-    // The GET that follows fetches and caches; later HEADs are answered locally.
+    // A client that accepts only another type is not answered from the upstream's HEAD: the
+    // GET path fetches and negotiates (an image manifest is not an index: not found), and
+    // caches the tag.
+    let index = ["application/vnd.oci.image.index.v1+json"];
+    let r = send_to(&m.router, head("/v2/library/headed/manifests/1", &index)).await;
+    assert_ne!(r.status, StatusCode::OK, "no index to offer");
+    assert_eq!(hub.faults.count("GET", "/manifests/1"), 1, "the GET path");
+    // Pulls are served from what that GET cached; later HEADs are answered locally.
     pull(&m.router, "library/headed", "", &image).await;
     let before = hub.faults.total();
-    let r = send_to(
-        &m.router,
-        req(Method::HEAD, "/v2/library/headed/manifests/1"),
-    )
-    .await;
+    let r = send_to(&m.router, head("/v2/library/headed/manifests/1", &docker)).await;
     r.expect(StatusCode::OK);
     assert_eq!(r.header("docker-content-digest"), image.digest);
     assert_eq!(hub.faults.total(), before);

@@ -108,7 +108,7 @@ async fn manifest(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target, reference: &str) 
     }
     if ctx.method == Method::HEAD {
         match mirror
-            .head_uncached(t, reference, ctx.headers.get(header::ACCEPT))
+            .head_uncached(t, reference, &super::manifests::accept_list(ctx))
             .await
         {
             Ok(Some(h)) => {

@@ -136,8 +136,11 @@ impl Mirror {
 
     /// `HEAD` of a manifest nothing is cached for: asked of the upstream with `HEAD` (which
     /// Docker Hub does not count against pull limits) and answered from its headers, caching
-    /// nothing. `Ok(None)` when something is cached, or the upstream's answer lacks a digest or
-    /// a length: the caller then takes the `GET` path.
+    /// nothing. The upstream is asked with every manifest type (so a 404 means "not there"),
+    /// and its answer is used only when the client accepts the type it names. `Ok(None)` when
+    /// something is cached, the client did not list the type (an index to a client that wants
+    /// a manifest: the `GET` path negotiates), or the upstream's answer lacks a digest or a
+    /// length: the caller then takes the `GET` path.
     ///
     /// # Errors
     /// Upstream failures; a remembered miss.
@@ -145,7 +148,7 @@ impl Mirror {
         &self,
         t: &Target,
         reference: &str,
-        client_accept: Option<&HeaderValue>,
+        client_accepts: &[String],
     ) -> Result<Option<UpstreamHead>> {
         match self.store.get_manifest(&t.repo, reference) {
             Err(ServiceError::ManifestUnknown { .. }) => {}
@@ -155,11 +158,10 @@ impl Mirror {
         if let Some(miss) = self.remembered(t, reference) {
             return Err(miss);
         }
-        let mut headers = accept();
-        if let Some(a) = client_accept {
-            headers.insert(header::ACCEPT, a.clone());
+        if client_accepts.is_empty() {
+            return Ok(None);
         }
-        crate::metrics::global().mirror_miss(&t.upstream.registry, MirrorKind::Manifest);
+        let headers = accept();
         let what = format!("{}:{reference}", t.remote);
         let resp = match t
             .upstream
@@ -196,13 +198,17 @@ impl Mirror {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|c| c.split(';').next().unwrap_or("").trim().to_owned())
-            .filter(|c| KNOWN.contains(&c.as_str()));
+            .filter(|c| KNOWN.contains(&c.as_str()))
+            .filter(|c| client_accepts.iter().any(|a| a == c || a == "*/*"));
         Ok(match (digest, length, media_type) {
-            (Some(digest), Some(length), Some(media_type)) => Some(UpstreamHead {
-                digest,
-                length,
-                media_type,
-            }),
+            (Some(digest), Some(length), Some(media_type)) => {
+                crate::metrics::global().mirror_miss(&t.upstream.registry, MirrorKind::Manifest);
+                Some(UpstreamHead {
+                    digest,
+                    length,
+                    media_type,
+                })
+            }
             _ => None,
         })
     }
