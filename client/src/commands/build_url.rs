@@ -178,6 +178,13 @@ fn clone(
             "the sub-directory `{d}` of a Git context must be a relative path inside the repository"
         );
     }
+    if let Some(r) = reference {
+        // Never an option to git (`#--upload-pack=…`).
+        anyhow::ensure!(
+            !r.starts_with('-'),
+            "the Git reference `{r}` is not a branch, tag or commit"
+        );
+    }
     let checkout = scratch.with_extension("git");
     let _ = std::fs::remove_dir_all(&checkout);
     let cleanup = Scratch(Some(checkout.clone()));
