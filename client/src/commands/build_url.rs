@@ -322,6 +322,26 @@ mod tests {
     }
 
     #[test]
+    fn option_like_references_never_reach_git() {
+        let dir = std::env::temp_dir().join(format!("berth-url-test-{}", std::process::id()));
+        let err = clone(
+            "https://h/r.git",
+            Some("--upload-pack=touch /x"),
+            None,
+            &dir,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("not a branch, tag or commit"), "{err}");
+        let err = clone("https://h/r.git", None, Some("../up"), &dir)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("inside the repository"), "{err}");
+    }
+
+    #[test]
     fn urls_are_told_apart_as_docker_does() {
         let git = |url: &str, r: Option<&str>, d: Option<&str>| RemoteContext::Git {
             url: url.into(),
