@@ -139,8 +139,12 @@ fn add_downloads_urls_with_checksum_mode_and_mtime() {
     assert_eq!(stat("/dl/data.txt"), "600 0 10");
     assert_eq!(stat("/dl/644.txt"), "644 0 10");
     assert_eq!(stat("/named.bin"), "600 1000 7");
-    // The layer keeps Last-Modified as the mtime (berth's layer store does not restore mtimes
-    // when it unpacks, so look in the saved layers rather than in a container).
+    // Last-Modified is the file's mtime, in the layer and in a container.
+    assert_eq!(
+        env.ok(&["run", "--rm", "add:1", "stat", "-c", "%Y", "/dl/data.txt"])
+            .trim(),
+        "1600000000"
+    );
     let mtimes = layer_mtimes(&env.berth(&["save", "add:1"]).stdout);
     assert_eq!(
         mtimes.get("dl/data.txt"),

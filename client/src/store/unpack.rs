@@ -338,6 +338,12 @@ fn extract_entry<R: Read>(mut entry: tar::Entry<'_, R>, root: &Path) -> Result<u
                 .open(&dest)
                 .map_err(io(&dest))?;
             let n = io::copy(&mut entry, &mut f).map_err(io(&dest))?;
+            // The layer's modification time, as Docker keeps it (directories and links keep
+            // the unpack time: later entries would change a directory's anyway).
+            if let Ok(t) = header.mtime() {
+                let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
+                f.set_modified(when).map_err(io(&dest))?;
+            }
             drop(f);
             chown(&dest, uid, gid);
             // After chown, which clears set-id bits.
@@ -505,6 +511,7 @@ mod tests {
             Path::new("/etc/hostname")
         );
         let a = fs::metadata(fs_root.join("etc/hostname")).unwrap();
+        assert_eq!(a.mtime(), 0, "a file keeps the layer's modification time");
         assert_eq!(
             a.ino(),
             fs::metadata(fs_root.join("etc/hard")).unwrap().ino()
