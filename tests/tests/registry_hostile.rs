@@ -14,6 +14,14 @@ use std::time::{Duration, Instant};
 
 use berth_tests::{bin, free_port, http, noise, push_blob, require, sha256, wait_ready, Registry};
 
+/// The load tests time another client's request (it must finish within a second): they run one
+/// at a time, so that two of them do not load the 2-core machine together.
+fn one_load_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOAD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOAD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A registry whose `[limits]` are `limits` (TOML lines).
 fn start(dir: &Path, limits: &str) -> Registry {
     std::fs::create_dir_all(dir).unwrap();
@@ -89,6 +97,7 @@ fn closed_by_server(s: &mut TcpStream, wait: Duration) -> bool {
 
 #[test]
 fn idle_and_slowloris_connections_leave_room_for_other_clients() {
+    let _serial = one_load_test_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let reg = start(
         tmp.path(),
@@ -135,6 +144,7 @@ fn idle_and_slowloris_connections_leave_room_for_other_clients() {
 
 #[test]
 fn stalled_uploads_leave_uploads_and_downloads_working() {
+    let _serial = one_load_test_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let reg = start(
         tmp.path(),
@@ -232,6 +242,7 @@ fn count_429(streams: &mut [TcpStream]) -> usize {
 
 #[test]
 fn one_client_address_cannot_take_every_upload_or_download_slot() {
+    let _serial = one_load_test_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     // Default slot counts and shares (256/64 uploads, 512/128 downloads); room for all 300
     // connections; short timeouts so the stalled requests end with the test.
@@ -328,6 +339,7 @@ fn one_client_address_cannot_take_every_upload_or_download_slot() {
 
 #[test]
 fn slow_readers_keep_memory_and_threads_bounded() {
+    let _serial = one_load_test_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let reg = start(
         tmp.path(),
@@ -555,6 +567,7 @@ fn h2_request_with_closed_window(path: &str) -> Vec<u8> {
 
 #[test]
 fn an_http2_client_that_never_opens_its_window_loses_its_download_slot() {
+    let _serial = one_load_test_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let reg = start(
         tmp.path(),
