@@ -161,43 +161,20 @@ impl Mirror {
         if client_accepts.is_empty() {
             return Ok(None);
         }
-        let headers = accept();
-        let what = format!("{}:{reference}", t.remote);
-        let resp = match t
-            .upstream
-            .send(
-                Method::HEAD,
-                &t.remote,
-                &format!("manifests/{reference}"),
-                &headers,
-            )
-            .await
-        {
-            Ok(r) => r,
-            Err(e) if e.is_unavailable() => return Err(self.remember(t, reference, false, &e)),
-            Err(e) => return Err(e.into()),
-        };
-        match check_status(t, resp.status(), &what) {
-            Ok(()) => {}
+        let h = match self.head_headers(t, reference).await {
+            Ok(h) => h,
             Err(e @ UpstreamError::NotFound { .. }) => {
                 return Err(self.remember(t, reference, true, &e))
             }
             Err(e) if e.is_unavailable() => return Err(self.remember(t, reference, false, &e)),
             Err(e) => return Err(e.into()),
-        }
-        let h = resp.headers();
-        let digest: Option<Digest> = h
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
+        };
+        let digest = announced_digest(&h);
         let length: Option<u64> = h
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let media_type = h
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|c| c.split(';').next().unwrap_or("").trim().to_owned())
+        let media_type = content_type(&h)
             .filter(|c| KNOWN.contains(&c.as_str()))
             .filter(|c| client_accepts.iter().any(|a| a == c || a == "*/*"));
         Ok(match (digest, length, media_type) {
@@ -300,6 +277,15 @@ impl Mirror {
         t: &Target,
         reference: &str,
     ) -> std::result::Result<Option<Digest>, UpstreamError> {
+        Ok(announced_digest(&self.head_headers(t, reference).await?))
+    }
+
+    /// `HEAD` of a manifest upstream with every manifest type accepted: its headers.
+    async fn head_headers(
+        &self,
+        t: &Target,
+        reference: &str,
+    ) -> std::result::Result<HeaderMap, UpstreamError> {
         let resp = t
             .upstream
             .send(
@@ -310,11 +296,7 @@ impl Mirror {
             )
             .await?;
         check_status(t, resp.status(), &format!("{}:{reference}", t.remote))?;
-        Ok(resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok()))
+        Ok(resp.headers().clone())
     }
 
     /// `GET` of a manifest upstream; verified and stored before it is returned.
@@ -338,16 +320,8 @@ impl Mirror {
             }
             .counted()
         };
-        let content_type = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|c| c.split(';').next().unwrap_or("").trim().to_owned());
-        let announced: Option<Digest> = resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
+        let content_type = content_type(resp.headers());
+        let announced = announced_digest(resp.headers());
         let limit = self.store.config().max_manifest_bytes;
         if resp.content_length().is_some_and(|n| n > limit) {
             return Err(bad(format!("manifest is larger than {limit} bytes")).into());
@@ -430,6 +404,20 @@ pub struct UpstreamHead {
     pub length: u64,
     /// `Content-Type`, one of the manifest types.
     pub media_type: String,
+}
+
+/// `Docker-Content-Digest`, when present and well formed.
+fn announced_digest(h: &HeaderMap) -> Option<Digest> {
+    h.get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `Content-Type` without its parameters.
+fn content_type(h: &HeaderMap) -> Option<String> {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|c| c.split(';').next().unwrap_or("").trim().to_owned())
 }
 
 fn accept() -> HeaderMap {
