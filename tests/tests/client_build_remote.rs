@@ -555,7 +555,7 @@ fn contexts_from_urls_a_tar_a_dockerfile_and_a_git_repository() {
     let e = err(&["-t", "url:bad", &url("missing.tar.gz")]);
     assert!(e.contains("404"), "{e}");
     let e = err(&["-t", "url:bad", &url("repo.git#no-such-ref")]);
-    assert!(e.contains("git"), "{e}");
+    assert!(e.contains("unable to prepare context: git"), "{e}");
     // Nothing is left in the store's scratch space.
     let tmp = env.data_root().join("tmp");
     let left: Vec<_> = std::fs::read_dir(&tmp)
