@@ -166,7 +166,10 @@ impl BuildError {
 /// The network of RUN steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuildNetwork {
-    /// Only a loopback interface (berth's default: builds are hermetic).
+    /// The default bridge `berth0`, as `berth run` (and Docker's builder) give: an address of
+    /// its own, outbound traffic masqueraded, the host's resolvers.
+    Bridge,
+    /// Only a loopback interface.
     None,
     /// The host's network namespace.
     Host,

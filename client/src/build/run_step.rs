@@ -3,7 +3,10 @@
 //! as `berth run` does but without the `run` command. Build arguments in scope are its
 //! environment (ENV wins). `--mount=type=cache|bind|secret|tmpfs` become OCI mounts; mount
 //! points the runtime had to create are removed from the upper dir afterwards, so they do not
-//! end up in the layer. Output goes to the log (kept and shown on failure with `-q`).
+//! end up in the layer. Output goes to the log (kept and shown on failure with `-q`). On the
+//! bridge (the default, as Docker's builder) the container is attached like a `berth run`
+//! container (`crate::network::attach`, connected from the runtime's prestart hook) and its
+//! address is released when the step ends.
 
 use std::io::{BufRead as _, BufReader};
 use std::os::fd::OwnedFd;
@@ -95,6 +98,7 @@ pub(super) fn dispatch(
     let network = match run.network.as_deref() {
         Some("none") => BuildNetwork::None,
         Some("host") => BuildNetwork::Host,
+        Some("bridge") => BuildNetwork::Bridge,
         _ => b.opts.network,
     };
     let line = ins.line;
@@ -269,6 +273,15 @@ fn oci_mounts(
     Ok(out)
 }
 
+/// Gives a RUN container's bridge address back when dropped (also on early returns).
+struct Released(String);
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        crate::network::release(&self.0);
+    }
+}
+
 /// Runs `argv` on a fresh overlay of `state`; returns the layer of its changes.
 fn execute(
     b: &mut Builder<'_>,
@@ -296,8 +309,26 @@ fn execute(
         format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n"),
     )
     .map_err(io(&dir))?;
-    let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
+    let resolv = match network {
+        // Loopback resolvers of the host cannot be reached from a namespace of its own.
+        BuildNetwork::Bridge => crate::network::container_resolv_conf(),
+        BuildNetwork::None | BuildNetwork::Host => {
+            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+        }
+    };
     fs_err::write(dir.join("resolv.conf"), resolv).map_err(io(&dir))?;
+    // On the bridge: an address (given back when `_attached` drops) and the veth pair the
+    // prestart hook creates in init's namespace.
+    let mut attached = None;
+    if network == BuildNetwork::Bridge {
+        let mut settings = crate::network::Settings {
+            network_mode: "bridge".to_owned(),
+            ..Default::default()
+        };
+        let attachment = crate::network::attach(&dir, &id, &hostname, Some(&mut settings))
+            .map_err(|e| setup("cannot connect the RUN container to the bridge")(e.into()))?;
+        attached = Some((Released(id.clone()), attachment));
+    }
     let opts = RunOptions {
         hostname,
         env: env.to_vec(),
@@ -306,6 +337,7 @@ fn execute(
         entrypoint: Some(String::new()),
         command: argv.to_vec(),
         network: match network {
+            BuildNetwork::Bridge => Network::Bridge,
             BuildNetwork::None => Network::None,
             BuildNetwork::Host => Network::Host,
         },
@@ -362,7 +394,17 @@ fn execute(
         }
         kept
     });
-    let result = berth_runtime::run::run_full(&dir, &spec, stdio, &mut |_| Ok(()), &mut |_| {});
+    let result = match attached.as_ref().and_then(|(_, a)| a.as_ref()) {
+        Some(attachment) => berth_runtime::run::run_full(
+            &dir,
+            &spec,
+            stdio,
+            &mut attachment.prestart(),
+            &mut |_| {},
+        ),
+        None => berth_runtime::run::run_full(&dir, &spec, stdio, &mut |_| Ok(()), &mut |_| {}),
+    };
+    drop(attached);
     // The stdio descriptors went to the runtime and are closed by now; drain the rest.
     let kept = loop {
         while let Ok(l) = rx.try_recv() {

@@ -198,9 +198,9 @@ pub struct ImportArgs {
 
 /// `build`
 ///
-/// Builds with Berth's own runtime, no daemon. RUN steps have no network unless `--network
-/// host` (or `RUN --network=host`) is given. The cache is on unless `--no-cache`; `--progress
-/// plain` says why each step hit or missed it.
+/// Builds with Berth's own runtime, no daemon. RUN steps are on the default bridge, as with
+/// Docker (`--network none` or `RUN --network=none` for none). The cache is on unless
+/// `--no-cache`; `--progress plain` says why each step hit or missed it.
 #[derive(Args, Debug)]
 pub struct BuildArgs {
     /// Build context: a directory, or `-` for a tar archive or a Dockerfile on STDIN
@@ -236,7 +236,7 @@ pub struct BuildArgs {
     /// Type of progress output: `plain` also says why each step hit or missed the cache
     #[arg(long, value_name = "TYPE", default_value = "auto", value_parser = ["auto", "plain", "tty"])]
     pub progress: String,
-    /// Networking mode for RUN steps: `none` (berth's default), `host`, or `default` (= none)
+    /// Networking mode for RUN steps: `default` (the bridge, as `bridge`), `none` or `host`
     #[arg(long, value_name = "MODE", default_value = "default")]
     pub network: String,
     /// Platform of the image; only the host's (e.g. `linux/amd64`) can be built

@@ -427,10 +427,11 @@ pub async fn run(ctx: &Ctx, args: &BuildArgs) -> anyhow::Result<()> {
         }
     }
     let network = match args.network.as_str() {
-        "default" | "none" => BuildNetwork::None,
+        "default" | "bridge" => BuildNetwork::Bridge,
+        "none" => BuildNetwork::None,
         "host" => BuildNetwork::Host,
         other => anyhow::bail!(
-            "network mode `{other}` is not supported by berth build: use `none` (the default) or `host`"
+            "network mode `{other}` is not supported by berth build: use `default` (the bridge), `bridge`, `none` or `host`"
         ),
     };
     let mut tags = Vec::new();
