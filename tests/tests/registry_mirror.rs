@@ -588,3 +588,197 @@ fn an_upstream_with_token_auth_takes_the_mirror_credentials() {
         "no password in the log"
     );
 }
+
+/// The containerd `hosts.toml` directory for `registries`, each mirrored by `mirror_url`.
+fn hosts_dir(dir: &Path, registries: &[(&str, &str)], mirror_url: &str) -> std::path::PathBuf {
+    let hosts = dir.join(format!("hosts-{}", nonce()));
+    for (registry, server) in registries {
+        let d = hosts.join(registry);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("hosts.toml"),
+            format!(
+                "server = \"{server}\"\n\n[host.\"{mirror_url}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+            ),
+        )
+        .unwrap();
+    }
+    hosts
+}
+
+/// `ctr images pull --hosts-dir HOSTS REFERENCE` in a namespace of its own, removed after.
+fn ctr_pull(hosts: &Path, reference: &str) -> (bool, String) {
+    let sock = "/var/run/docker/containerd/containerd.sock";
+    assert!(
+        Path::new(sock).exists(),
+        "no containerd socket at {sock}: the Docker Engine (and its containerd) must be running"
+    );
+    require("ctr", "installed with the Docker Engine");
+    let ns = format!("berth-mirror-{}", nonce());
+    let ctr = |args: &[&str]| {
+        Command::new("ctr")
+            .args(["--address", sock, "-n", &ns])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = ctr(&[
+        "images",
+        "pull",
+        "--hosts-dir",
+        hosts.to_str().unwrap(),
+        reference,
+    ]);
+    let _ = ctr(&["images", "rm", reference]);
+    let _ = ctr(&["content", "prune", "references"]);
+    let _ = Command::new("ctr")
+        .args(["--address", sock, "namespaces", "rm", &ns])
+        .output();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ns_routed_reads_are_checked_under_the_mirrored_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = Registry::start(&tmp.path().join("hub"), &[]);
+    let ghcr = Registry::start(&tmp.path().join("ghcr"), &[]);
+    seed(tmp.path(), &hub.addr, "library/tiny", "1", 0);
+    let (app, _) = seed(tmp.path(), &ghcr.addr, "org/app", "v1", 1);
+    let htpasswd = tmp.path().join("htpasswd");
+    let mut add = Command::new(bin("berth-registry"))
+        .args(["user", "add", "alice", "--password-stdin", "--htpasswd"])
+        .arg(&htpasswd)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        add.stdin.take().unwrap().write_all(b"alice-pw\n").unwrap();
+    }
+    assert!(add.wait().unwrap().success());
+    // ghcr.io's names are anonymous-pull, whatever the route (`?ns=` or the path prefix);
+    // everything else (docker.io's names included) needs alice.
+    let config = |token: &str| {
+        format!(
+            "version = 1\n[auth]\nhtpasswd = \"{}\"\n{token}\
+             [[auth.access]]\nrepositories = [\"ghcr.io/**\"]\nusers = [\"anonymous\", \"*\"]\nactions = [\"pull\"]\n\
+             [[auth.access]]\nrepositories = [\"**\"]\nusers = [\"alice\"]\nactions = [\"*\"]\n\
+             [[mirror]]\nregistry = \"docker.io\"\nurl = \"{}\"\ndefault = true\n\
+             [[mirror]]\nregistry = \"ghcr.io\"\nurl = \"{}\"\n",
+            htpasswd.display(),
+            hub.url(),
+            ghcr.url()
+        )
+    };
+    let start = |name: &str, text: String| {
+        let cfg = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&cfg, text).unwrap();
+        Registry::start(&tmp.path().join(name), &["--config", cfg.to_str().unwrap()])
+    };
+    let accept = [("Accept", berth_tests::ACCEPT_MANIFESTS)];
+
+    // Basic: the grant is looked up under `ghcr.io/org/app` for `org/app?ns=ghcr.io`.
+    let basic = start("basic", config(""));
+    let url = |path: &str| format!("{}/v2/{path}", basic.url());
+    let r = berth_tests::http(
+        "GET",
+        &url("org/app/manifests/v1?ns=ghcr.io"),
+        &accept,
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("docker-content-digest"), Some(app.as_str()));
+    let r = berth_tests::http("GET", &url("ghcr.io/org/app/manifests/v1"), &accept, None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = berth_tests::http(
+        "GET",
+        &url("library/tiny/manifests/1?ns=docker.io"),
+        &accept,
+        None,
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("docker.io/library/tiny"), "{}", r.text());
+    // A `?ns=` of no configured upstream is a local read, checked under its own name.
+    let r = berth_tests::http(
+        "GET",
+        &url("org/app/manifests/v1?ns=quay.io"),
+        &accept,
+        None,
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    // Once alice pushes a local `org/app`, it shadows the mirrored one for `?ns=` reads too, and
+    // they need her grant: an anonymous `?ns=ghcr.io` cannot read the local repository.
+    let (layout, m) = busybox_image(&tmp.path().join("local"), 2, "v1");
+    run(Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "alice:alice-pw",
+        ])
+        .arg(format!("oci:{}:v1", layout.dir.display()))
+        .arg(format!("docker://{}/org/app:v1", basic.addr)));
+    let r = berth_tests::http(
+        "GET",
+        &url("org/app/manifests/v1?ns=ghcr.io"),
+        &accept,
+        None,
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    let auth = "Basic YWxpY2U6YWxpY2UtcHc="; // alice:alice-pw
+    let r = berth_tests::http(
+        "GET",
+        &url("org/app/manifests/v1?ns=ghcr.io"),
+        &[accept[0], ("Authorization", auth)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("docker-content-digest"), Some(m.digest.as_str()));
+    // The path-prefix form still reaches the mirrored one anonymously.
+    let r = berth_tests::http("GET", &url("ghcr.io/org/app/manifests/v1"), &accept, None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("docker-content-digest"), Some(app.as_str()));
+
+    // Bearer tokens: containerd asks the token server for the challenge's scope
+    // (`repository:ghcr.io/org/app:pull`), which the anonymous rule grants.
+    let token = start(
+        "token",
+        config("[auth.token]\nissuer = \"mirror\"\nservice = \"mirror\"\n"),
+    );
+    let r = berth_tests::http(
+        "GET",
+        &format!("{}/v2/org/app/manifests/v1?ns=ghcr.io", token.url()),
+        &accept,
+        None,
+    );
+    assert_eq!(r.status, 401);
+    let challenge = r.header("www-authenticate").unwrap_or_default().to_owned();
+    assert!(
+        challenge.contains("scope=\"repository:ghcr.io/org/app:pull\""),
+        "{challenge}"
+    );
+    // The fallback servers are closed loopback ports: a refused pull goes nowhere else.
+    let hosts = hosts_dir(
+        tmp.path(),
+        &[
+            ("docker.io", "https://127.0.0.1:1"),
+            ("ghcr.io", "https://127.0.0.1:1"),
+        ],
+        &token.url(),
+    );
+    let (ok, err) = ctr_pull(&hosts, "ghcr.io/org/app:v1");
+    assert!(ok, "anonymous ctr pull of a ghcr.io name: {err}");
+    let (ok, err) = ctr_pull(&hosts, "docker.io/library/tiny:1");
+    assert!(
+        !ok,
+        "anonymous ctr pull of a docker.io name must be refused"
+    );
+    assert!(
+        err.contains("pull access denied") && err.contains("insufficient_scope"),
+        "{err}"
+    );
+}

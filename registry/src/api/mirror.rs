@@ -32,7 +32,10 @@ pub async fn handle(ctx: &Ctx, mirror: &Arc<Mirror>, route: &Route) -> Option<Ap
         }
         return None;
     }
-    let target = mirror.route(&ctx.registry, name, ctx.query.get("ns"))?;
+    let target = match &ctx.routed {
+        Some(t) => t.clone(),
+        None => mirror.route(&ctx.registry, name, ctx.query.get("ns"))?,
+    };
     Some(match route {
         Route::Manifest { reference, .. } => manifest(ctx, mirror, &target, reference).await,
         Route::Blob { digest, .. } => blob(ctx, mirror, &target, digest).await,

@@ -38,6 +38,8 @@ pub fn router(registry: Arc<Registry>) -> Router {
 /// [`router`] with the auth layer in front of every `/v2/…` route and the token server's
 /// `/auth/…` routes beside them (reachable without authentication).
 pub fn router_with_auth(registry: Arc<Registry>, auth: Option<Arc<crate::auth::Auth>>) -> Router {
+    // The auth layer asks the mirror where `?ns=` requests go (see `crate::auth::layer`).
+    let registry_for_auth = registry.clone();
     let mut app = Router::new()
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
@@ -47,7 +49,7 @@ pub fn router_with_auth(registry: Arc<Registry>, auth: Option<Arc<crate::auth::A
     if let Some(auth) = auth {
         app = app
             .layer(middleware::from_fn_with_state(
-                auth.clone(),
+                (auth.clone(), registry_for_auth),
                 crate::auth::layer,
             ))
             .merge(crate::auth::server::routes(auth));
@@ -97,6 +99,9 @@ pub struct Ctx {
     pub headers: HeaderMap,
     /// Parsed query.
     pub query: Query,
+    /// Where the auth layer found a `?ns=` request to go (its grant was checked for that name):
+    /// the mirror serves it from there, whatever a concurrent push changed since.
+    pub routed: Option<crate::mirror::Target>,
 }
 
 async fn dispatch(
@@ -104,6 +109,7 @@ async fn dispatch(
     method: Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
+    routed: Option<axum::Extension<crate::mirror::Target>>,
     body: Body,
 ) -> Response {
     let path = uri.path();
@@ -114,6 +120,7 @@ async fn dispatch(
         method,
         headers,
         query: Query::parse(uri.query()),
+        routed: routed.map(|axum::Extension(t)| t),
     };
     let result = match route::parse(rest) {
         Ok(r) => handle(ctx, r, body).await,

@@ -375,12 +375,27 @@ pub fn credentials(headers: &HeaderMap) -> Option<Credentials> {
 
 /// The tower layer (`axum::middleware::from_fn_with_state`): decides, then runs the handler with
 /// the [`Identity`] in the request extensions, and copies it to the response's.
-pub async fn layer(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
+///
+/// A read that the mirror routes by `?ns=REGISTRY` is checked under the name the mirror keeps
+/// it as, `REGISTRY/NAME` (what the path-prefix form `/v2/REGISTRY/NAME/…` asks for too), so
+/// rules can tell it from a local `NAME`; the routing decided here goes to the handler in the
+/// request's extensions ([`crate::mirror::Target`]), so the grant checked is the one served.
+pub async fn layer(
+    State((auth, registry)): State<(Arc<Auth>, Arc<crate::service::Registry>)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path();
     let rest = path.strip_prefix("/v2").unwrap_or(path);
     let rest = rest.strip_prefix('/').unwrap_or(rest);
     let route = crate::route::parse(rest).ok();
-    let needed = access::needed(route.as_ref(), req.method(), req.uri().query());
+    let mut needed = access::needed(route.as_ref(), req.method(), req.uri().query());
+    if let Some(target) = routed_by_ns(&registry, route.as_ref(), req.method(), req.uri().query()) {
+        for a in &mut needed {
+            a.resource = access::Resource::repository(&target.repo);
+        }
+        req.extensions_mut().insert(target);
+    }
     match auth.authorize(req.headers(), &needed).await {
         Ok(identity) => {
             req.extensions_mut().insert(identity.clone());
@@ -399,6 +414,28 @@ pub async fn layer(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
             resp
         }
     }
+}
+
+/// Where the mirror sends a read carrying `?ns=` (`None`: not such a request, or served locally).
+fn routed_by_ns(
+    registry: &crate::service::Registry,
+    route: Option<&crate::route::Route>,
+    method: &axum::http::Method,
+    query: Option<&str>,
+) -> Option<crate::mirror::Target> {
+    use crate::route::Route;
+    let mirror = registry.mirror()?;
+    if !matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD) {
+        return None;
+    }
+    let name = match route? {
+        Route::Manifest { name, .. } | Route::Blob { name, .. } | Route::Tags { name } => name,
+        _ => return None,
+    };
+    let ns = form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, v)| k == "ns" && !v.is_empty())?
+        .1;
+    mirror.route(registry, name, Some(&ns))
 }
 
 /// Writes `data` to `path` (mode 0600) through a temporary file, fsync and rename; creates the
