@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: container start-up. Wall time of `berth run --rm bb:1 true` beside
-# `podman run --rm --network none`, and beside `crun run` / `runc run` of the very bundle Berth
+# `podman run --rm` on the same kind of network (none, the default bridge, a user network; CNI
+# here), and beside `crun run` / `runc run` of the very bundle Berth
 # wrote (its config.json, rootfs mounted once); plus a detached start + stop cycle for berth and
 # podman. Same busybox rootfs everywhere, tmpfs storage, one warm-up round, then ROUNDS
 # rounds, each in a fresh random order; prints medians and ratios, then the issue's targets.
@@ -35,6 +36,7 @@ fi
 BERTH=$(realpath "$BERTH")
 
 W=$(mktemp -d "$SCRATCH/berth-rbench.XXXXXX")
+CNI0_BEFORE=0; ip link show cni-podman0 >/dev/null 2>&1 && CNI0_BEFORE=1
 ROOT=$W/berth-root
 BUNDLE=""
 b() { "$BERTH" --data-root "$ROOT" "$@"; }
@@ -69,6 +71,9 @@ cleanup() {
   fi
   b network rm benchnet >/dev/null 2>&1
   pm rm -af -t 0 >/dev/null 2>&1
+  pm network rm -f benchnet >/dev/null 2>&1
+  # podman's default bridge, unless it was there before
+  ((CNI0_BEFORE)) || ip link del cni-podman0 >/dev/null 2>&1
   pm rmi -af >/dev/null 2>&1
   # whatever is still mounted under the scratch dir (bundle rootfs, podman's overlay), deepest first
   awk -v p="$W" 'index($5, p) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
@@ -91,6 +96,9 @@ b network create benchnet >/dev/null
 # podman setting moves: import where /var/lib is a throw-away tmpfs.
 unshare -m --propagation private sh -c 'mount -t tmpfs -o size=16m tmpfs /var/lib && exec "$@"' sh \
   "${PM[@]}" import -q "$W/bb.tar" localhost/bb:1 >/dev/null
+# podman's own networks (CNI here): its default bridge `podman` and a user network alike.
+mkdir -p "$W/podman/networks"
+pm network create benchnet >/dev/null
 
 # ---- the bundle: a container `berth create` made, its rootfs mounted once ----------------------
 CID=$(b create bb:1 true)
@@ -140,12 +148,14 @@ podman_cycle() {
 # Wall time in ms of one command (bash's $EPOCHREALTIME: no fork around the measurement);
 # output discarded, a failure aborts the benchmark with the command's stderr.
 declare -A LABEL
-rows=(berth_default berth_usernet berth_none berth_unconfined podman_none crun_raw crun_plain unshare_umount runc berth_cycle podman_cycle)
+rows=(berth_default berth_usernet berth_none berth_unconfined podman_none podman_default podman_usernet crun_raw crun_plain unshare_umount runc berth_cycle podman_cycle)
 LABEL[berth_default]="berth run --rm (default network)"
 LABEL[berth_none]="berth run --rm --network none"
 LABEL[berth_usernet]="berth run --rm --network benchnet (user)"
 LABEL[berth_unconfined]="berth run --rm --network none, no seccomp"
 LABEL[podman_none]="podman run --rm --network none (runc)"
+LABEL[podman_default]="podman run --rm (default bridge, CNI)"
+LABEL[podman_usernet]="podman run --rm --network benchnet (user)"
 LABEL[crun_plain]="crun run bundle without seccomp (raw)"
 LABEL[crun_plain_net]="crun without seccomp, net of unshare"
 LABEL[crun_raw]="crun run bundle (unshare+umount+crun)"
@@ -163,6 +173,8 @@ one() { # ROW ROUND
     berth_usernet) b run --rm --network benchnet bb:1 true ;;
     berth_unconfined) b run --rm --network none --security-opt seccomp=unconfined bb:1 true ;;
     podman_none) pm run --rm --network none localhost/bb:1 true ;;
+    podman_default) pm run --rm localhost/bb:1 true ;;
+    podman_usernet) pm run --rm --network benchnet localhost/bb:1 true ;;
     crun_raw) crun_run "bench-crun-$i" ;;
     crun_plain) crun_run "bench-crunp-$i" "$PLAIN" ;;
     unshare_umount) unshare_only ;;
@@ -197,7 +209,7 @@ M[crun_plain_net]=$(awk -v a="${M[crun_plain]}" -v b="${M[unshare_umount]}" 'BEG
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b==0) print "-"; else printf "%.2fx", a/b }'; }
 printf '\n%-42s %10s %14s\n' "tool (median of $ROUNDS, wall ms)" "median ms" "vs berth"
-for r in berth_default berth_usernet berth_none berth_unconfined podman_none crun_raw crun_net crun_plain crun_plain_net unshare_umount runc; do
+for r in berth_default berth_usernet berth_none berth_unconfined podman_none podman_default podman_usernet crun_raw crun_net crun_plain crun_plain_net unshare_umount runc; do
   ref=${M[berth_none]}
   printf '%-42s %10.1f %14s\n' "${LABEL[$r]}" "${M[$r]}" "$(ratio "${M[$r]}" "$ref")"
 done
@@ -213,6 +225,10 @@ vc=$(awk -v a="${M[berth_none]}" -v b="${M[crun_net]}" 'BEGIN{printf "%.2f", a/b
 vcr=$(awk -v a="${M[berth_none]}" -v b="${M[crun_raw]}" 'BEGIN{printf "%.2f", a/b}')
 echo
 echo "target: berth >= 5x faster than podman (--network none): podman/berth = ${vp}x -> $(verdict "$vp" ">=" 5)"
+vpd=$(awk -v a="${M[podman_default]}" -v b="${M[berth_default]}" 'BEGIN{printf "%.2f", a/b}')
+echo "target: berth >= 5x faster than podman (default bridge): podman/berth = ${vpd}x -> $(verdict "$vpd" ">=" 5)"
+vpu=$(awk -v a="${M[podman_usernet]}" -v b="${M[berth_usernet]}" 'BEGIN{printf "%.2f", a/b}')
+echo "target: berth >= 5x faster than podman (user network): podman/berth = ${vpu}x -> $(verdict "$vpu" ">=" 5)"
 echo "target: berth within 2x of crun: berth/crun = ${vc}x net of unshare -> $(verdict "$vc" "<=" 2), ${vcr}x raw -> $(verdict "$vcr" "<=" 2)"
 # Like for like without seccomp on either side (crun's libseccomp compile dominates above).
 vu=$(awk -v a="${M[berth_unconfined]}" -v b="${M[crun_plain_net]}" 'BEGIN{printf "%.2f", a/b}')
