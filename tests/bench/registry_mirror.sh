@@ -41,6 +41,15 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b-a)/1e9}'; }
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) {print "nan"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2} }'; }
 wait_up() { for _ in $(seq 200); do curl -s -o /dev/null "http://$1/v2/" && return 0; sleep 0.05; done; echo "registry $1 did not start" >&2; exit 1; }
 skopeo_copy() { rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb; skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "$@" >/dev/null; }
+# CPU seconds (user + system) a process has used so far.
+cpu_of() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14 + $15) / t}' "/proc/$1/stat"; }
+# skopeo_copy, appending skopeo's own CPU seconds to FILE.
+skopeo_copy_cpu() { # FILE args…
+  local f=$1; shift
+  rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
+  /usr/bin/time -f '%U %S' -o "$f.t" skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "$@" >/dev/null
+  awk '{printf "%.2f\n", $1 + $2}' "$f.t" >> "$f"
+}
 # Bytes of blob GETs answered by a berth-registry, from its access log ("GET /v2/…/blobs/… 200 123B").
 blob_bytes() { grep -E 'GET /v2/[^ ]*/blobs/sha256:[0-9a-f]+ (200|206) [0-9]+B' "$1" | sed -E 's/.* (200|206) ([0-9]+)B.*/\2/' | awk '{s+=$1} END{printf "%.0f\n", s}'; }
 
@@ -51,7 +60,7 @@ BIG_BYTES=$(du -sb --apparent-size "$W/big/blobs" | cut -f1)
 
 UP=$(port)
 "$BERTH" --addr "127.0.0.1:$UP" --data-dir "$W/up-data" >/dev/null 2>"$W/up.log" &
-pids+=($!)
+UPID=$!; pids+=($UPID)
 wait_up "127.0.0.1:$UP"
 skopeo_copy "oci:$W/big:big" "docker://127.0.0.1:$UP/library/big:big"
 skopeo_copy "oci:$W/tiny:tiny" "docker://127.0.0.1:$UP/library/tiny:tiny"
@@ -95,12 +104,17 @@ for i in $(seq "$ROUNDS"); do
   for what in $( ((i % 2)) && echo "direct mirror" || echo "mirror direct"); do
     rm -rf "$W/out"
     if [ "$what" = direct ]; then
-      t0=$(now); skopeo_copy "docker://127.0.0.1:$UP/library/big:big" "oci:$W/out:big"; t1=$(now)
+      u0=$(cpu_of "$UPID")
+      t0=$(now); skopeo_copy_cpu "$W/cpu.direct.client" "docker://127.0.0.1:$UP/library/big:big" "oci:$W/out:big"; t1=$(now)
       secs "$t0" "$t1" >> "$W/cold.direct"; echo >> "$W/cold.direct"
+      awk -v a="$u0" -v b="$(cpu_of "$UPID")" 'BEGIN{printf "%.2f\n", b-a}' >> "$W/cpu.direct.up"
     else
       start_mirror "m$i"
-      t0=$(now); skopeo_copy "docker://$M/library/big:big" "oci:$W/out:big"; t1=$(now)
+      u0=$(cpu_of "$UPID"); m0=$(cpu_of "$MPID")
+      t0=$(now); skopeo_copy_cpu "$W/cpu.mirror.client" "docker://$M/library/big:big" "oci:$W/out:big"; t1=$(now)
       secs "$t0" "$t1" >> "$W/cold.mirror"; echo >> "$W/cold.mirror"
+      awk -v a="$u0" -v b="$(cpu_of "$UPID")" 'BEGIN{printf "%.2f\n", b-a}' >> "$W/cpu.mirror.up"
+      awk -v a="$m0" -v b="$(cpu_of "$MPID")" 'BEGIN{printf "%.2f\n", b-a}' >> "$W/cpu.mirror.mirror"
       # 2. warm through the same mirror vs the plain upstream.
       rm -rf "$W/out"
       t0=$(now); skopeo_copy "docker://$M/library/big:big" "oci:$W/out:big"; t1=$(now)
@@ -147,6 +161,13 @@ cb=$(m conc.berth); cdist=$(m conc.dist); bb=$(m bytes.berth); bd=$(m bytes.dist
 rc=$(m rps.cached); rl=$(m rps.local)
 printf '\n%-52s %12s %12s %8s   %s\n' "workload (medians of $ROUNDS)" "berth" "reference" "ratio" "target"
 printf '%-52s %11ss %11ss %8s   %s\n' "cold pull 1 GiB: mirror vs direct from upstream" "$cm" "$cd_" "$(ratio "$cm" "$cd_")" "<= 1.10"
+# What the cold pull costs in CPU, and the wall time that leaves on this machine's cores: a
+# mirror must receive, hash (SHA-256), write and send every byte, beside the client's own work.
+cores=$(nproc)
+ccd=$(m cpu.direct.client); cud=$(m cpu.direct.up); ccm=$(m cpu.mirror.client); cum=$(m cpu.mirror.up); cmm=$(m cpu.mirror.mirror)
+bound=$(awk -v a="$ccm" -v b="$cum" -v c="$cmm" -v n="$cores" -v d="$cd_" 'BEGIN{w=(a+b+c)/n; if (w<d) w=d; printf "%.2f", w/d}')
+printf '%-52s %12s %12s\n' "  CPU s: client+upstream(+mirror), mirror vs direct" "$ccm+$cum+$cmm" "$ccd+$cud"
+printf '%-52s %12s %12s %8s   %s\n' "  lowest ratio $cores cores allow (total CPU / cores)" "" "" "$bound" ""
 printf '%-52s %11ss %11ss %8s   %s\n' "warm pull 1 GiB: mirror vs plain berth-registry" "$wm" "$wp" "$(ratio "$wm" "$wp")" "<= 1.10"
 printf '%-52s %11ss %11ss %8s   %s\n' "10 concurrent cold pulls: berth vs CNCF proxy" "$cb" "$cdist" "$(ratio "$cb" "$cdist")" "<= 0.50"
 printf '%-52s %12s %12s %8s   %s\n' "  upstream bytes / image size (berth, CNCF proxy)" "$(ratio "$bb" "$BIG_BYTES")x" "$(ratio "$bd" "$BIG_BYTES")x" "" "berth 1.00x"
