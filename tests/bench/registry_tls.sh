@@ -70,7 +70,7 @@ mkdir -p "$W/certs"; cp "$W/ca.crt" "$W/certs/ca.crt"
 BP=$(port); TP=$(port); DP=$(port); PP=$(port)
 BERTH_LOG=warn "$BERTH" serve --addr "127.0.0.1:$BP" --data-dir "$W/berth-data" \
   --tls-cert "$W/server.crt" --tls-key "$W/server.key" --htpasswd "$W/htpasswd" 2>"$W/berth.log" &
-pids+=($!)
+pids+=($!); declare -A PID; PID[berth]=$!
 cat > "$W/token.toml" <<TOML
 version = 1
 [auth]
@@ -104,13 +104,24 @@ auth:
     path: $W/htpasswd
 YML
 docker-registry serve "$W/dist.yml" >"$W/dist.log" 2>&1 &
-pids+=($!)
+pids+=($!); PID[dist]=$!
 wait_up "https://127.0.0.1:$BP/v2/"; wait_up "https://127.0.0.1:$TP/v2/"; wait_up "https://127.0.0.1:$DP/v2/"
 wait_up "http://127.0.0.1:$PP/v2/"
 declare -A ADDR=([berth]="127.0.0.1:$BP" [token]="127.0.0.1:$TP" [dist]="127.0.0.1:$DP" [plain]="127.0.0.1:$PP")
 declare -A R
 
 skopeo_copy() { rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb; skopeo copy -q "$@" >/dev/null; }
+# CPU seconds (user + system) a process has used so far.
+cpu_of() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14 + $15) / t}' "/proc/$1/stat"; }
+# skopeo_copy, appending skopeo's own CPU seconds to FILE.
+skopeo_copy_cpu() { # FILE args…
+  local f=$1; shift
+  rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
+  /usr/bin/time -f '%U %S' -o "$f.t" skopeo copy -q "$@" >/dev/null
+  awk '{printf "%.2f\n", $1 + $2}' "$f.t" >> "$f"
+}
+# Appends the CPU seconds PID used since START to FILE.
+cpu_since() { awk -v a="$2" -v b="$(cpu_of "$1")" 'BEGIN{printf "%.2f\n", b-a}' >> "$3"; }
 creds=(--dest-creds bench:bench-pass --dest-cert-dir "$W/certs")
 for r in berth token dist; do skopeo_copy "${creds[@]}" "oci:$W/small:small" "docker://${ADDR[$r]}/small:small"; done
 skopeo_copy --dest-tls-verify=false "oci:$W/small:small" "docker://${ADDR[plain]}/small:small"
@@ -155,14 +166,20 @@ for i in $(seq "$ROUNDS"); do
   order="berth dist"; ((i % 2 == 0)) && order="dist berth"
   for r in $order; do
     a=${ADDR[$r]}
-    t0=$(now); skopeo_copy "${creds[@]}" "oci:$W/big:big" "docker://$a/big$i:big"; t1=$(now)
-    secs "$t0" "$t1" >> "$W/$r.push"
-    rm -rf "$W/out"; t0=$(now)
-    skopeo_copy --src-creds bench:bench-pass --src-cert-dir "$W/certs" "docker://$a/big$i:big" "oci:$W/out:big"; t1=$(now)
-    secs "$t0" "$t1" >> "$W/$r.pull"; rm -rf "$W/out"
+    c0=$(cpu_of "${PID[$r]}")
+    t0=$(now); skopeo_copy_cpu "$W/$r.push.client" "${creds[@]}" "oci:$W/big:big" "docker://$a/big$i:big"; t1=$(now)
+    secs "$t0" "$t1" >> "$W/$r.push"; cpu_since "${PID[$r]}" "$c0" "$W/$r.push.server"
+    rm -rf "$W/out"; c0=$(cpu_of "${PID[$r]}"); t0=$(now)
+    skopeo_copy_cpu "$W/$r.pull.client" --src-creds bench:bench-pass --src-cert-dir "$W/certs" "docker://$a/big$i:big" "oci:$W/out:big"; t1=$(now)
+    secs "$t0" "$t1" >> "$W/$r.pull"; cpu_since "${PID[$r]}" "$c0" "$W/$r.pull.server"; rm -rf "$W/out"
   done
 done
-for r in berth dist; do R[push_$r]=$(median < "$W/$r.push"); R[pull_$r]=$(median < "$W/$r.pull"); done
+for r in berth dist; do
+  for k in push pull; do
+    R[${k}_$r]=$(median < "$W/$r.$k")
+    R[${k}_server_$r]=$(median < "$W/$r.$k.server"); R[${k}_client_$r]=$(median < "$W/$r.$k.client")
+  done
+done
 
 # ---- table -------------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a==0||b==0) print "-"; else printf "%.2fx", a/b }'; }
@@ -175,6 +192,10 @@ printf '%-44s %14s %14s\n' "docker login, first (s)" "${R[login_first_berth]}" "
 printf '%-44s %14s %14s %9s\n' "docker login, repeated (median s)" "${R[login_berth]}" "${R[login_dist]}" "$(ratio "${R[login_dist]}" "${R[login_berth]}")"
 printf '%-44s %14s %14s %9s\n' "skopeo push 1 GiB over TLS (s)" "${R[push_berth]}" "${R[push_dist]}" "$(ratio "${R[push_dist]}" "${R[push_berth]}")"
 printf '%-44s %14s %14s %9s\n' "skopeo pull 1 GiB over TLS (s)" "${R[pull_berth]}" "${R[pull_dist]}" "$(ratio "${R[pull_dist]}" "${R[pull_berth]}")"
+for k in push pull; do
+  printf '%-44s %14s %14s %9s\n' "  $k: registry CPU s" "${R[${k}_server_berth]}" "${R[${k}_server_dist]}" "$(ratio "${R[${k}_server_dist]}" "${R[${k}_server_berth]}")"
+  printf '%-44s %14s %14s\n' "  $k: skopeo's own CPU s" "${R[${k}_client_berth]}" "${R[${k}_client_dist]}"
+done
 printf '%-44s %14s\n' "no TLS, no auth: manifest GET req/s" "${R[plain_berth_rps]}"
 printf '%-44s %14s\n' "no TLS, no auth: manifest GET p99" "${R[plain_berth_p99]}"
 echo "(ratio: berth's advantage; req/s berth/distribution, times distribution/berth)"

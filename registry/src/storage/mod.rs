@@ -96,8 +96,16 @@ pub struct FileInfo {
 }
 
 /// A byte source for a stored file, positioned at the requested offset.
-pub trait BlobReader: Read + Send {}
-impl<T: Read + Send> BlobReader for T {}
+pub trait BlobReader: Read + Send {
+    /// Reads what can be had without blocking (data already in memory), on the caller's thread:
+    /// `Some(Ok(n))` read `n` bytes (`0` at the end), `None` when the read would have to wait
+    /// for the device or the source cannot tell; the caller then reads on a blocking thread.
+    fn read_now(&mut self, _buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+        None
+    }
+}
+impl BlobReader for std::fs::File {}
+impl BlobReader for std::io::Cursor<Vec<u8>> {}
 
 /// An append-only writer. Nothing it wrote is guaranteed durable until [`FileWriter::commit`].
 pub trait FileWriter: Write + Send {
