@@ -5,14 +5,15 @@
 //! the background. Its exit code is the command's (the runtime's 126/127 when it cannot run).
 //!
 //! May call [`super::state`], [`crate::relay`], [`crate::tty`] and `berth_runtime` (exec,
-//! console, user resolution).
+//! console, user resolution, the detached child of `-d`).
 
 use std::io::{Read as _, Write as _};
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::Path;
 
 use anyhow::Context as _;
-use berth_runtime::run::{Report, RunError, Stdio};
+use berth_runtime::detach::ReadyError;
+use berth_runtime::run::{RunError, Stdio};
 use oci_spec::runtime::{Process, Spec, UserBuilder};
 
 use super::state::{self, StateError, Status};
@@ -84,7 +85,7 @@ pub fn exec(data_root: &std::path::Path, args: &ExecOptions) -> Result<i32> {
         Spec::load(dir.join("config.json")).context("cannot read the container's config.json")?;
     let process = process(&spec, &dir, args)?;
     if args.detach {
-        return Ok(detached(&spec, init.pid, process)?);
+        return detached(&spec, init.pid, process);
     }
     let console = if args.tty {
         Some(berth_runtime::console::socket_pair().context("socketpair")?)
@@ -185,59 +186,28 @@ fn process(spec: &Spec, dir: &Path, args: &ExecOptions) -> Result<Process> {
     Ok(p)
 }
 
-/// `-d`: a child of ours runs the exec with `/dev/null` for stdio, in its own session; we wait
-/// only until the command runs (or could not).
-#[allow(unsafe_code)]
-fn detached(spec: &Spec, init_pid: i32, mut process: Process) -> anyhow::Result<i32> {
+/// `-d`: a detached child of ours ([`berth_runtime::detach::run`]) runs the exec with
+/// `/dev/null` for stdio, in its own session; we wait only until the command runs (or could
+/// not).
+fn detached(spec: &Spec, init_pid: i32, mut process: Process) -> Result<i32> {
     process.set_terminal(Some(false));
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
-    // SAFETY: the child only runs the exec plumbing (which forks and execs) and exits.
-    match unsafe { nix::unistd::fork() }.context("fork")? {
-        nix::unistd::ForkResult::Child => {
-            drop(read);
-            let _ = nix::unistd::setsid();
-            // Our caller's stdio is not ours to keep open (it may be waiting for its EOF).
-            if let Ok(null) = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-            {
-                for fd in 0..3 {
-                    let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd);
-                }
-            }
-            let mut word = std::fs::File::from(write);
-            let open = || std::fs::File::open("/dev/null").ok().map(OwnedFd::from);
-            let stdio = Stdio {
-                stdin: open(),
-                stdout: open(),
-                stderr: open(),
-                console: None,
-            };
-            let mut started = |_pid: i32| {
-                let _ = Report::Started.write_to(&mut word);
-            };
-            let result = berth_runtime::exec::exec(spec, init_pid, process, stdio, &mut started);
-            if let Err(e) = result {
-                let _ = Report::Failed {
-                    code: e.exit_code(),
-                    message: e.to_string(),
-                }
-                .write_to(&mut word);
-            }
-            std::process::exit(0)
-        }
-        nix::unistd::ForkResult::Parent { .. } => {
-            drop(write);
-            // One report from the child (then EOF).
-            let mut pipe = std::io::BufReader::new(std::fs::File::from(read));
-            match Report::read_from(&mut pipe) {
-                Some(Report::Started) => Ok(0),
-                Some(Report::Failed { code, message }) => {
-                    Err(RunError::Start { code, message }.into())
-                }
-                None => anyhow::bail!("the exec process exited before starting the command"),
-            }
+    let mut pipe = berth_runtime::detach::run(|reporter| {
+        let open = || std::fs::File::open("/dev/null").ok().map(OwnedFd::from);
+        let stdio = Stdio {
+            stdin: open(),
+            stdout: open(),
+            stderr: open(),
+            console: None,
+        };
+        let mut started = |_pid: i32| reporter.started();
+        berth_runtime::exec::exec(spec, init_pid, process, stdio, &mut started).map(drop)
+    })
+    .map_err(anyhow::Error::from)?;
+    match pipe.wait_ready() {
+        Ok(()) => Ok(0),
+        Err(ReadyError::Run(e)) => Err(e.into()),
+        Err(ReadyError::Gone) => {
+            Err(anyhow::anyhow!("the exec process exited before starting the command").into())
         }
     }
 }
