@@ -9,12 +9,14 @@
 //! [`ulimit`], [`tmpfs`] (`--tmpfs`, `--read-only`), [`sysctl`] and [`groups`]
 //! (`--group-add`, `--shm-size`). Operations, one module each: [`create`], [`foreground`] (run in this
 //! process), [`start`] (and `restart`), [`attach`], [`exec`], [`stop`], [`kill`], [`rm`],
-//! [`connect`] (`network connect`/`disconnect`) and
-//! [`rename`]. [`monitor`] is the process that owns a detached container.
+//! [`connect`] (`network connect`/`disconnect`), [`rename`], and the queries [`ps`] (with
+//! [`ps_filter`]), [`inspect`], [`read_logs`], [`top`], [`stats`], [`port`] and [`wait`].
+//! [`monitor`] is the process that owns a detached container.
 //!
 //! Commands (`crate::commands`) call this layer; it never calls them, and never sees clap's
 //! types. It may call `berth_runtime`, [`crate::procfs`], [`crate::timestamp`],
-//! [`crate::network`], [`crate::volumes`], [`crate::reaper`], [`crate::store`] (layer paths),
+//! [`crate::network`], [`crate::volumes`], [`crate::reaper`], [`crate::store`] (layer paths,
+//! image sizes), [`crate::reference`], [`crate::filters`],
 //! [`crate::envfile`], [`crate::containers_fs`] and the process plumbing ([`crate::attach`],
 //! [`crate::relay`], [`crate::sigproxy`], [`crate::tty`]). Two of those look back at containers:
 //! [`crate::network`] (`--link` and `container:NAME` find other containers; [`State`] holds its
@@ -35,7 +37,7 @@ pub mod tmpfs;
 pub mod ulimit;
 pub mod wait;
 
-// One module per lifecycle operation: plain option structs in, a typed error out.
+// One module per operation: plain option structs in, plain results and a typed error out.
 pub mod attach;
 pub mod config;
 pub mod connect;
@@ -43,11 +45,18 @@ pub mod create;
 pub mod exec;
 pub mod foreground;
 pub mod groups;
+pub mod inspect;
 pub mod kill;
+pub mod port;
+pub mod ps;
+pub mod ps_filter;
+pub mod read_logs;
 pub mod rename;
 pub mod rm;
 pub mod start;
+pub mod stats;
 pub mod stop;
+pub mod top;
 
 pub use lock::{lock_names, Lock, LockError};
 pub use logs::{copy_log, log_path, padded_time, parse_log, parse_tail, tail, LogEntry};
