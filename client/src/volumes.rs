@@ -505,7 +505,9 @@ pub fn resolve(
 ///
 /// # Errors
 /// Never in practice (the builder's validation).
-pub fn oci_mounts(resolved: &[Resolved]) -> anyhow::Result<Vec<oci_spec::runtime::Mount>> {
+pub fn oci_mounts(
+    resolved: &[Resolved],
+) -> Result<Vec<oci_spec::runtime::Mount>, oci_spec::OciSpecError> {
     resolved
         .iter()
         .map(|r| {
@@ -513,12 +515,12 @@ pub fn oci_mounts(resolved: &[Resolved]) -> anyhow::Result<Vec<oci_spec::runtime
             if r.readonly {
                 options.push("ro".to_owned());
             }
-            Ok(oci_spec::runtime::MountBuilder::default()
+            oci_spec::runtime::MountBuilder::default()
                 .destination(&r.target)
                 .typ("bind")
                 .source(&r.host)
                 .options(options)
-                .build()?)
+                .build()
         })
         .collect()
 }

@@ -27,7 +27,7 @@ pub enum ForegroundError {
     State(#[from] StateError),
     /// The output relay could not be set up.
     #[error(transparent)]
-    Relay(#[from] anyhow::Error),
+    Relay(#[from] crate::relay::RelayError),
     /// The container could not be run (its exit code: 125, 126 or 127).
     #[error(transparent)]
     Run(#[from] RunError),

@@ -441,7 +441,7 @@ pub fn release(id: &str) {
 ///
 /// # Errors
 /// The file system.
-pub fn write_etc_files(dir: &Path, net: &RunNetwork) -> anyhow::Result<()> {
+pub fn write_etc_files(dir: &Path, net: &RunNetwork) -> std::io::Result<()> {
     fs_err::write(dir.join("hosts"), &net.hosts)?;
     fs_err::write(dir.join("resolv.conf"), &net.resolv_conf)?;
     Ok(())
@@ -451,7 +451,10 @@ pub fn write_etc_files(dir: &Path, net: &RunNetwork) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// oci-spec refused the change.
-pub fn join_netns(spec: &mut oci_spec::runtime::Spec, net: &RunNetwork) -> anyhow::Result<()> {
+pub fn join_netns(
+    spec: &mut oci_spec::runtime::Spec,
+    net: &RunNetwork,
+) -> Result<(), oci_spec::OciSpecError> {
     use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType};
     let Some(path) = &net.netns else {
         return Ok(());
