@@ -120,7 +120,7 @@ fn reap_orphan(data_root: &Path, dir: &Path, id: &str) -> bool {
         }
         drop(lock);
         if fs_err::remove_dir_all(dir).is_ok() {
-            let _ = crate::volumes::remove_anonymous(data_root, &state.volumes);
+            let _ = crate::container::volume_users::remove_anonymous(data_root, &state.volumes);
         }
         return false;
     }

@@ -360,9 +360,14 @@ pub fn create(
     });
     // Read before anything exists on disk, so a bad or endless file leaves nothing behind.
     let host_env = |k: &str| std::env::var(k).ok();
-    let net =
-        crate::network::settings_for_run(printer, data_root, &opts.network_flags(&name), config)
-            .map_err(CreateError::NetworkPlan)?;
+    let net = crate::network::settings_for_run(
+        printer,
+        data_root,
+        &super::peers::Peers(data_root),
+        &opts.network_flags(&name),
+        config,
+    )
+    .map_err(CreateError::NetworkPlan)?;
     super::sysctl::check_network(&opts.sysctls, net.mode, net.netns.as_deref())?;
     // `--link`'s variables first: `-e` and `--env-file` may override them.
     let env = net
@@ -423,7 +428,7 @@ pub fn create(
         Ok(s) => s,
         Err(e) => {
             // Nothing records them yet: anonymous volumes made for this container go too.
-            let _ = crate::volumes::remove_anonymous(data_root, &volume_names);
+            let _ = crate::container::volume_users::remove_anonymous(data_root, &volume_names);
             return Err(e);
         }
     };

@@ -101,7 +101,7 @@ pub fn run(created: Created) -> Result<i32, ForegroundError> {
         // Docker's `--rm` takes the anonymous volumes along once the container is gone.
         drop(guard);
         if !dir.exists() {
-            let _ = crate::volumes::remove_anonymous(&data_root, &volume_names);
+            let _ = crate::container::volume_users::remove_anonymous(&data_root, &volume_names);
         }
     } else {
         state::update(&dir, |s| {

@@ -205,7 +205,7 @@ pub fn run(store: &Store, id: &str, attach_wait: bool) -> anyhow::Result<()> {
         let _lock = container::Lock::take(&dir)?;
         fs_err::remove_dir_all(&dir)?;
         // Like `rm -v`: anonymous volumes go with an auto-removed container.
-        let _ = crate::volumes::remove_anonymous(store.root(), &state.volumes);
+        let _ = crate::container::volume_users::remove_anonymous(store.root(), &state.volumes);
     } else {
         container::update(&dir, |s| {
             s.status = Status::Exited;

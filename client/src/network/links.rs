@@ -3,9 +3,7 @@
 //! (moby's `daemon/links`: `ALIAS_PORT`, `ALIAS_PORT_<port>_<PROTO>[_ADDR|_PORT|_PROTO]`,
 //! `ALIAS_NAME=/<name>/<alias>`, `ALIAS_ENV_<var>` for its configured environment).
 
-use std::path::Path;
-
-use crate::container::Status;
+use super::peers::Peers;
 
 /// One resolved link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +21,7 @@ pub struct Link {
 /// # Errors
 /// No such container, or it does not run or has no address on the default bridge (Docker's
 /// messages).
-pub fn resolve(data_root: &Path, raw: &str, parent: &str) -> anyhow::Result<Link> {
+pub fn resolve(peers: &dyn Peers, raw: &str, parent: &str) -> anyhow::Result<Link> {
     let (name, alias) = raw.split_once(':').unwrap_or((raw, raw));
     let name = name.strip_prefix('/').unwrap_or(name);
     if name.is_empty() || alias.is_empty() {
@@ -31,13 +29,13 @@ pub fn resolve(data_root: &Path, raw: &str, parent: &str) -> anyhow::Result<Link
             "invalid argument \"{raw}\" for \"--link\" flag: bad format for links: {raw}"
         );
     }
-    let (dir, state) = crate::container::find(data_root, name).map_err(|_| {
+    let state = peers.find(name).map_err(|_| {
         anyhow::anyhow!(
             "Error response from daemon: could not get container for {name}: No such container: \
              {name}"
         )
     })?;
-    if state.status() != Status::Running {
+    if !state.running {
         anyhow::bail!(
             "Error response from daemon: Cannot link to a non running container: /{} AS \
              /{parent}/{alias}",
@@ -52,7 +50,7 @@ pub fn resolve(data_root: &Path, raw: &str, parent: &str) -> anyhow::Result<Link
             state.name
         );
     };
-    let hostname = fs_err::read_to_string(dir.join("hostname"))
+    let hostname = fs_err::read_to_string(state.dir.join("hostname"))
         .unwrap_or_default()
         .trim()
         .to_owned();
@@ -61,7 +59,7 @@ pub fn resolve(data_root: &Path, raw: &str, parent: &str) -> anyhow::Result<Link
         names.push(' ');
         names.push_str(&state.name);
     }
-    let child_env: Vec<String> = oci_spec::runtime::Spec::load(dir.join("config.json"))
+    let child_env: Vec<String> = oci_spec::runtime::Spec::load(state.dir.join("config.json"))
         .ok()
         .and_then(|s| s.process().as_ref().and_then(|p| p.env().clone()))
         .unwrap_or_default();

@@ -14,6 +14,9 @@
 //! replaces it. The exit for good releases the address ([`release`], from the owner and from
 //! `container::teardown`; implied when the owner dies) and [`Settings::forget`]s it.
 //!
+//! Other containers (`--link`, `--network container:NAME`) come through [`Peers`], which the
+//! container layer implements: it calls this module, never the other way round.
+//!
 //! The subnet is the first of [`SUBNETS`] that no host route of another interface overlaps
 //! (Docker's `docker0` has 172.17.0.0/16, podman's 10.88.0.0/16), chosen when the bridge is
 //! first set up and kept while it exists.
@@ -22,6 +25,7 @@ pub mod connect;
 pub mod dns;
 pub mod ipam;
 pub mod links;
+pub mod peers;
 pub mod plan;
 pub mod ports;
 pub mod proxy;
@@ -37,6 +41,7 @@ use berth_runtime::run::PrestartError;
 use serde::{Deserialize, Serialize};
 
 use self::ipam::IpamFile;
+pub use self::peers::{Peer, Peers};
 pub use self::plan::{settings_for_run, Flags, RunNetwork, HOSTS};
 use self::ports::PortBinding;
 use crate::procfs::ProcessId;

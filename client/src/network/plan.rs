@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use berth_runtime::spec::Network;
 
+use super::peers::Peers;
 use super::ports::{self, PortBinding};
 use super::{store, Settings};
-use crate::container::Status;
 
 /// Docker's `/etc/hosts` for a container with its own network namespace (a bridge container's
 /// address is added by [`super::attach`]).
@@ -36,8 +36,8 @@ pub struct RunNetwork {
     pub resolv_conf: String,
 }
 
-/// The network flags of `run` (a view of [`crate::container::create::NetworkOptions`], so this
-/// module does not depend on clap).
+/// The network flags of `run` (a view of the container layer's options, so this module
+/// depends neither on it nor on clap).
 #[derive(Debug, Clone, Copy)]
 pub struct Flags<'a> {
     /// `--network`/`--net`.
@@ -76,6 +76,7 @@ pub struct Flags<'a> {
 pub fn settings_for_run(
     printer: &crate::printer::Printer,
     data_root: &Path,
+    peers: &dyn Peers,
     flags: &Flags<'_>,
     image: &oci_spec::image::ImageConfiguration,
 ) -> anyhow::Result<RunNetwork> {
@@ -109,7 +110,7 @@ pub fn settings_for_run(
         .map(|h| parse_add_host(h))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(other) = flags.network.strip_prefix("container:") {
-        return container_mode(data_root, flags, other);
+        return container_mode(peers, flags, other);
     }
     let mut settings = Settings {
         network_mode: flags.network.to_owned(),
@@ -175,7 +176,7 @@ pub fn settings_for_run(
     }
     let mut env = Vec::new();
     for link in flags.links {
-        let l = super::links::resolve(data_root, link, flags.name)?;
+        let l = super::links::resolve(peers, link, flags.name)?;
         hosts.push_str(&l.hosts_line);
         // Docker sets the environment of links on the default bridge only.
         if user.is_none() {
@@ -216,7 +217,7 @@ pub fn settings_for_run(
 
 /// `--network container:NAME`: the other container's namespace, host name, hosts and
 /// resolv.conf, with Docker's refusals of flags that would need a namespace of our own.
-fn container_mode(data_root: &Path, flags: &Flags<'_>, other: &str) -> anyhow::Result<RunNetwork> {
+fn container_mode(peers: &dyn Peers, flags: &Flags<'_>, other: &str) -> anyhow::Result<RunNetwork> {
     let conflict = |what: &str| anyhow::anyhow!("conflicting options: {what}");
     if flags.hostname.is_some() {
         return Err(conflict("hostname and the network mode"));
@@ -249,8 +250,9 @@ fn container_mode(data_root: &Path, flags: &Flags<'_>, other: &str) -> anyhow::R
              in user defined networks"
         );
     }
-    let (dir, state) = crate::container::find(data_root, other)?;
-    let init = state.init.filter(|_| state.status() == Status::Running);
+    let state = peers.find(other)?;
+    let dir = &state.dir;
+    let init = state.init_pid.filter(|_| state.running);
     let Some(init) = init else {
         anyhow::bail!(
             "Error response from daemon: cannot join network of a non running container: {other}"
@@ -265,7 +267,7 @@ fn container_mode(data_root: &Path, flags: &Flags<'_>, other: &str) -> anyhow::R
             network_mode: format!("container:{}", state.id),
             ..Settings::default()
         },
-        netns: Some(PathBuf::from(format!("/proc/{}/ns/net", init.pid))),
+        netns: Some(PathBuf::from(format!("/proc/{init}/ns/net"))),
         hostname: Some(hostname),
         env: Vec::new(),
         hosts: fs_err::read_to_string(dir.join("hosts")).unwrap_or_else(|_| HOSTS.to_owned()),
