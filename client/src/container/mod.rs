@@ -12,7 +12,7 @@
 //! [`foreground`] (run in this process), [`start`] (and `restart`), [`attach`], [`exec`],
 //! [`stop`], [`kill`], [`rm`], [`connect`] (`network connect`/`disconnect`), [`rename`], and the
 //! queries [`ps`] (with [`ps_filter`]), [`inspect`], [`read_logs`], [`top`], [`stats`], [`port`]
-//! and [`wait`]. [`monitor`] is the process that owns a detached container.
+//! and [`wait`], and the file system copies [`cp`] and [`export`]. [`monitor`] is the process that owns a detached container.
 //!
 //! Commands (`crate::commands`) call this layer; it never calls them, and never sees clap's
 //! types. It may call `berth_runtime`, [`crate::procfs`], [`crate::timestamp`],
@@ -46,8 +46,10 @@ pub mod wait;
 pub mod attach;
 pub mod config;
 pub mod connect;
+pub mod cp;
 pub mod create;
 pub mod exec;
+pub mod export;
 pub mod foreground;
 pub mod groups;
 pub mod inspect;
