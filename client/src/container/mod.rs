@@ -12,12 +12,13 @@
 //! [`foreground`] (run in this process), [`start`] (and `restart`), [`attach`], [`exec`],
 //! [`stop`], [`kill`], [`rm`], [`connect`] (`network connect`/`disconnect`), [`rename`], and the
 //! queries [`ps`] (with [`ps_filter`]), [`inspect`], [`read_logs`], [`top`], [`stats`], [`port`]
-//! and [`wait`], and the file system copies [`cp`] and [`export`]. [`monitor`] is the process that owns a detached container.
+//! and [`wait`], and the file system operations [`cp`], [`export`] and [`commit`]. [`monitor`] is
+//! the process that owns a detached container.
 //!
 //! Commands (`crate::commands`) call this layer; it never calls them, and never sees clap's
 //! types. It may call `berth_runtime`, [`crate::procfs`], [`crate::timestamp`],
 //! [`crate::network`], [`crate::volumes`], [`crate::reaper`], [`crate::store`] (layer paths,
-//! image sizes), [`crate::reference`], [`crate::filters`], [`crate::envfile`],
+//! image sizes, `commit`'s image), [`crate::archive`] (`commit`'s layer), [`crate::reference`], [`crate::filters`], [`crate::envfile`],
 //! [`crate::containers_fs`] and the process plumbing ([`crate::attach`], [`crate::relay`],
 //! [`crate::sigproxy`], [`crate::tty`]). The dependency on [`crate::network`] and
 //! [`crate::volumes`] points one way: they never call this layer. Where they need other
@@ -44,6 +45,7 @@ pub mod wait;
 
 // One module per operation: plain option structs in, plain results and a typed error out.
 pub mod attach;
+pub mod commit;
 pub mod config;
 pub mod connect;
 pub mod cp;
