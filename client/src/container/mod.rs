@@ -18,13 +18,13 @@
 //! Commands (`crate::commands`) call this layer; it never calls them, and never sees clap's
 //! types. It may call `berth_runtime`, [`crate::procfs`], [`crate::timestamp`],
 //! [`crate::network`], [`crate::volumes`], [`crate::reaper`], [`crate::store`] (layer paths,
-//! image sizes, `commit`'s image), [`crate::archive`] (`commit`'s layer), [`crate::reference`], [`crate::filters`], [`crate::envfile`],
-//! [`crate::containers_fs`] and the process plumbing ([`crate::attach`], [`crate::relay`],
-//! [`crate::sigproxy`], [`crate::tty`]). The dependency on [`crate::network`] and
-//! [`crate::volumes`] points one way: they never call this layer. Where they need other
-//! containers, this layer answers: [`peers`] implements [`crate::network::Peers`] (`--link`,
-//! `--network container:NAME`) and [`volume_users`] tells [`crate::volumes::remove`] who uses a
-//! volume.
+//! image sizes, `commit`'s image), [`crate::archive`] (`commit`'s layer),
+//! [`crate::reference`], [`crate::filters`], [`crate::envfile`], [`crate::containers_fs`] and
+//! the process plumbing ([`crate::attach`], [`crate::relay`], [`crate::sigproxy`],
+//! [`crate::tty`]). The dependency on [`crate::network`] and [`crate::volumes`] points one way:
+//! they never call this layer. Where they need other containers, this layer answers: [`peers`]
+//! implements [`crate::network::Peers`] (`--link`, `--network container:NAME`) and
+//! [`volume_users`] tells [`crate::volumes::remove`] who uses a volume.
 
 pub mod images;
 pub mod lock;
