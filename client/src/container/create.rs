@@ -94,7 +94,7 @@ pub enum CreateError {
     Ulimit(#[from] super::ulimit::UlimitError),
     /// The network plan (`--network`, `--link`, `-p`, `--dns`, …) cannot be made.
     #[error(transparent)]
-    NetworkPlan(anyhow::Error),
+    NetworkPlan(crate::network::plan::PlanError),
     /// An image layer's diff ID is no digest.
     #[error(transparent)]
     LayerDigest(oci_spec::OciSpecError),
