@@ -23,7 +23,7 @@ pub enum ExportError {
     State(#[from] StateError),
     /// The container's root file system cannot be mounted (or found).
     #[error(transparent)]
-    Mount(anyhow::Error),
+    Mount(#[from] crate::containers_fs::MountError),
     /// The merged root cannot be opened as a handle.
     #[error(transparent)]
     Root(ResolveError),

@@ -93,7 +93,7 @@ pub fn run(store: &Store, id: &str, attach_wait: bool) -> anyhow::Result<()> {
             }
             Ok(())
         })
-        .and_then(|()| crate::containers_fs::ensure_rootfs(store, &dir, &state));
+        .and_then(|()| Ok(crate::containers_fs::ensure_rootfs(store, &dir, &state)?));
     if let Err(e) = prepared {
         tell(failed(format!("{e:#}")));
         container::teardown(&dir, id);
