@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use berth_runtime::rootfs::{mount_overlay, RootfsError};
 use berth_runtime::syscall::{LinuxSyscall, MntFlags, MsFlags, Syscall as _, SyscallError};
 
-pub use self::extract::extract_in_root;
+pub use self::extract::{extract_in_root, ExtractError};
 pub use self::resolve::{ResolveError, RootDir};
 pub use self::tree::{append_tree, append_tree_at};
 use crate::container::{self, Lock, LockError, State, Status};
@@ -171,17 +171,21 @@ impl Drop for MergedRoot {
 /// Runs `produce` on a thread writing into a pipe and `consume` on the read end.
 ///
 /// # Errors
-/// Either side's error.
-pub fn piped(
-    produce: impl FnOnce(&mut dyn Write) -> anyhow::Result<()> + Send + 'static,
-    consume: impl FnOnce(&mut dyn Read) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+/// Either side's error (the consumer's first); the pipe cannot be made, or the producer
+/// panicked (`the tar writer panicked`, as an I/O error).
+pub fn piped<E>(
+    produce: impl FnOnce(&mut dyn Write) -> std::result::Result<(), E> + Send + 'static,
+    consume: impl FnOnce(&mut dyn Read) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E>
+where
+    E: From<io::Error> + Send + 'static,
+{
     let (mut r, mut w) = io::pipe()?;
     let t = std::thread::spawn(move || produce(&mut w));
     let consumed = consume(&mut r);
     drop(r);
     let produced = t
         .join()
-        .map_err(|_| anyhow::anyhow!("the tar writer panicked"))?;
+        .map_err(|_| io::Error::other("the tar writer panicked"))?;
     consumed.and(produced)
 }

@@ -57,13 +57,13 @@ pub enum CommitError {
     /// The container's `upper/` cannot be opened.
     #[error(transparent)]
     Upper(ResolveError),
-    /// Walking `upper/` (inside [`CommitError::Layer`]).
+    /// Walking `upper/` into the new layer.
     #[error("cannot archive the container's changes")]
     ArchiveChanges(#[source] std::io::Error),
-    /// Archiving `upper/` into the new layer and writing it to the store.
+    /// Piping the new layer's tar stream.
     #[error(transparent)]
-    Layer(anyhow::Error),
-    /// A `--change` instruction, or writing a blob.
+    Io(#[from] std::io::Error),
+    /// A `--change` instruction, or writing the layer or a blob.
     #[error(transparent)]
     Archive(ArchiveError),
     /// Reading the image's config, unpacking the layer, adding the image.
@@ -85,7 +85,6 @@ impl CommitError {
         match self {
             Self::Store(e) => anyhow::Error::new(e),
             Self::Archive(e) => e.into_anyhow(),
-            Self::Layer(e) => e,
             other => anyhow::Error::new(other),
         }
     }
@@ -148,20 +147,19 @@ pub fn commit(store: &Store, opts: &CommitOptions) -> Result<String> {
     // swapped for a symlink is archived as that symlink, never followed (CVE-2018-15664).
     let upper = RootDir::open(&dir.join("upper")).map_err(CommitError::Upper)?;
     let mut written = None;
-    piped(
+    piped::<CommitError>(
         move |w| {
             let mut b = tar::Builder::new(std::io::BufWriter::new(w));
             append_tree_at(&mut b, upper.fd(), OsStr::new("."), Path::new(""), true)
-                .map_err(|e| anyhow::Error::new(CommitError::ArchiveChanges(e)))?;
+                .map_err(CommitError::ArchiveChanges)?;
             b.into_inner()?.flush()?;
             Ok(())
         },
         |r| {
-            written = Some(write_layer(store, &mut new, r).map_err(ArchiveError::into_anyhow)?);
+            written = Some(write_layer(store, &mut new, r).map_err(CommitError::Archive)?);
             Ok(())
         },
-    )
-    .map_err(CommitError::Layer)?;
+    )?;
     let (layer, diff_id) = written.expect("written");
     store.unpack_layer(
         &store.blob_path(&layer.digest.parse()?),

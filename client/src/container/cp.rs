@@ -17,7 +17,8 @@ use rustix::fs::{AtFlags, FileType};
 use super::state::{self, StateError};
 use crate::containers_fs::resolve::lexical;
 use crate::containers_fs::{
-    append_tree, append_tree_at, extract_in_root, piped, MergedRoot, ResolveError, RootDir,
+    append_tree, append_tree_at, extract_in_root, piped, ExtractError, MergedRoot, ResolveError,
+    RootDir,
 };
 use crate::store::Store;
 
@@ -79,10 +80,10 @@ pub enum CpError {
         #[source]
         source: std::io::Error,
     },
-    /// Archiving, extracting into the container, or piping the tar stream between them.
+    /// Extracting into the container.
     #[error(transparent)]
-    Archive(anyhow::Error),
-    /// Reading the host source's path, or writing the stream.
+    ExtractInContainer(#[from] ExtractError),
+    /// Reading the host source's path, archiving it, or writing the stream.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -169,16 +170,12 @@ pub fn copy_out(
             a.set_preserve_permissions(true);
             a.set_preserve_ownerships(nix::unistd::geteuid().is_root());
             a.set_overwrite(true);
-            a.unpack(&dir).map_err(|source| {
-                CpError::Extract {
-                    dir: dir.clone(),
-                    source,
-                }
-                .into()
+            a.unpack(&dir).map_err(|source| CpError::Extract {
+                dir: dir.clone(),
+                source,
             })
         },
     )
-    .map_err(CpError::Archive)
 }
 
 /// `cp SRC CONTAINER:DEST`: SRC into DEST (an existing directory gets it under its own name),
@@ -199,7 +196,7 @@ pub fn copy_in(
         if !is_dir(&root, &dest_in) {
             return Err(CpError::NotADirectory);
         }
-        return extract_in_root(&root, &dest_in, stdin).map_err(CpError::Archive);
+        return Ok(extract_in_root(&root, &dest_in, stdin)?);
     }
     let src_path = PathBuf::from(src);
     std::fs::symlink_metadata(&src_path).map_err(|source| CpError::NoHostSource {
@@ -236,7 +233,6 @@ pub fn copy_in(
             b.into_inner()?.flush()?;
             Ok(())
         },
-        |r| extract_in_root(&root, &dir, r),
+        |r| Ok(extract_in_root(&root, &dir, r)?),
     )
-    .map_err(CpError::Archive)
 }
