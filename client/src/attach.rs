@@ -90,12 +90,32 @@ pub fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
     Ok(Some((header[0], payload)))
 }
 
+/// The container's attach socket cannot be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The container's directory cannot be opened.
+    #[error("cannot open `{}`", dir.display())]
+    OpenDir {
+        /// The container's directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Nothing listens on the socket.
+    #[error("cannot attach to the container: its monitor is not listening")]
+    NotListening(#[source] std::io::Error),
+}
+
 /// A path to `name` in `dir` that stays short: through an `O_PATH` descriptor of `dir`.
-fn short_path(dir: &Path, name: &str) -> anyhow::Result<(OwnedFd, PathBuf)> {
+fn short_path(dir: &Path, name: &str) -> Result<(OwnedFd, PathBuf), ConnectError> {
     let fd: OwnedFd = fs_err::File::open(dir)
         .map(fs_err::File::into_parts)
         .map(|(f, _)| f.into())
-        .with_context(|| format!("cannot open `{}`", dir.display()))?;
+        .map_err(|source| ConnectError::OpenDir {
+            dir: dir.to_owned(),
+            source,
+        })?;
     let path = PathBuf::from(format!(
         "/proc/self/fd/{}/{name}",
         std::os::fd::AsRawFd::as_raw_fd(&fd)
@@ -310,17 +330,16 @@ pub enum Ended {
 ///
 /// # Errors
 /// No monitor listens (the container is not running or has no stdio to attach to).
-pub fn connect(dir: &Path) -> anyhow::Result<UnixStream> {
+pub fn connect(dir: &Path) -> Result<UnixStream, ConnectError> {
     let (_dirfd, path) = short_path(dir, SOCKET)?;
-    UnixStream::connect(&path)
-        .context("cannot attach to the container: its monitor is not listening")
+    UnixStream::connect(&path).map_err(ConnectError::NotListening)
 }
 
 /// Connects, retrying while the monitor starts up (at most `timeout`).
 ///
 /// # Errors
 /// Still no monitor after `timeout`.
-pub fn connect_retry(dir: &Path, timeout: Duration) -> anyhow::Result<UnixStream> {
+pub fn connect_retry(dir: &Path, timeout: Duration) -> Result<UnixStream, ConnectError> {
     let start = std::time::Instant::now();
     loop {
         match connect(dir) {
@@ -351,7 +370,7 @@ pub fn hello(stream: &mut UnixStream, opts: &Options) -> std::io::Result<()> {
 ///
 /// # Errors
 /// Writing our own output failed.
-pub fn attach(stream: UnixStream, opts: &Options) -> anyhow::Result<Ended> {
+pub fn attach(stream: UnixStream, opts: &Options) -> std::io::Result<Ended> {
     let stdin = std::io::stdin();
     let raw = if opts.tty && opts.stdin && crate::tty::is_tty(stdin.as_fd()) {
         crate::tty::RawMode::enter(stdin.as_fd()).ok()

@@ -6,6 +6,9 @@
 //! turning overlay whiteouts into OCI `.wh.` entries), and [`extract`] writes a tar stream into
 //! the container relative to handles. Nothing here opens a container path by its host path
 //! string.
+//!
+//! May call [`crate::container`] (state, lock, rootfs markers), [`crate::store`] (layer paths)
+//! and `berth_runtime` (the overlay mount).
 
 pub mod extract;
 pub mod resolve;
@@ -14,24 +17,58 @@ pub mod tree;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
-use berth_runtime::rootfs::mount_overlay;
-use berth_runtime::syscall::{LinuxSyscall, MntFlags, MsFlags, Syscall as _};
+use berth_runtime::rootfs::{mount_overlay, RootfsError};
+use berth_runtime::syscall::{LinuxSyscall, MntFlags, MsFlags, Syscall as _, SyscallError};
 
-pub use self::extract::extract_in_root;
+pub use self::extract::{extract_in_root, ExtractError};
 pub use self::resolve::{ResolveError, RootDir};
 pub use self::tree::{append_tree, append_tree_at};
-use crate::container::{self, Lock, State, Status};
-use crate::store::Store;
+use crate::container::{self, Lock, LockError, State, Status};
+use crate::store::{Store, StoreError};
+
+/// The container's root file system cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// The container's lock.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The container's image is no longer in the store.
+    #[error("the image of container {container} is gone")]
+    ImageGone {
+        /// The container's name.
+        container: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// A layer's diff ID in the store's records is no digest.
+    #[error(transparent)]
+    Digest(#[from] oci_spec::OciSpecError),
+    /// The temporary mount point cannot be made.
+    #[error(transparent)]
+    MountPoint(#[from] io::Error),
+    /// The overlay mount failed.
+    #[error("cannot mount the container's root file system")]
+    Mount(#[source] RootfsError),
+    /// The temporary mount cannot be made private.
+    #[error("cannot make the mount private")]
+    Private(#[source] SyscallError),
+}
+
+/// What the mount functions return.
+pub type Result<T> = std::result::Result<T, MountError>;
 
 /// The overlay lower directories of the container's image, top layer first.
 ///
 /// # Errors
 /// The image is gone from the store.
-pub fn lowers(store: &Store, state: &State) -> anyhow::Result<Vec<PathBuf>> {
+pub fn lowers(store: &Store, state: &State) -> Result<Vec<PathBuf>> {
     let image = store
         .image(&state.image)
-        .with_context(|| format!("the image of container {} is gone", state.name))?;
+        .map_err(|source| MountError::ImageGone {
+            container: state.name.clone(),
+            source,
+        })?;
     image
         .layers
         .iter()
@@ -45,7 +82,7 @@ pub fn lowers(store: &Store, state: &State) -> anyhow::Result<Vec<PathBuf>> {
 ///
 /// # Errors
 /// Missing layers, or the mount fails.
-pub fn ensure_rootfs(store: &Store, dir: &Path, state: &State) -> anyhow::Result<()> {
+pub fn ensure_rootfs(store: &Store, dir: &Path, state: &State) -> Result<()> {
     if container::rootfs_ready(dir) {
         return Ok(());
     }
@@ -56,7 +93,7 @@ pub fn ensure_rootfs(store: &Store, dir: &Path, state: &State) -> anyhow::Result
         &dir.join("work"),
         &dir.join("rootfs"),
     )
-    .context("cannot mount the container's root file system")
+    .map_err(MountError::Mount)
 }
 
 /// The container's merged root file system, usable while this value lives. Holds the
@@ -73,7 +110,7 @@ impl MergedRoot {
     ///
     /// # Errors
     /// Missing image layers, or the mount fails.
-    pub fn open(store: &Store, dir: &Path, state: &State) -> anyhow::Result<Self> {
+    pub fn open(store: &Store, dir: &Path, state: &State) -> Result<Self> {
         let lock = Lock::take(dir)?;
         let state = container::load(dir).unwrap_or_else(|_| state.clone());
         let copied = container::rootfs_copied(dir);
@@ -98,7 +135,7 @@ impl MergedRoot {
             &path,
         ) {
             let _ = fs_err::remove_dir(&path);
-            return Err(e).context("cannot mount the container's root file system");
+            return Err(MountError::Mount(e));
         }
         let root = Self {
             path,
@@ -108,7 +145,7 @@ impl MergedRoot {
         // Keep the mount out of other mount namespaces.
         LinuxSyscall
             .mount(None, &root.path, None, MsFlags::MS_PRIVATE, None)
-            .context("cannot make the mount private")?;
+            .map_err(MountError::Private)?;
         Ok(root)
     }
 
@@ -134,17 +171,21 @@ impl Drop for MergedRoot {
 /// Runs `produce` on a thread writing into a pipe and `consume` on the read end.
 ///
 /// # Errors
-/// Either side's error.
-pub fn piped(
-    produce: impl FnOnce(&mut dyn Write) -> anyhow::Result<()> + Send + 'static,
-    consume: impl FnOnce(&mut dyn Read) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+/// Either side's error (the consumer's first); the pipe cannot be made, or the producer
+/// panicked (`the tar writer panicked`, as an I/O error).
+pub fn piped<E>(
+    produce: impl FnOnce(&mut dyn Write) -> std::result::Result<(), E> + Send + 'static,
+    consume: impl FnOnce(&mut dyn Read) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E>
+where
+    E: From<io::Error> + Send + 'static,
+{
     let (mut r, mut w) = io::pipe()?;
     let t = std::thread::spawn(move || produce(&mut w));
     let consumed = consume(&mut r);
     drop(r);
     let produced = t
         .join()
-        .map_err(|_| anyhow::anyhow!("the tar writer panicked"))?;
+        .map_err(|_| io::Error::other("the tar writer panicked"))?;
     consumed.and(produced)
 }

@@ -3,6 +3,17 @@
 
 use std::collections::BTreeMap;
 
+/// `--filter` flags Docker refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// A flag without `=`.
+    #[error("bad format of filter (expected name=value)")]
+    BadFormat,
+    /// A key the command does not take.
+    #[error("Error response from daemon: Invalid filter '{0}'")]
+    UnknownKey(String),
+}
+
 /// Parsed `--filter` flags: key → values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filters(BTreeMap<String, Vec<String>>);
@@ -12,11 +23,11 @@ impl Filters {
     ///
     /// # Errors
     /// Docker's `bad format of filter (expected name=value)`.
-    pub fn parse(flags: &[String]) -> anyhow::Result<Self> {
+    pub fn parse(flags: &[String]) -> Result<Self, FilterError> {
         let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for f in flags {
             let Some((k, v)) = f.split_once('=') else {
-                anyhow::bail!("bad format of filter (expected name=value)");
+                return Err(FilterError::BadFormat);
             };
             map.entry(k.trim().to_lowercase())
                 .or_default()
@@ -29,9 +40,9 @@ impl Filters {
     ///
     /// # Errors
     /// Docker's `Invalid filter 'KEY'`.
-    pub fn validate(&self, accepted: &[&str]) -> anyhow::Result<()> {
+    pub fn validate(&self, accepted: &[&str]) -> Result<(), FilterError> {
         match self.0.keys().find(|k| !accepted.contains(&k.as_str())) {
-            Some(k) => anyhow::bail!("Error response from daemon: Invalid filter '{k}'"),
+            Some(k) => Err(FilterError::UnknownKey(k.clone())),
             None => Ok(()),
         }
     }

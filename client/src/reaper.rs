@@ -29,10 +29,9 @@ pub const CREATING: &str = "creating";
 ///
 /// # Errors
 /// I/O.
-pub fn mark_creating(dir: &Path) -> anyhow::Result<()> {
+pub fn mark_creating(dir: &Path) -> std::io::Result<()> {
     let me = ProcessId::of(nix::unistd::getpid().as_raw());
-    fs_err::write(dir.join(CREATING), serde_json::to_vec(&me)?)?;
-    Ok(())
+    fs_err::write(dir.join(CREATING), serde_json::to_vec(&me)?)
 }
 
 /// Removes the creation marker once the container's state is saved.
@@ -121,7 +120,7 @@ fn reap_orphan(data_root: &Path, dir: &Path, id: &str) -> bool {
         }
         drop(lock);
         if fs_err::remove_dir_all(dir).is_ok() {
-            let _ = crate::volumes::remove_anonymous(data_root, &state.volumes);
+            let _ = crate::container::volume_users::remove_anonymous(data_root, &state.volumes);
         }
         return false;
     }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use berth_runtime::run::Stdio;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -21,6 +20,17 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 /// After the process exited, output still arriving is copied until the pipe has been idle this
 /// long (a background child of an `exec`'d process may keep its end open for ever).
 const DRAIN_IDLE: Duration = Duration::from_millis(250);
+
+/// The pipes could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// A pipe could not be made.
+    #[error("pipe2")]
+    Pipe(#[source] nix::errno::Errno),
+    /// `/dev/null` (stdin without `interactive`) cannot be opened.
+    #[error(transparent)]
+    DevNull(std::io::Error),
+}
 
 /// The copying threads; [`Relay::finish`] once the process has exited.
 pub struct Relay {
@@ -33,14 +43,18 @@ pub struct Relay {
 ///
 /// # Errors
 /// A pipe or `/dev/null` cannot be opened.
-pub fn start(interactive: bool) -> anyhow::Result<(Stdio, Relay)> {
-    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe2");
+pub fn start(interactive: bool) -> Result<(Stdio, Relay), RelayError> {
+    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(RelayError::Pipe);
     let stdin: OwnedFd = if interactive {
         let (r, w) = pipe()?;
         std::thread::spawn(move || copy_stdin(w));
         r
     } else {
-        fs_err::File::open("/dev/null")?.into_parts().0.into()
+        fs_err::File::open("/dev/null")
+            .map_err(RelayError::DevNull)?
+            .into_parts()
+            .0
+            .into()
     };
     let exited = Arc::new(AtomicBool::new(false));
     let (out_r, out_w) = pipe()?;

@@ -8,7 +8,8 @@
 //! ```
 //! An anonymous volume has a 64-hex name and Docker's `com.docker.volume.anonymous` label.
 //! Containers record the volumes they use in their state (`Volumes`), so a volume in use is
-//! never removed.
+//! never removed: the container layer (`crate::container::volume_users`) tells [`remove`] who
+//! uses it. This module never calls the container layer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
@@ -165,25 +166,18 @@ pub fn list(data_root: &Path) -> Vec<Volume> {
     out
 }
 
-/// Volume name → IDs of the containers (running or not) that use it.
-#[must_use]
-pub fn users(data_root: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (_, state) in crate::container::list(data_root) {
-        for v in state.volumes {
-            out.entry(v).or_default().insert(state.id.clone());
-        }
-    }
-    out
-}
-
-/// Removes the volume if no container uses it.
+/// Removes the volume unless `users` (volume name → IDs of the containers that use it, as
+/// `crate::container::volume_users` finds them) says a container uses it.
 ///
 /// # Errors
 /// Docker's `remove NAME: volume is in use - [IDS]`, `get NAME: no such volume`.
-pub fn remove(data_root: &Path, name: &str) -> anyhow::Result<u64> {
+pub fn remove(
+    data_root: &Path,
+    name: &str,
+    users: &BTreeMap<String, BTreeSet<String>>,
+) -> anyhow::Result<u64> {
     get(data_root, name)?;
-    if let Some(ids) = users(data_root).get(name) {
+    if let Some(ids) = users.get(name) {
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         anyhow::bail!("remove {name}: volume is in use - [{}]", ids.join(", "));
     }
@@ -505,7 +499,9 @@ pub fn resolve(
 ///
 /// # Errors
 /// Never in practice (the builder's validation).
-pub fn oci_mounts(resolved: &[Resolved]) -> anyhow::Result<Vec<oci_spec::runtime::Mount>> {
+pub fn oci_mounts(
+    resolved: &[Resolved],
+) -> Result<Vec<oci_spec::runtime::Mount>, oci_spec::OciSpecError> {
     resolved
         .iter()
         .map(|r| {
@@ -513,27 +509,14 @@ pub fn oci_mounts(resolved: &[Resolved]) -> anyhow::Result<Vec<oci_spec::runtime
             if r.readonly {
                 options.push("ro".to_owned());
             }
-            Ok(oci_spec::runtime::MountBuilder::default()
+            oci_spec::runtime::MountBuilder::default()
                 .destination(&r.target)
                 .typ("bind")
                 .source(&r.host)
                 .options(options)
-                .build()?)
+                .build()
         })
         .collect()
-}
-
-/// Removes the container's anonymous volumes (`rm -v`, `--rm`) that no other container uses;
-/// the names removed.
-#[must_use]
-pub fn remove_anonymous(data_root: &Path, names: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for name in names {
-        if get(data_root, name).is_ok_and(|v| v.anonymous()) && remove(data_root, name).is_ok() {
-            out.push(name.clone());
-        }
-    }
-    out
 }
 
 #[cfg(test)]

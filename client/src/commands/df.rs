@@ -71,7 +71,7 @@ pub fn run(ctx: &Ctx, args: &DfArgs) -> anyhow::Result<()> {
         }
     }
     let volumes = crate::volumes::list(ctx.store.root());
-    let users = crate::volumes::users(ctx.store.root());
+    let users = crate::container::volume_users::users(ctx.store.root());
     let mut volume_size = 0;
     let mut volume_reclaimable = 0;
     let mut active_volumes = 0;

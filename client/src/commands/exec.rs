@@ -31,7 +31,6 @@ fn exec_code(ctx: &Ctx, args: &ExecArgs) -> anyhow::Result<i32> {
         ExecError::User(_) => anyhow::Error::from(e).context(crate::Exit(126)),
         // The runtime's error on top, so its exit code is `berth`'s.
         ExecError::Run(e) => e.into(),
-        ExecError::Setup(e) => e,
         e => e.into(),
     })
 }

@@ -111,13 +111,14 @@ pub fn run_objects(ctx: &Ctx, args: &ObjectInspectArgs) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for arg in &args.objects {
         if wants("container") {
-            if let Ok((dir, state)) = crate::container::find(root, arg) {
-                let mut doc = super::container_inspect::document(root, &dir, &state)?;
-                if args.size {
-                    super::container_inspect::add_sizes(ctx, &mut doc, &dir, &state);
+            let opts = crate::container::inspect::InspectOptions { size: args.size };
+            match crate::container::inspect::inspect(&ctx.store, arg, opts) {
+                Ok(doc) => {
+                    docs.push(doc);
+                    continue;
                 }
-                docs.push(doc);
-                continue;
+                Err(crate::container::inspect::InspectError::State(_)) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         if wants("image") {

@@ -25,7 +25,6 @@ pub mod network;
 pub mod port;
 pub mod prune;
 pub mod ps;
-pub mod ps_filter;
 pub mod pull;
 pub mod push;
 pub mod rename;

@@ -1,8 +1,10 @@
-//! `berth ps`: list containers as Docker does (running ones, `-a` all, `-n`/`-l` the last
-//! created, `--filter` as [`super::ps_filter`] describes), in a table or a `--format` template.
+//! `berth ps`: lists [`crate::container::ps`]'s containers (running ones, `-a` all, `-n`/`-l`
+//! the last created, `--filter` as [`crate::container::ps_filter`] describes) in a table or a
+//! `--format` template.
 
 use crate::cli::PsArgs;
-use crate::container::{self, State, Status};
+use crate::container::ps::{self, PsOptions};
+use crate::container::{State, Status};
 use crate::context::Ctx;
 use crate::format::{self, Row};
 
@@ -69,19 +71,13 @@ fn row(s: &State, trunc: bool) -> Row {
 /// # Errors
 /// A bad `--format` template.
 pub fn run(ctx: &Ctx, args: &PsArgs) -> anyhow::Result<()> {
-    let filter =
-        super::ps_filter::PsFilter::new(ctx, crate::filters::Filters::parse(&args.filter)?)?;
-    let root = ctx.store.root();
-    let all = container::list(root);
-    let last = if args.latest { 1 } else { args.last };
-    let matching = all.iter().filter(|(d, s)| filter.keep(root, d, s));
-    let chosen: Vec<&State> = match usize::try_from(last) {
-        Ok(n) if last > 0 => matching.take(n).map(|(_, s)| s).collect(),
-        _ => matching
-            .map(|(_, s)| s)
-            .filter(|s| args.all || filter.implies_all() || s.status() == Status::Running)
-            .collect(),
+    let opts = PsOptions {
+        all: args.all,
+        last: args.last,
+        latest: args.latest,
+        filters: args.filter.clone(),
     };
+    let chosen = ps::ps(&ctx.store, &opts)?;
     let trunc = !args.no_trunc;
     if args.quiet {
         let ids: String = chosen

@@ -120,7 +120,7 @@ pub fn rm(ctx: &Ctx, args: &VolumeRmArgs) -> anyhow::Result<()> {
         if args.force && volumes::get(ctx.store.root(), name).is_err() {
             return Ok(None);
         }
-        match volumes::remove(ctx.store.root(), name) {
+        match crate::container::volume_users::remove_volume(ctx.store.root(), name) {
             Ok(_) => Ok(Some(name.to_owned())),
             Err(e) => Err(anyhow::anyhow!("Error response from daemon: {e:#}")),
         }
@@ -142,7 +142,7 @@ pub fn prune(ctx: &Ctx, args: &VolumePruneArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let root = ctx.store.root();
-    let users = volumes::users(root);
+    let users = crate::container::volume_users::users(root);
     let mut deleted = Vec::new();
     let mut reclaimed = 0;
     for v in volumes::list(root) {
@@ -150,7 +150,7 @@ pub fn prune(ctx: &Ctx, args: &VolumePruneArgs) -> anyhow::Result<()> {
             continue;
         }
         // `remove` checks again, so a container that started using it meanwhile keeps it.
-        if let Ok(size) = volumes::remove(root, &v.name) {
+        if let Ok(size) = crate::container::volume_users::remove_volume(root, &v.name) {
             reclaimed += size;
             deleted.push(v.name);
         }

@@ -1,4 +1,5 @@
-//! `berth wait`: blocks until each container stops, then prints its exit code.
+//! `berth wait`: blocks until each container stops ([`crate::container::wait`]), then prints
+//! its exit code.
 
 use crate::cli::WaitArgs;
 use crate::container;
@@ -10,10 +11,7 @@ use crate::context::Ctx;
 /// A container that is missing or was removed while waiting (the others are waited for).
 pub fn run(ctx: &Ctx, args: &WaitArgs) -> anyhow::Result<()> {
     super::each(ctx, &args.containers, |name| {
-        let (dir, _) = container::find(ctx.store.root(), name)?;
-        let s = container::wait_exit(&dir, None).ok_or_else(|| {
-            anyhow::anyhow!("Error response from daemon: No such container: {name}")
-        })?;
-        Ok(Some(s.exit_code().to_string()))
+        let code = container::wait::wait(ctx.store.root(), name)?;
+        Ok(Some(code.to_string()))
     })
 }

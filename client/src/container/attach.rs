@@ -19,12 +19,15 @@ pub enum AttachError {
     /// Starting the container under a monitor.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// Connecting to the monitor's attach socket.
+    #[error(transparent)]
+    Connect(#[from] crate::attach::ConnectError),
     /// Saying hello to the monitor.
     #[error(transparent)]
-    Hello(#[from] std::io::Error),
-    /// Connecting, or relaying our streams.
+    Hello(std::io::Error),
+    /// Relaying our streams (writing our own output).
     #[error(transparent)]
-    Session(#[from] anyhow::Error),
+    Relay(std::io::Error),
 }
 
 impl AttachError {
@@ -56,7 +59,7 @@ pub enum Attached {
 /// No monitor listens; the session failed.
 pub fn attach_running(dir: &Path, opts: &Options, sig_proxy: bool) -> Result<Attached> {
     let mut stream = crate::attach::connect(dir)?;
-    crate::attach::hello(&mut stream, opts)?;
+    crate::attach::hello(&mut stream, opts).map_err(AttachError::Hello)?;
     let proxy = sig_proxy
         .then(|| crate::sigproxy::forward(crate::sigproxy::Target::Container(dir.to_owned())))
         .flatten();
@@ -75,7 +78,7 @@ pub fn attach_running(dir: &Path, opts: &Options, sig_proxy: bool) -> Result<Att
 pub fn start_attached(dir: &Path, data_root: &Path, id: &str, opts: &Options) -> Result<Attached> {
     let mut pipe = start::spawn_monitor(data_root, id, true)?;
     let mut stream = crate::attach::connect_retry(dir, Duration::from_secs(10))?;
-    crate::attach::hello(&mut stream, opts)?;
+    crate::attach::hello(&mut stream, opts).map_err(AttachError::Hello)?;
     start::read_ready(&mut pipe)?;
     // Without a terminal, signals go to the container (with one, keys are bytes for its pty).
     let proxy = if opts.tty {
@@ -92,13 +95,15 @@ pub fn start_attached(dir: &Path, data_root: &Path, id: &str, opts: &Options) ->
 
 /// Runs an attachment to its end: the exit code from the monitor, or else from the state.
 fn finish(dir: &Path, stream: UnixStream, opts: &Options) -> Result<Attached> {
-    Ok(match crate::attach::attach(stream, opts)? {
-        Ended::Exited(code) => Attached::Exited(code),
-        Ended::Detached => Attached::Detached,
-        Ended::Closed => Attached::Exited(
-            super::wait::wait_exit(dir, None)
-                .and_then(|s| s.exit_code)
-                .unwrap_or(EXIT_RUNTIME),
-        ),
-    })
+    Ok(
+        match crate::attach::attach(stream, opts).map_err(AttachError::Relay)? {
+            Ended::Exited(code) => Attached::Exited(code),
+            Ended::Detached => Attached::Detached,
+            Ended::Closed => Attached::Exited(
+                super::wait::wait_exit(dir, None)
+                    .and_then(|s| s.exit_code)
+                    .unwrap_or(EXIT_RUNTIME),
+            ),
+        },
+    )
 }

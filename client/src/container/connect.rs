@@ -70,7 +70,7 @@ pub enum ConnectError {
     },
     /// The interface or the address could not be set up or taken back.
     #[error(transparent)]
-    Interface(#[from] anyhow::Error),
+    Interface(#[from] crate::network::connect::InterfaceError),
 }
 
 /// `network connect [--alias A] NETWORK CONTAINER`.

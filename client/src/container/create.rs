@@ -86,10 +86,27 @@ pub enum CreateError {
     /// A `--sysctl` the network mode does not allow.
     #[error(transparent)]
     Sysctl(#[from] super::sysctl::SysctlError),
-    /// A step still reporting through `anyhow` (network plan, env files, security options,
-    /// ulimits, volumes' OCI mounts, the reaper's marker).
+    /// A capability or `--security-opt`.
     #[error(transparent)]
-    Step(#[from] anyhow::Error),
+    Security(#[from] super::security::SecurityError),
+    /// A `--ulimit`.
+    #[error(transparent)]
+    Ulimit(#[from] super::ulimit::UlimitError),
+    /// The network plan (`--network`, `--link`, `-p`, `--dns`, …) cannot be made.
+    #[error(transparent)]
+    NetworkPlan(crate::network::plan::PlanError),
+    /// An image layer's diff ID is no digest.
+    #[error(transparent)]
+    LayerDigest(oci_spec::OciSpecError),
+    /// oci-spec refused joining the network namespace of `--network container:NAME`.
+    #[error(transparent)]
+    JoinNetns(oci_spec::OciSpecError),
+    /// oci-spec refused a volume's or bind's mount.
+    #[error(transparent)]
+    Mounts(oci_spec::OciSpecError),
+    /// `config.json` cannot be written.
+    #[error(transparent)]
+    SaveSpec(oci_spec::OciSpecError),
 }
 
 /// What this module's functions return.
@@ -343,8 +360,14 @@ pub fn create(
     });
     // Read before anything exists on disk, so a bad or endless file leaves nothing behind.
     let host_env = |k: &str| std::env::var(k).ok();
-    let net =
-        crate::network::settings_for_run(printer, data_root, &opts.network_flags(&name), config)?;
+    let net = crate::network::settings_for_run(
+        printer,
+        data_root,
+        &super::peers::Peers(data_root),
+        &opts.network_flags(&name),
+        config,
+    )
+    .map_err(CreateError::NetworkPlan)?;
     super::sysctl::check_network(&opts.sysctls, net.mode, net.netns.as_deref())?;
     // `--link`'s variables first: `-e` and `--env-file` may override them.
     let env = net
@@ -405,7 +428,7 @@ pub fn create(
         Ok(s) => s,
         Err(e) => {
             // Nothing records them yet: anonymous volumes made for this container go too.
-            let _ = crate::volumes::remove_anonymous(data_root, &volume_names);
+            let _ = crate::container::volume_users::remove_anonymous(data_root, &volume_names);
             return Err(e);
         }
     };
@@ -447,8 +470,11 @@ fn mount_rootfs(store: &Store, image: &ImageRecord, guard: &mut ContainerDir) ->
         .layers
         .iter()
         .rev()
-        .map(|l| Ok(store.layer_path(&l.diff_id.parse()?).join("fs")))
-        .collect::<anyhow::Result<_>>()?;
+        .map(|l| {
+            let diff_id = l.diff_id.parse().map_err(CreateError::LayerDigest)?;
+            Ok(store.layer_path(&diff_id).join("fs"))
+        })
+        .collect::<Result<_>>()?;
     match mount_overlay(
         &LinuxSyscall,
         &lowers,
@@ -508,7 +534,7 @@ fn build_spec(
     super::security::apply_security_opts(&mut spec, &opts.security_opt)?;
     spec::apply_limits(&mut spec, &format!("/berth/{id}"), &opts.limits)?;
     super::ulimit::apply(&mut spec, &opts.ulimits)?;
-    crate::network::join_netns(&mut spec, net)?;
+    crate::network::join_netns(&mut spec, net).map_err(CreateError::JoinNetns)?;
     for device in &opts.devices {
         spec::add_device(&mut spec, device).map_err(|e| match e {
             SpecError::DeviceInfo { .. } => CreateError::Device(e.to_string()),
@@ -519,7 +545,7 @@ fn build_spec(
         spec::allow_all_devices(&mut spec)?;
     }
     let mut mounts = spec.mounts().clone().unwrap_or_default();
-    mounts.extend(crate::volumes::oci_mounts(resolved)?);
+    mounts.extend(crate::volumes::oci_mounts(resolved).map_err(CreateError::Mounts)?);
     mounts.extend(super::tmpfs::oci_mounts(&opts.tmpfs)?);
     spec.set_mounts(Some(mounts));
     if opts.read_only {
@@ -541,7 +567,7 @@ fn build_spec(
         spec.set_annotations(Some(annotations));
     }
     spec.save(dir.join("config.json"))
-        .map_err(|e| CreateError::Step(e.into()))?;
+        .map_err(CreateError::SaveSpec)?;
     super::config::save_create_config(dir, opts, config.config().as_ref())?;
     Ok(spec)
 }

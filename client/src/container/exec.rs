@@ -5,14 +5,14 @@
 //! the background. Its exit code is the command's (the runtime's 126/127 when it cannot run).
 //!
 //! May call [`super::state`], [`crate::relay`], [`crate::tty`] and `berth_runtime` (exec,
-//! console, user resolution).
+//! console, user resolution, the detached child of `-d`).
 
 use std::io::{Read as _, Write as _};
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::Path;
 
-use anyhow::Context as _;
-use berth_runtime::run::{Report, RunError, Stdio};
+use berth_runtime::detach::ReadyError;
+use berth_runtime::run::{RunError, Stdio};
 use oci_spec::runtime::{Process, Spec, UserBuilder};
 
 use super::state::{self, StateError, Status};
@@ -37,9 +37,30 @@ pub enum ExecError {
     /// The command could not be run (its exit code: 125, 126 or 127).
     #[error(transparent)]
     Run(#[from] RunError),
-    /// Setting up the process, its stdio or its terminal.
+    /// The container's `config.json` cannot be read.
+    #[error("cannot read the container's config.json")]
+    ReadSpec(#[source] oci_spec::OciSpecError),
+    /// The container's spec has no process to start from.
+    #[error("the container's spec has no process")]
+    NoProcess,
+    /// oci-spec refused the `-u` user.
     #[error(transparent)]
-    Setup(#[from] anyhow::Error),
+    BuildUser(oci_spec::OciSpecError),
+    /// The socket pair that carries the pty's master (`-t`).
+    #[error("socketpair")]
+    Console(#[source] std::io::Error),
+    /// `/dev/null` (stdin without `-i`) cannot be opened.
+    #[error(transparent)]
+    DevNull(std::io::Error),
+    /// The pipes of the stdio relay (without `-t`).
+    #[error(transparent)]
+    Relay(#[from] crate::relay::RelayError),
+    /// The detached child of `-d` could not be set up.
+    #[error(transparent)]
+    Detach(#[from] berth_runtime::detach::DetachError),
+    /// The detached child of `-d` exited before it ran the command.
+    #[error("the exec process exited before starting the command")]
+    DetachedGone,
 }
 
 /// What this module's functions return.
@@ -80,19 +101,22 @@ pub fn exec(data_root: &std::path::Path, args: &ExecOptions) -> Result<i32> {
         .init
         .filter(|i| state.status() == Status::Running && !state.restarting && i.alive())
         .ok_or_else(|| ExecError::NotRunning(state.id.clone()))?;
-    let spec =
-        Spec::load(dir.join("config.json")).context("cannot read the container's config.json")?;
+    let spec = Spec::load(dir.join("config.json")).map_err(ExecError::ReadSpec)?;
     let process = process(&spec, &dir, args)?;
     if args.detach {
-        return Ok(detached(&spec, init.pid, process)?);
+        return detached(&spec, init.pid, process);
     }
     let console = if args.tty {
-        Some(berth_runtime::console::socket_pair().context("socketpair")?)
+        Some(berth_runtime::console::socket_pair().map_err(ExecError::Console)?)
     } else {
         None
     };
-    let null = || -> anyhow::Result<OwnedFd> {
-        Ok(fs_err::File::open("/dev/null")?.into_parts().0.into())
+    let null = || -> Result<OwnedFd> {
+        Ok(fs_err::File::open("/dev/null")
+            .map_err(ExecError::DevNull)?
+            .into_parts()
+            .0
+            .into())
     };
     let (ours, theirs) = match console {
         Some((a, b)) => (Some(a), Some(b)),
@@ -136,10 +160,7 @@ pub fn exec(data_root: &std::path::Path, args: &ExecOptions) -> Result<i32> {
 /// The process to run: the container's (capabilities, rlimits, environment) with the
 /// command, `-e`, `-w`, `-u` and `-t` of this exec.
 fn process(spec: &Spec, dir: &Path, args: &ExecOptions) -> Result<Process> {
-    let mut p = spec
-        .process()
-        .clone()
-        .context("the container's spec has no process")?;
+    let mut p = spec.process().clone().ok_or(ExecError::NoProcess)?;
     p.set_args(Some(args.command.clone()));
     let mut env = p.env().clone().unwrap_or_default();
     let extra = args
@@ -177,7 +198,7 @@ fn process(spec: &Spec, dir: &Path, args: &ExecOptions) -> Result<Process> {
                 .gid(user.gid)
                 .additional_gids(user.additional_gids)
                 .build()
-                .map_err(anyhow::Error::from)?,
+                .map_err(ExecError::BuildUser)?,
         );
     }
     p.set_env(Some(env));
@@ -185,60 +206,26 @@ fn process(spec: &Spec, dir: &Path, args: &ExecOptions) -> Result<Process> {
     Ok(p)
 }
 
-/// `-d`: a child of ours runs the exec with `/dev/null` for stdio, in its own session; we wait
-/// only until the command runs (or could not).
-#[allow(unsafe_code)]
-fn detached(spec: &Spec, init_pid: i32, mut process: Process) -> anyhow::Result<i32> {
+/// `-d`: a detached child of ours ([`berth_runtime::detach::run`]) runs the exec with
+/// `/dev/null` for stdio, in its own session; we wait only until the command runs (or could
+/// not).
+fn detached(spec: &Spec, init_pid: i32, mut process: Process) -> Result<i32> {
     process.set_terminal(Some(false));
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
-    // SAFETY: the child only runs the exec plumbing (which forks and execs) and exits.
-    match unsafe { nix::unistd::fork() }.context("fork")? {
-        nix::unistd::ForkResult::Child => {
-            drop(read);
-            let _ = nix::unistd::setsid();
-            // Our caller's stdio is not ours to keep open (it may be waiting for its EOF).
-            if let Ok(null) = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-            {
-                for fd in 0..3 {
-                    let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd);
-                }
-            }
-            let mut word = std::fs::File::from(write);
-            let open = || std::fs::File::open("/dev/null").ok().map(OwnedFd::from);
-            let stdio = Stdio {
-                stdin: open(),
-                stdout: open(),
-                stderr: open(),
-                console: None,
-            };
-            let mut started = |_pid: i32| {
-                let _ = Report::Started.write_to(&mut word);
-            };
-            let result = berth_runtime::exec::exec(spec, init_pid, process, stdio, &mut started);
-            if let Err(e) = result {
-                let _ = Report::Failed {
-                    code: e.exit_code(),
-                    message: e.to_string(),
-                }
-                .write_to(&mut word);
-            }
-            std::process::exit(0)
-        }
-        nix::unistd::ForkResult::Parent { .. } => {
-            drop(write);
-            // One report from the child (then EOF).
-            let mut pipe = std::io::BufReader::new(std::fs::File::from(read));
-            match Report::read_from(&mut pipe) {
-                Some(Report::Started) => Ok(0),
-                Some(Report::Failed { code, message }) => {
-                    Err(RunError::Start { code, message }.into())
-                }
-                None => anyhow::bail!("the exec process exited before starting the command"),
-            }
-        }
+    let mut pipe = berth_runtime::detach::run(|reporter| {
+        let open = || std::fs::File::open("/dev/null").ok().map(OwnedFd::from);
+        let stdio = Stdio {
+            stdin: open(),
+            stdout: open(),
+            stderr: open(),
+            console: None,
+        };
+        let mut started = |_pid: i32| reporter.started();
+        berth_runtime::exec::exec(spec, init_pid, process, stdio, &mut started).map(drop)
+    })?;
+    match pipe.wait_ready() {
+        Ok(()) => Ok(0),
+        Err(ReadyError::Run(e)) => Err(e.into()),
+        Err(ReadyError::Gone) => Err(ExecError::DetachedGone),
     }
 }
 

@@ -27,7 +27,7 @@ pub enum ForegroundError {
     State(#[from] StateError),
     /// The output relay could not be set up.
     #[error(transparent)]
-    Relay(#[from] anyhow::Error),
+    Relay(#[from] crate::relay::RelayError),
     /// The container could not be run (its exit code: 125, 126 or 127).
     #[error(transparent)]
     Run(#[from] RunError),
@@ -101,7 +101,7 @@ pub fn run(created: Created) -> Result<i32, ForegroundError> {
         // Docker's `--rm` takes the anonymous volumes along once the container is gone.
         drop(guard);
         if !dir.exists() {
-            let _ = crate::volumes::remove_anonymous(&data_root, &volume_names);
+            let _ = crate::container::volume_users::remove_anonymous(&data_root, &volume_names);
         }
     } else {
         state::update(&dir, |s| {

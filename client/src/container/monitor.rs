@@ -93,7 +93,7 @@ pub fn run(store: &Store, id: &str, attach_wait: bool) -> anyhow::Result<()> {
             }
             Ok(())
         })
-        .and_then(|()| crate::containers_fs::ensure_rootfs(store, &dir, &state));
+        .and_then(|()| Ok(crate::containers_fs::ensure_rootfs(store, &dir, &state)?));
     if let Err(e) = prepared {
         tell(failed(format!("{e:#}")));
         container::teardown(&dir, id);
@@ -205,7 +205,7 @@ pub fn run(store: &Store, id: &str, attach_wait: bool) -> anyhow::Result<()> {
         let _lock = container::Lock::take(&dir)?;
         fs_err::remove_dir_all(&dir)?;
         // Like `rm -v`: anonymous volumes go with an auto-removed container.
-        let _ = crate::volumes::remove_anonymous(store.root(), &state.volumes);
+        let _ = crate::container::volume_users::remove_anonymous(store.root(), &state.volumes);
     } else {
         container::update(&dir, |s| {
             s.status = Status::Exited;

@@ -67,7 +67,7 @@ pub fn remove(data_root: &Path, name: &str, opts: RemoveOptions) -> Result<(), R
     super::wait::wait_owner(&state, Duration::from_secs(10));
     if !dir.exists() {
         if opts.volumes {
-            let _ = crate::volumes::remove_anonymous(data_root, &state.volumes);
+            let _ = crate::container::volume_users::remove_anonymous(data_root, &state.volumes);
         }
         return Ok(());
     }
@@ -81,7 +81,7 @@ pub fn remove(data_root: &Path, name: &str, opts: RemoveOptions) -> Result<(), R
     }
     fs_err::remove_dir_all(&dir)?;
     if opts.volumes {
-        let _ = crate::volumes::remove_anonymous(data_root, &state.volumes);
+        let _ = crate::container::volume_users::remove_anonymous(data_root, &state.volumes);
     }
     Ok(())
 }

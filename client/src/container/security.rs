@@ -11,8 +11,47 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::bail;
 use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, Spec};
+
+/// A capability or `--security-opt` Docker (or Berth) refuses; Docker's daemon wording.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    /// `--cap-add`/`--cap-drop` names no capability.
+    #[error("Error response from daemon: invalid {flag}: unknown capability: {name:?}")]
+    UnknownCapability {
+        /// `CapAdd` or `CapDrop`.
+        flag: &'static str,
+        /// The name, normalised (`CAP_` prefix, upper case).
+        name: String,
+    },
+    /// The seccomp profile for the capabilities cannot be built.
+    #[error(transparent)]
+    Seccomp(#[from] berth_runtime::seccomp::SeccompError),
+    /// oci-spec refused the capability sets.
+    #[error(transparent)]
+    Build(#[from] oci_spec::OciSpecError),
+    /// `seccomp=PROFILE`: custom profiles are not supported.
+    #[error("Error response from daemon: opening seccomp profile ({0}) failed: custom seccomp profiles are not supported by berth yet; use `seccomp=unconfined` or leave the default")]
+    SeccompProfile(String),
+    /// `apparmor=PROFILE` on a host that runs AppArmor.
+    #[error("Error response from daemon: AppArmor profile `{0}` cannot be applied: berth does not load AppArmor profiles; use `apparmor=unconfined`")]
+    AppArmorProfile(String),
+    /// `apparmor=PROFILE` on a host without AppArmor.
+    #[error("Error response from daemon: AppArmor is not enabled on this host: `--security-opt apparmor={0}` cannot be applied")]
+    NoAppArmor(String),
+    /// `label=LABEL` on a host that runs SELinux.
+    #[error("Error response from daemon: SELinux label `{0}` cannot be applied: berth does not set SELinux labels; use `label=disable`")]
+    SelinuxLabel(String),
+    /// `label=LABEL` on a host without SELinux.
+    #[error("Error response from daemon: SELinux is not enabled on this host: `--security-opt label={0}` cannot be applied")]
+    NoSelinux(String),
+    /// Any other option.
+    #[error("Error response from daemon: invalid --security-opt: {0:?}")]
+    Invalid(String),
+}
+
+/// What this module's functions return.
+pub type Result<T> = std::result::Result<T, SecurityError>;
 
 /// Docker's spelling of a capability name: upper case with the `CAP_` prefix.
 fn normalize(name: &str) -> String {
@@ -45,17 +84,20 @@ pub fn capabilities(
     cap_add: &[String],
     cap_drop: &[String],
     privileged: bool,
-) -> anyhow::Result<BTreeSet<String>> {
+) -> Result<BTreeSet<String>> {
     let all = all_supported();
     if privileged {
         return Ok(all);
     }
-    let known = |flag: &str, list: &[String]| -> anyhow::Result<Vec<String>> {
+    let known = |flag: &'static str, list: &[String]| -> Result<Vec<String>> {
         list.iter()
             .map(|c| {
                 let n = normalize(c);
                 if n != "ALL" && n.parse::<caps::Capability>().is_err() {
-                    bail!("Error response from daemon: invalid {flag}: unknown capability: {n:?}");
+                    return Err(SecurityError::UnknownCapability {
+                        flag,
+                        name: n.clone(),
+                    });
                 }
                 Ok(n)
             })
@@ -84,7 +126,7 @@ pub fn capabilities(
 ///
 /// # Errors
 /// A name oci-spec does not know; the profile cannot be built.
-pub fn set_capabilities(spec: &mut Spec, caps: &BTreeSet<String>) -> anyhow::Result<()> {
+pub fn set_capabilities(spec: &mut Spec, caps: &BTreeSet<String>) -> Result<()> {
     if let Some(mut linux) = spec.linux().clone() {
         if linux.seccomp().is_some() {
             let names: Vec<&String> = caps.iter().collect();
@@ -156,7 +198,7 @@ fn selinux_enabled() -> bool {
 ///
 /// # Errors
 /// Any other option, in Docker's words.
-pub fn apply_security_opts(spec: &mut Spec, opts: &[String]) -> anyhow::Result<()> {
+pub fn apply_security_opts(spec: &mut Spec, opts: &[String]) -> Result<()> {
     for opt in opts {
         let (key, value) = opt
             .split_once(['=', ':'])
@@ -174,23 +216,23 @@ pub fn apply_security_opts(spec: &mut Spec, opts: &[String]) -> anyhow::Result<(
                     spec.set_process(Some(p));
                 }
             }
-            ("seccomp", Some(profile)) => bail!(
-                "Error response from daemon: opening seccomp profile ({profile}) failed: custom seccomp profiles are not supported by berth yet; use `seccomp=unconfined` or leave the default"
-            ),
+            ("seccomp", Some(profile)) => {
+                return Err(SecurityError::SeccompProfile(profile.to_owned()))
+            }
             ("apparmor", Some("unconfined")) | ("label", Some("disable")) => {}
             ("apparmor", Some(profile)) => {
                 if apparmor_enabled() {
-                    bail!("Error response from daemon: AppArmor profile `{profile}` cannot be applied: berth does not load AppArmor profiles; use `apparmor=unconfined`");
+                    return Err(SecurityError::AppArmorProfile(profile.to_owned()));
                 }
-                bail!("Error response from daemon: AppArmor is not enabled on this host: `--security-opt apparmor={profile}` cannot be applied");
+                return Err(SecurityError::NoAppArmor(profile.to_owned()));
             }
             ("label", Some(label)) => {
                 if selinux_enabled() {
-                    bail!("Error response from daemon: SELinux label `{label}` cannot be applied: berth does not set SELinux labels; use `label=disable`");
+                    return Err(SecurityError::SelinuxLabel(label.to_owned()));
                 }
-                bail!("Error response from daemon: SELinux is not enabled on this host: `--security-opt label={label}` cannot be applied");
+                return Err(SecurityError::NoSelinux(label.to_owned()));
             }
-            _ => bail!("Error response from daemon: invalid --security-opt: {opt:?}"),
+            _ => return Err(SecurityError::Invalid(opt.clone())),
         }
     }
     Ok(())

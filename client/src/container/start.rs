@@ -2,13 +2,13 @@
 //! on a pipe once the container's program runs. Used by `run -d`, `start`, `restart` and the
 //! restore of containers whose monitor died.
 //!
-//! May call [`super::state`], `berth_runtime` (the ready report, the installed binary).
+//! May call [`super::state`], [`super::stop`], [`super::wait`] and `berth_runtime` (the
+//! detached spawn and its ready report, the installed binary).
 
-use std::io::BufReader;
 use std::path::Path;
-use std::process::ChildStdout;
 
-use berth_runtime::run::{Report, RunError};
+use berth_runtime::detach::{DetachError, ReadyError};
+use berth_runtime::run::RunError;
 
 use super::state::{self, State, StateError, Status};
 
@@ -28,10 +28,7 @@ pub enum StartError {
     NoExecutable(#[source] std::io::Error),
     /// The monitor process could not be spawned.
     #[error("cannot start the container monitor")]
-    Spawn(#[source] std::io::Error),
-    /// The spawned monitor has no stdout pipe.
-    #[error("the container monitor has no output pipe")]
-    NoPipe,
+    Spawn(#[source] DetachError),
     /// The container's program could not be started (its exit code: 125, 126 or 127).
     #[error(transparent)]
     Run(#[from] RunError),
@@ -63,18 +60,16 @@ impl StartError {
 pub type Result<T> = std::result::Result<T, StartError>;
 
 /// The pipe the monitor reports on.
-pub type ReadyPipe = BufReader<ChildStdout>;
+pub use berth_runtime::detach::ReadyPipe;
 
-/// Starts the monitor (`berth container-monitor ID`, detached: its own session, reparented
-/// away from this process by a second fork, stdin and stderr `/dev/null`); its word comes on
-/// the returned pipe: `ok` once the container's program runs, `err CODE MESSAGE` when it could
-/// not start. With `attach_wait` it waits for a client on its attach socket first.
+/// Starts the monitor (`berth container-monitor ID`) detached ([`berth_runtime::detach::spawn`]:
+/// its own session, reparented away from this process, stdin and stderr `/dev/null`); its word
+/// comes on the returned pipe: `ok` once the container's program runs, `err CODE MESSAGE` when
+/// it could not start. With `attach_wait` it waits for a client on its attach socket first.
 ///
 /// # Errors
 /// The binary cannot be found or spawned.
-#[allow(unsafe_code)]
 pub fn spawn_monitor(data_root: &Path, id: &str, attach_wait: bool) -> Result<ReadyPipe> {
-    use std::os::unix::process::CommandExt as _;
     // The installed binary, also when this process runs from its sealed copy.
     let exe = berth_runtime::cloned_binary::original_exe().map_err(StartError::NoExecutable)?;
     let mut cmd = std::process::Command::new(exe);
@@ -84,37 +79,19 @@ pub fn spawn_monitor(data_root: &Path, id: &str, attach_wait: bool) -> Result<Re
     if attach_wait {
         cmd.arg("--attach-wait");
     }
-    cmd.arg(id)
-        .current_dir("/")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: only async-signal-safe calls (setsid, fork, _exit) between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()?;
-            match nix::unistd::fork()? {
-                nix::unistd::ForkResult::Parent { .. } => nix::libc::_exit(0),
-                nix::unistd::ForkResult::Child => Ok(()),
-            }
-        });
-    }
-    let mut child = cmd.spawn().map_err(StartError::Spawn)?;
-    let out = child.stdout.take();
-    // The first child exits at once; the monitor is not ours to wait for.
-    let _ = child.wait();
-    out.map(BufReader::new).ok_or(StartError::NoPipe)
+    cmd.arg(id).current_dir("/");
+    berth_runtime::detach::spawn(cmd).map_err(StartError::Spawn)
 }
 
 /// Reads the monitor's word: `Ok` once the container runs.
 ///
 /// # Errors
 /// The container could not start ([`StartError::Run`]), or the monitor died first.
-pub fn read_ready(pipe: &mut impl std::io::BufRead) -> Result<()> {
-    match Report::read_from(pipe) {
-        Some(Report::Started) => Ok(()),
-        Some(Report::Failed { code, message }) => Err(RunError::Start { code, message }.into()),
-        None => Err(StartError::MonitorGone),
+pub fn read_ready(pipe: &mut ReadyPipe) -> Result<()> {
+    match pipe.wait_ready() {
+        Ok(()) => Ok(()),
+        Err(ReadyError::Run(e)) => Err(e.into()),
+        Err(ReadyError::Gone) => Err(StartError::MonitorGone),
     }
 }
 

@@ -24,14 +24,35 @@ const TYPES: &[(&str, PosixRlimitType)] = &[
     ("stack", PosixRlimitType::RlimitStack),
 ];
 
+/// A `--ulimit` Docker refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum UlimitError {
+    /// A malformed value (Docker's flag wording).
+    #[error("invalid argument \"{raw}\" for \"--ulimit\" flag: {why}")]
+    Invalid {
+        /// The flag's value.
+        raw: String,
+        /// Why it is refused.
+        why: String,
+    },
+    /// oci-spec refused the limit.
+    #[error(transparent)]
+    Build(#[from] oci_spec::OciSpecError),
+}
+
+/// What this module's functions return.
+pub type Result<T> = std::result::Result<T, UlimitError>;
+
 /// Parses one `--ulimit` value.
 ///
 /// # Errors
 /// Docker's messages (`invalid ulimit argument`, `invalid ulimit type`, a soft limit above
 /// the hard one).
-pub fn parse(raw: &str) -> anyhow::Result<PosixRlimit> {
-    let flag =
-        |why: String| anyhow::anyhow!("invalid argument \"{raw}\" for \"--ulimit\" flag: {why}");
+pub fn parse(raw: &str) -> Result<PosixRlimit> {
+    let flag = |why: String| UlimitError::Invalid {
+        raw: raw.to_owned(),
+        why,
+    };
     let (name, values) = raw
         .split_once('=')
         .ok_or_else(|| flag(format!("invalid ulimit argument: {raw}")))?;
@@ -40,7 +61,7 @@ pub fn parse(raw: &str) -> anyhow::Result<PosixRlimit> {
         .find(|(n, _)| *n == name)
         .map(|(_, t)| *t)
         .ok_or_else(|| flag(format!("invalid ulimit type: {name}")))?;
-    let number = |v: &str| -> anyhow::Result<u64> {
+    let number = |v: &str| -> Result<u64> {
         // Docker takes -1 as unlimited.
         if v == "-1" {
             return Ok(u64::MAX);
@@ -74,7 +95,7 @@ pub fn parse(raw: &str) -> anyhow::Result<PosixRlimit> {
 ///
 /// # Errors
 /// A malformed value.
-pub fn apply(spec: &mut Spec, ulimits: &[String]) -> anyhow::Result<()> {
+pub fn apply(spec: &mut Spec, ulimits: &[String]) -> Result<()> {
     if ulimits.is_empty() {
         return Ok(());
     }

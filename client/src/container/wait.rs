@@ -1,10 +1,31 @@
-//! Waiting for a container to exit, or for its owner process to finish.
+//! Waiting for a container to exit (`wait`), or for its owner process to finish.
 //!
 //! May call [`super::state`].
 
 use std::path::Path;
 
-use super::state::{load, State, Status};
+use super::state::{find, load, State, StateError, Status};
+
+/// A container could not be waited for.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// No such container.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// It was removed while waiting.
+    #[error("Error response from daemon: No such container: {0}")]
+    Removed(String),
+}
+
+/// `wait NAME`: blocks until the container stops; its exit code.
+///
+/// # Errors
+/// No such container, or it was removed meanwhile.
+pub fn wait(data_root: &Path, name: &str) -> Result<i32, WaitError> {
+    let (dir, _) = find(data_root, name)?;
+    let s = wait_exit(&dir, None).ok_or_else(|| WaitError::Removed(name.to_owned()))?;
+    Ok(s.exit_code())
+}
 
 /// Polls until the container is no longer running or `timeout` passes; the last state read.
 /// The poll interval starts at 1 ms and doubles up to 50 ms, so a container that stops at

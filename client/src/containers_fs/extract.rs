@@ -11,11 +11,45 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd as _, BorrowedFd};
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::Context as _;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::resolve::RootDir;
+use super::resolve::{ResolveError, RootDir};
+
+/// A tar stream could not be extracted into the container.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// Reading the stream.
+    #[error(transparent)]
+    Read(#[from] io::Error),
+    /// An entry's parent (or a hard link's target) cannot be resolved inside the root.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// An entry whose name climbs with `..`.
+    #[error("refusing archive entry `{}`", .0.display())]
+    Climbs(PathBuf),
+    /// A symlink entry without a target.
+    #[error("symlink without a target")]
+    NoSymlinkTarget,
+    /// A hard link entry without a target.
+    #[error("hard link without a target")]
+    NoLinkTarget,
+    /// A hard link whose target climbs with `..`.
+    #[error("refusing a hard link that climbs")]
+    LinkClimbs,
+    /// A hard link to the root itself.
+    #[error("refusing a hard link to the root")]
+    LinkToRoot,
+    /// Making the entry in the container failed.
+    #[error("cannot create `{}` in the container", path.display())]
+    Create {
+        /// The entry, as the container sees it.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
 
 /// A relative path from a tar entry name; `None` for one that climbs (`..`).
 fn entry_rel(p: &Path) -> Option<PathBuf> {
@@ -69,13 +103,12 @@ fn make_dir(dir: BorrowedFd<'_>, name: &OsStr, mode: Mode) -> io::Result<()> {
 ///
 /// # Errors
 /// I/O, a hostile entry.
-pub fn extract_in_root(root: &RootDir, dest: &Path, input: impl Read) -> anyhow::Result<()> {
+pub fn extract_in_root(root: &RootDir, dest: &Path, input: impl Read) -> Result<(), ExtractError> {
     let mut archive = tar::Archive::new(input);
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = entry.path()?.into_owned();
-        let rel = entry_rel(&raw)
-            .with_context(|| format!("refusing archive entry `{}`", raw.display()))?;
+        let rel = entry_rel(&raw).ok_or_else(|| ExtractError::Climbs(raw.clone()))?;
         let Some(file_name) = rel.file_name().map(ToOwned::to_owned) else {
             continue; // the archive's root `./`
         };
@@ -83,11 +116,14 @@ pub fn extract_in_root(root: &RootDir, dest: &Path, input: impl Read) -> anyhow:
         let parent = root.mkdir_all(&dest.join(rel.parent().unwrap_or(Path::new(""))))?;
         let parent = parent.as_fd();
         let mode = Mode::from_raw_mode(entry.header().mode().unwrap_or(0o644) & 0o7777);
-        let fail = || format!("cannot create `{}` in the container", inside.display());
+        let fail = |source: io::Error| ExtractError::Create {
+            path: inside.clone(),
+            source,
+        };
         match entry.header().entry_type() {
-            tar::EntryType::Directory => make_dir(parent, &file_name, mode).with_context(fail)?,
+            tar::EntryType::Directory => make_dir(parent, &file_name, mode).map_err(fail)?,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                remove_non_dir(parent, &file_name).with_context(fail)?;
+                remove_non_dir(parent, &file_name).map_err(fail)?;
                 let fd = rustix::fs::openat(
                     parent,
                     &file_name,
@@ -99,30 +135,30 @@ pub fn extract_in_root(root: &RootDir, dest: &Path, input: impl Read) -> anyhow:
                     mode,
                 )
                 .map_err(io::Error::from)
-                .with_context(fail)?;
+                .map_err(fail)?;
                 let mut f = std::fs::File::from(fd);
-                io::copy(&mut entry, &mut f).with_context(fail)?;
+                io::copy(&mut entry, &mut f).map_err(fail)?;
                 // The umask may have narrowed the mode.
                 rustix::fs::fchmod(&f, mode)
                     .map_err(io::Error::from)
-                    .with_context(fail)?;
+                    .map_err(fail)?;
             }
             tar::EntryType::Symlink => {
-                let link = entry.link_name()?.context("symlink without a target")?;
-                remove_non_dir(parent, &file_name).with_context(fail)?;
+                let link = entry.link_name()?.ok_or(ExtractError::NoSymlinkTarget)?;
+                remove_non_dir(parent, &file_name).map_err(fail)?;
                 rustix::fs::symlinkat(link.as_ref(), parent, &file_name)
                     .map_err(io::Error::from)
-                    .with_context(fail)?;
+                    .map_err(fail)?;
             }
             tar::EntryType::Link => {
-                let link = entry.link_name()?.context("hard link without a target")?;
-                let link = entry_rel(&link).context("refusing a hard link that climbs")?;
+                let link = entry.link_name()?.ok_or(ExtractError::NoLinkTarget)?;
+                let link = entry_rel(&link).ok_or(ExtractError::LinkClimbs)?;
                 let (from_dir, from_name) = root.resolve_parent(&dest.join(link))?;
-                let from_name = from_name.context("refusing a hard link to the root")?;
-                remove_non_dir(parent, &file_name).with_context(fail)?;
+                let from_name = from_name.ok_or(ExtractError::LinkToRoot)?;
+                remove_non_dir(parent, &file_name).map_err(fail)?;
                 rustix::fs::linkat(&from_dir, &from_name, parent, &file_name, AtFlags::empty())
                     .map_err(io::Error::from)
-                    .with_context(fail)?;
+                    .map_err(fail)?;
             }
             _ => {}
         }

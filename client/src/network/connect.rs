@@ -19,6 +19,29 @@ use serde::{Deserialize, Serialize};
 use super::store::Definition;
 use crate::procfs::ProcessId;
 
+/// A container could not be connected to a network, or taken off it.
+#[derive(Debug, thiserror::Error)]
+pub enum InterfaceError {
+    /// The network has no bridge (it is not a user network).
+    #[error("the network {0} has no bridge")]
+    NoBridge(String),
+    /// The bridge or an address could not be had, or the allocation file written.
+    #[error(transparent)]
+    Allocation(anyhow::Error),
+    /// The kernel refused the container's interface on `network`.
+    #[error("cannot connect the container to the network {network}")]
+    Connect {
+        /// The network's name.
+        network: String,
+        /// The kernel's refusal.
+        #[source]
+        source: net::NetworkError,
+    },
+    /// The kernel refused to delete the interface.
+    #[error(transparent)]
+    Disconnect(net::NetworkError),
+}
+
 /// One network a running container was connected to after it started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -67,33 +90,35 @@ pub fn connect(
     owner: Option<ProcessId>,
     def: &Definition,
     n: usize,
-) -> anyhow::Result<Connection> {
+) -> Result<Connection, InterfaceError> {
     let file = def
         .ipam()
-        .ok_or_else(|| anyhow::anyhow!("the network {} has no bridge", def.name))?;
-    let (bridge, addr) = file.update(|ipam| {
-        let bridge = super::ensure_user_bridge(def, ipam)?;
-        let addr = ipam
-            .allocate(bridge.subnet, id, owner, &ProcessId::alive)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no available IPv4 addresses on this network's address pools: {} ({})",
-                    bridge.name,
-                    bridge.subnet
-                )
-            })?;
-        let mut all: Vec<String> = names
-            .iter()
-            .map(|n| (*n).to_owned())
-            .chain(aliases.iter().cloned())
-            .map(|n| n.to_ascii_lowercase())
-            .collect();
-        all.dedup();
-        if let Some(a) = ipam.allocations.get_mut(&addr) {
-            a.names = all;
-        }
-        Ok((bridge, addr))
-    })?;
+        .ok_or_else(|| InterfaceError::NoBridge(def.name.clone()))?;
+    let (bridge, addr) = file
+        .update(|ipam| {
+            let bridge = super::ensure_user_bridge(def, ipam)?;
+            let addr = ipam
+                .allocate(bridge.subnet, id, owner, &ProcessId::alive)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no available IPv4 addresses on this network's address pools: {} ({})",
+                        bridge.name,
+                        bridge.subnet
+                    )
+                })?;
+            let mut all: Vec<String> = names
+                .iter()
+                .map(|n| (*n).to_owned())
+                .chain(aliases.iter().cloned())
+                .map(|n| n.to_ascii_lowercase())
+                .collect();
+            all.dedup();
+            if let Some(a) = ipam.allocations.get_mut(&addr) {
+                a.names = all;
+            }
+            Ok((bridge, addr))
+        })
+        .map_err(InterfaceError::Allocation)?;
     let endpoint = Endpoint {
         host_ifname: host_ifname(id, n),
         bridge_index: bridge.index,
@@ -103,12 +128,12 @@ pub fn connect(
         container_ifname: format!("eth{n}"),
         default_route: false,
     };
-    if let Err(e) = net::connect(init_pid, &endpoint) {
+    if let Err(source) = net::connect(init_pid, &endpoint) {
         let _ = file.update(|ipam| Ok(ipam.release(id)));
-        return Err(anyhow::Error::new(e).context(format!(
-            "cannot connect the container to the network {}",
-            def.name
-        )));
+        return Err(InterfaceError::Connect {
+            network: def.name.clone(),
+            source,
+        });
     }
     Ok(Connection {
         network: def.name.clone(),
@@ -127,10 +152,11 @@ pub fn connect(
 ///
 /// # Errors
 /// The kernel refused to delete the interface, or the allocation file cannot be written.
-pub fn disconnect(id: &str, def: &Definition, conn: &Connection) -> anyhow::Result<()> {
-    net::disconnect(&conn.host_interface)?;
+pub fn disconnect(id: &str, def: &Definition, conn: &Connection) -> Result<(), InterfaceError> {
+    net::disconnect(&conn.host_interface).map_err(InterfaceError::Disconnect)?;
     if let Some(file) = def.ipam() {
-        file.update(|ipam| Ok(ipam.release(id)))?;
+        file.update(|ipam| Ok(ipam.release(id)))
+            .map_err(InterfaceError::Allocation)?;
     }
     Ok(())
 }

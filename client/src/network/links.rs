@@ -3,9 +3,31 @@
 //! (moby's `daemon/links`: `ALIAS_PORT`, `ALIAS_PORT_<port>_<PROTO>[_ADDR|_PORT|_PROTO]`,
 //! `ALIAS_NAME=/<name>/<alias>`, `ALIAS_ENV_<var>` for its configured environment).
 
-use std::path::Path;
+use super::peers::Peers;
 
-use crate::container::Status;
+/// A `--link` Docker refuses (its messages).
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Not `NAME[:ALIAS]`.
+    #[error("invalid argument \"{0}\" for \"--link\" flag: bad format for links: {0}")]
+    Format(String),
+    /// No such container.
+    #[error("Error response from daemon: could not get container for {0}: No such container: {0}")]
+    NoSuchContainer(String),
+    /// The linked container does not run.
+    #[error("Error response from daemon: Cannot link to a non running container: /{name} AS /{parent}/{alias}")]
+    NotRunning {
+        /// The linked container's name.
+        name: String,
+        /// The new container's name.
+        parent: String,
+        /// The link's alias.
+        alias: String,
+    },
+    /// The linked container has no address on the default bridge.
+    #[error("Error response from daemon: Cannot link to /{0}, as it does not belong to the default network")]
+    NotOnDefaultBridge(String),
+}
 
 /// One resolved link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,36 +45,27 @@ pub struct Link {
 /// # Errors
 /// No such container, or it does not run or has no address on the default bridge (Docker's
 /// messages).
-pub fn resolve(data_root: &Path, raw: &str, parent: &str) -> anyhow::Result<Link> {
+pub fn resolve(peers: &dyn Peers, raw: &str, parent: &str) -> Result<Link, LinkError> {
     let (name, alias) = raw.split_once(':').unwrap_or((raw, raw));
     let name = name.strip_prefix('/').unwrap_or(name);
     if name.is_empty() || alias.is_empty() {
-        anyhow::bail!(
-            "invalid argument \"{raw}\" for \"--link\" flag: bad format for links: {raw}"
-        );
+        return Err(LinkError::Format(raw.to_owned()));
     }
-    let (dir, state) = crate::container::find(data_root, name).map_err(|_| {
-        anyhow::anyhow!(
-            "Error response from daemon: could not get container for {name}: No such container: \
-             {name}"
-        )
-    })?;
-    if state.status() != Status::Running {
-        anyhow::bail!(
-            "Error response from daemon: Cannot link to a non running container: /{} AS \
-             /{parent}/{alias}",
-            state.name
-        );
+    let state = peers
+        .find(name)
+        .map_err(|_| LinkError::NoSuchContainer(name.to_owned()))?;
+    if !state.running {
+        return Err(LinkError::NotRunning {
+            name: state.name,
+            parent: parent.to_owned(),
+            alias: alias.to_owned(),
+        });
     }
     let net = state.network.clone().unwrap_or_default();
     let Some(ip) = net.ip_address else {
-        anyhow::bail!(
-            "Error response from daemon: Cannot link to /{}, as it does not belong to the \
-             default network",
-            state.name
-        );
+        return Err(LinkError::NotOnDefaultBridge(state.name));
     };
-    let hostname = fs_err::read_to_string(dir.join("hostname"))
+    let hostname = fs_err::read_to_string(state.dir.join("hostname"))
         .unwrap_or_default()
         .trim()
         .to_owned();
@@ -61,7 +74,7 @@ pub fn resolve(data_root: &Path, raw: &str, parent: &str) -> anyhow::Result<Link
         names.push(' ');
         names.push_str(&state.name);
     }
-    let child_env: Vec<String> = oci_spec::runtime::Spec::load(dir.join("config.json"))
+    let child_env: Vec<String> = oci_spec::runtime::Spec::load(state.dir.join("config.json"))
         .ok()
         .and_then(|s| s.process().as_ref().and_then(|p| p.env().clone()))
         .unwrap_or_default();

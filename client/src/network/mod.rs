@@ -14,6 +14,9 @@
 //! replaces it. The exit for good releases the address ([`release`], from the owner and from
 //! `container::teardown`; implied when the owner dies) and [`Settings::forget`]s it.
 //!
+//! Other containers (`--link`, `--network container:NAME`) come through [`Peers`], which the
+//! container layer implements: it calls this module, never the other way round.
+//!
 //! The subnet is the first of [`SUBNETS`] that no host route of another interface overlaps
 //! (Docker's `docker0` has 172.17.0.0/16, podman's 10.88.0.0/16), chosen when the bridge is
 //! first set up and kept while it exists.
@@ -22,6 +25,7 @@ pub mod connect;
 pub mod dns;
 pub mod ipam;
 pub mod links;
+pub mod peers;
 pub mod plan;
 pub mod ports;
 pub mod proxy;
@@ -37,6 +41,7 @@ use berth_runtime::run::PrestartError;
 use serde::{Deserialize, Serialize};
 
 use self::ipam::IpamFile;
+pub use self::peers::{Peer, Peers};
 pub use self::plan::{settings_for_run, Flags, RunNetwork, HOSTS};
 use self::ports::PortBinding;
 use crate::procfs::ProcessId;
@@ -441,7 +446,7 @@ pub fn release(id: &str) {
 ///
 /// # Errors
 /// The file system.
-pub fn write_etc_files(dir: &Path, net: &RunNetwork) -> anyhow::Result<()> {
+pub fn write_etc_files(dir: &Path, net: &RunNetwork) -> std::io::Result<()> {
     fs_err::write(dir.join("hosts"), &net.hosts)?;
     fs_err::write(dir.join("resolv.conf"), &net.resolv_conf)?;
     Ok(())
@@ -451,7 +456,10 @@ pub fn write_etc_files(dir: &Path, net: &RunNetwork) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// oci-spec refused the change.
-pub fn join_netns(spec: &mut oci_spec::runtime::Spec, net: &RunNetwork) -> anyhow::Result<()> {
+pub fn join_netns(
+    spec: &mut oci_spec::runtime::Spec,
+    net: &RunNetwork,
+) -> Result<(), oci_spec::OciSpecError> {
     use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType};
     let Some(path) = &net.netns else {
         return Ok(());

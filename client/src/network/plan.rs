@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use berth_runtime::spec::Network;
 
+use super::peers::Peers;
 use super::ports::{self, PortBinding};
 use super::{store, Settings};
-use crate::container::Status;
 
 /// Docker's `/etc/hosts` for a container with its own network namespace (a bridge container's
 /// address is added by [`super::attach`]).
@@ -36,8 +36,55 @@ pub struct RunNetwork {
     pub resolv_conf: String,
 }
 
-/// The network flags of `run` (a view of [`crate::container::create::NetworkOptions`], so this
-/// module does not depend on clap).
+/// `run`'s network flags cannot be planned (Docker's messages).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A `-p` or `--expose` value.
+    #[error(transparent)]
+    Ports(#[from] super::ports::PortsError),
+    /// A `--link`.
+    #[error(transparent)]
+    Link(#[from] super::links::LinkError),
+    /// A `--dns` that is no IP address.
+    #[error("invalid argument \"{0}\" for \"--dns\" flag: {0} is not an ip address")]
+    Dns(String),
+    /// An `--add-host` that is not `HOST:IP`.
+    #[error("invalid argument \"{0}\" for \"--add-host\" flag: bad format for add-host: \"{0}\"")]
+    AddHostFormat(String),
+    /// An `--add-host` whose IP does not parse.
+    #[error("invalid argument \"{raw}\" for \"--add-host\" flag: invalid IP address in add-host: \"{ip}\"")]
+    AddHostIp {
+        /// The flag's value.
+        raw: String,
+        /// Its IP part.
+        ip: String,
+    },
+    /// `--network NAME` names no network.
+    #[error("Error response from daemon: {0}")]
+    Network(super::store::StoreError),
+    /// `--network-alias` outside a user network.
+    #[error("Error response from daemon: network-scoped alias is supported only for containers in user defined networks")]
+    AliasOutsideUserNetwork,
+    /// A flag that needs a network namespace of our own, with `--network container:NAME`.
+    #[error("conflicting options: {0}")]
+    Conflict(&'static str),
+    /// The container of `--network container:NAME` cannot be found (the container layer's
+    /// error).
+    #[error(transparent)]
+    Peer(anyhow::Error),
+    /// The container of `--network container:NAME` does not run.
+    #[error("Error response from daemon: cannot join network of a non running container: {0}")]
+    PeerNotRunning(String),
+    /// The files of the container of `--network container:NAME`.
+    #[error(transparent)]
+    PeerFiles(#[from] std::io::Error),
+    /// `host-gateway`: the default bridge cannot be set up.
+    #[error(transparent)]
+    HostGateway(anyhow::Error),
+}
+
+/// The network flags of `run` (a view of the container layer's options, so this module
+/// depends neither on it nor on clap).
 #[derive(Debug, Clone, Copy)]
 pub struct Flags<'a> {
     /// `--network`/`--net`.
@@ -76,9 +123,10 @@ pub struct Flags<'a> {
 pub fn settings_for_run(
     printer: &crate::printer::Printer,
     data_root: &Path,
+    peers: &dyn Peers,
     flags: &Flags<'_>,
     image: &oci_spec::image::ImageConfiguration,
-) -> anyhow::Result<RunNetwork> {
+) -> Result<RunNetwork, PlanError> {
     let mut exposed: Vec<_> = image
         .config()
         .as_ref()
@@ -99,17 +147,15 @@ pub fn settings_for_run(
     exposed_ports.sort_by(|a, b| ports::natural_cmp(a, b));
     exposed_ports.dedup();
     for d in flags.dns {
-        d.parse::<IpAddr>().map_err(|_| {
-            anyhow::anyhow!("invalid argument \"{d}\" for \"--dns\" flag: {d} is not an ip address")
-        })?;
+        d.parse::<IpAddr>().map_err(|_| PlanError::Dns(d.clone()))?;
     }
     let extra_hosts = flags
         .add_hosts
         .iter()
         .map(|h| parse_add_host(h))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(other) = flags.network.strip_prefix("container:") {
-        return container_mode(data_root, flags, other);
+        return container_mode(peers, flags, other);
     }
     let mut settings = Settings {
         network_mode: flags.network.to_owned(),
@@ -130,8 +176,7 @@ pub fn settings_for_run(
             (Network::Bridge, None)
         }
         name => {
-            let def = store::find(data_root, name)
-                .map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
+            let def = store::find(data_root, name).map_err(PlanError::Network)?;
             match def.driver.as_str() {
                 "host" => (Network::Host, None),
                 "null" => (Network::None, None),
@@ -154,10 +199,7 @@ pub fn settings_for_run(
     settings.exposed_ports = exposed_ports;
     if !flags.aliases.is_empty() {
         if user.is_none() {
-            anyhow::bail!(
-                "Error response from daemon: network-scoped alias is supported only for \
-                 containers in user defined networks"
-            );
+            return Err(PlanError::AliasOutsideUserNetwork);
         }
         settings.aliases = flags.aliases.to_vec();
     }
@@ -175,7 +217,7 @@ pub fn settings_for_run(
     }
     let mut env = Vec::new();
     for link in flags.links {
-        let l = super::links::resolve(data_root, link, flags.name)?;
+        let l = super::links::resolve(peers, link, flags.name)?;
         hosts.push_str(&l.hosts_line);
         // Docker sets the environment of links on the default bridge only.
         if user.is_none() {
@@ -216,8 +258,12 @@ pub fn settings_for_run(
 
 /// `--network container:NAME`: the other container's namespace, host name, hosts and
 /// resolv.conf, with Docker's refusals of flags that would need a namespace of our own.
-fn container_mode(data_root: &Path, flags: &Flags<'_>, other: &str) -> anyhow::Result<RunNetwork> {
-    let conflict = |what: &str| anyhow::anyhow!("conflicting options: {what}");
+fn container_mode(
+    peers: &dyn Peers,
+    flags: &Flags<'_>,
+    other: &str,
+) -> Result<RunNetwork, PlanError> {
+    let conflict = PlanError::Conflict;
     if flags.hostname.is_some() {
         return Err(conflict("hostname and the network mode"));
     }
@@ -244,17 +290,13 @@ fn container_mode(data_root: &Path, flags: &Flags<'_>, other: &str) -> anyhow::R
         ));
     }
     if !flags.aliases.is_empty() {
-        anyhow::bail!(
-            "Error response from daemon: network-scoped alias is supported only for containers \
-             in user defined networks"
-        );
+        return Err(PlanError::AliasOutsideUserNetwork);
     }
-    let (dir, state) = crate::container::find(data_root, other)?;
-    let init = state.init.filter(|_| state.status() == Status::Running);
+    let state = peers.find(other).map_err(PlanError::Peer)?;
+    let dir = &state.dir;
+    let init = state.init_pid.filter(|_| state.running);
     let Some(init) = init else {
-        anyhow::bail!(
-            "Error response from daemon: cannot join network of a non running container: {other}"
-        );
+        return Err(PlanError::PeerNotRunning(other.to_owned()));
     };
     let hostname = fs_err::read_to_string(dir.join("hostname"))?
         .trim()
@@ -265,7 +307,7 @@ fn container_mode(data_root: &Path, flags: &Flags<'_>, other: &str) -> anyhow::R
             network_mode: format!("container:{}", state.id),
             ..Settings::default()
         },
-        netns: Some(PathBuf::from(format!("/proc/{}/ns/net", init.pid))),
+        netns: Some(PathBuf::from(format!("/proc/{init}/ns/net"))),
         hostname: Some(hostname),
         env: Vec::new(),
         hosts: fs_err::read_to_string(dir.join("hosts")).unwrap_or_else(|_| HOSTS.to_owned()),
@@ -277,13 +319,8 @@ fn container_mode(data_root: &Path, flags: &Flags<'_>, other: &str) -> anyhow::R
 ///
 /// # Errors
 /// Docker's messages.
-pub fn parse_add_host(raw: &str) -> anyhow::Result<(String, Option<IpAddr>)> {
-    let bad = || {
-        anyhow::anyhow!(
-            "invalid argument \"{raw}\" for \"--add-host\" flag: bad format for add-host: \
-             \"{raw}\""
-        )
-    };
+pub fn parse_add_host(raw: &str) -> Result<(String, Option<IpAddr>), PlanError> {
+    let bad = || PlanError::AddHostFormat(raw.to_owned());
     let (host, ip) = raw
         .split_once('=')
         .or_else(|| raw.split_once(':'))
@@ -295,22 +332,22 @@ pub fn parse_add_host(raw: &str) -> anyhow::Result<(String, Option<IpAddr>)> {
         return Ok((host.to_owned(), None));
     }
     let trimmed = ip.trim_start_matches('[').trim_end_matches(']');
-    let ip: IpAddr = trimmed.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "invalid argument \"{raw}\" for \"--add-host\" flag: invalid IP address in \
-             add-host: \"{ip}\""
-        )
+    let ip: IpAddr = trimmed.parse().map_err(|_| PlanError::AddHostIp {
+        raw: raw.to_owned(),
+        ip: ip.to_owned(),
     })?;
     Ok((host.to_owned(), Some(ip)))
 }
 
 /// `host-gateway`: the default bridge's address (as Docker's `docker0` one), the bridge set
 /// up first when it is not.
-fn host_gateway() -> anyhow::Result<Ipv4Addr> {
-    super::ipam_file().update(|ipam| {
-        let (subnet, _) = super::ensure_bridge(ipam)?;
-        Ok(subnet.gateway())
-    })
+fn host_gateway() -> Result<Ipv4Addr, PlanError> {
+    super::ipam_file()
+        .update(|ipam| {
+            let (subnet, _) = super::ensure_bridge(ipam)?;
+            Ok(subnet.gateway())
+        })
+        .map_err(PlanError::HostGateway)
 }
 
 /// The container's `resolv.conf`: from `host` (already filtered for a container:

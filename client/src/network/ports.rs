@@ -85,12 +85,46 @@ fn split_proto(raw: &str) -> (&str, &str) {
     }
 }
 
+/// A `-p` or `--expose` value Docker refuses (its messages).
+#[derive(Debug, thiserror::Error)]
+pub enum PortsError {
+    /// The host IP of `-p`.
+    #[error("invalid IP address: {0}")]
+    Ip(String),
+    /// `-p` without a container port.
+    #[error("no port specified: {0}<empty>")]
+    NoPort(String),
+    /// The container port (or range) of `-p`.
+    #[error("invalid containerPort: {0}")]
+    ContainerPort(String),
+    /// The host port (or range) of `-p`.
+    #[error("invalid hostPort: {0}")]
+    HostPort(String),
+    /// Container and host ranges of different lengths.
+    #[error("invalid ranges specified for container and host Ports: {container} and {host}")]
+    Ranges {
+        /// The container range.
+        container: String,
+        /// The host range.
+        host: String,
+    },
+    /// Neither `tcp`, `udp` nor `sctp`.
+    #[error("invalid proto: {0}")]
+    Proto(String),
+    /// `--expose` with a host part.
+    #[error("invalid port format for --expose: {0}")]
+    ExposeFormat(String),
+    /// `--expose` with a bad port or range.
+    #[error("invalid range format for --expose: {0}")]
+    ExposeRange(String),
+}
+
 /// Parses one `-p` value into one binding per container port.
 ///
 /// # Errors
 /// Docker's messages: `invalid containerPort: X`, `invalid hostPort: X`, `invalid IP address:
 /// X`, `invalid proto: X`, `invalid ranges specified for container and host Ports: A and B`.
-pub fn parse_publish(raw: &str) -> anyhow::Result<Vec<PortBinding>> {
+pub fn parse_publish(raw: &str) -> Result<Vec<PortBinding>, PortsError> {
     let parts: Vec<&str> = raw.split(':').collect();
     let n = parts.len();
     let (ip, host, container) = match n {
@@ -109,25 +143,26 @@ pub fn parse_publish(raw: &str) -> anyhow::Result<Vec<PortBinding>> {
     } else {
         Some(
             ip.parse::<IpAddr>()
-                .map_err(|_| anyhow::anyhow!("invalid IP address: {ip}"))?,
+                .map_err(|_| PortsError::Ip(ip.clone()))?,
         )
     };
     if container.is_empty() {
-        anyhow::bail!("no port specified: {raw}<empty>");
+        return Err(PortsError::NoPort(raw.to_owned()));
     }
-    let (start, end) = parse_range(container)
-        .ok_or_else(|| anyhow::anyhow!("invalid containerPort: {container}"))?;
+    let (start, end) =
+        parse_range(container).ok_or_else(|| PortsError::ContainerPort(container.to_owned()))?;
     let (host_start, host_end) = if host.is_empty() {
         (0, 0)
     } else {
-        parse_range(host).ok_or_else(|| anyhow::anyhow!("invalid hostPort: {host}"))?
+        parse_range(host).ok_or_else(|| PortsError::HostPort(host.to_owned()))?
     };
     if !host.is_empty() && end - start != host_end - host_start && end != start {
-        anyhow::bail!(
-            "invalid ranges specified for container and host Ports: {container} and {host}"
-        );
+        return Err(PortsError::Ranges {
+            container: container.to_owned(),
+            host: host.to_owned(),
+        });
     }
-    let proto = Proto::parse(proto).ok_or_else(|| anyhow::anyhow!("invalid proto: {proto}"))?;
+    let proto = Proto::parse(proto).ok_or_else(|| PortsError::Proto(proto.to_owned()))?;
     Ok((start..=end)
         .enumerate()
         .map(|(i, port)| {
@@ -154,14 +189,13 @@ pub fn parse_publish(raw: &str) -> anyhow::Result<Vec<PortBinding>> {
 /// # Errors
 /// Docker's `invalid port format for --expose: X`, `invalid range format for --expose: X` or
 /// `invalid proto: X`.
-pub fn parse_expose(raw: &str) -> anyhow::Result<Vec<(u16, Proto)>> {
+pub fn parse_expose(raw: &str) -> Result<Vec<(u16, Proto)>, PortsError> {
     if raw.contains(':') {
-        anyhow::bail!("invalid port format for --expose: {raw}");
+        return Err(PortsError::ExposeFormat(raw.to_owned()));
     }
     let (proto, port) = split_proto(raw);
-    let (start, end) = parse_range(port)
-        .ok_or_else(|| anyhow::anyhow!("invalid range format for --expose: {raw}"))?;
-    let proto = Proto::parse(proto).ok_or_else(|| anyhow::anyhow!("invalid proto: {proto}"))?;
+    let (start, end) = parse_range(port).ok_or_else(|| PortsError::ExposeRange(raw.to_owned()))?;
+    let proto = Proto::parse(proto).ok_or_else(|| PortsError::Proto(proto.to_owned()))?;
     Ok((start..=end).map(|p| (p, proto)).collect())
 }
 
@@ -181,7 +215,7 @@ pub fn bindings(
     publish: &[String],
     publish_all: bool,
     exposed: &[(u16, Proto)],
-) -> anyhow::Result<Vec<PortBinding>> {
+) -> Result<Vec<PortBinding>, PortsError> {
     let mut out = Vec::new();
     for p in publish {
         out.extend(parse_publish(p)?);

@@ -7,15 +7,19 @@
 //! them and match what Docker would match with none of that feature: no health checks
 //! (`health=none` matches all), no swarm tasks (`is-task=false` matches all), no ports
 //! (`publish`/`expose` match nothing).
+//!
+//! May call [`super::state`], [`super::config`] (labels, network mode), [`super::inspect`]
+//! (mount points), [`crate::filters`] and [`crate::store`] (`ancestor` images).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use crate::container::{self, State, Status};
-use crate::context::Ctx;
-use crate::filters::Filters;
+use super::state::{self, State, Status};
+use crate::filters::{FilterError, Filters};
+use crate::reference::Reference;
+use crate::store::Store;
 
 /// The keys Docker's `ps` accepts.
 pub const ACCEPTED: &[&str] = &[
@@ -53,8 +57,39 @@ fn created(s: &State) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn invalid(key: &str, value: &str) -> anyhow::Error {
-    anyhow::anyhow!("Error response from daemon: Invalid filter '{key}={value}'")
+/// A filter Docker refuses (its messages).
+#[derive(Debug, thiserror::Error)]
+pub enum PsFilterError {
+    /// A bad flag or an unknown key.
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    /// `exited=` is not a number.
+    #[error("Error response from daemon: strconv.Atoi: parsing \"{0}\": invalid syntax")]
+    Exited(String),
+    /// A value the key does not take.
+    #[error("Error response from daemon: Invalid filter '{key}={value}'")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// The value, as Docker shows it.
+        value: String,
+    },
+    /// A `health` value Docker does not know.
+    #[error("Error response from daemon: Unrecognised filter value for health: {0}")]
+    Health(String),
+    /// The container of `before`/`since` does not exist.
+    #[error("Error response from daemon: no such container {0}")]
+    NoSuchContainer(String),
+}
+
+/// What this module's functions return.
+pub type Result<T> = std::result::Result<T, PsFilterError>;
+
+fn invalid(key: &str, value: &str) -> PsFilterError {
+    PsFilterError::Invalid {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    }
 }
 
 impl PsFilter {
@@ -63,19 +98,16 @@ impl PsFilter {
     /// # Errors
     /// Docker's messages for an unknown key, a bad value, or a missing `before`/`since`
     /// container.
-    pub fn new(ctx: &Ctx, filters: Filters) -> anyhow::Result<Self> {
+    pub fn new(store: &Store, filters: Filters) -> Result<Self> {
         filters.validate(ACCEPTED)?;
         let exited = filters
             .get("exited")
             .iter()
             .map(|v| {
-                v.parse::<i32>().map_err(|_| {
-                    anyhow::anyhow!(
-                        "Error response from daemon: strconv.Atoi: parsing \"{v}\": invalid syntax"
-                    )
-                })
+                v.parse::<i32>()
+                    .map_err(|_| PsFilterError::Exited(v.clone()))
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<Result<_>>()?;
         if let Some(v) = filters
             .get("status")
             .iter()
@@ -88,7 +120,7 @@ impl PsFilter {
             .iter()
             .find(|v| !HEALTH.contains(&v.as_str()))
         {
-            anyhow::bail!("Error response from daemon: Unrecognised filter value for health: {v}");
+            return Err(PsFilterError::Health(v.clone()));
         }
         if let Some(v) = filters
             .get("is-task")
@@ -101,16 +133,17 @@ impl PsFilter {
             filters
                 .get("ancestor")
                 .iter()
-                .filter_map(|a| super::find_image(ctx, a).ok().map(|i| i.id))
+                .filter_map(|a| {
+                    let full = Reference::parse(a).ok().map(|r| r.to_string());
+                    store.resolve(a, full.as_deref()).ok().map(|i| i.id)
+                })
                 .collect()
         });
-        let reference = |key: &str| -> anyhow::Result<Option<DateTime<Utc>>> {
+        let reference = |key: &str| -> Result<Option<DateTime<Utc>>> {
             match filters.get(key).last() {
-                Some(v) => container::find(ctx.store.root(), v)
+                Some(v) => state::find(store.root(), v)
                     .map(|(_, s)| created(&s))
-                    .map_err(|_| {
-                        anyhow::anyhow!("Error response from daemon: no such container {v}")
-                    }),
+                    .map_err(|_| PsFilterError::NoSuchContainer(v.clone())),
                 None => Ok(None),
             }
         };
@@ -178,7 +211,7 @@ impl PsFilter {
         let volumes = f.get("volume");
         if !volumes.is_empty() {
             let mounts = oci_spec::runtime::Spec::load(dir.join("config.json"))
-                .map(|spec| super::container_inspect::mount_points(data_root, dir, &spec))
+                .map(|spec| super::inspect::mount_points(data_root, dir, &spec))
                 .unwrap_or_default();
             let hit = mounts.iter().any(|m| {
                 ["Name", "Source", "Destination"].iter().any(|k| {
@@ -192,7 +225,7 @@ impl PsFilter {
             }
         }
         if f.contains("label") || f.contains("network") {
-            let create = crate::container::config::load_create_config(dir, s);
+            let create = super::config::load_create_config(dir, s);
             if !Filters::labels_match(f.get("label"), &[], &create.labels) {
                 return false;
             }
@@ -208,23 +241,19 @@ impl PsFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::State;
+    use crate::container;
     use crate::procfs::ProcessId;
 
     struct Fixture {
         _tmp: tempfile::TempDir,
-        ctx: Ctx,
+        store: Store,
         all: Vec<(std::path::PathBuf, State)>,
     }
 
     /// Three containers: `one` exited 3, `two` exited 0, `three` running (owned by us).
     fn fixture() -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
-        let ctx = Ctx {
-            store: crate::store::Store::open(tmp.path()).unwrap(),
-            daemon: berth_config::DaemonConfig::default(),
-            printer: crate::printer::Printer::new(true, false),
-        };
+        let store = Store::open(tmp.path()).unwrap();
         let me = ProcessId::of(nix::unistd::getpid().as_raw());
         let states = [
             (
@@ -269,17 +298,17 @@ mod tests {
         let all = container::list(tmp.path());
         Fixture {
             _tmp: tmp,
-            ctx,
+            store,
             all,
         }
     }
 
     fn names(f: &Fixture, flags: &[&str]) -> anyhow::Result<Vec<String>> {
         let flags: Vec<String> = flags.iter().map(|s| (*s).to_owned()).collect();
-        let filter = PsFilter::new(&f.ctx, Filters::parse(&flags)?)?;
+        let filter = PsFilter::new(&f.store, Filters::parse(&flags)?)?;
         Ok(f.all
             .iter()
-            .filter(|(d, s)| filter.keep(f.ctx.store.root(), d, s))
+            .filter(|(d, s)| filter.keep(f.store.root(), d, s))
             .map(|(_, s)| s.name.clone())
             .collect())
     }
@@ -324,7 +353,7 @@ mod tests {
         }
         let f2 = fixture();
         let flags = ["status=exited".to_owned()];
-        assert!(PsFilter::new(&f2.ctx, Filters::parse(&flags).unwrap())
+        assert!(PsFilter::new(&f2.store, Filters::parse(&flags).unwrap())
             .unwrap()
             .implies_all());
     }
