@@ -607,3 +607,54 @@ fn network_connect_and_disconnect_change_a_running_containers_networks() {
     env.ok(&["rm", "-f", "svc"]);
     assert_eq!(env.ok(&["network", "rm", "third"]), "third\n");
 }
+
+#[test]
+fn a_connected_network_resolves_names_and_comes_back_after_a_restart() {
+    let env = env();
+    env.ok(&["network", "create", "home"]);
+    env.ok(&["network", "create", "extra"]);
+    env.detach(&["--name", "peer", "--network", "extra"], SERVE);
+    // Exits with 3 once /dev/shm/stop exists; /dev/shm is new at every start.
+    let app = env.detach(
+        &[
+            "--name",
+            "app",
+            "--network",
+            "home",
+            "--restart",
+            "on-failure:2",
+        ],
+        "while [ ! -e /dev/shm/stop ]; do sleep 0.1; done; exit 3",
+    );
+    env.ok(&["network", "connect", "extra", "app"]);
+    let ip = env.state(&app)["NetworkSettings"]["Connected"][0]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Its embedded DNS server answers names on the connected network too.
+    let reach = "nslookup peer 127.0.0.11 >/dev/null && echo | nc -w 5 peer 8000";
+    assert_eq!(env.ok(&["exec", "app", "sh", "-c", reach]), "pong\n");
+
+    // Its program exits; the restart policy starts it again, on both networks, at the same
+    // address on the connected one.
+    env.ok(&["exec", "app", "touch", "/dev/shm/stop"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = env.state(&app);
+        if st["RestartCount"] == 1
+            && st["Status"] == "running"
+            && !st["Restarting"].as_bool().unwrap_or(false)
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no restart: {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = env.ok(&["exec", "app", "ip", "-4", "addr", "show", "eth1"]);
+    assert!(out.contains(&format!("inet {ip}/")), "{out}");
+    assert_eq!(env.ok(&["exec", "app", "sh", "-c", reach]), "pong\n");
+    let (_, out, _) = env.sh(&["--network", "extra"], "nslookup app 127.0.0.11");
+    assert!(out.contains(&format!("Address: {ip}")), "{out}");
+    env.ok(&["rm", "-f", "app", "peer"]);
+    env.ok(&["network", "rm", "home", "extra"]);
+}

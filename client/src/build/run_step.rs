@@ -325,7 +325,7 @@ fn execute(
             network_mode: "bridge".to_owned(),
             ..Default::default()
         };
-        let attachment = crate::network::attach(&dir, &id, &hostname, Some(&mut settings))
+        let attachment = crate::network::attach(&dir, &id, &hostname, Some(&mut settings), None)
             .map_err(|e| setup("cannot connect the RUN container to the bridge")(e.into()))?;
         attached = Some((Released(id.clone()), attachment));
     }

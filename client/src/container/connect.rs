@@ -73,6 +73,20 @@ pub enum ConnectError {
     Interface(#[from] crate::network::connect::InterfaceError),
 }
 
+/// What the owner of the container in `dir` reads, at each restart and on DNS misses, for the
+/// networks `network connect` added while it runs ([`crate::network::Connected`]).
+#[must_use]
+pub fn connected_networks(dir: &Path) -> crate::network::Connected {
+    let dir = dir.to_owned();
+    std::sync::Arc::new(move || {
+        state::load(&dir)
+            .ok()
+            .and_then(|s| s.network)
+            .map(|n| n.connected)
+            .unwrap_or_default()
+    })
+}
+
 /// `network connect [--alias A] NETWORK CONTAINER`.
 ///
 /// # Errors

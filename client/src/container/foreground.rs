@@ -64,7 +64,13 @@ pub fn run(created: Created) -> Result<i32, ForegroundError> {
     state.started_at = Some(crate::timestamp::now_rfc3339());
     state.monitor = ProcessId::of(nix::unistd::getpid().as_raw());
     // This process owns the container: it holds its address and serves its published ports.
-    let network = crate::network::attach(&dir, &id, &state.name, state.network.as_mut());
+    let network = crate::network::attach(
+        &dir,
+        &id,
+        &state.name,
+        state.network.as_mut(),
+        Some(crate::container::connected_networks(&dir)),
+    );
     {
         let lock = Lock::take(&dir)?;
         state::save(&dir, &state, &lock)?;

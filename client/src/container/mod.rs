@@ -67,6 +67,7 @@ pub mod stats;
 pub mod stop;
 pub mod top;
 
+pub use connect::connected_networks;
 pub use lock::{lock_names, Lock, LockError};
 pub use logs::{copy_log, log_path, padded_time, parse_log, parse_tail, tail, LogEntry};
 pub use names::generate_name;

@@ -70,11 +70,15 @@ pub fn run(store: &Store, id: &str, attach_wait: bool) -> anyhow::Result<()> {
     let spec = Spec::load(dir.join("config.json")).context("cannot read config.json")?;
     // Address and published ports, held until this process exits.
     let mut settings = state.network.clone();
-    let network = crate::network::attach(&dir, id, &state.name, settings.as_mut())
-        .and_then(|net| {
-            Ok(container::update(&dir, |s| s.network.clone_from(&settings)).map(|_| net)?)
-        })
-        .map_err(|e| format!("{e:#}"));
+    let network = crate::network::attach(
+        &dir,
+        id,
+        &state.name,
+        settings.as_mut(),
+        Some(crate::container::connected_networks(&dir)),
+    )
+    .and_then(|net| Ok(container::update(&dir, |s| s.network.clone_from(&settings)).map(|_| net)?))
+    .map_err(|e| format!("{e:#}"));
 
     let log_path = container::log_path(&dir, id);
     let log = Arc::new(Mutex::new(

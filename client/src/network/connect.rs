@@ -6,8 +6,9 @@
 //!
 //! The allocation's owner is the container's owner process, so it lasts as long as the
 //! container runs and goes with [`super::release`] when it exits for good. The interface goes
-//! with the container's network namespace; a restart (`--restart`) comes back on its first
-//! network only.
+//! with the container's network namespace; a restart (`--restart`) connects it again with the
+//! same address ([`reconnect`], from the owner's prestart hook), and the container's embedded
+//! DNS server answers names on these networks too.
 //!
 //! May call [`super::store`], [`super::ipam`], [`crate::procfs`] and `berth_runtime::network`.
 
@@ -144,6 +145,39 @@ pub fn connect(
         gateway: bridge.gateway,
         interface: endpoint.container_ifname,
         host_interface: endpoint.host_ifname,
+    })
+}
+
+/// Connects the new init `pid` of a restarted container again as `conn` recorded it: the same
+/// interface, address and host end (the address is still allocated to the owner).
+///
+/// # Errors
+/// The network is gone, its bridge cannot be set up, or the kernel refused the interface.
+pub fn reconnect(
+    data_root: &std::path::Path,
+    pid: i32,
+    conn: &Connection,
+) -> Result<(), InterfaceError> {
+    let def = super::store::find(data_root, &conn.network_id)
+        .map_err(|e| InterfaceError::Allocation(e.into()))?;
+    let file = def
+        .ipam()
+        .ok_or_else(|| InterfaceError::NoBridge(def.name.clone()))?;
+    let bridge = file
+        .update(|ipam| super::ensure_user_bridge(&def, ipam))
+        .map_err(InterfaceError::Allocation)?;
+    let endpoint = Endpoint {
+        host_ifname: conn.host_interface.clone(),
+        bridge_index: bridge.index,
+        addr: conn.ip_address,
+        subnet: bridge.subnet,
+        gateway: conn.gateway,
+        container_ifname: conn.interface.clone(),
+        default_route: false,
+    };
+    net::connect(pid, &endpoint).map_err(|source| InterfaceError::Connect {
+        network: def.name.clone(),
+        source,
     })
 }
 

@@ -193,7 +193,15 @@ pub struct Attachment {
     dns: Option<dns::Config>,
     /// The server of the current start (a restart replaces it).
     server: std::sync::Mutex<Option<dns::Server>>,
+    /// The networks `network connect` added, connected again on a restart.
+    connected: Option<Connected>,
+    /// The data root, where those networks are defined.
+    data_root: Option<std::path::PathBuf>,
 }
+
+/// The networks `network connect` added to a running container, as its owner reads them (the
+/// container layer supplies this: the network module does not read container state).
+pub type Connected = std::sync::Arc<dyn Fn() -> Vec<connect::Connection> + Send + Sync>;
 
 impl std::fmt::Debug for Attachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -227,6 +235,14 @@ impl Attachment {
                     ))
                 })?);
             }
+            // A restart: the networks connected while it ran come back with their addresses
+            // (still allocated to the owner), as Docker reconnects them at every start.
+            if let (Some(list), Some(data_root)) = (&self.connected, &self.data_root) {
+                for conn in list() {
+                    connect::reconnect(data_root, pid, &conn)
+                        .map_err(|e| PrestartError::from(format!("{:#}", anyhow::Error::new(e))))?;
+                }
+            }
             let took_us = begun.elapsed().as_micros();
             tracing::debug!(pid, took_us, "network: connected");
             Ok(())
@@ -257,6 +273,7 @@ pub fn attach(
     id: &str,
     name: &str,
     settings: Option<&mut Settings>,
+    connected: Option<Connected>,
 ) -> anyhow::Result<Option<Attachment>> {
     let Some(settings) = settings.filter(|s| s.is_bridge()) else {
         return Ok(None);
@@ -354,10 +371,22 @@ pub fn attach(
             });
     }
     proxy::serve(published, addr);
+    // `<data-root>/containers/<id>`, for containers (a build's RUN has none).
+    let data_root = dir.parent().and_then(Path::parent).map(Path::to_path_buf);
     let dns = user.as_ref().map(|_| {
         let table = file.clone();
+        let (extra, root) = (connected.clone(), data_root.clone());
         dns::Config {
-            lookup: std::sync::Arc::new(move |n: &str| table.read().lookup(n, &ProcessId::alive)),
+            // Names on the first network, then on those `network connect` added.
+            lookup: std::sync::Arc::new(move |n: &str| {
+                table.read().lookup(n, &ProcessId::alive).or_else(|| {
+                    let (list, root) = (extra.as_ref()?, root.as_ref()?);
+                    list().iter().find_map(|c| {
+                        let def = store::find(root, &c.network_id).ok()?;
+                        def.ipam()?.read().lookup(n, &ProcessId::alive)
+                    })
+                })
+            }),
             // An internal network has no way out: no forwarding (Docker's behaviour).
             upstreams: if bridge.internal {
                 Vec::new()
@@ -379,6 +408,8 @@ pub fn attach(
         },
         dns,
         server: std::sync::Mutex::new(None),
+        connected,
+        data_root,
     }))
 }
 
