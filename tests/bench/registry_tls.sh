@@ -168,10 +168,10 @@ for i in $(seq "$ROUNDS"); do
     a=${ADDR[$r]}
     c0=$(cpu_of "${PID[$r]}")
     t0=$(now); skopeo_copy_cpu "$W/$r.push.client" "${creds[@]}" "oci:$W/big:big" "docker://$a/big$i:big"; t1=$(now)
-    secs "$t0" "$t1" >> "$W/$r.push"; cpu_since "${PID[$r]}" "$c0" "$W/$r.push.server"
+    secs "$t0" "$t1" >> "$W/$r.push"; echo >> "$W/$r.push"; cpu_since "${PID[$r]}" "$c0" "$W/$r.push.server"
     rm -rf "$W/out"; c0=$(cpu_of "${PID[$r]}"); t0=$(now)
     skopeo_copy_cpu "$W/$r.pull.client" --src-creds bench:bench-pass --src-cert-dir "$W/certs" "docker://$a/big$i:big" "oci:$W/out:big"; t1=$(now)
-    secs "$t0" "$t1" >> "$W/$r.pull"; cpu_since "${PID[$r]}" "$c0" "$W/$r.pull.server"; rm -rf "$W/out"
+    secs "$t0" "$t1" >> "$W/$r.pull"; echo >> "$W/$r.pull"; cpu_since "${PID[$r]}" "$c0" "$W/$r.pull.server"; rm -rf "$W/out"
   done
 done
 for r in berth dist; do
