@@ -189,6 +189,8 @@ pub fn tail<G: Send + 'static>(
         end: Option<u64>,
         seeked: bool,
         finished: bool,
+        /// Reads of what is already in memory, on this thread.
+        now: crate::storage::fs::ReadNow,
     }
     fn fail<G>(mut t: Tail<G>, e: std::io::Error) -> Option<(std::io::Result<Bytes>, Tail<G>)> {
         t.finished = true;
@@ -202,6 +204,7 @@ pub fn tail<G: Send + 'static>(
         end,
         seeked: false,
         finished: false,
+        now: crate::storage::fs::ReadNow::default(),
     };
     futures_util::stream::unfold(t, |mut t| async move {
         if t.finished {
@@ -240,6 +243,18 @@ pub fn tail<G: Send + 'static>(
                     // The file is read from `pos` on next time, wherever it was left.
                     t.seeked = false;
                     return Some((Ok(b), t));
+                }
+                // Written data is in the page cache: read it here when the kernel can say so
+                // without blocking (a chunk of recycled memory, no blocking-pool round trip).
+                if let Some(b) = read_now(&mut t.file, &mut t.now, t.pos, t.seeked, want) {
+                    return match b {
+                        Ok(b) => {
+                            t.pos += b.len() as u64;
+                            t.seeked = true;
+                            Some((Ok(b), t))
+                        }
+                        Err(e) => fail(t, e),
+                    };
                 }
                 let Some(mut file) = t.file.take() else {
                     return fail(t, std::io::Error::other("the fill reader was lost"));
@@ -287,6 +302,42 @@ pub fn tail<G: Send + 'static>(
             }
         }
     })
+}
+
+/// Up to `want` bytes from `pos` of the fill file, when they can be read without blocking
+/// (`None`: read on the blocking pool). `seeked`: the file's offset is `pos` already.
+fn read_now(
+    file: &mut Option<std::fs::File>,
+    now: &mut crate::storage::fs::ReadNow,
+    pos: u64,
+    seeked: bool,
+    want: usize,
+) -> Option<std::io::Result<Bytes>> {
+    let file = file.as_mut()?;
+    if !seeked {
+        // A seek moves an offset; it never waits for the device.
+        if let Err(e) = file.seek(std::io::SeekFrom::Start(pos)) {
+            return Some(Err(e));
+        }
+    }
+    let len = want.min(crate::service::chunk::CHUNK);
+    let mut buf = match crate::service::chunk::ChunkBuf::new(len) {
+        Ok(b) => b,
+        Err(e) => return Some(Err(e)),
+    };
+    match now.read(file, buf.as_mut()) {
+        Some(Ok(n)) if n > 0 => Some(Ok(buf.into_bytes(n))),
+        Some(Err(e)) => Some(Err(e)),
+        // Nothing now (or a file shorter than its writer said): the blocking read settles it,
+        // from `pos`, which it seeks to again.
+        Some(Ok(_)) | None => {
+            if !seeked {
+                // The blocking read seeks only when told the offset may be elsewhere.
+                let _ = file.seek(std::io::SeekFrom::Start(pos));
+            }
+            None
+        }
+    }
 }
 
 #[cfg(test)]

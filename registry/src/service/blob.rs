@@ -9,6 +9,7 @@ use futures_util::Stream;
 use oci_spec::image::Digest;
 
 use super::cache::Cached;
+use super::chunk::ChunkBuf;
 use super::slots::DownloadSlot;
 use super::{paths, Registry, Result, ServiceError};
 use crate::storage::BlobReader;
@@ -154,86 +155,6 @@ impl Registry {
     }
 }
 
-/// One download chunk's memory: full-size chunks are anonymous mappings recycled through
-/// [`IDLE_CHUNKS`], the tail of a blob an ordinary allocation.
-///
-/// Why not the heap: chunks allocated on the async threads' heaps stay in the process after a
-/// burst of slow readers is gone (glibc keeps freed blocks there once its mmap threshold has
-/// risen; 140 MB in `registry_hostile::slow_readers_keep_memory_and_threads_bounded`). Why
-/// recycled: a fresh mapping per chunk costs its page faults and zeroing every time (measured:
-/// 0.85 s of CPU per GiB served over TLS, against 0.37 s with reuse). Recycled, a chunk costs
-/// neither; mappings beyond [`KEEP_IDLE`] are unmapped when their chunk has been sent, so the
-/// memory goes back to the system.
-enum ChunkBuf {
-    Mapped(memmap2::MmapMut),
-    Heap(Vec<u8>),
-}
-
-/// Idle chunk mappings kept for reuse at most (8 MiB).
-const KEEP_IDLE: usize = 64;
-
-/// Mappings of sent chunks, ready for the next read.
-static IDLE_CHUNKS: std::sync::Mutex<Vec<memmap2::MmapMut>> = std::sync::Mutex::new(Vec::new());
-
-/// A sent chunk's mapping goes back to [`IDLE_CHUNKS`] (or is unmapped) when the last
-/// `Bytes` of it is dropped.
-struct Recycled(Option<memmap2::MmapMut>);
-
-impl AsRef<[u8]> for Recycled {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_deref().unwrap_or_default()
-    }
-}
-
-impl Drop for Recycled {
-    fn drop(&mut self) {
-        if let Some(m) = self.0.take() {
-            let mut idle = IDLE_CHUNKS
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if idle.len() < KEEP_IDLE {
-                idle.push(m);
-            }
-        }
-    }
-}
-
-impl ChunkBuf {
-    /// A buffer of `len` bytes (its contents are whatever it held before: only what a read
-    /// puts there is ever handed on).
-    fn new(len: usize) -> std::io::Result<Self> {
-        if len != DOWNLOAD_CHUNK_BYTES as usize {
-            return Ok(Self::Heap(vec![0u8; len]));
-        }
-        let reused = IDLE_CHUNKS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
-        Ok(Self::Mapped(match reused {
-            Some(m) => m,
-            None => memmap2::MmapMut::map_anon(len)?,
-        }))
-    }
-
-    fn as_mut(&mut self) -> &mut [u8] {
-        match self {
-            Self::Mapped(m) => m,
-            Self::Heap(v) => v,
-        }
-    }
-
-    /// The first `len` bytes, without a copy.
-    fn into_bytes(self, len: usize) -> Bytes {
-        match self {
-            Self::Mapped(m) => Bytes::from_owner(Recycled(Some(m))).slice(..len),
-            Self::Heap(mut v) => {
-                v.truncate(len);
-                Bytes::from(v)
-            }
-        }
-    }
-}
-
 /// State of one streamed download.
 struct Download {
     /// `None` while a read is in flight (the reader is on the blocking pool).
@@ -325,53 +246,5 @@ impl Download {
                 Some((Err(e), self))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn idle() -> usize {
-        IDLE_CHUNKS.lock().unwrap().len()
-    }
-
-    /// Full-size chunks are recycled (a sent chunk's mapping serves the next read) and only the
-    /// bytes a read filled are handed on, never what a recycled mapping held before.
-    #[test]
-    fn chunks_are_recycled_and_expose_only_what_was_read() {
-        let full = DOWNLOAD_CHUNK_BYTES as usize;
-        let mut a = ChunkBuf::new(full).unwrap();
-        a.as_mut().fill(0xAA);
-        let bytes = a.into_bytes(full);
-        assert_eq!(bytes.len(), full);
-        // A slice keeps the mapping alive (not recycled under it) after the chunk is dropped.
-        let part = bytes.slice(10..20);
-        drop(bytes);
-        let mut other = ChunkBuf::new(full).unwrap();
-        other.as_mut().fill(0x55);
-        assert_eq!(&part[..], &[0xAA; 10]);
-        drop(other);
-        drop(part);
-        assert!(idle() >= 1, "back for reuse once the last slice is gone");
-
-        let mut b = ChunkBuf::new(full).unwrap();
-        b.as_mut()[..3].copy_from_slice(b"abc");
-        let short = b.into_bytes(3);
-        assert_eq!(&short[..], b"abc");
-        drop(short);
-
-        // The tail of a blob is an ordinary allocation.
-        let mut t = ChunkBuf::new(100).unwrap();
-        assert!(matches!(t, ChunkBuf::Heap(_)));
-        t.as_mut()[..2].copy_from_slice(b"zz");
-        assert_eq!(&t.into_bytes(2)[..], b"zz");
-
-        // At most KEEP_IDLE mappings are kept.
-        let many: Vec<Bytes> = (0..KEEP_IDLE + 10)
-            .map(|_| ChunkBuf::new(full).unwrap().into_bytes(1))
-            .collect();
-        drop(many);
-        assert!(idle() <= KEEP_IDLE);
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod blob;
 pub mod cache;
+pub mod chunk;
 pub mod manifest;
 pub mod paths;
 pub mod slots;

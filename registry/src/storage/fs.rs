@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::{check_path, BlobReader, FileInfo, FileWriter, Result, StorageDriver, StorageError};
 
-/// How [`FsReader::read_now`] reads without blocking, found on its first call.
+/// How [`ReadNow`] reads without blocking, found on its first call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NowMode {
     Untried,
@@ -23,11 +23,67 @@ enum NowMode {
     Never,
 }
 
-/// A stored file being read: reads of data already in memory are served on the caller's
-/// (async) thread, which spares a blocking-pool hand-off (two thread wake-ups) per chunk.
+/// Reads of a file's data that is already in memory, on the caller's (async) thread: what
+/// spares a blocking-pool hand-off (two thread wake-ups) per chunk. Used by this driver's
+/// readers and by the mirror's readers of a growing fill file.
+#[derive(Debug)]
+pub struct ReadNow(NowMode);
+
+impl Default for ReadNow {
+    fn default() -> Self {
+        Self(NowMode::Untried)
+    }
+}
+
+impl ReadNow {
+    /// Reads from `file`'s offset (and advances it) what can be had without waiting for the
+    /// device: `Some(Ok(n))`, `n` = 0 at the end; `None` when the read would block or the file
+    /// system cannot tell (then read on a blocking thread).
+    pub fn read(&mut self, file: &mut File, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+        use rustix::io::{Errno, ReadWriteFlags};
+        match self.0 {
+            NowMode::Never => None,
+            NowMode::Memory => Some(file.read(buf)),
+            NowMode::Untried | NowMode::NoWait => {
+                // `u64::MAX`: read at, and advance, the file's own offset.
+                let result = rustix::io::preadv2(
+                    &*file,
+                    &mut [std::io::IoSliceMut::new(buf)],
+                    u64::MAX,
+                    ReadWriteFlags::NOWAIT,
+                );
+                match result {
+                    Ok(n) => {
+                        self.0 = NowMode::NoWait;
+                        Some(Ok(n))
+                    }
+                    Err(Errno::AGAIN) => {
+                        self.0 = NowMode::NoWait;
+                        None
+                    }
+                    Err(Errno::OPNOTSUPP) if self.0 == NowMode::Untried => {
+                        self.0 = if is_tmpfs(file) {
+                            NowMode::Memory
+                        } else {
+                            NowMode::Never
+                        };
+                        self.read(file, buf)
+                    }
+                    Err(_) => {
+                        // Let the blocking read meet (and report) whatever this was.
+                        self.0 = NowMode::Never;
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A stored file being read ([`ReadNow`] for what is in memory).
 struct FsReader {
     file: File,
-    now: NowMode,
+    now: ReadNow,
 }
 
 impl std::io::Read for FsReader {
@@ -38,39 +94,7 @@ impl std::io::Read for FsReader {
 
 impl BlobReader for FsReader {
     fn read_now(&mut self, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
-        use rustix::io::{Errno, ReadWriteFlags};
-        match self.now {
-            NowMode::Never => None,
-            NowMode::Memory => Some(self.file.read(buf)),
-            NowMode::Untried | NowMode::NoWait => {
-                // `u64::MAX`: read at, and advance, the file's own offset.
-                let mut slices = [std::io::IoSliceMut::new(buf)];
-                match rustix::io::preadv2(&self.file, &mut slices, u64::MAX, ReadWriteFlags::NOWAIT)
-                {
-                    Ok(n) => {
-                        self.now = NowMode::NoWait;
-                        Some(Ok(n))
-                    }
-                    Err(Errno::AGAIN) => {
-                        self.now = NowMode::NoWait;
-                        None
-                    }
-                    Err(Errno::OPNOTSUPP) if self.now == NowMode::Untried => {
-                        self.now = if is_tmpfs(&self.file) {
-                            NowMode::Memory
-                        } else {
-                            NowMode::Never
-                        };
-                        self.read_now(buf)
-                    }
-                    Err(_) => {
-                        // Let the blocking read meet (and report) whatever this was.
-                        self.now = NowMode::Never;
-                        None
-                    }
-                }
-            }
-        }
+        self.now.read(&mut self.file, buf)
     }
 }
 
@@ -184,7 +208,7 @@ impl StorageDriver for FsDriver {
         }
         Ok(Box::new(FsReader {
             file: f,
-            now: NowMode::Untried,
+            now: ReadNow::default(),
         }))
     }
 
