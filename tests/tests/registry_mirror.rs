@@ -232,12 +232,6 @@ fn upstream_down_serves_cached_and_fails_uncached_clearly() {
 /// both through the one mirror (containerd sends `?ns=<registry>`).
 #[test]
 fn containerd_hosts_toml_mirrors_two_registries_through_ns() {
-    let sock = "/var/run/docker/containerd/containerd.sock";
-    assert!(
-        Path::new(sock).exists(),
-        "no containerd socket at {sock}: the Docker Engine (and its containerd) must be running"
-    );
-    require("ctr", "installed with the Docker Engine");
     let tmp = tempfile::tempdir().unwrap();
     let hub = Registry::start(&tmp.path().join("hub"), &[]);
     let ghcr = Registry::start(&tmp.path().join("ghcr"), &[]);
@@ -252,61 +246,24 @@ fn containerd_hosts_toml_mirrors_two_registries_through_ns() {
             &format!("ghcr.io={}", ghcr.url()),
         ],
     );
-    let hosts = tmp.path().join("hosts");
-    for (registry, server) in [
-        ("docker.io", "https://registry-1.docker.io"),
-        ("ghcr.io", "https://ghcr.io"),
-    ] {
-        let dir = hosts.join(registry);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("hosts.toml"),
-            format!(
-                "server = \"{server}\"\n\n[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-                mirror.url()
-            ),
-        )
-        .unwrap();
-    }
-    let ns = format!("berth-mirror-{}", nonce());
-    let ctr = |args: &[&str]| {
-        Command::new("ctr")
-            .args(["--address", sock, "-n", &ns])
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let mut results = Vec::new();
+    let hosts = hosts_dir(
+        tmp.path(),
+        &[
+            ("docker.io", "https://registry-1.docker.io"),
+            ("ghcr.io", "https://ghcr.io"),
+        ],
+        &mirror.url(),
+    );
     for (reference, digest) in [
         ("docker.io/library/tiny:1", &tiny),
         ("ghcr.io/org/app:v1", &app),
     ] {
-        let out = ctr(&[
-            "images",
-            "pull",
-            "--hosts-dir",
-            hosts.to_str().unwrap(),
-            reference,
-        ]);
-        let listed = ctr(&["images", "ls"]);
-        results.push((
-            reference,
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-            String::from_utf8_lossy(&listed.stdout).contains(digest.as_str()),
-        ));
-    }
-    // Clean up the namespace before asserting.
-    for (reference, ..) in &results {
-        let _ = ctr(&["images", "rm", reference]);
-    }
-    let _ = ctr(&["content", "prune", "references"]);
-    let _ = Command::new("ctr")
-        .args(["--address", sock, "namespaces", "rm", &ns])
-        .output();
-    for (reference, ok, err, listed) in results {
+        let (ok, err, listed) = ctr_pull(&hosts, reference);
         assert!(ok, "ctr pull {reference}: {err}");
-        assert!(listed, "{reference} has the upstream's digest");
+        assert!(
+            listed.contains(digest.as_str()),
+            "{reference} has the upstream's digest"
+        );
     }
     let log = mirror.log_text();
     assert!(
@@ -523,17 +480,7 @@ fn an_upstream_with_token_auth_takes_the_mirror_credentials() {
     // The same directory (and so the same data) again, now with auth.
     drop(seed_registry);
     let htpasswd = tmp.path().join("htpasswd");
-    let mut add = Command::new(bin("berth-registry"))
-        .args(["user", "add", "mirror", "--password-stdin", "--htpasswd"])
-        .arg(&htpasswd)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        add.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
-    }
-    assert!(add.wait().unwrap().success());
+    add_user(&htpasswd, "mirror", "s3cret");
     let hub_cfg = tmp.path().join("hub.toml");
     std::fs::write(
         &hub_cfg,
@@ -589,6 +536,19 @@ fn an_upstream_with_token_auth_takes_the_mirror_credentials() {
     );
 }
 
+/// Adds `name` with `password` to the `htpasswd` file (`berth-registry user add`).
+fn add_user(htpasswd: &Path, name: &str, password: &str) {
+    use std::io::Write as _;
+    let mut add = Command::new(bin("berth-registry"))
+        .args(["user", "add", name, "--password-stdin", "--htpasswd"])
+        .arg(htpasswd)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(add.wait().unwrap().success());
+}
+
 /// The containerd `hosts.toml` directory for `registries`, each mirrored by `mirror_url`.
 fn hosts_dir(dir: &Path, registries: &[(&str, &str)], mirror_url: &str) -> std::path::PathBuf {
     let hosts = dir.join(format!("hosts-{}", nonce()));
@@ -606,8 +566,9 @@ fn hosts_dir(dir: &Path, registries: &[(&str, &str)], mirror_url: &str) -> std::
     hosts
 }
 
-/// `ctr images pull --hosts-dir HOSTS REFERENCE` in a namespace of its own, removed after.
-fn ctr_pull(hosts: &Path, reference: &str) -> (bool, String) {
+/// `ctr images pull --hosts-dir HOSTS REFERENCE` in a namespace of its own, removed after:
+/// whether it succeeded, its stderr, and `ctr images ls` right after.
+fn ctr_pull(hosts: &Path, reference: &str) -> (bool, String, String) {
     let sock = "/var/run/docker/containerd/containerd.sock";
     assert!(
         Path::new(sock).exists(),
@@ -629,6 +590,7 @@ fn ctr_pull(hosts: &Path, reference: &str) -> (bool, String) {
         hosts.to_str().unwrap(),
         reference,
     ]);
+    let listed = ctr(&["images", "ls"]);
     let _ = ctr(&["images", "rm", reference]);
     let _ = ctr(&["content", "prune", "references"]);
     let _ = Command::new("ctr")
@@ -637,6 +599,7 @@ fn ctr_pull(hosts: &Path, reference: &str) -> (bool, String) {
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
+        String::from_utf8_lossy(&listed.stdout).into_owned(),
     )
 }
 
@@ -648,17 +611,7 @@ fn ns_routed_reads_are_checked_under_the_mirrored_name() {
     seed(tmp.path(), &hub.addr, "library/tiny", "1", 0);
     let (app, _) = seed(tmp.path(), &ghcr.addr, "org/app", "v1", 1);
     let htpasswd = tmp.path().join("htpasswd");
-    let mut add = Command::new(bin("berth-registry"))
-        .args(["user", "add", "alice", "--password-stdin", "--htpasswd"])
-        .arg(&htpasswd)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        add.stdin.take().unwrap().write_all(b"alice-pw\n").unwrap();
-    }
-    assert!(add.wait().unwrap().success());
+    add_user(&htpasswd, "alice", "alice-pw");
     // ghcr.io's names are anonymous-pull, whatever the route (`?ns=` or the path prefix);
     // everything else (docker.io's names included) needs alice.
     let config = |token: &str| {
@@ -770,9 +723,9 @@ fn ns_routed_reads_are_checked_under_the_mirrored_name() {
         ],
         &token.url(),
     );
-    let (ok, err) = ctr_pull(&hosts, "ghcr.io/org/app:v1");
+    let (ok, err, _) = ctr_pull(&hosts, "ghcr.io/org/app:v1");
     assert!(ok, "anonymous ctr pull of a ghcr.io name: {err}");
-    let (ok, err) = ctr_pull(&hosts, "docker.io/library/tiny:1");
+    let (ok, err, _) = ctr_pull(&hosts, "docker.io/library/tiny:1");
     assert!(
         !ok,
         "anonymous ctr pull of a docker.io name must be refused"

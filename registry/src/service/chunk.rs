@@ -17,8 +17,8 @@ use bytes::Bytes;
 /// neither; mappings beyond [`KEEP_IDLE`] are unmapped when their chunk has been sent, so the
 /// memory goes back to the system.
 pub(crate) enum ChunkBuf {
-    /// A recycled mapping.
-    Mapped(memmap2::MmapMut),
+    /// A recycled mapping (back to the idle ones when dropped unused, too).
+    Mapped(Recycled),
     /// An ordinary allocation.
     Heap(Vec<u8>),
 }
@@ -33,9 +33,9 @@ const KEEP_IDLE: usize = 64;
 /// Mappings of sent chunks, ready for the next read.
 static IDLE_CHUNKS: std::sync::Mutex<Vec<memmap2::MmapMut>> = std::sync::Mutex::new(Vec::new());
 
-/// A sent chunk's mapping goes back to [`IDLE_CHUNKS`] (or is unmapped) when the last
-/// `Bytes` of it is dropped.
-struct Recycled(Option<memmap2::MmapMut>);
+/// A chunk's mapping, back to [`IDLE_CHUNKS`] (or unmapped) when dropped: once the last
+/// `Bytes` of a sent chunk is gone, or a buffer was not used.
+pub(crate) struct Recycled(Option<memmap2::MmapMut>);
 
 impl AsRef<[u8]> for Recycled {
     fn as_ref(&self) -> &[u8] {
@@ -67,16 +67,16 @@ impl ChunkBuf {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop();
-        Ok(Self::Mapped(match reused {
+        Ok(Self::Mapped(Recycled(Some(match reused {
             Some(m) => m,
             None => memmap2::MmapMut::map_anon(len)?,
-        }))
+        }))))
     }
 
     /// The whole buffer, to read into.
     pub(crate) fn as_mut(&mut self) -> &mut [u8] {
         match self {
-            Self::Mapped(m) => m,
+            Self::Mapped(r) => r.0.as_deref_mut().unwrap_or_default(),
             Self::Heap(v) => v,
         }
     }
@@ -84,7 +84,7 @@ impl ChunkBuf {
     /// The first `len` bytes, without a copy.
     pub(crate) fn into_bytes(self, len: usize) -> Bytes {
         match self {
-            Self::Mapped(m) => Bytes::from_owner(Recycled(Some(m))).slice(..len),
+            Self::Mapped(r) => Bytes::from_owner(r).slice(..len),
             Self::Heap(mut v) => {
                 v.truncate(len);
                 Bytes::from(v)
@@ -119,6 +119,10 @@ mod tests {
         drop(other);
         drop(part);
         assert!(idle() >= 1, "back for reuse once the last slice is gone");
+        // An unused buffer goes back too, and the next one reuses it.
+        let before = idle();
+        drop(ChunkBuf::new(full).unwrap());
+        assert!(idle() >= before.max(1));
 
         let mut b = ChunkBuf::new(full).unwrap();
         b.as_mut()[..3].copy_from_slice(b"abc");

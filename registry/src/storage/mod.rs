@@ -105,7 +105,6 @@ pub trait BlobReader: Read + Send {
     }
 }
 impl BlobReader for std::fs::File {}
-impl BlobReader for std::io::Cursor<Vec<u8>> {}
 
 /// An append-only writer. Nothing it wrote is guaranteed durable until [`FileWriter::commit`].
 pub trait FileWriter: Write + Send {
