@@ -326,7 +326,7 @@ fn execute(
             ..Default::default()
         };
         let attachment = crate::network::attach(&dir, &id, &hostname, Some(&mut settings), None)
-            .map_err(|e| setup("cannot connect the RUN container to the bridge")(e.into()))?;
+            .map_err(setup("cannot connect the RUN container to the bridge"))?;
         attached = Some((Released(id.clone()), attachment));
     }
     let opts = RunOptions {
