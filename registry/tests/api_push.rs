@@ -684,6 +684,47 @@ async fn purged_stale_session_is_unknown() {
         0
     );
     h.get(&fresh).await.expect(StatusCode::NO_CONTENT);
+    // A session caught between its data file and its info file (a purge running while it is
+    // being started) is kept too: its directory is new.
+    let id = fresh
+        .split('?')
+        .next()
+        .and_then(|p| p.rsplit('/').next())
+        .unwrap()
+        .to_owned();
+    let dir = find_dir(h.tmp.path(), &id).expect("the session's directory");
+    std::fs::remove_file(dir.join("info")).unwrap();
+    assert_eq!(
+        h.registry
+            .purge_stale_uploads(std::time::Duration::from_secs(3600))
+            .unwrap(),
+        0
+    );
+    h.get(&fresh).await.expect(StatusCode::NO_CONTENT);
+    // Without info and old, it is what a crash left: purged.
+    assert_eq!(
+        h.registry
+            .purge_stale_uploads(std::time::Duration::ZERO)
+            .unwrap(),
+        1
+    );
+    assert!(!dir.exists());
+}
+
+/// The directory named `name` below `root`.
+fn find_dir(root: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(root).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if entry.file_name() == name {
+                return Some(path);
+            }
+            if let Some(found) = find_dir(&path, name) {
+                return Some(found);
+            }
+        }
+    }
+    None
 }
 
 #[tokio::test]

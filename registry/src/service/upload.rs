@@ -309,7 +309,18 @@ impl Registry {
         for id in self.list_or_empty(paths::UPLOADS)? {
             let started = match self.driver.get(&paths::upload_info(&id)) {
                 Ok(b) => serde_json::from_slice::<Info>(&b).map_or(0, |i| i.started_unix),
-                Err(e) if e.is_not_found() => 0,
+                // No info: a session being started right now (`start_upload` writes its data
+                // file, then its info), or one a crash left half made. The directory's age
+                // tells them apart; taking it for stale would pull a new session from under
+                // its first request.
+                Err(e) if e.is_not_found() => match self.driver.stat(&paths::upload_dir(&id)) {
+                    Ok(dir) => dir
+                        .modified
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e.into()),
+                },
                 Err(e) => return Err(e.into()),
             };
             if started > cutoff {
