@@ -263,7 +263,10 @@ struct Bridge {
 /// process: for `bridge` or a user network, sets the bridge up if needed, allocates an
 /// address (with the container's DNS names on a user network), binds and serves the published
 /// ports, adds the address to `/etc/hosts` and fills in `settings` (address, ports) for the
-/// caller to record in `state.json`. `None` for other modes.
+/// caller to record in `state.json`. `None` for other modes. `connected` (from the container
+/// layer) lists the networks `network connect` added while it runs: the prestart hook connects
+/// them again on a restart, and the embedded DNS server answers their names. A build's RUN
+/// container passes `None`.
 ///
 /// # Errors
 /// The network is gone; the bridge, an address or a port could not be had (nothing is left
