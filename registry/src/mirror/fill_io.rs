@@ -328,15 +328,9 @@ fn read_now(
     match now.read(file, buf.as_mut()) {
         Some(Ok(n)) if n > 0 => Some(Ok(buf.into_bytes(n))),
         Some(Err(e)) => Some(Err(e)),
-        // Nothing now (or a file shorter than its writer said): the blocking read settles it,
-        // from `pos`, which it seeks to again.
-        Some(Ok(_)) | None => {
-            if !seeked {
-                // The blocking read seeks only when told the offset may be elsewhere.
-                let _ = file.seek(std::io::SeekFrom::Start(pos));
-            }
-            None
-        }
+        // Nothing now (or a file shorter than its writer said): the blocking read settles it
+        // (the offset is still `pos`: nothing was read).
+        Some(Ok(_)) | None => None,
     }
 }
 

@@ -175,35 +175,29 @@ impl Download {
         }
         #[allow(clippy::cast_possible_truncation)] // at most DOWNLOAD_CHUNK_BYTES
         let want = self.remaining.min(DOWNLOAD_CHUNK_BYTES) as usize;
-        // Data already in memory is read here, without a blocking-pool round trip.
-        if let Some(reader) = self.reader.as_mut() {
-            let mut buf = match ChunkBuf::new(want) {
-                Ok(b) => b,
-                Err(e) => {
-                    self.remaining = 0;
-                    return Some((Err(e), self));
-                }
-            };
-            match reader.read_now(buf.as_mut()) {
-                Some(Ok(n)) if n > 0 => {
-                    self.remaining -= n as u64;
-                    return Some((Ok(buf.into_bytes(n)), self));
-                }
-                Some(Err(e)) => {
-                    self.remaining = 0;
-                    return Some((Err(e), self));
-                }
-                // The end, or it would block: the blocking read below settles it.
-                Some(Ok(_)) | None => {}
+        let mut buf = match ChunkBuf::new(want) {
+            Ok(b) => b,
+            Err(e) => {
+                self.remaining = 0;
+                return Some((Err(e), self));
             }
+        };
+        // Data already in memory is read here, without a blocking-pool round trip.
+        match self.reader.as_mut()?.read_now(buf.as_mut()) {
+            Some(Ok(n)) if n > 0 => {
+                self.remaining -= n as u64;
+                return Some((Ok(buf.into_bytes(n)), self));
+            }
+            Some(Err(e)) => {
+                self.remaining = 0;
+                return Some((Err(e), self));
+            }
+            // The end, or it would block: the blocking read below settles it, into `buf`.
+            Some(Ok(_)) | None => {}
         }
         let io = self.io.clone().acquire_owned().await.ok()?;
         let mut reader = self.reader.take()?;
         let read = tokio::task::spawn_blocking(move || {
-            let mut buf = match ChunkBuf::new(want) {
-                Ok(b) => b,
-                Err(e) => return (reader, Err(e)),
-            };
             let mut filled = 0;
             while filled < want {
                 match reader.read(&mut buf.as_mut()[filled..]) {

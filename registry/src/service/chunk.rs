@@ -117,12 +117,19 @@ mod tests {
         other.as_mut().fill(0x55);
         assert_eq!(&part[..], &[0xAA; 10]);
         drop(other);
-        drop(part);
-        assert!(idle() >= 1, "back for reuse once the last slice is gone");
-        // An unused buffer goes back too, and the next one reuses it.
         let before = idle();
-        drop(ChunkBuf::new(full).unwrap());
-        assert!(idle() >= before.max(1));
+        drop(part);
+        assert_eq!(
+            idle(),
+            before + 1,
+            "back for reuse once the last slice is gone"
+        );
+        // An unused buffer goes back too: the next one takes it, and gives it back.
+        let before = idle();
+        let unused = ChunkBuf::new(full).unwrap();
+        assert_eq!(idle(), before - 1, "taken from the idle mappings");
+        drop(unused);
+        assert_eq!(idle(), before);
 
         let mut b = ChunkBuf::new(full).unwrap();
         b.as_mut()[..3].copy_from_slice(b"abc");
