@@ -94,6 +94,16 @@ impl Manager {
     fn uses_unified(&self) -> bool {
         self.unified.as_ref().is_some_and(|u| u.dir().exists())
     }
+
+    /// The container's directory in the hybrid host's `cgroup2` mount, when it has one
+    /// (limits v1 lacks, the device program).
+    #[must_use]
+    pub fn unified_dir(&self) -> Option<PathBuf> {
+        self.unified
+            .as_ref()
+            .map(v2::Manager::dir)
+            .filter(|d| d.exists())
+    }
 }
 
 impl CgroupManager for Manager {
@@ -160,6 +170,16 @@ impl CgroupManager for Manager {
             }
         }
         Ok(())
+    }
+
+    fn join(&self, in_v2: bool) -> Result<()> {
+        for dir in self.unique_dirs() {
+            write(&dir.join("tasks"), "0")?;
+        }
+        match (&self.unified, in_v2) {
+            (Some(u), false) if self.uses_unified() => u.join(false),
+            _ => Ok(()),
+        }
     }
 
     fn stats(&self) -> Result<Stats> {
@@ -343,6 +363,36 @@ mod tests {
         m.add_task(7).unwrap();
         assert_eq!(get(&unified.join("berth/c3/cgroup.procs")), "7");
         assert_eq!(get(&root.join("memory/berth/c3/cgroup.procs")), "7");
+
+        // The calling thread joins through `tasks` in v1; v2 only when not cloned into it.
+        assert_eq!(
+            Manager::new(&BTreeMap::new(), Some(&unified), Path::new("berth/c3")).unified_dir(),
+            Some(unified.join("berth/c3"))
+        );
+        set_fixture(&unified.join("berth/c3/cgroup.procs"), "");
+        m.join(true).unwrap();
+        assert_eq!(get(&root.join("memory/berth/c3/tasks")), "0");
+        assert_eq!(get(&root.join("cpu/berth/c3/tasks")), "0");
+        assert_eq!(get(&unified.join("berth/c3/cgroup.procs")), "");
+        m.join(false).unwrap();
+        assert_eq!(get(&unified.join("berth/c3/cgroup.procs")), "0");
+    }
+
+    #[test]
+    fn no_unified_directory_no_clone_target() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let unified = root.join("unified");
+        let m = Manager::new(
+            &controllers(root, &["memory"]),
+            Some(&unified),
+            Path::new("berth/c4"),
+        );
+        m.create(None).unwrap();
+        assert_eq!(m.unified_dir(), None);
+        m.join(false).unwrap();
+        assert_eq!(get(&root.join("memory/berth/c4/tasks")), "0");
+        assert!(!unified.join("berth/c4").exists());
     }
 
     #[test]

@@ -133,6 +133,13 @@ impl CgroupManager for Manager {
         write(&self.dir().join("cgroup.procs"), &pid.to_string())
     }
 
+    fn join(&self, in_v2: bool) -> Result<()> {
+        if in_v2 {
+            return Ok(());
+        }
+        write(&self.dir().join("cgroup.procs"), "0")
+    }
+
     fn stats(&self) -> Result<Stats> {
         let dir = self.dir();
         let num = |name: &str| {
@@ -211,6 +218,11 @@ mod tests {
         assert_eq!(get(&dir.join("pids.max")), "10");
         m.add_task(99).unwrap();
         assert_eq!(get(&dir.join("cgroup.procs")), "99");
+        // Cloned into the directory: nothing to write; otherwise the caller's `0`.
+        m.join(true).unwrap();
+        assert_eq!(get(&dir.join("cgroup.procs")), "99");
+        m.join(false).unwrap();
+        assert_eq!(get(&dir.join("cgroup.procs")), "0");
         // cgroupfs files go with the directory; a tempdir's must go first.
         for e in std::fs::read_dir(&dir).unwrap() {
             std::fs::remove_file(e.unwrap().path()).unwrap();

@@ -6,11 +6,14 @@
 //! ```
 //!
 //! With `linux.cgroupsPath`, the caller creates the container's cgroups and writes
-//! `linux.resources` before forking ([`crate::cgroups`]); init waits on a pipe until the
-//! intermediate has added its PID to them, so everything init does, up to and after `execve`, is
-//! limited; the caller removes the cgroups after the exit. The intermediate is never in them.
-//! The byte that lets init go on comes from the caller, after its prestart hook
-//! ([`run_with_prestart`]) has set up what it owns in init's namespaces (the network).
+//! `linux.resources` before forking ([`crate::cgroups`]). Init is born in the container's
+//! cgroup v2 directory when there is one (`clone3` with `CLONE_INTO_CGROUP`) and joins the v1
+//! hierarchies itself as its first step, through each `tasks` file: neither way takes the
+//! kernel's global threadgroup lock that writing a PID to `cgroup.procs` takes, whose RCU grace
+//! period cost every start 6–16 ms after a pause. Everything init does from then on, up to and
+//! after `execve`, is limited; the caller removes the cgroups after the exit. The intermediate
+//! is never in them. Init then waits for one byte from the caller, sent after its prestart
+//! hook ([`run_with_prestart`]) has set up what it owns in init's namespaces (the network).
 //!
 //! The caller waits for the intermediate, which waits for init and exits with its status
 //! (`128+n` for signal `n`). Init reports failures before `execve` through a close-on-exec pipe

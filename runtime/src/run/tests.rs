@@ -323,3 +323,22 @@ fn sysctls_are_written_after_pivot_before_read_only_paths() {
         assert!(!sys.calls().iter().any(|c| matches!(c, Call::Sysctl(..))));
     }
 }
+
+#[test]
+#[allow(unsafe_code)]
+fn fork_into_falls_back_to_a_plain_fork_when_the_kernel_refuses_the_directory() {
+    use nix::unistd::ForkResult;
+    use std::os::fd::AsFd;
+    // Not a cgroup v2 directory: `clone3` fails, so a plain fork, reported as not placed.
+    let not_a_cgroup = std::fs::File::open("/dev/null").unwrap();
+    for target in [Some(not_a_cgroup.as_fd()), None] {
+        match super::wait::fork_into(target).unwrap() {
+            // SAFETY: the child of a multi-threaded test only ends, without atexit handlers.
+            (ForkResult::Child, _) => unsafe { libc::_exit(7) },
+            (ForkResult::Parent { child }, placed) => {
+                assert!(!placed);
+                assert_eq!(wait_for(child).unwrap(), 7);
+            }
+        }
+    }
+}
