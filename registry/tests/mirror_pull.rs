@@ -946,3 +946,73 @@ async fn head_of_an_uncached_manifest_is_a_head_upstream_and_caches_nothing() {
     assert_eq!(r.header("docker-content-digest"), image.digest);
     assert_eq!(hub.faults.total(), before);
 }
+
+#[tokio::test]
+async fn tag_pages_link_back_to_the_mirror_under_the_name_the_client_used() {
+    let ghcr = upstream().await;
+    let mut images = Vec::new();
+    for tag in ["a", "b", "c", "d", "e"] {
+        images.push(ghcr.h.push_image("org/app", tag, &[tag.as_bytes()]).await);
+    }
+    let m = mirror(
+        vec![mirror_cfg("ghcr.io", &ghcr.url, 300)],
+        CacheConfig::default(),
+    );
+    let page = |path: String| {
+        let router = m.router.clone();
+        async move {
+            let r = send_to(&router, req(Method::GET, &path)).await;
+            r.expect(StatusCode::OK);
+            let link = r.header_opt("link").unwrap_or_default().to_owned();
+            (r.json(), link)
+        }
+    };
+    // `?ns=`: the upstream's `Link` comes back pointing here, with the same `ns`.
+    let (body, link) = page("/v2/org/app/tags/list?ns=ghcr.io&n=2".into()).await;
+    assert_eq!(body["name"], "org/app");
+    assert_eq!(body["tags"], serde_json::json!(["a", "b"]));
+    assert_eq!(
+        link,
+        r#"</v2/org/app/tags/list?n=2&last=b&ns=ghcr.io>; rel="next""#
+    );
+    let (body, link) = page("/v2/org/app/tags/list?n=2&last=b&ns=ghcr.io".into()).await;
+    assert_eq!(body["tags"], serde_json::json!(["c", "d"]));
+    assert_eq!(
+        link,
+        r#"</v2/org/app/tags/list?n=2&last=d&ns=ghcr.io>; rel="next""#
+    );
+    let (body, link) = page("/v2/org/app/tags/list?n=2&last=d&ns=ghcr.io".into()).await;
+    assert_eq!(body["tags"], serde_json::json!(["e"]));
+    assert_eq!(link, "", "no page after the last");
+    // A host prefix: the same pages under the prefixed name.
+    let (body, link) = page("/v2/ghcr.io/org/app/tags/list?n=3".into()).await;
+    assert_eq!(body["name"], "ghcr.io/org/app");
+    assert_eq!(body["tags"], serde_json::json!(["a", "b", "c"]));
+    assert_eq!(
+        link,
+        r#"</v2/ghcr.io/org/app/tags/list?n=3&last=c>; rel="next""#
+    );
+    // A bad `n` is refused here, as for local names, without asking the upstream.
+    let before = ghcr.faults.total();
+    let r = send_to(
+        &m.router,
+        req(Method::GET, "/v2/org/app/tags/list?ns=ghcr.io&n=x"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(ghcr.faults.total(), before);
+    // Upstream down: the cached tags, paginated here the same way.
+    for image in &images[..3] {
+        pull(&m.router, "org/app", "?ns=ghcr.io", image).await;
+    }
+    ghcr.faults.down.store(true, Ordering::SeqCst);
+    let (body, link) = page("/v2/org/app/tags/list?ns=ghcr.io&n=2".into()).await;
+    assert_eq!(body["tags"], serde_json::json!(["a", "b"]));
+    assert_eq!(
+        link,
+        r#"</v2/org/app/tags/list?n=2&last=b&ns=ghcr.io>; rel="next""#
+    );
+    let (body, link) = page("/v2/org/app/tags/list?n=2&last=b&ns=ghcr.io".into()).await;
+    assert_eq!(body["tags"], serde_json::json!(["c"]));
+    assert_eq!(link, "");
+}

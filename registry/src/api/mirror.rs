@@ -39,7 +39,7 @@ pub async fn handle(ctx: &Ctx, mirror: &Arc<Mirror>, route: &Route) -> Option<Ap
     Some(match route {
         Route::Manifest { reference, .. } => manifest(ctx, mirror, &target, reference).await,
         Route::Blob { digest, .. } => blob(ctx, mirror, &target, digest).await,
-        Route::Tags { .. } => tags(ctx, mirror, &target).await,
+        Route::Tags { .. } => tags(ctx, mirror, name, &target).await,
         _ => return None,
     })
 }
@@ -305,18 +305,22 @@ fn headers_only(digest: &oci_spec::image::Digest, size: Option<u64>) -> axum::re
     b.body(Body::empty()).expect("valid response")
 }
 
-/// end-8 for a mirrored name: the upstream's list, or the cached tags when it is unavailable.
-async fn tags(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target) -> ApiResult {
+/// end-8 for a mirrored name: the upstream's page of tags, its `Link` to the next page turned
+/// into one to this registry under the name the client used (with its `?ns=`); the cached
+/// tags, paginated here, when the upstream is unavailable.
+async fn tags(ctx: &Ctx, mirror: &Arc<Mirror>, name: &str, t: &Target) -> ApiResult {
+    let (n, last) = super::tags::page_params(ctx)?;
+    let base = format!("/v2/{name}/tags/list");
+    let ns = ctx.query.get("ns");
     let mut path = "tags/list".to_owned();
-    let n = ctx.query.get("n");
-    let last = ctx.query.get("last");
     // (The serializer is not `Send`: finish it before any await.)
     let q = {
         let mut q = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [("n", n), ("last", last)] {
-            if let Some(v) = v {
-                q.append_pair(k, v);
-            }
+        if let Some(n) = n {
+            q.append_pair("n", &n.to_string());
+        }
+        if let Some(last) = last {
+            q.append_pair("last", last);
         }
         q.finish()
     };
@@ -329,15 +333,25 @@ async fn tags(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target) -> ApiResult {
         .await;
     if let Ok(resp) = upstream {
         if resp.status().is_success() {
+            let next = resp
+                .headers()
+                .get(header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_page);
             if let Ok(v) = resp.json::<serde_json::Value>().await {
                 let tags = v.get("tags").cloned().unwrap_or(serde_json::json!([]));
-                let body = serde_json::json!({"name": ctx_name(ctx, t), "tags": tags});
-                return Ok((
-                    StatusCode::OK,
-                    [("content-type", "application/json")],
-                    body.to_string(),
-                )
-                    .into_response());
+                let body = serde_json::json!({"name": name, "tags": tags});
+                let mut b = Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json");
+                if let Some((page_n, next_last)) = next {
+                    let page_n = page_n.or(n).unwrap_or(tags.as_array().map_or(0, Vec::len));
+                    let link = super::tags::next_link(&base, page_n, &next_last, ns);
+                    b = b.header(header::LINK, link);
+                }
+                return Ok(b
+                    .body(Body::from(body.to_string()))
+                    .expect("valid response"));
             }
         } else if resp.status() == StatusCode::NOT_FOUND {
             return Err(ApiError::new(
@@ -349,17 +363,61 @@ async fn tags(ctx: &Ctx, mirror: &Arc<Mirror>, t: &Target) -> ApiResult {
             ));
         }
     }
-    let n = n.and_then(|v| v.parse().ok());
     let page = mirror.store.list_tags(&t.repo, n, last)?;
-    let body = serde_json::json!({"name": ctx_name(ctx, t), "tags": page.items});
-    Ok((
-        StatusCode::OK,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response())
+    let body = serde_json::json!({"name": name, "tags": page.items});
+    Ok(super::tags::json_page(
+        &base,
+        n,
+        &page,
+        body.to_string().into_bytes(),
+        ns,
+    ))
 }
 
-fn ctx_name(_ctx: &Ctx, t: &Target) -> String {
-    t.remote.clone()
+/// `(n, last)` of the next page from an upstream's `Link: <…?n=…&last=…>; rel="next"` (the URL
+/// relative or absolute); `None` without a next page.
+fn next_page(link: &str) -> Option<(Option<usize>, String)> {
+    let (url, params) = link.split_once('>')?;
+    if !params.contains("rel=\"next\"") && !params.contains("rel=next") {
+        return None;
+    }
+    let query = url.trim_start().strip_prefix('<')?.split_once('?')?.1;
+    let mut n = None;
+    let mut last = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "n" => n = v.parse().ok(),
+            "last" => last = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    Some((n, last?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_page;
+
+    #[test]
+    fn next_page_reads_relative_and_absolute_links() {
+        assert_eq!(
+            next_page(r#"</v2/org/app/tags/list?n=2&last=b>; rel="next""#),
+            Some((Some(2), "b".to_owned()))
+        );
+        assert_eq!(
+            next_page(r#"<https://ghcr.io/v2/org/app/tags/list?last=v%2B1&n=50>; rel="next""#),
+            Some((Some(50), "v+1".to_owned()))
+        );
+        assert_eq!(
+            next_page("</v2/x/tags/list?last=z>; rel=next"),
+            Some((None, "z".to_owned()))
+        );
+        // No next page, or none to find.
+        assert_eq!(
+            next_page(r#"</v2/x/tags/list?n=2&last=b>; rel="prev""#),
+            None
+        );
+        assert_eq!(next_page(r#"</v2/x/tags/list?n=2>; rel="next""#), None);
+        assert_eq!(next_page("garbage"), None);
+    }
 }
