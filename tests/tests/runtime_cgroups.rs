@@ -252,3 +252,38 @@ fn inspect_reports_the_oom_kill() {
         assert_eq!(got.trim(), want, "{dname}");
     }
 }
+
+#[test]
+fn exec_processes_are_in_every_cgroup_of_the_container() {
+    let env = Env::new();
+    let id = env.detach(&["--pids-limit", "20"], "sleep 300");
+    env.ok(&["exec", "-d", &id, "sleep", "299"]);
+    let dirs = container_cgroup_dirs(&id);
+    assert!(!dirs.is_empty());
+    let is_exec = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+            == "sleep\u{0}299\u{0}"
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        let procs = std::fs::read_to_string(dirs[0].join("cgroup.procs")).unwrap_or_default();
+        if let Some(p) = procs.split_whitespace().find(|p| is_exec(p)) {
+            break p.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the exec'd process never showed up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // In each hierarchy (v1 controllers and the cgroup2 directory alike), as init is.
+    for d in &dirs {
+        let procs = read(&d.join("cgroup.procs"));
+        assert!(
+            procs.split_whitespace().any(|p| p == pid),
+            "{pid} not in {}: {procs}",
+            d.display()
+        );
+    }
+    env.ok(&["rm", "-f", &id]);
+}

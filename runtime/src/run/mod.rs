@@ -44,7 +44,7 @@ pub use init::{
 pub use main_process::{run, run_full, run_with, run_with_prestart, Exit, PrestartError, Stdio};
 pub(crate) use message::report_and_exit;
 pub use message::Report;
-pub(crate) use wait::{chain, close_fds_except, wait_for};
+pub(crate) use wait::{chain, close_fds_except, fork_into, wait_for};
 
 #[cfg(test)]
 mod tests;
