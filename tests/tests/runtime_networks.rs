@@ -658,3 +658,93 @@ fn a_connected_network_resolves_names_and_comes_back_after_a_restart() {
     env.ok(&["rm", "-f", "app", "peer"]);
     env.ok(&["network", "rm", "home", "extra"]);
 }
+
+#[test]
+fn network_connect_is_kept_across_starts_and_takes_containers_that_do_not_run() {
+    let env = env();
+    env.ok(&["network", "create", "base"]);
+    env.ok(&["network", "create", "more"]);
+    env.ok(&["network", "create", "spare"]);
+    // Connected before it ever ran: Docker keeps the request and connects it at start.
+    let out = env.berth(&[
+        "create",
+        "--name",
+        "late",
+        "--network",
+        "base",
+        "bb:1",
+        "sh",
+        "-c",
+        SERVE,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        env.ok(&["network", "connect", "--alias", "tardy", "more", "late"]),
+        ""
+    );
+    let networks = || {
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{range $n, $e := .NetworkSettings.Networks}}{{$n}}=[{{$e.IPAddress}}] {{end}}",
+            "late",
+        ])
+    };
+    assert_eq!(networks().trim(), "base=[] more=[]");
+    env.ok(&["start", "late"]);
+    let out = env.ok(&["exec", "late", "ip", "-4", "-o", "addr", "show", "eth1"]);
+    assert!(out.contains("inet "), "{out}");
+    // `more`'s containers reach it by name and alias.
+    let (code, out, err) = env.sh(
+        &["--network", "more"],
+        "for n in late tardy; do echo | nc -w 5 $n 8000; done",
+    );
+    assert_eq!((code, out.matches("pong").count()), (0, 2), "{out}{err}");
+    assert!(networks().contains("more=[1"), "{}", networks());
+
+    // Stopped and started again (a new owner, new addresses): still on both networks.
+    env.ok(&["stop", "-t", "1", "late"]);
+    assert_eq!(networks().trim(), "base=[] more=[]");
+    env.ok(&["start", "late"]);
+    let out = env.ok(&["exec", "late", "ip", "-4", "-o", "addr", "show", "eth1"]);
+    assert!(out.contains("inet "), "{out}");
+    let (_, out, _) = env.sh(&["--network", "more"], "echo | nc -w 5 late 8000");
+    assert_eq!(out, "pong\n");
+
+    // Taken off while it does not run: not connected at the next start.
+    env.ok(&["stop", "-t", "1", "late"]);
+    assert_eq!(env.ok(&["network", "disconnect", "more", "late"]), "");
+    env.ok(&["start", "late"]);
+    let out = env.ok(&["exec", "late", "ip", "-o", "link"]);
+    assert!(!out.contains("eth1"), "{out}");
+    assert_eq!(networks().trim().matches('=').count(), 1, "{}", networks());
+
+    // While it runs, interface numbers are reused, never doubled: eth1 and eth2, eth1 goes,
+    // the next one takes eth1 again.
+    env.ok(&["network", "connect", "more", "late"]);
+    env.ok(&["network", "connect", "spare", "late"]);
+    env.ok(&["network", "disconnect", "more", "late"]);
+    env.ok(&["network", "connect", "more", "late"]);
+    let out = env.ok(&["exec", "late", "ip", "-o", "link"]);
+    assert!(out.contains("eth1") && out.contains("eth2"), "{out}");
+    let (_, out, _) = env.sh(&["--network", "more"], "echo | nc -w 5 late 8000");
+    assert_eq!(out, "pong\n");
+    let (_, out, _) = env.sh(&["--network", "spare"], "echo | nc -w 5 late 8000");
+    assert_eq!(out, "pong\n");
+
+    // A requested network removed while the container is stopped: its start says so.
+    env.ok(&["stop", "-t", "1", "late"]);
+    assert_eq!(env.ok(&["network", "rm", "spare"]), "spare\n");
+    let out = env.berth(&["start", "late"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("network spare not found"), "{err}");
+    // Taking the request off the removed network lets it start again.
+    assert_eq!(env.ok(&["network", "disconnect", "spare", "late"]), "");
+    env.ok(&["start", "late"]);
+    let out = env.ok(&["exec", "late", "ip", "-o", "link"]);
+    assert!(out.contains("eth1") && !out.contains("eth2"), "{out}");
+    env.ok(&["network", "disconnect", "more", "late"]);
+    env.ok(&["rm", "-f", "late"]);
+    env.ok(&["network", "rm", "base", "more"]);
+}

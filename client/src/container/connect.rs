@@ -1,12 +1,17 @@
-//! `network connect` and `network disconnect` of a running container, with Docker's messages:
-//! one more user network while it runs ([`crate::network::connect`]), recorded in its
-//! `state.json` (`NetworkSettings.Connected`).
+//! `network connect` and `network disconnect`, with Docker's messages: one more user network
+//! for a container, kept in its `state.json` across starts (`Requested`, Docker's container
+//! configuration) and connected at once when it runs ([`crate::network::connect`]; the
+//! address and interface go to `Connected`); a container that does not run gets it at its
+//! next start, from its owner's prestart hook, which reads and records through
+//! [`connected_networks`].
 //!
 //! May call [`super::state`] and [`crate::network`].
 
 use std::path::Path;
 
+use super::lock::Lock;
 use super::state::{self, StateError, Status};
+use crate::network::connect::{self, Connection};
 use crate::network::store::{self as networks, StoreError};
 
 /// The store's message, as Docker's daemon words it.
@@ -45,11 +50,6 @@ pub enum ConnectError {
         /// Its network.
         current: String,
     },
-    /// It does not run.
-    #[error(
-        "Error response from daemon: berth connects running containers only; `{0}` is not running"
-    )]
-    NotRunning(String),
     /// It is not on that network.
     #[error(
         "Error response from daemon: container {container} is not connected to network {network}"
@@ -73,18 +73,43 @@ pub enum ConnectError {
     Interface(#[from] crate::network::connect::InterfaceError),
 }
 
-/// What the owner of the container in `dir` reads, at each restart and on DNS misses, for the
-/// networks `network connect` added while it runs ([`crate::network::Connected`]).
+/// The networks `network connect` added to the container in `dir`, as its owner reads them at
+/// each start and on DNS misses and records those it connects ([`crate::network::Connected`]).
 #[must_use]
 pub fn connected_networks(dir: &Path) -> crate::network::Connected {
-    let dir = dir.to_owned();
-    std::sync::Arc::new(move || {
-        state::load(&dir)
+    std::sync::Arc::new(StateExtra(dir.to_owned()))
+}
+
+/// [`connect::Extra`] on the container's `state.json`.
+struct StateExtra(std::path::PathBuf);
+
+impl StateExtra {
+    fn settings(&self) -> crate::network::Settings {
+        state::load(&self.0)
             .ok()
             .and_then(|s| s.network)
-            .map(|n| n.connected)
             .unwrap_or_default()
-    })
+    }
+}
+
+impl connect::Extra for StateExtra {
+    fn connected(&self) -> Vec<Connection> {
+        self.settings().connected
+    }
+
+    fn requested(&self) -> Vec<connect::Requested> {
+        self.settings().requested
+    }
+
+    fn record(&self, conn: &Connection) -> Result<(), String> {
+        state::update(&self.0, |s| {
+            let n = s.network.get_or_insert_with(Default::default);
+            n.connected.retain(|c| c.network_id != conn.network_id);
+            n.connected.push(conn.clone());
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
 }
 
 /// `network connect [--alias A] NETWORK CONTAINER`.
@@ -102,7 +127,8 @@ pub fn connect(
     let current = st.network.clone().unwrap_or_default();
     let already = current.network_id.as_deref() == Some(def.id.as_str())
         || (def.is_predefined() && current.network_mode == def.name)
-        || current.connected.iter().any(|c| c.network_id == def.id);
+        || current.connected.iter().any(|c| c.network_id == def.id)
+        || current.requested.iter().any(|r| r.network_id == def.id);
     if already {
         return Err(ConnectError::AlreadyConnected {
             container: st.name,
@@ -121,44 +147,107 @@ pub fn connect(
             current: current.network_mode,
         });
     }
-    let init = st
+    let requested = connect::Requested {
+        network: def.name.clone(),
+        network_id: def.id.clone(),
+        aliases: aliases.to_vec(),
+    };
+    // Kept first: a start between here and the interface below connects it from its prestart
+    // hook, and this one then finds it connected.
+    let lock = Lock::take(&dir).map_err(StateError::from)?;
+    let mut st = state::load(&dir)?;
+    st.network
+        .get_or_insert_with(Default::default)
+        .requested
+        .push(requested);
+    state::save(&dir, &st, &lock)?;
+    let running = st
         .init
-        .filter(|i| st.status() == Status::Running && !st.restarting && i.alive())
-        .ok_or_else(|| ConnectError::NotRunning(st.name.clone()))?;
+        .filter(|i| st.status() == Status::Running && !st.restarting && i.alive());
+    let Some(init) = running else {
+        // Connected when it starts.
+        return Ok(());
+    };
     let hostname = fs_err::read_to_string(dir.join("hostname"))
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
-    let short = st.short_id().to_owned();
-    let mut names = vec![st.name.as_str(), short.as_str()];
-    if !hostname.is_empty() {
-        names.insert(1, hostname.as_str());
+    let names = connect::container_names(&st.name, &hostname, &st.id);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let n = connect::next_index(&current.connected);
+    let result = connect::connect(&st.id, &names, aliases, init.pid, st.monitor, &def, n);
+    let conn = match result {
+        Ok(conn) => conn,
+        Err(e) => {
+            forget_request(&dir, &def.id, &lock);
+            return Err(e.into());
+        }
+    };
+    st = state::load(&dir)?;
+    let n = st.network.get_or_insert_with(Default::default);
+    n.connected.retain(|c| c.network_id != def.id);
+    n.connected.push(conn);
+    state::save(&dir, &st, &lock)?;
+    Ok(())
+}
+
+/// `disconnect` from a network that was removed while the container asked for it (so its
+/// start fails): the request goes; `missing` (no such network) when there is none.
+fn forget_removed(
+    data_root: &Path,
+    network: &str,
+    container: &str,
+    missing: StoreError,
+) -> Result<(), ConnectError> {
+    let (dir, st) = state::find(data_root, container)?;
+    let asked = st.network.as_ref().is_some_and(|n| {
+        n.requested
+            .iter()
+            .any(|r| r.network == network || r.network_id == network)
+    });
+    if !asked {
+        return Err(no_network(missing));
     }
-    let n = 1 + current.connected.len();
-    let conn =
-        crate::network::connect::connect(&st.id, &names, aliases, init.pid, st.monitor, &def, n)?;
     state::update(&dir, |s| {
-        s.network
-            .get_or_insert_with(Default::default)
-            .connected
-            .push(conn);
+        if let Some(n) = s.network.as_mut() {
+            n.requested
+                .retain(|r| r.network != network && r.network_id != network);
+        }
     })?;
     Ok(())
 }
 
-/// `network disconnect [-f] NETWORK CONTAINER` (`-f` changes nothing: the interface always
-/// goes at once).
+/// Takes a request that could not be carried out back out of the state.
+fn forget_request(dir: &Path, network_id: &str, lock: &Lock) {
+    if let Ok(mut st) = state::load(dir) {
+        if let Some(n) = st.network.as_mut() {
+            n.requested.retain(|r| r.network_id != network_id);
+        }
+        let _ = state::save(dir, &st, lock);
+    }
+}
+
+/// `network disconnect [-f] NETWORK CONTAINER`: the interface goes at once when it runs, and
+/// the request goes (`-f` changes nothing).
 ///
 /// # Errors
 /// See [`ConnectError`].
 pub fn disconnect(data_root: &Path, network: &str, container: &str) -> Result<(), ConnectError> {
-    let def = networks::find(data_root, network).map_err(no_network)?;
+    let def = match networks::find(data_root, network) {
+        Ok(def) => def,
+        Err(e) => return forget_removed(data_root, network, container, e),
+    };
     let (dir, st) = state::find(data_root, container)?;
     let current = st.network.clone().unwrap_or_default();
-    if let Some(conn) = current.connected.iter().find(|c| c.network_id == def.id) {
-        crate::network::connect::disconnect(&st.id, &def, conn)?;
+    let conn = current.connected.iter().find(|c| c.network_id == def.id);
+    let requested = current.requested.iter().any(|r| r.network_id == def.id);
+    if conn.is_some() || requested {
+        if let Some(conn) = conn {
+            connect::disconnect(&st.id, &def, conn)?;
+        }
         state::update(&dir, |s| {
             if let Some(n) = s.network.as_mut() {
                 n.connected.retain(|c| c.network_id != def.id);
+                n.requested.retain(|r| r.network_id != def.id);
             }
         })?;
         return Ok(());

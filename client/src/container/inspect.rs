@@ -341,6 +341,16 @@ fn network_settings(state: &State, mode: &str) -> Value {
             }),
         );
     }
+    // Asked for and not connected in this run (it does not run): no address yet, as Docker.
+    for r in &net.requested {
+        networks.entry(r.network.clone()).or_insert_with(|| {
+            json!({
+                "Gateway": "",
+                "IPAddress": "",
+                "IPPrefixLen": 0,
+            })
+        });
+    }
     json!({
         "Bridge": net.bridge.clone().unwrap_or_default(),
         "Gateway": gateway,

@@ -1,14 +1,17 @@
-//! `network connect` and `network disconnect` of a running container: one more interface
-//! (`eth1`, `eth2`, …) in its network namespace, on a user network's bridge, with an address
-//! from that network's allocation file, under the container's names and `--alias`es so the
-//! network's other containers resolve it through their embedded DNS server. No default route
-//! goes through it (the container keeps its first network's).
+//! `network connect` and `network disconnect`: one more interface (`eth1`, `eth2`, …) in a
+//! container's network namespace, on a user network's bridge, with an address from that
+//! network's allocation file, under the container's names and `--alias`es so the network's
+//! other containers resolve it through their embedded DNS server. No default route goes
+//! through it (the container keeps its first network's).
 //!
-//! The allocation's owner is the container's owner process, so it lasts as long as the
-//! container runs and goes with [`super::release`] when it exits for good. The interface goes
-//! with the container's network namespace; a restart (`--restart`) connects it again with the
-//! same address ([`reconnect`], from the owner's prestart hook), and the container's embedded
-//! DNS server answers names on these networks too.
+//! As in Docker, the request outlives a run ([`Requested`], kept by the container layer): a
+//! container that does not run is connected when it starts, and one that runs is connected at
+//! once. The allocation's owner is the container's owner process, so the address lasts as long
+//! as the container runs and goes with [`super::release`] when it exits for good; the next
+//! start takes a new one. A restart by `--restart` (same owner) connects the interface again
+//! with the same address ([`reconnect`], from the owner's prestart hook). The container's
+//! embedded DNS server answers names on these networks too. The container layer reads and
+//! records all this through [`Extra`].
 //!
 //! May call [`super::store`], [`super::ipam`], [`crate::procfs`] and `berth_runtime::network`.
 
@@ -67,6 +70,67 @@ pub struct Connection {
     pub interface: String,
     /// The host end of its veth pair.
     pub host_interface: String,
+}
+
+/// A network `network connect` asked for, kept across the container's starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Requested {
+    /// The network's name.
+    pub network: String,
+    /// The network's ID.
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    /// `--alias`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+impl From<&Connection> for Requested {
+    fn from(c: &Connection) -> Self {
+        Self {
+            network: c.network.clone(),
+            network_id: c.network_id.clone(),
+            aliases: c.aliases.clone(),
+        }
+    }
+}
+
+/// The networks `network connect` added to a container, as its owner reads and records them
+/// (the container layer implements this: the network module does not touch container state).
+pub trait Extra: Send + Sync {
+    /// Those connected in the current run, with their addresses and interfaces.
+    fn connected(&self) -> Vec<Connection>;
+    /// Those asked for, connected or not.
+    fn requested(&self) -> Vec<Requested>;
+    /// Records `conn`, connected at a start.
+    ///
+    /// # Errors
+    /// The record cannot be written (the container layer's message).
+    fn record(&self, conn: &Connection) -> Result<(), String>;
+}
+
+/// The names a container is known by on the networks `network connect` adds: its name, its
+/// hostname (when it has one) and its short ID.
+#[must_use]
+pub fn container_names(name: &str, hostname: &str, id: &str) -> Vec<String> {
+    let short = &id[..12.min(id.len())];
+    [name, hostname, short]
+        .into_iter()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The lowest extra interface number (`eth<n>`, from 1) none of `connected` uses.
+#[must_use]
+pub fn next_index(connected: &[Connection]) -> usize {
+    (1..)
+        .find(|n| {
+            let name = format!("eth{n}");
+            !connected.iter().any(|c| c.interface == name)
+        })
+        .unwrap_or(1)
 }
 
 /// The host end of a container's `n`th extra interface: `vn`, 12 hex digits of the ID and `n`
@@ -193,4 +257,60 @@ pub fn disconnect(id: &str, def: &Definition, conn: &Connection) -> Result<(), I
             .map_err(InterfaceError::Allocation)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(network: &str, interface: &str) -> Connection {
+        Connection {
+            network: network.into(),
+            network_id: format!("{network}-id"),
+            aliases: vec!["a".into()],
+            ip_address: Ipv4Addr::new(10, 0, 0, 2),
+            ip_prefix_len: 24,
+            gateway: Ipv4Addr::new(10, 0, 0, 1),
+            interface: interface.into(),
+            host_interface: "vnx".into(),
+        }
+    }
+
+    #[test]
+    fn interface_numbers_fill_the_first_gap() {
+        assert_eq!(next_index(&[]), 1);
+        assert_eq!(next_index(&[conn("a", "eth1"), conn("b", "eth2")]), 3);
+        assert_eq!(next_index(&[conn("b", "eth2")]), 1);
+        assert_eq!(next_index(&[conn("a", "eth1"), conn("c", "eth3")]), 2);
+    }
+
+    #[test]
+    fn names_skip_an_empty_hostname() {
+        let id = "0123456789abcdef0123";
+        assert_eq!(
+            container_names("web", "box", id),
+            ["web", "box", "0123456789ab"]
+        );
+        assert_eq!(container_names("web", "", id), ["web", "0123456789ab"]);
+    }
+
+    #[test]
+    fn an_exit_forgets_addresses_and_keeps_what_was_asked_for() {
+        let mut s = crate::network::Settings {
+            connected: vec![conn("more", "eth1")],
+            requested: vec![Requested::from(&conn("more", "eth1"))],
+            ..Default::default()
+        };
+        s.forget();
+        assert!(s.connected.is_empty());
+        assert_eq!(s.requested, [Requested::from(&conn("more", "eth1"))]);
+        // A state written before requests were kept: what was connected is asked for.
+        let mut old = crate::network::Settings {
+            connected: vec![conn("more", "eth1")],
+            ..Default::default()
+        };
+        old.forget();
+        assert_eq!(old.requested.len(), 1);
+        assert_eq!(old.requested[0].aliases, ["a"]);
+    }
 }

@@ -114,9 +114,13 @@ pub struct Settings {
     /// Ports the container exposes (the image's, `--expose`'s, `-p`'s), as `80/tcp`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exposed_ports: Vec<String>,
-    /// Networks `network connect` added while it runs ([`connect`]).
+    /// Networks `network connect` added, connected in the current run ([`connect`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connected: Vec<connect::Connection>,
+    /// Networks `network connect` asked for, kept across starts (Docker keeps them in the
+    /// container's configuration); each start connects them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requested: Vec<connect::Requested>,
 }
 
 impl Settings {
@@ -126,15 +130,20 @@ impl Settings {
         self.network_mode == "bridge" || self.network_id.is_some()
     }
 
-    /// Forgets the address and ports once the container has exited for good (a stopped
-    /// container has none, as in Docker).
+    /// Forgets the addresses and ports once the container has exited for good (a stopped
+    /// container has none, as in Docker); the networks asked for stay.
     pub fn forget(&mut self) {
         self.bridge = None;
         self.ip_address = None;
         self.ip_prefix_len = None;
         self.gateway = None;
         self.ports.clear();
-        self.connected.clear();
+        // A record from before `requested` existed: keep what was connected.
+        for c in std::mem::take(&mut self.connected) {
+            if !self.requested.iter().any(|r| r.network_id == c.network_id) {
+                self.requested.push(connect::Requested::from(&c));
+            }
+        }
     }
 }
 
@@ -193,15 +202,20 @@ pub struct Attachment {
     dns: Option<dns::Config>,
     /// The server of the current start (a restart replaces it).
     server: std::sync::Mutex<Option<dns::Server>>,
-    /// The networks `network connect` added, connected again on a restart.
+    /// The networks `network connect` added: connected at each start.
     connected: Option<Connected>,
     /// The data root, where those networks are defined.
     data_root: Option<std::path::PathBuf>,
+    /// The container's ID, and the names other containers find it by on those networks.
+    id: String,
+    names: Vec<String>,
+    /// This process, which owns the addresses.
+    owner: Option<ProcessId>,
 }
 
-/// The networks `network connect` added to a running container, as its owner reads them (the
-/// container layer supplies this: the network module does not read container state).
-pub type Connected = std::sync::Arc<dyn Fn() -> Vec<connect::Connection> + Send + Sync>;
+/// The networks `network connect` added to a container, as its owner reads and records them
+/// ([`connect::Extra`], which the container layer implements).
+pub type Connected = std::sync::Arc<dyn connect::Extra>;
 
 impl std::fmt::Debug for Attachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -235,18 +249,51 @@ impl Attachment {
                     ))
                 })?);
             }
-            // A restart: the networks connected while it ran come back with their addresses
-            // (still allocated to the owner), as Docker reconnects them at every start.
-            if let (Some(list), Some(data_root)) = (&self.connected, &self.data_root) {
-                for conn in list() {
-                    connect::reconnect(data_root, pid, &conn)
-                        .map_err(|e| PrestartError::from(format!("{:#}", anyhow::Error::new(e))))?;
-                }
+            if let (Some(extra), Some(data_root)) = (&self.connected, &self.data_root) {
+                self.connect_extra(extra.as_ref(), data_root, pid)?;
             }
             let took_us = begun.elapsed().as_micros();
             tracing::debug!(pid, took_us, "network: connected");
             Ok(())
         }
+    }
+}
+
+impl Attachment {
+    /// The networks `network connect` added, in init `pid`'s namespace: those connected in this
+    /// run come back with their addresses (a restart by the same owner, which still holds
+    /// them); the others are connected as `network connect` does, and recorded.
+    fn connect_extra(
+        &self,
+        extra: &dyn connect::Extra,
+        data_root: &Path,
+        pid: i32,
+    ) -> Result<(), PrestartError> {
+        let flat = |e: connect::InterfaceError| {
+            PrestartError::from(format!("{:#}", anyhow::Error::new(e)))
+        };
+        let mut done = extra.connected();
+        for conn in &done {
+            connect::reconnect(data_root, pid, conn).map_err(flat)?;
+        }
+        for req in extra.requested() {
+            if done.iter().any(|c| c.network_id == req.network_id) {
+                continue;
+            }
+            let def = store::find(data_root, &req.network_id).map_err(|_| {
+                PrestartError::from(format!(
+                    "Error response from daemon: network {} not found",
+                    req.network
+                ))
+            })?;
+            let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+            let n = connect::next_index(&done);
+            let conn = connect::connect(&self.id, &names, &req.aliases, pid, self.owner, &def, n)
+                .map_err(flat)?;
+            extra.record(&conn).map_err(PrestartError::from)?;
+            done.push(conn);
+        }
+        Ok(())
     }
 }
 
@@ -383,8 +430,8 @@ pub fn attach(
             // Names on the first network, then on those `network connect` added.
             lookup: std::sync::Arc::new(move |n: &str| {
                 table.read().lookup(n, &ProcessId::alive).or_else(|| {
-                    let (list, root) = (extra.as_ref()?, root.as_ref()?);
-                    list().iter().find_map(|c| {
+                    let (extra, root) = (extra.as_ref()?, root.as_ref()?);
+                    extra.connected().iter().find_map(|c| {
                         let def = store::find(root, &c.network_id).ok()?;
                         def.ipam()?.read().lookup(n, &ProcessId::alive)
                     })
@@ -413,6 +460,9 @@ pub fn attach(
         server: std::sync::Mutex::new(None),
         connected,
         data_root,
+        id: id.to_owned(),
+        names: connect::container_names(name, &hostname, id),
+        owner,
     }))
 }
 
