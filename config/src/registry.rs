@@ -465,6 +465,20 @@ pub(crate) fn invalid(key: &str, reason: String) -> RegistryConfigError {
     }
 }
 
+/// Loads a config from `text` with `env` as the environment (tests of every section).
+#[cfg(test)]
+pub(crate) fn load_text(text: &str, env: &[(&str, &str)]) -> Result<RegistryConfig> {
+    use std::io::Write as _;
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    RegistryConfig::load(Some(f.path()), &lookup, &Overrides::default())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -539,18 +553,4 @@ mod tests {
         let err = RegistryConfig::load(None, &lookup, &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("BERTH_REGISTRY_READ_ONLY"));
     }
-}
-
-/// Loads a config from `text` with `env` as the environment (tests of every section).
-#[cfg(test)]
-pub(crate) fn load_text(text: &str, env: &[(&str, &str)]) -> Result<RegistryConfig> {
-    use std::io::Write as _;
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    RegistryConfig::load(Some(f.path()), &lookup, &Overrides::default())
 }

@@ -51,13 +51,15 @@ pub fn app(config: RegistryConfig) -> Result<(Arc<Registry>, axum::Router), AppE
     Ok((registry, router))
 }
 
+/// What [`app_with_auth`] builds: the registry, its authentication (when configured) and the
+/// router serving both.
+pub type App = (Arc<Registry>, Option<Arc<auth::Auth>>, axum::Router);
+
 /// [`app`], also returning the [`auth::Auth`] handle (to reload it).
 ///
 /// # Errors
 /// As [`app`].
-pub fn app_with_auth(
-    config: RegistryConfig,
-) -> Result<(Arc<Registry>, Option<Arc<auth::Auth>>, axum::Router), AppError> {
+pub fn app_with_auth(config: RegistryConfig) -> Result<App, AppError> {
     let driver = storage::fs::FsDriver::new(&config.data_dir)?;
     let auth = match &config.auth {
         Some(a) => Some(Arc::new(auth::Auth::new(

@@ -835,7 +835,6 @@ async fn basic_credentials_are_cached() {
     }
     later.sort();
     let median = later[later.len() / 2];
-    eprintln!("Basic /v2/: first (bcrypt) {first:?}, cached median {median:?}");
     assert!(
         median < Duration::from_millis(5),
         "cached check took {median:?}"

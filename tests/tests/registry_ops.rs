@@ -148,8 +148,11 @@ fn prometheus_scrapes_metrics_and_promtool_accepts_them() {
 }
 
 /// A tiny HTTP/1.1 server that records each request's headers and body and answers 200.
+/// One request the receiver saw: its headers and its body.
+type Received = (Vec<(String, String)>, Vec<u8>);
+
 struct Receiver {
-    requests: Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>,
+    requests: Arc<Mutex<Vec<Received>>>,
     port: u16,
 }
 

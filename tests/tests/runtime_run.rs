@@ -669,5 +669,4 @@ fn new_run_flags_match_the_docker_engine() {
         "{berth}"
     );
     assert_eq!(berth, docker, "berth:\n{berth}\ndocker:\n{docker}");
-    println!("{berth}");
 }

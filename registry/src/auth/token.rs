@@ -14,7 +14,7 @@
 //! `iss` = issuer and `aud` = service.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -530,11 +530,7 @@ fn cert_matches(der: &[u8], raw_public: &[u8]) -> bool {
         .is_ok_and(|(_, c)| c.public_key().subject_public_key.data.as_ref() == raw_public)
 }
 
-fn self_signed(
-    cfg: &TokenConfig,
-    kp: &rcgen::KeyPair,
-    path: &PathBuf,
-) -> Result<Vec<u8>, AuthError> {
+fn self_signed(cfg: &TokenConfig, kp: &rcgen::KeyPair, path: &Path) -> Result<Vec<u8>, AuthError> {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
         .map_err(|e| AuthError::Invalid(e.to_string()))?;
     params.distinguished_name.push(

@@ -124,6 +124,9 @@ impl HttpServer {
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the HTTP server on {addr} did not start");
     }
 }
