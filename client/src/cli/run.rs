@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// `never`)
     #[arg(long, value_name = "POLICY", default_value = "missing", value_parser = ["missing", "always", "never"])]
     pub pull: String,
+    /// Set platform if server is multi-platform capable (os[/arch[/variant]]): the image
+    /// pulled for it, a local image of another platform refused
+    #[arg(long, value_name = "PLATFORM", env = "DOCKER_DEFAULT_PLATFORM")]
+    pub platform: Option<String>,
     /// Give extended privileges to this container (every capability and device, no seccomp
     /// filter, no masked paths)
     #[arg(long)]

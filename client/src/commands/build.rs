@@ -549,7 +549,7 @@ pub async fn run(ctx: &Ctx, args: &BuildArgs) -> anyhow::Result<()> {
     }
     let policy = if args.pull { "always" } else { "missing" };
     for image in crate::build::external_images(&opts.dockerfile, &opts)? {
-        super::pull::for_run(ctx, &image, policy).await?;
+        super::pull::for_run(ctx, &image, policy, None).await?;
     }
     let quiet = args.quiet;
     let printer = &ctx.printer;

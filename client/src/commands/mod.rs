@@ -178,11 +178,21 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(ctx, &a).await,
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(ctx, &a).await,
         Command::Run(a) | Command::Container(C::Run(a)) => {
-            exit_with(pull::for_run(ctx, &a.image, &a.pull).await.map(|()| 0))?;
+            let platform = a.platform.as_deref();
+            exit_with(
+                pull::for_run(ctx, &a.image, &a.pull, platform)
+                    .await
+                    .map(|()| 0),
+            )?;
             run::run(ctx, &a)
         }
         Command::Create(a) | Command::Container(C::Create(a)) => {
-            exit_with(pull::for_run(ctx, &a.image, &a.pull).await.map(|()| 0))?;
+            let platform = a.platform.as_deref();
+            exit_with(
+                pull::for_run(ctx, &a.image, &a.pull, platform)
+                    .await
+                    .map(|()| 0),
+            )?;
             run::create(ctx, &a)
         }
         Command::Start(a) | Command::Container(C::Start(a)) => start::start(ctx, &a),

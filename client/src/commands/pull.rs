@@ -74,6 +74,16 @@ impl Platform {
         })
     }
 
+    /// Whether an image with `config` is of this platform.
+    fn fits(&self, config: &oci_spec::image::ImageConfiguration) -> bool {
+        config.os().to_string() == self.os
+            && config.architecture().to_string() == self.arch
+            && self
+                .variant
+                .as_ref()
+                .is_none_or(|v| config.variant().as_deref() == Some(v.as_str()))
+    }
+
     fn matches(&self, p: &oci_spec::image::Platform) -> bool {
         p.os().to_string() == self.os
             && p.architecture().to_string() == self.arch
@@ -132,30 +142,74 @@ pub async fn run(ctx: &Ctx, args: &PullArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `run`/`create --pull POLICY`: with `missing` (the default) pulls the image when the store
-/// does not have it, after Docker's `Unable to find image 'X' locally`; with `always` pulls
-/// anyway; with `never` does nothing. Progress goes to stderr as with `pull`; stdout stays for
-/// the container's ID or output.
+/// `run`/`create --pull POLICY [--platform P]`: with `missing` (the default) pulls the image
+/// when the store does not have it, or has it for another platform than `--platform`, after
+/// Docker's `Unable to find image 'X' locally`; with `always` pulls anyway; with `never` pulls
+/// nothing. Progress goes to stderr as with `pull`; stdout stays for the container's ID or
+/// output. With `--platform`, an image of another platform is refused with Docker's message,
+/// also when the registry has no other.
 ///
 /// # Errors
-/// The pull failed (the caller exits 125).
-pub async fn for_run(ctx: &Ctx, image: &str, policy: &str) -> anyhow::Result<()> {
-    let local = super::find_image(ctx, image).is_ok();
-    match policy {
-        "never" => return Ok(()),
-        "missing" if local => return Ok(()),
+/// A bad platform, the pull failed, or the image is of another platform (the caller exits
+/// 125).
+pub async fn for_run(
+    ctx: &Ctx,
+    image: &str,
+    policy: &str,
+    platform: Option<&str>,
+) -> anyhow::Result<()> {
+    let wanted = platform.map(Platform::parse).transpose()?;
+    let local = super::find_image(ctx, image).ok();
+    let fits = |rec: &ImageRecord| match (&wanted, image_config(ctx, rec)) {
+        (None, _) => Ok(()),
+        (Some(w), Some(c)) if w.fits(&c) => Ok(()),
+        (Some(w), c) => Err(mismatch(image, w, c.as_ref())),
+    };
+    match (policy, &local) {
+        ("never", Some(rec)) => return fits(rec),
+        ("never", None) => return Ok(()),
+        ("missing", Some(rec)) if fits(rec).is_ok() => return Ok(()),
         _ => {}
     }
     let reference = Reference::parse(image)?;
-    if !local {
+    if policy != "always" {
         ctx.printer.status(&format!(
             "Unable to find image '{}' locally",
             reference.familiar()
         ));
     }
     let opts = RemoteOptions::load(&ctx.daemon)?;
-    pull(ctx, &opts, &ctx.printer, &reference, &Platform::host()).await?;
-    Ok(())
+    let target = wanted.clone().unwrap_or_else(Platform::host);
+    let rec = pull(ctx, &opts, &ctx.printer, &reference, &target).await?;
+    fits(&rec)
+}
+
+/// The configuration of a stored image; `None` when it cannot be read.
+fn image_config(ctx: &Ctx, rec: &ImageRecord) -> Option<oci_spec::image::ImageConfiguration> {
+    let digest: Digest = rec.id.parse().ok()?;
+    serde_json::from_slice(&ctx.store.read_blob(&digest).ok()?).ok()
+}
+
+/// Docker's refusal of an image of another platform than `--platform`.
+fn mismatch(
+    image: &str,
+    wanted: &Platform,
+    config: Option<&oci_spec::image::ImageConfiguration>,
+) -> anyhow::Error {
+    let actual = config.map_or_else(
+        || "unknown".to_owned(),
+        |c| {
+            let mut s = format!("{}/{}", c.os(), c.architecture());
+            if let Some(v) = c.variant() {
+                s.push('/');
+                s.push_str(v);
+            }
+            s
+        },
+    );
+    anyhow::anyhow!(
+        "image with reference {image} was found but does not match the specified platform: wanted {wanted}, actual: {actual}"
+    )
 }
 
 async fn list_tags(ctx: &Ctx, opts: &RemoteOptions, r: &Reference) -> anyhow::Result<Vec<String>> {
