@@ -155,14 +155,19 @@ pub struct ResourceLimits {
     pub nano_cpus: Option<i64>,
     /// `--pids-limit`: `> 0`, or `-1` for unlimited.
     pub pids_limit: Option<i64>,
+    /// `--memory-swap`: memory + swap in bytes (`-1`: unlimited swap); without it, twice
+    /// `memory`.
+    pub memory_swap: Option<i64>,
+    /// `-c, --cpu-shares`: the CPU weight against other containers (`> 0`; 1024 is the default).
+    pub cpu_shares: Option<u64>,
 }
 
 /// CFS period for `--cpus`, µs (moby's default).
 pub const CPU_PERIOD: u64 = 100_000;
 
 /// Puts the container in cgroup `cgroups_path` with `limits` as `linux.resources`: memory with
-/// swap of the same size again (Docker without `--memory-swap`: memory + swap = 2 × memory),
-/// `--cpus` as a CFS quota per 100 ms period, `--pids-limit`.
+/// `--memory-swap`, or swap of the same size again (Docker without it: memory + swap =
+/// 2 × memory), `--cpus` as a CFS quota per 100 ms period, `--cpu-shares`, `--pids-limit`.
 ///
 /// # Errors
 /// oci-spec refusing a value.
@@ -174,20 +179,22 @@ pub fn apply_limits(spec: &mut Spec, cgroups_path: &str, limits: &ResourceLimits
         resources.set_memory(Some(
             LinuxMemoryBuilder::default()
                 .limit(m)
-                .swap(m.saturating_mul(2))
+                .swap(limits.memory_swap.unwrap_or_else(|| m.saturating_mul(2)))
                 .build()?,
         ));
     }
-    if let Some(n) = limits.nano_cpus {
-        // moby: quota = NanoCPUs * period / 1e9.
-        let quota = i64::try_from(i128::from(n) * i128::from(CPU_PERIOD) / 1_000_000_000)
-            .unwrap_or(i64::MAX);
-        resources.set_cpu(Some(
-            LinuxCpuBuilder::default()
-                .quota(quota)
-                .period(CPU_PERIOD)
-                .build()?,
-        ));
+    if limits.nano_cpus.is_some() || limits.cpu_shares.is_some() {
+        let mut cpu = LinuxCpuBuilder::default();
+        if let Some(n) = limits.nano_cpus {
+            // moby: quota = NanoCPUs * period / 1e9.
+            let quota = i64::try_from(i128::from(n) * i128::from(CPU_PERIOD) / 1_000_000_000)
+                .unwrap_or(i64::MAX);
+            cpu = cpu.quota(quota).period(CPU_PERIOD);
+        }
+        if let Some(shares) = limits.cpu_shares {
+            cpu = cpu.shares(shares);
+        }
+        resources.set_cpu(Some(cpu.build()?));
     }
     if let Some(p) = limits.pids_limit {
         resources.set_pids(Some(LinuxPidsBuilder::default().limit(p).build()?));
@@ -685,6 +692,7 @@ mod tests {
             memory: Some(32 << 20),
             nano_cpus: Some(500_000_000),
             pids_limit: Some(10),
+            ..Default::default()
         };
         apply_limits(&mut spec, "/berth/c1", &limits).unwrap();
         let linux = spec.linux().as_ref().unwrap();
@@ -698,6 +706,20 @@ mod tests {
         let cpu = r.cpu().as_ref().unwrap();
         assert_eq!((cpu.quota(), cpu.period()), (Some(50_000), Some(100_000)));
         assert_eq!(r.pids().as_ref().unwrap().limit(), 10);
+        assert_eq!(cpu.shares(), None);
+        // --memory-swap and --cpu-shares, without --cpus.
+        let mut s2 = build(None, &opts(), t.path()).unwrap();
+        let l2 = ResourceLimits {
+            memory: Some(32 << 20),
+            memory_swap: Some(-1),
+            cpu_shares: Some(512),
+            ..Default::default()
+        };
+        apply_limits(&mut s2, "/berth/c3", &l2).unwrap();
+        let r2 = s2.linux().as_ref().unwrap().resources().clone().unwrap();
+        assert_eq!(r2.memory().as_ref().unwrap().swap(), Some(-1));
+        let cpu2 = r2.cpu().as_ref().unwrap();
+        assert_eq!((cpu2.shares(), cpu2.quota()), (Some(512), None));
         // The rest of the spec is untouched.
         assert!(!linux.namespaces().as_ref().unwrap().is_empty());
 

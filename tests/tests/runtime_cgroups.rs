@@ -209,6 +209,18 @@ fn bad_values_exit_125_naming_the_flag() {
             &["--pids-limit", "ten"][..],
             "invalid argument \"ten\" for \"--pids-limit\" flag",
         ),
+        (
+            &["--memory-swap", "64m"][..],
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ),
+        (
+            &["-m", "64m", "--memory-swap", "32m"][..],
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ),
+        (
+            &["-c", "lots"][..],
+            "invalid argument \"lots\" for \"-c, --cpu-shares\" flag",
+        ),
     ] {
         let (code, _, err) = env.sh(flags, "true");
         assert_eq!(code, 125, "{flags:?}: {err}");
@@ -285,5 +297,68 @@ fn exec_processes_are_in_every_cgroup_of_the_container() {
             d.display()
         );
     }
+    env.ok(&["rm", "-f", &id]);
+}
+
+#[test]
+fn memory_swap_and_cpu_shares_reach_the_cgroups_and_inspect() {
+    let env = Env::new();
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    for (flags, memsw, shares) in [
+        (
+            &["-m", "32m", "--memory-swap", "48m", "-c", "512"][..],
+            48i64 << 20,
+            512u64,
+        ),
+        (
+            &["-m", "32m", "--memory-swap", "-1", "--cpu-shares", "2048"][..],
+            -1,
+            2048,
+        ),
+    ] {
+        let id = env.detach(flags, "sleep 300");
+        let swap_file = cgroup_file(
+            &id,
+            "memory",
+            "memory.memsw.limit_in_bytes",
+            "memory.swap.max",
+        );
+        if swap_file.exists() {
+            let want = match (memsw, v2) {
+                (-1, true) => "max".to_owned(),
+                // Unlimited: the kernel's own value, as the root cgroup has it.
+                (-1, false) => read(Path::new(
+                    "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
+                )),
+                (t, true) => (t - (32 << 20)).to_string(),
+                (t, false) => t.to_string(),
+            };
+            assert_eq!(read(&swap_file), want, "{flags:?}");
+        }
+        let weight = cgroup_file(&id, "cpu", "cpu.shares", "cpu.weight");
+        let want = if v2 {
+            (1 + (shares - 2) * 9999 / 262_142).to_string()
+        } else {
+            shares.to_string()
+        };
+        assert_eq!(read(&weight), want, "{flags:?}");
+        let shown = env.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.MemorySwap}} {{.HostConfig.CpuShares}}",
+            &id,
+        ]);
+        assert_eq!(shown.trim(), format!("{memsw} {shares}"), "{flags:?}");
+        env.ok(&["rm", "-f", &id]);
+    }
+    // Without them: Docker's defaults (swap as much again as memory, shares unset).
+    let id = env.detach(&["-m", "32m"], "sleep 300");
+    let shown = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.MemorySwap}} {{.HostConfig.CpuShares}}",
+        &id,
+    ]);
+    assert_eq!(shown.trim(), format!("{} 0", 64i64 << 20));
     env.ok(&["rm", "-f", &id]);
 }

@@ -112,6 +112,12 @@ pub struct RunArgs {
     /// Memory limit (`BYTES[b|k|m|g]`, e.g. `64m`)
     #[arg(short = 'm', long, value_name = "BYTES", allow_hyphen_values = true)]
     pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long, value_name = "N", allow_hyphen_values = true)]
+    pub cpu_shares: Option<String>,
     /// Number of CPUs (e.g. `0.5`)
     #[arg(long, value_name = "DECIMAL", allow_hyphen_values = true)]
     pub cpus: Option<String>,

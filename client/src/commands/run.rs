@@ -111,8 +111,10 @@ pub fn parse_cpus(value: &str) -> anyhow::Result<i64> {
     Ok(if negative { -nano } else { nano })
 }
 
-/// `-m`, `--cpus`, `--pids-limit` with Docker's rules: `0` means no limit; memory at least
-/// 6 MiB; CPUs from 0.01 to the host's count; a negative pids limit is unlimited.
+/// `-m`, `--memory-swap`, `--cpus`, `-c/--cpu-shares`, `--pids-limit` with Docker's rules: `0`
+/// means no limit; memory at least 6 MiB; memory + swap at least the memory, and only with a
+/// memory limit (`-1`: unlimited swap); CPUs from 0.01 to the host's count; shares below 2 are
+/// the kernel's minimum, 2; a negative pids limit is unlimited.
 ///
 /// # Errors
 /// A value Docker refuses, with the flag named.
@@ -124,6 +126,39 @@ pub fn limits(args: &RunArgs) -> anyhow::Result<ResourceLimits> {
             anyhow::bail!("Minimum memory limit allowed is 6MB");
         }
         out.memory = (bytes > 0).then_some(bytes);
+    }
+    if let Some(v) = args.memory_swap.as_deref().filter(|v| !v.is_empty()) {
+        let total = if v == "-1" {
+            -1
+        } else {
+            parse_bytes(v, "--memory-swap")?
+        };
+        match (total, out.memory) {
+            (0 | -1, None) => {}
+            (_, None) => anyhow::bail!(
+                "You should always set the Memory limit when using Memoryswap limit, see usage"
+            ),
+            (t, Some(m)) if t > 0 && t < m => anyhow::bail!(
+                "Minimum memoryswap limit should be larger than memory limit, see usage"
+            ),
+            (0, Some(_)) => {}
+            (t, Some(_)) => out.memory_swap = Some(t),
+        }
+    }
+    if let Some(v) = &args.cpu_shares {
+        let shares: i64 = v.parse().map_err(|_| {
+            invalid(
+                v,
+                "-c, --cpu-shares",
+                format!("strconv.ParseInt: parsing \"{v}\": invalid syntax"),
+            )
+        })?;
+        // moby: 0 is the default (1024); the kernel takes 2 to 262144.
+        out.cpu_shares = match shares {
+            0 => None,
+            s if s < 0 => anyhow::bail!("invalid CPU shares {s}: it must not be negative"),
+            s => Some(u64::try_from(s.clamp(2, 262_144)).unwrap_or(1024)),
+        };
     }
     if let Some(v) = &args.cpus {
         let nano = parse_cpus(v)?;
@@ -559,6 +594,7 @@ mod tests {
                 memory: Some(32 << 20),
                 nano_cpus: Some(500_000_000),
                 pids_limit: Some(10),
+                ..Default::default()
             }
         );
         // 0 means no limit; a negative pids limit is unlimited.
@@ -577,15 +613,51 @@ mod tests {
                 memory: None,
                 nano_cpus: None,
                 pids_limit: Some(-1),
+                ..Default::default()
             }
         );
         assert_eq!(limits(&run_args(&[])).unwrap(), ResourceLimits::default());
+        // Memory + swap, and CPU shares.
+        let l = limits(&run_args(&[
+            "-m",
+            "32m",
+            "--memory-swap",
+            "48m",
+            "-c",
+            "512",
+        ]))
+        .unwrap();
+        assert_eq!((l.memory_swap, l.cpu_shares), (Some(48 << 20), Some(512)));
+        let l = limits(&run_args(&[
+            "-m",
+            "32m",
+            "--memory-swap",
+            "-1",
+            "--cpu-shares",
+            "1",
+        ]));
+        assert_eq!(
+            l.map(|l| (l.memory_swap, l.cpu_shares)).unwrap(),
+            (Some(-1), Some(2))
+        );
+        let l = limits(&run_args(&["--memory-swap", "-1", "-c", "0"])).unwrap();
+        assert_eq!(l, ResourceLimits::default());
         for (flags, want) in [
             (&["-m", "5m"][..], "Minimum memory limit allowed is 6MB"),
             (&["--cpus", "0.001"][..], "Range of CPUs is from 0.01"),
             (&["--cpus", "-1"][..], "Range of CPUs is from 0.01"),
             (&["-m", "-1"][..], "invalid size: '-1'"),
             (&["--pids-limit", "1.5"][..], "for \"--pids-limit\" flag"),
+            (
+                &["--memory-swap", "64m"][..],
+                "You should always set the Memory limit when using Memoryswap limit",
+            ),
+            (
+                &["-m", "64m", "--memory-swap", "32m"][..],
+                "Minimum memoryswap limit should be larger than memory limit",
+            ),
+            (&["-c", "x"][..], "for \"-c, --cpu-shares\" flag"),
+            (&["-c", "-5"][..], "must not be negative"),
         ] {
             let e = limits(&run_args(flags)).unwrap_err().to_string();
             assert!(e.contains(want), "{flags:?}: {e}");

@@ -132,6 +132,20 @@ fn limits(spec: &Spec) -> (i64, i64, Option<i64>) {
     (memory, nano_cpus, pids)
 }
 
+/// `HostConfig.MemorySwap` and `CpuShares` from the spec's resources (0: not set).
+fn swap_and_shares(spec: &Spec) -> (i64, u64) {
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let swap = resources
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.swap())
+        .unwrap_or(0);
+    let shares = resources
+        .and_then(|r| r.cpu().as_ref())
+        .and_then(|c| c.shares())
+        .unwrap_or(0);
+    (swap, shares)
+}
+
 /// Docker's inspect document for the container in `dir`.
 ///
 /// # Errors
@@ -171,6 +185,7 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> Result<Value> {
         .map_or((String::new(), &[][..]), |(p, a)| (p.clone(), a));
     let env = process.and_then(|p| p.env().clone()).unwrap_or_default();
     let (memory, nano_cpus, pids_limit) = limits(&spec);
+    let (memory_swap, cpu_shares) = swap_and_shares(&spec);
     let restart =
         serde_json::to_value(state.restart_policy).map_err(InspectError::RestartPolicy)?;
     let restart_policy = json!({
@@ -215,6 +230,8 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> Result<Value> {
             "RestartPolicy": restart_policy,
             "AutoRemove": state.auto_remove,
             "Memory": memory,
+            "MemorySwap": memory_swap,
+            "CpuShares": cpu_shares,
             "NanoCpus": nano_cpus,
             "PidsLimit": pids_limit,
             "PortBindings": port_bindings(state),
@@ -427,10 +444,12 @@ mod tests {
                 memory: Some(64 << 20),
                 nano_cpus: Some(500_000_000),
                 pids_limit: Some(10),
+                ..Default::default()
             },
         )
         .unwrap();
         assert_eq!(limits(&spec), (64 << 20, 500_000_000, Some(10)));
+        assert_eq!(swap_and_shares(&spec), (128 << 20, 0));
         assert_eq!(limits(&Spec::default()), (0, 0, None));
     }
 }

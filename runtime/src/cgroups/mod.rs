@@ -539,6 +539,8 @@ pub(crate) struct Limits {
     pub cpu_quota: Option<i64>,
     /// CFS period, µs.
     pub cpu_period: Option<u64>,
+    /// CPU shares (v1's `cpu.shares`, converted to v2's `cpu.weight`).
+    pub cpu_shares: Option<u64>,
     /// Maximum number of processes (`-1`: unlimited; see [`pids_value`]).
     pub pids: Option<i64>,
 }
@@ -555,6 +557,7 @@ impl Limits {
             swap: mem.and_then(|m| m.swap()),
             cpu_quota: cpu.and_then(|c| c.quota()),
             cpu_period: cpu.and_then(|c| c.period()),
+            cpu_shares: cpu.and_then(|c| c.shares()).filter(|s| *s > 0),
             pids: r.pids().as_ref().map(|p| p.limit()),
         }
     }
@@ -564,7 +567,7 @@ impl Limits {
     }
 
     pub(crate) fn wants_cpu(&self) -> bool {
-        self.cpu_quota.is_some() || self.cpu_period.is_some()
+        self.cpu_quota.is_some() || self.cpu_period.is_some() || self.cpu_shares.is_some()
     }
 }
 

@@ -145,6 +145,9 @@ impl CgroupManager for Manager {
             if let Some(quota) = limits.cpu_quota {
                 write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
             }
+            if let Some(shares) = limits.cpu_shares {
+                write(&dir.join("cpu.shares"), &shares.to_string())?;
+            }
         }
         if let (Some(dir), Some(pids)) = (self.dir("pids"), limits.pids) {
             write(&dir.join("pids.max"), &pids_value(pids))?;
@@ -258,6 +261,20 @@ mod tests {
         assert_eq!(f("cpu", "cpu.cfs_period_us"), "100000");
         assert_eq!(f("pids", "pids.max"), "10");
         assert!(root.join("cpuacct/berth/c1").is_dir());
+        // CPU shares go to cpu.shares as they are.
+        let m2 = Manager::new(&controllers(root, &["cpu"]), None, Path::new("berth/c9"));
+        let r = oci_spec::runtime::LinuxResourcesBuilder::default()
+            .cpu(
+                oci_spec::runtime::LinuxCpuBuilder::default()
+                    .shares(512u64)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        m2.create(Some(&r)).unwrap();
+        assert_eq!(get(&root.join("cpu/berth/c9/cpu.shares")), "512");
+        assert!(!root.join("cpu/berth/c9/cpu.cfs_quota_us").exists());
         assert!(root.join("blkio/berth/c1").is_dir());
         // Only the controllers Berth uses.
         assert!(!root.join("freezer/berth").exists());

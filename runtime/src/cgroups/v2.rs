@@ -80,16 +80,26 @@ impl Manager {
                 write(&swap_file, &value)?;
             }
         }
-        if has("cpu") && limits.wants_cpu() {
+        if has("cpu") && (limits.cpu_quota.is_some() || limits.cpu_period.is_some()) {
             let quota = limits.cpu_quota.map_or_else(|| "max".to_owned(), max_or);
             let period = limits.cpu_period.unwrap_or(DEFAULT_PERIOD);
             write(&dir.join("cpu.max"), &format!("{quota} {period}"))?;
+        }
+        if let (true, Some(shares)) = (has("cpu"), limits.cpu_shares) {
+            write(&dir.join("cpu.weight"), &cpu_weight(shares).to_string())?;
         }
         if let (true, Some(pids)) = (has("pids"), limits.pids) {
             write(&dir.join("pids.max"), &pids_value(pids))?;
         }
         Ok(())
     }
+}
+
+/// v1's CPU shares (2–262144, 1024 the default) as v2's `cpu.weight` (1–10000, 100 the
+/// default), by runc's linear map.
+fn cpu_weight(shares: u64) -> u64 {
+    let shares = shares.clamp(2, 262_144);
+    1 + ((shares - 2) * 9999) / 262_142
 }
 
 /// A limit, or `max` for a negative one.
@@ -230,6 +240,29 @@ mod tests {
         m.remove().unwrap();
         assert!(!dir.exists());
         assert!(root.join("berth").is_dir());
+    }
+
+    #[test]
+    fn cpu_shares_become_a_weight_without_a_quota() {
+        let (t, m) = fixture("cpu memory pids");
+        let r = oci_spec::runtime::LinuxResourcesBuilder::default()
+            .cpu(
+                oci_spec::runtime::LinuxCpuBuilder::default()
+                    .shares(1024u64)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        m.create(Some(&r)).unwrap();
+        let dir = t.path().join("berth/c1");
+        // runc's map: 1024 shares (the default) is weight 39, the ends are 1 and 10000.
+        assert_eq!(get(&dir.join("cpu.weight")), "39");
+        assert!(!dir.join("cpu.max").exists());
+        assert_eq!(
+            (cpu_weight(2), cpu_weight(262_144), cpu_weight(1)),
+            (1, 10_000, 1)
+        );
     }
 
     #[test]
