@@ -2,7 +2,8 @@
 //!
 //! Keys follow Docker's meaning (`specs/docker-cli/dockerd.md`): `data-root`, `registry-mirrors`,
 //! `insecure-registries`, `max-concurrent-downloads`, `max-concurrent-uploads`,
-//! `max-download-attempts`. Two keys go beyond Docker (moby#18818):
+//! `max-download-attempts`, and `log-driver`/`log-opts` (defaults for new containers, checked
+//! when a container is created). Two keys go beyond Docker (moby#18818):
 //!
 //! - `registry-mirror-map`: `{"ghcr.io": ["https://mirror.internal"]}`, mirrors for any registry;
 //! - `registry-mirrors-only`: `true` refuses to fall back to the upstream when every mirror fails.
@@ -69,9 +70,7 @@ const IGNORED_DOCKER_KEYS: &[&str] = &[
     "ipv6",
     "labels",
     "live-restore",
-    "log-driver",
     "log-level",
-    "log-opts",
     "mtu",
     "runtimes",
     "seccomp-profile",
@@ -151,6 +150,10 @@ pub struct DaemonConfig {
     pub max_concurrent_uploads: u32,
     /// `max-download-attempts` (Docker's default 5).
     pub max_download_attempts: u32,
+    /// `log-driver`: new containers' logging driver (Docker's default `json-file`).
+    pub log_driver: Option<String>,
+    /// `log-opts`: its options (`max-size`, `max-file`), as strings like Docker's.
+    pub log_opts: BTreeMap<String, String>,
     /// Warnings about ignored or unknown keys, for the caller to print.
     pub warnings: Vec<String>,
     /// Where the settings came from (`None`: built-in defaults).
@@ -170,6 +173,8 @@ impl Default for DaemonConfig {
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
             max_download_attempts: 5,
+            log_driver: None,
+            log_opts: BTreeMap::new(),
             warnings: Vec::new(),
             source: None,
             from_docker: false,
@@ -324,6 +329,19 @@ impl DaemonConfig {
                 "max-concurrent-downloads" => c.max_concurrent_downloads = positive(key, v)?,
                 "max-concurrent-uploads" => c.max_concurrent_uploads = positive(key, v)?,
                 "max-download-attempts" => c.max_download_attempts = positive(key, v)?,
+                "log-driver" => c.log_driver = Some(string(key, v)?),
+                "log-opts" => {
+                    let map = v.as_object().ok_or_else(|| {
+                        invalid(key, "must be an object of option names to strings".into())
+                    })?;
+                    for (name, value) in map {
+                        let k = format!("{key}.{name}");
+                        let value = value
+                            .as_str()
+                            .ok_or_else(|| invalid(&k, "must be a string, e.g. \"10m\"".into()))?;
+                        c.log_opts.insert(name.clone(), value.to_owned());
+                    }
+                }
                 k if IGNORED_DOCKER_KEYS.contains(&k) => {
                     c.warnings.push(format!(
                         "daemon config key `{k}` is a dockerd setting berth does not use; ignored"
@@ -526,7 +544,8 @@ mod tests {
                 "registry-mirror-map": {"ghcr.io": ["https://ghcr-mirror.example"]},
                 "registry-mirrors-only": true,
                 "insecure-registries": ["reg.internal:5000", "10.1.0.0/16"],
-                "max-concurrent-downloads": 8, "log-driver": "json-file", "colour": 1}"#,
+                "max-concurrent-downloads": 8, "log-driver": "json-file",
+                "log-opts": {"max-size": "10m", "max-file": "3"}, "log-level": "warn", "colour": 1}"#,
         )
         .unwrap();
         assert_eq!(c.data_root.as_deref(), Some(Path::new("/srv/berth")));
@@ -540,6 +559,9 @@ mod tests {
         assert_eq!(c.max_concurrent_downloads, 8);
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
         assert!(c.warnings[0].contains("colour") || c.warnings[1].contains("colour"));
+        assert_eq!(c.log_driver.as_deref(), Some("json-file"));
+        assert_eq!(c.log_opts.get("max-size").map(String::as_str), Some("10m"));
+        assert_eq!(c.log_opts.get("max-file").map(String::as_str), Some("3"));
     }
 
     #[rstest]
@@ -550,6 +572,9 @@ mod tests {
     #[case(r#"{"insecure-registries": ["10.0.0.0/40"]}"#, "insecure-registries")]
     #[case(r#"{"max-concurrent-downloads": 0}"#, "max-concurrent-downloads")]
     #[case(r#"{"max-download-attempts": "5"}"#, "max-download-attempts")]
+    #[case(r#"{"log-opts": {"max-file": 3}}"#, "log-opts.max-file")]
+    #[case(r#"{"log-opts": ["max-size=1m"]}"#, "log-opts")]
+    #[case(r#"{"log-driver": 1}"#, "log-driver")]
     #[case(r#"{"data-root": "relative/dir"}"#, "data-root")]
     #[case(
         r#"{"registry-mirror-map": {"ghcr.io": "https://m"}}"#,

@@ -36,6 +36,12 @@ pub struct RunArgs {
     /// `never`)
     #[arg(long, value_name = "POLICY", default_value = "missing", value_parser = ["missing", "always", "never"])]
     pub pull: String,
+    /// Logging driver for the container (`json-file`, the default; `local`; `none`)
+    #[arg(long, value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Log driver options (`max-size=10m`, `max-file=3`)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
     /// Set platform if server is multi-platform capable (os[/arch[/variant]]): the image
     /// pulled for it, a local image of another platform refused
     #[arg(long, value_name = "PLATFORM", env = "DOCKER_DEFAULT_PLATFORM")]

@@ -262,12 +262,21 @@ fn print_id(id: &str) -> std::io::Result<()> {
 ///
 /// # Errors
 /// Docker's message for the first bad flag.
-pub fn create_options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
+pub fn create_options(
+    args: &RunArgs,
+    daemon: &berth_config::daemon::DaemonConfig,
+) -> anyhow::Result<CreateOptions> {
     let restart_policy = container::RestartPolicy::parse(&args.restart)?;
     if args.rm && !restart_policy.is_none() {
         anyhow::bail!("Conflicting options: --restart and --rm");
     }
     let limits = limits(args)?;
+    let log_config = container::log_config::LogConfig::new(
+        args.log_driver.as_deref(),
+        &args.log_opt,
+        daemon.log_driver.as_deref(),
+        &daemon.log_opts,
+    )?;
     let capabilities =
         container::security::capabilities(&args.cap_add, &args.cap_drop, args.privileged)?;
     let mounts = args
@@ -284,6 +293,7 @@ pub fn create_options(args: &RunArgs) -> anyhow::Result<CreateOptions> {
         interactive: args.interactive,
         restart_policy,
         limits,
+        log_config,
         capabilities,
         privileged: args.privileged,
         cap_add: args.cap_add.clone(),
@@ -392,7 +402,7 @@ fn run_container_as(ctx: &Ctx, args: &RunArgs, create_only: bool) -> anyhow::Res
         // Docker's check: raw mode and detach keys need a terminal on our side.
         return Err(anyhow::anyhow!("the input device is not a TTY").context(crate::Exit(1)));
     }
-    let opts = create_options(args)?;
+    let opts = create_options(args, &ctx.daemon)?;
     if let Some(s) = &args.stop_signal {
         container::parse_signal(s)?;
     }
@@ -466,7 +476,7 @@ mod tests {
 
     fn saved(flags: &[&str], command: &[&str]) -> CreateConfig {
         let t = tempfile::tempdir().unwrap();
-        let opts = create_options(&run_args_with(flags, command)).unwrap();
+        let opts = create_options(&run_args_with(flags, command), &Default::default()).unwrap();
         save_create_config(t.path(), &opts, Some(&image())).unwrap();
         load_create_config(t.path(), &State::default())
     }
@@ -523,7 +533,7 @@ mod tests {
             serde_json::from_value(serde_json::json!({"StopSignal": "SIGQUIT"})).unwrap();
         let config = |flags: &[&str]| {
             let t = tempfile::tempdir().unwrap();
-            let opts = create_options(&run_args_with(flags, &[])).unwrap();
+            let opts = create_options(&run_args_with(flags, &[]), &Default::default()).unwrap();
             save_create_config(t.path(), &opts, Some(&image)).unwrap();
             load_create_config(t.path(), &State::default())
         };

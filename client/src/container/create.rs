@@ -152,6 +152,8 @@ pub struct CreateOptions {
     pub interactive: bool,
     /// `--restart`.
     pub restart_policy: RestartPolicy,
+    /// `--log-driver`, `--log-opt` over `daemon.json`'s defaults.
+    pub log_config: super::log_config::LogConfig,
     /// `-m`, `--cpus`, `--pids-limit`.
     pub limits: ResourceLimits,
     /// The capabilities after `--cap-add`/`--cap-drop`/`--privileged`.
@@ -447,6 +449,7 @@ pub fn create(
         created: crate::timestamp::now_rfc3339(),
         auto_remove: opts.auto_remove,
         restart_policy: opts.restart_policy,
+        log_config: opts.log_config.clone(),
         volumes: volume_names,
         tty: opts.tty,
         open_stdin: opts.interactive,

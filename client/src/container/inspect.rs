@@ -228,6 +228,7 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> Result<Value> {
             "Binds": create.binds,
             "NetworkMode": create.network_mode,
             "RestartPolicy": restart_policy,
+            "LogConfig": state.log_config,
             "AutoRemove": state.auto_remove,
             "Memory": memory,
             "MemorySwap": memory_swap,

@@ -1,9 +1,10 @@
 //! A container's json-file log (`<dir>/<id>-json.log`, Docker's format): its path, parsing,
-//! `--tail`, `-t` timestamps, and the writer the monitor copies the container's output with.
+//! `--tail`, `-t` timestamps, and the copier the monitor writes the container's output with
+//! (through [`super::log_config::LogWriter`], which rotates).
 //!
-//! May call [`crate::timestamp`].
+//! May call [`crate::timestamp`] and [`super::log_config`].
 
-use std::io::{BufRead as _, Write as _};
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -64,20 +65,31 @@ pub fn padded_time(time: &str) -> String {
     )
 }
 
-/// Appends the lines read from `from` to the log as `stream` entries until EOF.
+/// The longest entry: a longer line is logged in pieces of this size (Docker's 16 KiB), so
+/// a container that never writes a newline costs the monitor no more memory than this.
+pub const MAX_ENTRY: usize = 16 * 1024;
+
+/// Appends the lines read from `from` to the log as `stream` entries until EOF; a line longer
+/// than [`MAX_ENTRY`] becomes several entries, only the last with the `\n` (Docker's partial
+/// messages, which `logs` prints back to back).
 ///
 /// # Errors
 /// Reading or writing fails.
 pub fn copy_log(
     from: impl std::io::Read,
     stream: &str,
-    log: &std::sync::Mutex<std::fs::File>,
+    log: &std::sync::Mutex<super::log_config::LogWriter>,
 ) -> std::io::Result<()> {
+    use std::io::Read as _;
     let mut reader = std::io::BufReader::new(from);
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
+        if (&mut reader)
+            .take(MAX_ENTRY as u64)
+            .read_until(b'\n', &mut buf)?
+            == 0
+        {
             return Ok(());
         }
         let entry = LogEntry {
@@ -90,7 +102,7 @@ pub fn copy_log(
         let mut f = log
             .lock()
             .map_err(|_| std::io::Error::other("log lock poisoned"))?;
-        f.write_all(&line)?;
+        f.write_entry(&line)?;
     }
 }
 #[cfg(test)]
@@ -124,7 +136,9 @@ mod tests {
     fn copied_lines_become_json_file_entries() {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("x-json.log");
-        let log = std::sync::Mutex::new(std::fs::File::create(&path).unwrap());
+        let config = super::super::log_config::LogConfig::default();
+        let writer = super::super::log_config::LogWriter::open(&path, &config).unwrap();
+        let log = std::sync::Mutex::new(writer);
         copy_log(&b"one\ntwo"[..], "stderr", &log).unwrap();
         let e = parse_log(&std::fs::read_to_string(&path).unwrap());
         assert_eq!(e.len(), 2);
@@ -132,5 +146,17 @@ mod tests {
         assert!(e
             .iter()
             .all(|e| e.stream == "stderr" && e.time.ends_with('Z')));
+        // A line longer than an entry is cut into entries of MAX_ENTRY bytes; joined, they are
+        // the line again.
+        let long = "x".repeat(MAX_ENTRY * 2 + 100) + "\n";
+        copy_log(long.as_bytes(), "stdout", &log).unwrap();
+        let e = parse_log(&std::fs::read_to_string(&path).unwrap());
+        let parts: Vec<&str> = e[2..].iter().map(|e| e.log.as_str()).collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [MAX_ENTRY, MAX_ENTRY, 101]
+        );
+        assert_eq!(parts.concat(), long);
     }
 }

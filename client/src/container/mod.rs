@@ -3,7 +3,7 @@
 //!
 //! Jobs, one module each: [`state`] (`state.json`, [`State`], [`Status`], [`find`], [`list`]),
 //! [`lock`] (the per-container and names `flock`s), [`names`] (name rules and generated names),
-//! [`logs`] (json-file logs), [`restart`] (`--restart`), [`rootfs`] (the root file system on the
+//! [`logs`] (json-file logs), [`log_config`] (`--log-driver`, `--log-opt`, rotation), [`restart`] (`--restart`), [`rootfs`] (the root file system on the
 //! host and [`teardown`]), [`signal`], [`wait`], [`images`] (which images containers use, asked
 //! by `rmi` and `image prune`), [`volume_users`] (which containers use a volume), [`peers`]
 //! (other containers as the network plan sees them), [`config`] (`create.json`), and the spec
@@ -56,6 +56,7 @@ pub mod foreground;
 pub mod groups;
 pub mod inspect;
 pub mod kill;
+pub mod log_config;
 pub mod port;
 pub mod ps;
 pub mod ps_filter;

@@ -82,10 +82,7 @@ pub fn run(store: &Store, id: &str, attach_wait: bool) -> anyhow::Result<()> {
 
     let log_path = container::log_path(&dir, id);
     let log = Arc::new(Mutex::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
+        container::log_config::LogWriter::open(&log_path, &state.log_config)
             .with_context(|| format!("cannot open `{}`", log_path.display()))?,
     ));
     let hub = Arc::new(Hub::default());
@@ -280,7 +277,7 @@ fn stdio_for(
 fn serve_pty(
     master: OwnedFd,
     hub: &Arc<Hub>,
-    log: &Arc<Mutex<std::fs::File>>,
+    log: &Arc<Mutex<container::log_config::LogWriter>>,
 ) -> anyhow::Result<std::thread::JoinHandle<std::io::Result<()>>> {
     let input = master.try_clone().context("dup")?;
     let resize = master.try_clone().context("dup")?;

@@ -1,11 +1,15 @@
-//! `logs`: reads a container's json-file log ([`super::logs`]) for `logs`: `tail` picks the
-//! last lines, then `since`/`until` (Docker's times, [`crate::timestamp`]) bound them, as
-//! Docker's json-file reader does; with `follow` it reads on until the container exits or
-//! `until` passes. The caller gets the entries in batches and prints them.
+//! `logs`: reads a container's json-file log ([`super::logs`]) for `logs`, its rotated files
+//! first ([`super::log_config::rotated`]): `tail` picks the last lines, then `since`/`until`
+//! (Docker's times, [`crate::timestamp`]) bound them, as Docker's json-file reader does; with
+//! `follow` it reads on, across rotations, until the container exits or `until` passes. The
+//! caller gets the entries in batches and prints them. Memory stays bounded whatever the log's
+//! size: the files are read in chunks, and `--tail N` keeps N entries.
 //!
-//! May call [`super::state`], [`super::logs`] and [`crate::timestamp`].
+//! May call [`super::state`], [`super::logs`], [`super::log_config`] and [`crate::timestamp`].
 
+use std::collections::VecDeque;
 use std::io::{Read as _, Seek as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -27,9 +31,83 @@ pub enum ReadLogsError {
         /// Why, as [`crate::timestamp::parse`] says.
         reason: String,
     },
+    /// The container logs with `--log-driver none`.
+    #[error("Error response from daemon: configured logging driver does not support reading")]
+    NotReadable,
     /// Reading the log, or the caller's sink, failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+/// How much of a log file is read at once.
+const CHUNK: usize = 1 << 20;
+
+/// The entries read so far and where they go: held back for `--tail` until the log as it was
+/// has been read, filtered by `since`/`until`, then handed to the sink.
+struct Feed<'a, S> {
+    tail: Option<VecDeque<LogEntry>>,
+    tail_len: usize,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    past_until: bool,
+    sink: &'a mut S,
+}
+
+impl<S: FnMut(&[LogEntry]) -> std::io::Result<()>> Feed<'_, S> {
+    fn push(&mut self, entries: Vec<LogEntry>) -> std::io::Result<()> {
+        if let Some(ring) = self.tail.as_mut() {
+            for e in entries {
+                if ring.len() == self.tail_len {
+                    ring.pop_front();
+                }
+                if self.tail_len > 0 {
+                    ring.push_back(e);
+                }
+            }
+            return Ok(());
+        }
+        self.emit(&entries)
+    }
+
+    fn emit(&mut self, entries: &[LogEntry]) -> std::io::Result<()> {
+        let (chosen, past) = within(entries, self.since, self.until);
+        self.past_until |= past;
+        (self.sink)(&chosen)
+    }
+
+    /// The log as it was when `logs` started has been read: the last `tail` entries go out.
+    fn end_of_history(&mut self) -> std::io::Result<()> {
+        if let Some(ring) = self.tail.take() {
+            let entries: Vec<LogEntry> = ring.into();
+            self.emit(&entries)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `f` from where it is to its end in chunks, pushing whole lines; a line being written
+/// stays in `carry` for the next read.
+fn drain<S: FnMut(&[LogEntry]) -> std::io::Result<()>>(
+    f: &mut std::fs::File,
+    carry: &mut Vec<u8>,
+    feed: &mut Feed<'_, S>,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        carry.extend_from_slice(&buf[..n]);
+        let whole = carry.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let entries = logs::parse_log(&String::from_utf8_lossy(&carry[..whole]));
+        carry.drain(..whole);
+        // No entry is this long (the writer splits at 16 KiB): not a log line, dropped.
+        if carry.len() > CHUNK {
+            carry.clear();
+        }
+        feed.push(entries)?;
+    }
 }
 
 /// What this module's functions return.
@@ -61,8 +139,11 @@ pub fn read_logs(
     mut sink: impl FnMut(&[LogEntry]) -> std::io::Result<()>,
 ) -> Result<()> {
     let (dir, state) = state::find(data_root, &opts.container)?;
+    if !state.log_config.readable() {
+        return Err(ReadLogsError::NotReadable);
+    }
     let path = logs::log_path(&dir, &state.id);
-    let mut tail = logs::parse_tail(&opts.tail);
+    let tail = logs::parse_tail(&opts.tail);
     let now = chrono::Utc::now();
     let time = |flag: &'static str, v: &Option<String>| {
         v.as_deref()
@@ -70,29 +151,60 @@ pub fn read_logs(
             .transpose()
             .map_err(|reason| ReadLogsError::Time { flag, reason })
     };
-    let since = time("since", &opts.since)?;
-    let until = time("until", &opts.until)?;
-    let mut pos = 0u64;
-    loop {
-        // Read the status first: whatever the container wrote before exiting is then in the
-        // file when we read it.
-        let running = state::load(&dir).is_ok_and(|s| s.status() == Status::Running);
-        let mut data = Vec::new();
-        if let Ok(mut f) = std::fs::File::open(&path) {
-            f.seek(std::io::SeekFrom::Start(pos))?;
-            f.read_to_end(&mut data)?;
+    let mut feed = Feed {
+        tail: tail.map(|n| VecDeque::with_capacity(n.min(4096))),
+        tail_len: tail.unwrap_or(0),
+        since: time("since", &opts.since)?,
+        until: time("until", &opts.until)?,
+        past_until: false,
+        sink: &mut sink,
+    };
+    // Read the status first: whatever the container wrote before exiting is then in the files
+    // when we read them.
+    let mut running = state::load(&dir).is_ok_and(|s| s.status() == Status::Running);
+    for old in super::log_config::rotated(&path) {
+        if let Ok(mut f) = std::fs::File::open(&old) {
+            drain(&mut f, &mut Vec::new(), &mut feed)?;
         }
-        // Only whole lines; a line being written is read next time.
-        let whole = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        pos += whole as u64;
-        let entries = logs::parse_log(&String::from_utf8_lossy(&data[..whole]));
-        let (chosen, past_until) = within(logs::tail(&entries, tail.take()), since, until);
-        sink(&chosen)?;
-        let until_passed = until.is_some_and(|u| chrono::Utc::now() > u);
-        if !opts.follow || !running || past_until || until_passed {
+    }
+    let mut carry = Vec::new();
+    let mut current = std::fs::File::open(&path).ok();
+    if let Some(f) = current.as_mut() {
+        drain(f, &mut carry, &mut feed)?;
+    }
+    feed.end_of_history()?;
+    loop {
+        let until_passed = feed.until.is_some_and(|u| chrono::Utc::now() > u);
+        if !opts.follow || !running || feed.past_until || until_passed {
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
+        running = state::load(&dir).is_ok_and(|s| s.status() == Status::Running);
+        if let Some(f) = current.as_mut() {
+            drain(f, &mut carry, &mut feed)?;
+        }
+        // Emptied (`max-file=1`): from its start again.
+        if let Some(f) = current.as_mut() {
+            let len = f.metadata().map_or(0, |m| m.len());
+            if f.stream_position().is_ok_and(|pos| pos > len) {
+                f.seek(std::io::SeekFrom::Start(0))?;
+                carry.clear();
+                drain(f, &mut carry, &mut feed)?;
+            }
+        }
+        // Rotated since (or created): the rest of the old file was read above; on to the new.
+        let ours = current
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.ino());
+        let theirs = std::fs::metadata(&path).ok().map(|m| m.ino());
+        if theirs.is_some() && theirs != ours {
+            current = std::fs::File::open(&path).ok();
+            carry.clear();
+            if let Some(f) = current.as_mut() {
+                drain(f, &mut carry, &mut feed)?;
+            }
+        }
     }
 }
 

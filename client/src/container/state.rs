@@ -156,6 +156,9 @@ pub struct State {
         skip_serializing_if = "Option::is_none"
     )]
     pub network: Option<crate::network::Settings>,
+    /// `--log-driver` and `--log-opt` (Docker's `HostConfig.LogConfig`).
+    #[serde(default)]
+    pub log_config: super::log_config::LogConfig,
 }
 
 /// Exit code reported when the owner of a container died without recording one: the container
