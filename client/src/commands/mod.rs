@@ -59,6 +59,13 @@ pub fn find_image(ctx: &Ctx, arg: &str) -> anyhow::Result<ImageRecord> {
     Ok(ctx.store.resolve(arg, full.as_deref())?)
 }
 
+/// `run`'s and `create`'s `--pull` (and `--platform`) before anything else; a failed pull exits
+/// 125 as Docker's does.
+async fn pull_for_run(ctx: &Ctx, a: &crate::cli::RunArgs) -> anyhow::Result<()> {
+    let pulled = pull::for_run(ctx, &a.image, &a.pull, a.platform.as_deref()).await;
+    exit_with(pulled.map(|()| 0))
+}
+
 /// Docker's prune confirmation: `warning`, then `[y/N]` on a terminal. True to go ahead; with
 /// `force` no question is asked. Without a terminal and without `force` it refuses.
 ///
@@ -178,21 +185,11 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(ctx, &a).await,
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(ctx, &a).await,
         Command::Run(a) | Command::Container(C::Run(a)) => {
-            let platform = a.platform.as_deref();
-            exit_with(
-                pull::for_run(ctx, &a.image, &a.pull, platform)
-                    .await
-                    .map(|()| 0),
-            )?;
+            pull_for_run(ctx, &a).await?;
             run::run(ctx, &a)
         }
         Command::Create(a) | Command::Container(C::Create(a)) => {
-            let platform = a.platform.as_deref();
-            exit_with(
-                pull::for_run(ctx, &a.image, &a.pull, platform)
-                    .await
-                    .map(|()| 0),
-            )?;
+            pull_for_run(ctx, &a).await?;
             run::create(ctx, &a)
         }
         Command::Start(a) | Command::Container(C::Start(a)) => start::start(ctx, &a),

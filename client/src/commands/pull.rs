@@ -74,23 +74,23 @@ impl Platform {
         })
     }
 
-    /// Whether an image with `config` is of this platform.
-    fn fits(&self, config: &oci_spec::image::ImageConfiguration) -> bool {
-        config.os().to_string() == self.os
-            && config.architecture().to_string() == self.arch
-            && self
-                .variant
-                .as_ref()
-                .is_none_or(|v| config.variant().as_deref() == Some(v.as_str()))
+    /// Whether `os`/`arch`/`variant` is this platform (any variant when this one has none).
+    fn is(&self, os: &str, arch: &str, variant: Option<&str>) -> bool {
+        os == self.os
+            && arch == self.arch
+            && self.variant.as_deref().is_none_or(|v| variant == Some(v))
     }
 
+    /// Whether an image with `config` is of this platform.
+    fn fits(&self, c: &oci_spec::image::ImageConfiguration) -> bool {
+        let (os, arch) = (c.os().to_string(), c.architecture().to_string());
+        self.is(&os, &arch, c.variant().as_deref())
+    }
+
+    /// Whether an index entry's platform is this one.
     fn matches(&self, p: &oci_spec::image::Platform) -> bool {
-        p.os().to_string() == self.os
-            && p.architecture().to_string() == self.arch
-            && self
-                .variant
-                .as_ref()
-                .is_none_or(|v| p.variant().as_deref() == Some(v.as_str()))
+        let (os, arch) = (p.os().to_string(), p.architecture().to_string());
+        self.is(&os, &arch, p.variant().as_deref())
     }
 }
 

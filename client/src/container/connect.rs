@@ -152,8 +152,9 @@ pub fn connect(
         network_id: def.id.clone(),
         aliases: aliases.to_vec(),
     };
-    // Kept first: a start between here and the interface below connects it from its prestart
-    // hook, and this one then finds it connected.
+    // Recorded first, under the container's lock. A container that runs has had its prestart
+    // hook: it is connected here. One that does not gets it from its next start's hook (one
+    // starting right now may have read its requests already, and gets it at the start after).
     let lock = Lock::take(&dir).map_err(StateError::from)?;
     let mut st = state::load(&dir)?;
     st.network
@@ -173,7 +174,12 @@ pub fn connect(
         .unwrap_or_default();
     let names = connect::container_names(&st.name, &hostname, &st.id);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let n = connect::next_index(&current.connected);
+    let connected = st
+        .network
+        .as_ref()
+        .map(|n| n.connected.clone())
+        .unwrap_or_default();
+    let n = connect::next_index(&connected);
     let result = connect::connect(&st.id, &names, aliases, init.pid, st.monitor, &def, n);
     let conn = match result {
         Ok(conn) => conn,

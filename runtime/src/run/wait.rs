@@ -54,7 +54,7 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// cannot take), so the child then joins with a write and the caller sees that write's error.
 ///
 /// Only for a single-threaded caller whose child runs Berth's own code and then `execve`s or
-/// exits (the intermediate forking init).
+/// exits (the intermediates forking init and an `exec`'d process).
 #[allow(unsafe_code)]
 pub(crate) fn fork_into(cgroup: Option<BorrowedFd<'_>>) -> Result<(ForkResult, bool), Errno> {
     if let Some(dir) = cgroup {
