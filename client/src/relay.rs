@@ -5,6 +5,7 @@
 //! nothing of the caller's but bytes.
 //!
 //! Owns the pipes and the copying threads; calls only `nix` and `berth_runtime::run::Stdio`.
+//! What else the output should go to (a foreground container's log) comes in as a [`Sink`].
 
 use std::io::{Read as _, Write as _};
 use std::os::fd::{AsFd as _, OwnedFd};
@@ -32,6 +33,14 @@ pub enum RelayError {
     DevNull(std::io::Error),
 }
 
+/// Where a copy of one output stream goes besides ours: every chunk as it is read, then the end.
+pub trait Sink: Send {
+    /// Bytes the process wrote.
+    fn chunk(&mut self, bytes: &[u8]);
+    /// The stream ended.
+    fn end(&mut self);
+}
+
 /// The copying threads; [`Relay::finish`] once the process has exited.
 pub struct Relay {
     exited: Arc<AtomicBool>,
@@ -39,11 +48,15 @@ pub struct Relay {
 }
 
 /// Pipes for the process's stdin (ours copied in with `interactive`, else `/dev/null`), stdout
-/// and stderr (copied to ours). Returns the process's ends, for [`Stdio`], and the relay.
+/// and stderr (copied to ours, and to `sinks`' stdout and stderr when given). Returns the
+/// process's ends, for [`Stdio`], and the relay.
 ///
 /// # Errors
 /// A pipe or `/dev/null` cannot be opened.
-pub fn start(interactive: bool) -> Result<(Stdio, Relay), RelayError> {
+pub fn start(
+    interactive: bool,
+    sinks: Option<[Box<dyn Sink>; 2]>,
+) -> Result<(Stdio, Relay), RelayError> {
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(RelayError::Pipe);
     let stdin: OwnedFd = if interactive {
         let (r, w) = pipe()?;
@@ -59,9 +72,13 @@ pub fn start(interactive: bool) -> Result<(Stdio, Relay), RelayError> {
     let exited = Arc::new(AtomicBool::new(false));
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
+    let [out_sink, err_sink] = match sinks {
+        Some([o, e]) => [Some(o), Some(e)],
+        None => [None, None],
+    };
     let outputs = vec![
-        spawn_output(out_r, false, exited.clone()),
-        spawn_output(err_r, true, exited.clone()),
+        spawn_output(out_r, false, exited.clone(), out_sink),
+        spawn_output(err_r, true, exited.clone(), err_sink),
     ];
     let stdio = Stdio {
         stdin: Some(stdin),
@@ -102,13 +119,23 @@ fn copy_stdin(w: OwnedFd) {
     }
 }
 
-fn spawn_output(r: OwnedFd, stderr: bool, exited: Arc<AtomicBool>) -> JoinHandle<()> {
-    std::thread::spawn(move || copy_output(&r, stderr, &exited))
+fn spawn_output(
+    r: OwnedFd,
+    stderr: bool,
+    exited: Arc<AtomicBool>,
+    mut sink: Option<Box<dyn Sink>>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        copy_output(&r, stderr, &exited, &mut sink);
+        if let Some(s) = sink.as_mut() {
+            s.end();
+        }
+    })
 }
 
-/// The process's output into ours until EOF, or until the process has exited and the pipe has
-/// been idle for [`DRAIN_IDLE`].
-fn copy_output(r: &OwnedFd, stderr: bool, exited: &AtomicBool) {
+/// The process's output into ours (and `sink`) until EOF, or until the process has exited and
+/// the pipe has been idle for [`DRAIN_IDLE`].
+fn copy_output(r: &OwnedFd, stderr: bool, exited: &AtomicBool, sink: &mut Option<Box<dyn Sink>>) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut idle = Duration::ZERO;
     let tick = Duration::from_millis(50);
@@ -135,6 +162,9 @@ fn copy_output(r: &OwnedFd, stderr: bool, exited: &AtomicBool) {
             Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
             Err(_) => return,
         };
+        if let Some(s) = sink.as_mut() {
+            s.chunk(&buf[..n]);
+        }
         let written = if stderr {
             let mut e = std::io::stderr().lock();
             e.write_all(&buf[..n]).and_then(|()| e.flush())
@@ -157,7 +187,7 @@ mod tests {
     fn output_ends_at_eof_and_after_idle() {
         let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
         let exited = Arc::new(AtomicBool::new(false));
-        let t = spawn_output(r, false, exited.clone());
+        let t = spawn_output(r, false, exited.clone(), None);
         drop(w);
         t.join().unwrap();
         // A writer that never closes: the thread ends once `exited` is set and the pipe idles.
@@ -166,7 +196,7 @@ mod tests {
             exited,
             outputs: vec![],
         };
-        let t = spawn_output(r, false, relay.exited.clone());
+        let t = spawn_output(r, false, relay.exited.clone(), None);
         relay.exited.store(true, Ordering::SeqCst);
         t.join().unwrap();
     }

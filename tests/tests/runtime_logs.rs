@@ -161,3 +161,43 @@ fn daemon_log_opts_are_the_default_and_bad_options_are_refused() {
     }
     assert!(env.container_ids().is_empty());
 }
+
+#[test]
+fn a_foreground_run_is_logged_too_but_not_with_rm() {
+    let env = ContainerEnv::new(&[]);
+    let out = env.berth(&[
+        "run",
+        "--name",
+        "fg",
+        "--network",
+        "none",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; printf tail",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\ntail");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    // Each stream back to its own, the unfinished last line included.
+    let logs = env.berth(&["logs", "fg"]);
+    assert!(logs.status.success(), "{logs:?}");
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "out\ntail");
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "err\n");
+    // With --log-driver none nothing is kept; with --rm the container goes with its log.
+    env.ok(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "bb:1",
+        "echo",
+        "x",
+    ]);
+    let (_, id) = env.find("quiet");
+    assert!(!log_file(&env, &id, "").exists());
+    let (code, out, _) = env.sh(&["--network", "none"], "echo gone");
+    assert_eq!((code, out.as_str()), (0, "gone\n"));
+    env.ok(&["rm", "fg", "quiet"]);
+}

@@ -136,7 +136,7 @@ pub fn exec(data_root: &std::path::Path, args: &ExecOptions) -> Result<i32> {
         };
         (stdio, None)
     } else {
-        let (stdio, relay) = crate::relay::start(args.interactive)?;
+        let (stdio, relay) = crate::relay::start(args.interactive, None)?;
         (stdio, Some(relay))
     };
     let mut relay = None;

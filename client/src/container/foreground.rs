@@ -1,10 +1,12 @@
 //! Running a [`Created`] container in this process (`berth run` without `-d`, `-i` or `-t`):
 //! this process owns it, holds its address, serves its published ports, forwards signals to it
-//! (Docker's `--sig-proxy`), relays its output through pipes, and records its exit (or removes
-//! it with `--rm`).
+//! (Docker's `--sig-proxy`), relays its output through pipes and into its log (as Docker logs a
+//! foreground container; not with `--rm`, whose log goes with it), and records its exit (or
+//! removes it with `--rm`).
 //!
-//! May call [`super::state`], [`super::lock`], [`crate::network`], [`crate::relay`],
-//! [`crate::sigproxy`], [`crate::reaper`], [`crate::volumes`] and `berth_runtime::run`.
+//! May call [`super::state`], [`super::lock`], [`super::logs`], [`super::log_config`],
+//! [`crate::network`], [`crate::relay`], [`crate::sigproxy`], [`crate::reaper`],
+//! [`crate::volumes`] and `berth_runtime::run`.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -28,6 +30,15 @@ pub enum ForegroundError {
     /// The output relay could not be set up.
     #[error(transparent)]
     Relay(#[from] crate::relay::RelayError),
+    /// The container's log cannot be opened.
+    #[error("cannot open the container's log `{path}`")]
+    Log {
+        /// The log file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The container could not be run (its exit code: 125, 126 or 127).
     #[error(transparent)]
     Run(#[from] RunError),
@@ -59,6 +70,7 @@ pub fn run(created: Created) -> Result<i32, ForegroundError> {
     let dir = guard.path().to_owned();
     let id = state.id.clone();
     let auto_remove = state.auto_remove;
+    let sinks = log_sinks(&dir, &state)?;
     let volume_names = state.volumes.clone();
     state.status = Status::Running;
     state.started_at = Some(crate::timestamp::now_rfc3339());
@@ -82,7 +94,7 @@ pub fn run(created: Created) -> Result<i32, ForegroundError> {
     let init = Arc::new(AtomicI32::new(0));
     let proxy = crate::sigproxy::forward(crate::sigproxy::Target::Pid(init.clone()));
     // Pipes, never our own descriptors: the container gets no handle on our terminal.
-    let (stdio, relay) = crate::relay::start(false)?;
+    let (stdio, relay) = crate::relay::start(false, sinks)?;
     let result = match network {
         Ok(net) => {
             let mut prestart = |pid| net.as_ref().map_or(Ok(()), |a| (a.prestart())(pid));
@@ -121,4 +133,23 @@ pub fn run(created: Created) -> Result<i32, ForegroundError> {
         })?;
     }
     Ok(result?.code)
+}
+
+/// The foreground container's stdout and stderr as log entries, unless nobody could read them
+/// (`--rm`, `--log-driver none`).
+fn log_sinks(
+    dir: &std::path::Path,
+    state: &super::state::State,
+) -> Result<Option<[Box<dyn crate::relay::Sink>; 2]>, ForegroundError> {
+    if state.auto_remove || !state.log_config.readable() {
+        return Ok(None);
+    }
+    let path = super::logs::log_path(dir, &state.id);
+    let writer = super::log_config::LogWriter::open(&path, &state.log_config)
+        .map_err(|source| ForegroundError::Log { path, source })?;
+    let log = Arc::new(std::sync::Mutex::new(writer));
+    Ok(Some([
+        Box::new(super::logs::LineLogger::new("stdout", Arc::clone(&log))),
+        Box::new(super::logs::LineLogger::new("stderr", log)),
+    ]))
 }

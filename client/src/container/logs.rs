@@ -1,10 +1,10 @@
 //! A container's json-file log (`<dir>/<id>-json.log`, Docker's format): its path, parsing,
-//! `--tail`, `-t` timestamps, and the copier the monitor writes the container's output with
-//! (through [`super::log_config::LogWriter`], which rotates).
+//! `--tail`, `-t` timestamps, and the line logger the owner process writes the container's
+//! output with (through [`super::log_config::LogWriter`], which rotates): from a pipe or a pty
+//! ([`copy_log`]), or as a sink of the foreground relay ([`crate::relay::Sink`]).
 //!
-//! May call [`crate::timestamp`] and [`super::log_config`].
+//! May call [`crate::timestamp`], [`super::log_config`] and [`crate::relay`] (its `Sink`).
 
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -69,42 +69,109 @@ pub fn padded_time(time: &str) -> String {
 /// a container that never writes a newline costs the monitor no more memory than this.
 pub const MAX_ENTRY: usize = 16 * 1024;
 
-/// Appends the lines read from `from` to the log as `stream` entries until EOF; a line longer
-/// than [`MAX_ENTRY`] becomes several entries, only the last with the `\n` (Docker's partial
-/// messages, which `logs` prints back to back).
+/// Turns a stream's output, chunk by chunk, into json-file entries: one per line, a line
+/// longer than [`MAX_ENTRY`] in several (only the last with the `\n`: Docker's partial
+/// messages, which `logs` prints back to back), the rest of an unfinished line at [`Self::end`].
+pub struct LineLogger {
+    stream: &'static str,
+    pending: Vec<u8>,
+    log: std::sync::Arc<std::sync::Mutex<super::log_config::LogWriter>>,
+}
+
+impl LineLogger {
+    /// Entries of `stream` (`stdout` or `stderr`) into `log`.
+    #[must_use]
+    pub fn new(
+        stream: &'static str,
+        log: std::sync::Arc<std::sync::Mutex<super::log_config::LogWriter>>,
+    ) -> Self {
+        Self {
+            stream,
+            pending: Vec::new(),
+            log,
+        }
+    }
+
+    /// Logs the whole lines (and full-size pieces) of what came so far.
+    ///
+    /// # Errors
+    /// Writing the log failed.
+    pub fn feed(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.pending.extend_from_slice(bytes);
+        loop {
+            let cut = match self.pending.iter().position(|b| *b == b'\n') {
+                Some(i) if i < MAX_ENTRY => i + 1,
+                _ if self.pending.len() >= MAX_ENTRY => MAX_ENTRY,
+                _ => return Ok(()),
+            };
+            let entry: Vec<u8> = self.pending.drain(..cut).collect();
+            self.write(&entry)?;
+        }
+    }
+
+    /// Logs what is left of an unfinished line.
+    ///
+    /// # Errors
+    /// Writing the log failed.
+    pub fn end(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rest = std::mem::take(&mut self.pending);
+        self.write(&rest)
+    }
+
+    fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let entry = LogEntry {
+            log: String::from_utf8_lossy(bytes).into_owned(),
+            stream: self.stream.to_owned(),
+            time: now_rfc3339(),
+        };
+        let mut line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.log
+            .lock()
+            .map_err(|_| std::io::Error::other("log lock poisoned"))?
+            .write_entry(&line)
+    }
+}
+
+impl crate::relay::Sink for LineLogger {
+    fn chunk(&mut self, bytes: &[u8]) {
+        // A log that cannot be written must not stop the container's output on the terminal.
+        let _ = self.feed(bytes);
+    }
+
+    fn end(&mut self) {
+        let _ = LineLogger::end(self);
+    }
+}
+
+/// Appends what `from` gives until EOF to the log as `stream` entries ([`LineLogger`]).
 ///
 /// # Errors
 /// Reading or writing fails.
 pub fn copy_log(
     from: impl std::io::Read,
-    stream: &str,
-    log: &std::sync::Mutex<super::log_config::LogWriter>,
+    stream: &'static str,
+    log: &std::sync::Arc<std::sync::Mutex<super::log_config::LogWriter>>,
 ) -> std::io::Result<()> {
-    use std::io::Read as _;
-    let mut reader = std::io::BufReader::new(from);
-    let mut buf = Vec::new();
+    let mut from = from;
+    let mut logger = LineLogger::new(stream, std::sync::Arc::clone(log));
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        buf.clear();
-        if (&mut reader)
-            .take(MAX_ENTRY as u64)
-            .read_until(b'\n', &mut buf)?
-            == 0
-        {
-            return Ok(());
+        match from.read(&mut buf) {
+            Ok(0) => return logger.end(),
+            Ok(n) => logger.feed(&buf[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = logger.end();
+                return Err(e);
+            }
         }
-        let entry = LogEntry {
-            log: String::from_utf8_lossy(&buf).into_owned(),
-            stream: stream.to_owned(),
-            time: now_rfc3339(),
-        };
-        let mut line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        let mut f = log
-            .lock()
-            .map_err(|_| std::io::Error::other("log lock poisoned"))?;
-        f.write_entry(&line)?;
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,7 +205,7 @@ mod tests {
         let path = t.path().join("x-json.log");
         let config = super::super::log_config::LogConfig::default();
         let writer = super::super::log_config::LogWriter::open(&path, &config).unwrap();
-        let log = std::sync::Mutex::new(writer);
+        let log = std::sync::Arc::new(std::sync::Mutex::new(writer));
         copy_log(&b"one\ntwo"[..], "stderr", &log).unwrap();
         let e = parse_log(&std::fs::read_to_string(&path).unwrap());
         assert_eq!(e.len(), 2);
