@@ -1,6 +1,6 @@
 //! Container commands end to end, as root: `inspect` (containers), `rename` (and the names
 //! lock under concurrent `run --name`), `top`, `stats`, `container prune`, `ps --filter`,
-//! `logs --since/--until`, `run --env-file`.
+//! `logs --since/--until`, `run --env-file`, `diff`.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -604,4 +604,45 @@ fn run_env_file_follows_dockers_format() {
     );
     // Nothing was created for the refused runs.
     assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn diff_lists_what_changed_against_the_image() {
+    let env = Env(ContainerEnv::new(&[("etc/motd", "hello\n")]));
+    env.ok(&[
+        "run",
+        "--name",
+        "changed",
+        "--network",
+        "none",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo hi > /etc/new; rm /bin/ls; mkdir -p /tmp/x; echo y >> /etc/motd",
+    ]);
+    // Docker's lines and order; Berth's own mount points and /etc files are not changes.
+    assert_eq!(
+        env.ok(&["diff", "changed"]),
+        "C /bin\nD /bin/ls\nC /etc\nC /etc/motd\nA /etc/new\nA /tmp\nA /tmp/x\n"
+    );
+    // Nothing changed: nothing printed. A running container's changes show as they happen.
+    env.ok(&[
+        "run",
+        "--name",
+        "quiet",
+        "--network",
+        "none",
+        "bb:1",
+        "true",
+    ]);
+    assert_eq!(env.ok(&["container", "diff", "quiet"]), "");
+    env.detach(
+        &["--name", "busy", "--network", "none"],
+        "touch /made-here; sleep 300",
+    );
+    eventually("the running container's change", || {
+        env.ok(&["diff", "busy"]) == "A /made-here\n"
+    });
+    assert!(env.fails(&["diff", "nope"]).contains("No such container"));
+    env.ok(&["rm", "-f", "changed", "quiet", "busy"]);
 }

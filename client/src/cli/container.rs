@@ -31,6 +31,8 @@ pub enum ContainerCommand {
     Exec(ExecArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
     /// Rename a container
@@ -280,6 +282,13 @@ pub struct PortArgs {
     pub container: String,
     /// PRIVATE_PORT[/PROTO]
     pub private_port: Option<String>,
+}
+
+/// `diff`
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// Container
+    pub container: String,
 }
 
 /// `wait`

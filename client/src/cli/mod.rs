@@ -159,6 +159,8 @@ pub enum Command {
     Wait(WaitArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
     /// Internal: own a detached container (started by `run -d`)
     #[command(hide = true)]
     ContainerMonitor(MonitorArgs),

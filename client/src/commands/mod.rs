@@ -8,6 +8,7 @@ pub mod container_inspect;
 pub mod container_prune;
 pub mod cp;
 pub mod df;
+pub mod diff;
 pub mod exec;
 pub mod export;
 pub mod history;
@@ -203,6 +204,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Rm(a) | Command::Container(C::Rm(a)) => rm::run(ctx, &a),
         Command::Wait(a) | Command::Container(C::Wait(a)) => wait::run(ctx, &a),
         Command::Port(a) | Command::Container(C::Port(a)) => port::run(ctx, &a),
+        Command::Diff(a) | Command::Container(C::Diff(a)) => diff::run(ctx, &a),
         Command::ContainerMonitor(a) => monitor::run(ctx, &a),
         Command::Export(a) | Command::Container(C::Export(a)) => export::run(ctx, &a),
         Command::Commit(a) | Command::Container(C::Commit(a)) => commit::run(ctx, &a),

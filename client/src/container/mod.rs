@@ -10,7 +10,7 @@
 //! edits of [`security`], [`ulimit`], [`tmpfs`] (`--tmpfs`, `--read-only`), [`sysctl`] and
 //! [`groups`] (`--group-add`, `--shm-size`). Operations, one module each: [`create`],
 //! [`foreground`] (run in this process), [`start`] (and `restart`), [`attach`], [`exec`],
-//! [`stop`], [`kill`], [`rm`], [`connect`] (`network connect`/`disconnect`), [`rename`], and the
+//! [`stop`], [`kill`], [`rm`], [`diff`], [`connect`] (`network connect`/`disconnect`), [`rename`], and the
 //! queries [`ps`] (with [`ps_filter`]), [`inspect`], [`read_logs`], [`top`], [`stats`], [`port`]
 //! and [`wait`], and the file system operations [`cp`], [`export`] and [`commit`]. [`monitor`] is
 //! the process that owns a detached container.
@@ -26,6 +26,7 @@
 //! implements [`crate::network::Peers`] (`--link`, `--network container:NAME`) and
 //! [`volume_users`] tells [`crate::volumes::remove`] who uses a volume.
 
+pub mod diff;
 pub mod images;
 pub mod lock;
 pub mod logs;
