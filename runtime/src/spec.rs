@@ -205,6 +205,56 @@ pub fn apply_limits(spec: &mut Spec, cgroups_path: &str, limits: &ResourceLimits
     Ok(())
 }
 
+/// `update`: the limits `limits` gives replace the spec's, the others stay. Memory + swap is
+/// the one given, else the current one while it still holds the new memory limit (or is
+/// unlimited), else twice the new memory, as at `run`.
+///
+/// # Errors
+/// oci-spec refusing a value.
+pub fn merge_limits(spec: &mut Spec, limits: &ResourceLimits) -> Result<()> {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    if limits.memory.is_some() || limits.memory_swap.is_some() {
+        let current = (*resources.memory()).unwrap_or_default();
+        let memory = limits.memory.or(current.limit());
+        let swap = match (limits.memory_swap, memory, current.swap()) {
+            (Some(s), _, _) => Some(s),
+            (None, Some(m), Some(s)) if s == -1 || s >= m => Some(s),
+            (None, Some(m), _) => Some(m.saturating_mul(2)),
+            (None, None, s) => s,
+        };
+        let mut b = LinuxMemoryBuilder::default();
+        if let Some(m) = memory {
+            b = b.limit(m);
+        }
+        if let Some(s) = swap {
+            b = b.swap(s);
+        }
+        resources.set_memory(Some(b.build()?));
+    }
+    if limits.nano_cpus.is_some() || limits.cpu_shares.is_some() {
+        let current = resources.cpu().clone().unwrap_or_default();
+        let mut b = LinuxCpuBuilder::default();
+        if let Some(n) = limits.nano_cpus {
+            let quota = i64::try_from(i128::from(n) * i128::from(CPU_PERIOD) / 1_000_000_000)
+                .unwrap_or(i64::MAX);
+            b = b.quota(quota).period(CPU_PERIOD);
+        } else if let (Some(q), Some(p)) = (current.quota(), current.period()) {
+            b = b.quota(q).period(p);
+        }
+        if let Some(s) = limits.cpu_shares.or(current.shares()) {
+            b = b.shares(s);
+        }
+        resources.set_cpu(Some(b.build()?));
+    }
+    if let Some(p) = limits.pids_limit {
+        resources.set_pids(Some(LinuxPidsBuilder::default().limit(p).build()?));
+    }
+    linux.set_resources(Some(resources));
+    spec.set_linux(Some(linux));
+    Ok(())
+}
+
 /// Docker's `-e KEY` rule: `KEY=VALUE` stays; a bare `KEY` takes the host's value, or is
 /// dropped when the host has none.
 pub fn resolve_env_flag(arg: &str, host: impl Fn(&str) -> Option<String>) -> Option<String> {
@@ -722,6 +772,40 @@ mod tests {
         assert_eq!((cpu2.shares(), cpu2.quota()), (Some(512), None));
         // The rest of the spec is untouched.
         assert!(!linux.namespaces().as_ref().unwrap().is_empty());
+        // `update`: what is given replaces, the rest stays; swap follows a larger memory.
+        let more = ResourceLimits {
+            memory: Some(256 << 20),
+            nano_cpus: Some(1_000_000_000),
+            ..Default::default()
+        };
+        merge_limits(&mut spec, &more).unwrap();
+        let r3 = spec.linux().as_ref().unwrap().resources().clone().unwrap();
+        let mem3 = r3.memory().as_ref().unwrap();
+        assert_eq!(
+            (mem3.limit(), mem3.swap()),
+            (Some(256 << 20), Some(512 << 20))
+        );
+        let cpu3 = r3.cpu().as_ref().unwrap();
+        assert_eq!(
+            (cpu3.quota(), cpu3.period()),
+            (Some(100_000), Some(100_000))
+        );
+        assert_eq!(r3.pids().as_ref().unwrap().limit(), 10);
+        merge_limits(
+            &mut s2,
+            &ResourceLimits {
+                memory: Some(64 << 20),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mem4 = s2.linux().as_ref().unwrap().resources().clone().unwrap();
+        let cpu4 = mem4.cpu().as_ref().unwrap().shares();
+        let mem4 = (*mem4.memory()).unwrap();
+        assert_eq!(
+            (mem4.limit(), mem4.swap(), cpu4),
+            (Some(64 << 20), Some(-1), Some(512))
+        );
 
         let mut spec = build(None, &opts(), t.path()).unwrap();
         let before = spec.linux().as_ref().unwrap().resources().clone();

@@ -362,3 +362,70 @@ fn memory_swap_and_cpu_shares_reach_the_cgroups_and_inspect() {
     assert_eq!(shown.trim(), format!("{} 0", 64i64 << 20));
     env.ok(&["rm", "-f", &id]);
 }
+
+#[test]
+fn update_changes_limits_live_and_for_later_starts_and_the_restart_policy() {
+    let env = Env::new();
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let id = env.detach(&["-m", "32m", "--pids-limit", "10"], "sleep 300");
+    let out = env.ok(&[
+        "update",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "20",
+        "--cpus",
+        "0.5",
+        "--restart",
+        "always",
+        &id,
+    ]);
+    assert_eq!(out.trim(), id);
+    // In the running container's cgroups at once.
+    let mem = cgroup_file(&id, "memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(read(&mem), (64u64 << 20).to_string());
+    let pids = cgroup_file(&id, "pids", "pids.max", "pids.max");
+    assert_eq!(read(&pids), "20");
+    if v2 {
+        assert_eq!(
+            read(&cgroup_file(&id, "cpu", "", "cpu.max")),
+            "50000 100000"
+        );
+    } else {
+        assert_eq!(
+            read(&cgroup_file(&id, "cpu", "cpu.cfs_quota_us", "")),
+            "50000"
+        );
+    }
+    let shown = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}",
+        &id,
+    ]);
+    assert_eq!(shown.trim(), format!("{} 20 500000000 always", 64u64 << 20));
+    // Stopped, updated, started: the new limit is there from the start.
+    env.ok(&["stop", "-t", "1", &id]);
+    env.ok(&["update", "--pids-limit", "30", &id]);
+    env.ok(&["start", &id]);
+    assert_eq!(read(&pids), "30");
+    assert_eq!(read(&mem), (64u64 << 20).to_string());
+    env.ok(&["rm", "-f", &id]);
+
+    // Docker's refusals; nothing changes then.
+    let rm = env.detach(&["--rm"], "sleep 300");
+    let out = env.berth(&["update", "--restart", "always", &rm]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Restart policy cannot be updated because AutoRemove is enabled"),
+        "{out:?}"
+    );
+    let out = env.berth(&["update", &rm]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("you must provide one or more flags"));
+    let out = env.berth(&["update", "-m", "1k", &rm]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Minimum memory limit allowed is 6MB"));
+    let out = env.berth(&["update", "--pids-limit", "5", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such container"));
+    env.ok(&["rm", "-f", &rm]);
+}

@@ -33,6 +33,8 @@ pub enum ContainerCommand {
     Port(PortArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(DiffArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
     /// Rename a container
@@ -282,6 +284,33 @@ pub struct PortArgs {
     pub container: String,
     /// PRIVATE_PORT[/PROTO]
     pub private_port: Option<String>,
+}
+
+/// `update`
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Restart policy to apply when a container exits (`no`, `on-failure[:max-retries]`,
+    /// `always`, `unless-stopped`)
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    /// Memory limit (`BYTES[b|k|m|g]`)
+    #[arg(short = 'm', long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long, value_name = "DECIMAL", allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long, value_name = "N", allow_hyphen_values = true)]
+    pub cpu_shares: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Containers
+    #[arg(required = true)]
+    pub containers: Vec<String>,
 }
 
 /// `diff`

@@ -161,6 +161,8 @@ pub enum Command {
     Port(PortArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(DiffArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// Internal: own a detached container (started by `run -d`)
     #[command(hide = true)]
     ContainerMonitor(MonitorArgs),

@@ -40,6 +40,7 @@ pub mod stats;
 pub mod stop;
 pub mod tag;
 pub mod top;
+pub mod update;
 pub mod volume;
 pub mod wait;
 
@@ -205,6 +206,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Wait(a) | Command::Container(C::Wait(a)) => wait::run(ctx, &a),
         Command::Port(a) | Command::Container(C::Port(a)) => port::run(ctx, &a),
         Command::Diff(a) | Command::Container(C::Diff(a)) => diff::run(ctx, &a),
+        Command::Update(a) | Command::Container(C::Update(a)) => update::run(ctx, &a),
         Command::ContainerMonitor(a) => monitor::run(ctx, &a),
         Command::Export(a) | Command::Container(C::Export(a)) => export::run(ctx, &a),
         Command::Commit(a) | Command::Container(C::Commit(a)) => commit::run(ctx, &a),

@@ -10,7 +10,7 @@
 //! edits of [`security`], [`ulimit`], [`tmpfs`] (`--tmpfs`, `--read-only`), [`sysctl`] and
 //! [`groups`] (`--group-add`, `--shm-size`). Operations, one module each: [`create`],
 //! [`foreground`] (run in this process), [`start`] (and `restart`), [`attach`], [`exec`],
-//! [`stop`], [`kill`], [`rm`], [`diff`], [`connect`] (`network connect`/`disconnect`), [`rename`], and the
+//! [`stop`], [`kill`], [`rm`], [`update`], [`diff`], [`connect`] (`network connect`/`disconnect`), [`rename`], and the
 //! queries [`ps`] (with [`ps_filter`]), [`inspect`], [`read_logs`], [`top`], [`stats`], [`port`]
 //! and [`wait`], and the file system operations [`cp`], [`export`] and [`commit`]. [`monitor`] is
 //! the process that owns a detached container.
@@ -68,6 +68,7 @@ pub mod start;
 pub mod stats;
 pub mod stop;
 pub mod top;
+pub mod update;
 
 pub use connect::connected_networks;
 pub use lock::{lock_names, Lock, LockError};

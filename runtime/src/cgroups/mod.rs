@@ -227,6 +227,12 @@ pub trait CgroupManager {
     /// # Errors
     /// A directory or file the kernel refuses, or a limit whose controller is missing.
     fn create(&self, resources: Option<&LinuxResources>) -> std::result::Result<(), Self::Error>;
+    /// Writes new limits (memory, CPU, pids) into the existing cgroups of a container, which
+    /// may be running; device rules are left alone.
+    ///
+    /// # Errors
+    /// A value the kernel refuses (memory below what the container uses, say).
+    fn update(&self, resources: &LinuxResources) -> std::result::Result<(), Self::Error>;
     /// Moves process `pid` (a host PID) into the cgroups.
     ///
     /// # Errors
@@ -459,6 +465,13 @@ impl CgroupManager for Manager {
         match self {
             Self::V1(m) => m.join(in_v2),
             Self::V2(m) => m.join(in_v2),
+        }
+    }
+
+    fn update(&self, resources: &LinuxResources) -> Result<()> {
+        match self {
+            Self::V1(m) => m.update(resources),
+            Self::V2(m) => m.update(resources),
         }
     }
 

@@ -95,6 +95,46 @@ impl Manager {
         self.unified.as_ref().is_some_and(|u| u.dir().exists())
     }
 
+    /// Writes the limits of the v1 controllers (memory, CPU, pids), in an order the kernel
+    /// takes whatever the current values: memory + swap may not go below memory, so when a new
+    /// memory limit is refused, the new memory + swap goes first.
+    fn write_limits(&self, limits: &Limits) -> Result<()> {
+        if let Some(dir) = self.dir("memory") {
+            let mem = dir.join("memory.limit_in_bytes");
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            // Only with swap accounting (CONFIG_MEMCG_SWAP and swapaccount=1).
+            let swap = limits.swap.filter(|_| memsw.exists());
+            match (limits.memory, swap) {
+                (Some(m), Some(s)) => {
+                    if write(&mem, &m.to_string()).is_err() {
+                        write(&memsw, &s.to_string())?;
+                        write(&mem, &m.to_string())?;
+                    } else {
+                        write(&memsw, &s.to_string())?;
+                    }
+                }
+                (Some(m), None) => write(&mem, &m.to_string())?,
+                (None, Some(s)) => write(&memsw, &s.to_string())?,
+                (None, None) => {}
+            }
+        }
+        if let Some(dir) = self.dir("cpu") {
+            if let Some(period) = limits.cpu_period {
+                write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
+            }
+            if let Some(quota) = limits.cpu_quota {
+                write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+            }
+            if let Some(shares) = limits.cpu_shares {
+                write(&dir.join("cpu.shares"), &shares.to_string())?;
+            }
+        }
+        if let (Some(dir), Some(pids)) = (self.dir("pids"), limits.pids) {
+            write(&dir.join("pids.max"), &pids_value(pids))?;
+        }
+        Ok(())
+    }
+
     /// The container's directory in the hybrid host's `cgroup2` mount, when it has one
     /// (limits v1 lacks, the device program).
     #[must_use]
@@ -127,31 +167,7 @@ impl CgroupManager for Manager {
                 write(&dir.join(file), &line)?;
             }
         }
-        if let Some(dir) = self.dir("memory") {
-            // The limit first: the kernel refuses memsw below it.
-            if let Some(limit) = limits.memory {
-                write(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
-            }
-            let memsw = dir.join("memory.memsw.limit_in_bytes");
-            // Only with swap accounting (CONFIG_MEMCG_SWAP and swapaccount=1).
-            if let (Some(swap), true) = (limits.swap, memsw.exists()) {
-                write(&memsw, &swap.to_string())?;
-            }
-        }
-        if let Some(dir) = self.dir("cpu") {
-            if let Some(period) = limits.cpu_period {
-                write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
-            }
-            if let Some(quota) = limits.cpu_quota {
-                write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
-            }
-            if let Some(shares) = limits.cpu_shares {
-                write(&dir.join("cpu.shares"), &shares.to_string())?;
-            }
-        }
-        if let (Some(dir), Some(pids)) = (self.dir("pids"), limits.pids) {
-            write(&dir.join("pids.max"), &pids_value(pids))?;
-        }
+        self.write_limits(&limits)?;
         if let Some((unified, controllers)) = unified {
             unified.create_controllers(&limits, &controllers)?;
         }
@@ -161,6 +177,14 @@ impl CgroupManager for Manager {
             devices::attach(&dir, &device_rules)?;
         }
         Ok(())
+    }
+
+    fn update(&self, resources: &LinuxResources) -> Result<()> {
+        let limits = Limits::from_resources(Some(resources));
+        if let Some((unified, controllers)) = self.unified_for(&limits)? {
+            unified.write_limits(&unified.dir(), &limits, &controllers)?;
+        }
+        self.write_limits(&limits)
     }
 
     fn add_task(&self, pid: i32) -> Result<()> {

@@ -55,7 +55,6 @@ impl Manager {
     /// Enables `controllers` from the root down to the container's parent, creates the
     /// container's directory and writes the limits of those controllers.
     pub(crate) fn create_controllers(&self, limits: &Limits, controllers: &[&str]) -> Result<()> {
-        let has = |c: &str| controllers.contains(&c);
         let enable: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
         let mut dir = self.root.clone();
         for part in &self.rel {
@@ -65,6 +64,17 @@ impl Manager {
             dir.push(part);
             mkdir(&dir)?;
         }
+        self.write_limits(&dir, limits, controllers)
+    }
+
+    /// Writes the limits of `controllers` in the cgroup `dir`.
+    pub(crate) fn write_limits(
+        &self,
+        dir: &Path,
+        limits: &Limits,
+        controllers: &[&str],
+    ) -> Result<()> {
+        let has = |c: &str| controllers.contains(&c);
         if has("memory") {
             if let Some(limit) = limits.memory {
                 write(&dir.join("memory.max"), &max_or(limit))?;
@@ -137,6 +147,16 @@ impl CgroupManager for Manager {
             devices::attach(&self.dir(), &device_rules)?;
         }
         Ok(())
+    }
+
+    fn update(&self, resources: &LinuxResources) -> Result<()> {
+        let available = self.available()?;
+        let controllers: Vec<&str> = CONTROLLERS
+            .into_iter()
+            .filter(|c| available.iter().any(|a| a == c))
+            .collect();
+        let limits = Limits::from_resources(Some(resources));
+        self.write_limits(&self.dir(), &limits, &controllers)
     }
 
     fn add_task(&self, pid: i32) -> Result<()> {
