@@ -50,7 +50,7 @@ pub fn forward(target: Target) -> Option<tokio::task::JoinHandle<()>> {
             match &target {
                 Target::Container(dir) => {
                     if let Ok(state) = crate::container::load(dir) {
-                        let _ = crate::container::signal(&state, sig);
+                        let _ = crate::container::signal(dir, &state, sig);
                     }
                 }
                 Target::Pid(pid) => {

@@ -429,3 +429,76 @@ fn update_changes_limits_live_and_for_later_starts_and_the_restart_policy() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("No such container"));
     env.ok(&["rm", "-f", &rm]);
 }
+
+#[test]
+fn pause_freezes_every_process_until_unpause_and_stop_still_works() {
+    let env = Env::new();
+    let id = env.detach(
+        &["--name", "ticker"],
+        "i=0; while true; do i=$((i+1)); echo $i > /etc/n; sleep 0.05; done",
+    );
+    let counter = env
+        .data_root()
+        .join("containers")
+        .join(&id)
+        .join("rootfs/etc/n");
+    let count = || -> u64 {
+        std::fs::read_to_string(&counter)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() < 2 {
+        assert!(Instant::now() < deadline, "the counter never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(env.ok(&["pause", "ticker"]), "ticker\n");
+    let frozen_at = count();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(count(), frozen_at, "a paused container went on");
+    let ps = env.ok(&[
+        "ps",
+        "--filter",
+        "status=paused",
+        "--format",
+        "{{.Names}} {{.Status}}",
+    ]);
+    assert!(
+        ps.starts_with("ticker Up ") && ps.trim_end().ends_with("(Paused)"),
+        "{ps}"
+    );
+    let shown = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}}",
+        "ticker",
+    ]);
+    assert_eq!(shown.trim(), "paused true");
+    // Docker's refusals while paused.
+    let err = |args: &[&str]| String::from_utf8_lossy(&env.berth(args).stderr).into_owned();
+    assert!(err(&["pause", "ticker"]).contains("is already paused"));
+    assert!(
+        err(&["exec", "ticker", "true"]).contains("is paused, unpause the container before exec")
+    );
+    // Thawed: it counts again.
+    assert_eq!(env.ok(&["unpause", "ticker"]), "ticker\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() <= frozen_at {
+        assert!(Instant::now() < deadline, "the counter did not resume");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(err(&["unpause", "ticker"]).contains("is not paused"));
+    // Paused, then stopped: the stop thaws it and it ends.
+    env.ok(&["pause", "ticker"]);
+    env.ok(&["stop", "-t", "1", "ticker"]);
+    let shown = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}}",
+        "ticker",
+    ]);
+    assert_eq!(shown.trim(), "exited false");
+    assert!(err(&["pause", "ticker"]).contains("is not running"));
+    env.ok(&["rm", "ticker"]);
+}

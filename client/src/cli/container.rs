@@ -35,6 +35,10 @@ pub enum ContainerCommand {
     Diff(DiffArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
+    /// Pause all processes within one or more containers
+    Pause(PauseArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(PauseArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
     /// Rename a container
@@ -284,6 +288,14 @@ pub struct PortArgs {
     pub container: String,
     /// PRIVATE_PORT[/PROTO]
     pub private_port: Option<String>,
+}
+
+/// `pause`, `unpause`
+#[derive(Args, Debug)]
+pub struct PauseArgs {
+    /// Containers
+    #[arg(required = true)]
+    pub containers: Vec<String>,
 }
 
 /// `update`

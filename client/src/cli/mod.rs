@@ -163,6 +163,10 @@ pub enum Command {
     Diff(DiffArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
+    /// Pause all processes within one or more containers
+    Pause(PauseArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(PauseArgs),
     /// Internal: own a detached container (started by `run -d`)
     #[command(hide = true)]
     ContainerMonitor(MonitorArgs),

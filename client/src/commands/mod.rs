@@ -23,6 +23,7 @@ pub mod logout;
 pub mod logs;
 pub mod monitor;
 pub mod network;
+pub mod pause;
 pub mod port;
 pub mod prune;
 pub mod ps;
@@ -207,6 +208,8 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Port(a) | Command::Container(C::Port(a)) => port::run(ctx, &a),
         Command::Diff(a) | Command::Container(C::Diff(a)) => diff::run(ctx, &a),
         Command::Update(a) | Command::Container(C::Update(a)) => update::run(ctx, &a),
+        Command::Pause(a) | Command::Container(C::Pause(a)) => pause::run(ctx, &a, true),
+        Command::Unpause(a) | Command::Container(C::Unpause(a)) => pause::run(ctx, &a, false),
         Command::ContainerMonitor(a) => monitor::run(ctx, &a),
         Command::Export(a) | Command::Container(C::Export(a)) => export::run(ctx, &a),
         Command::Commit(a) | Command::Container(C::Commit(a)) => commit::run(ctx, &a),

@@ -26,6 +26,11 @@ pub enum ExecError {
     /// The container does not run (Docker exits 1).
     #[error("Error response from daemon: container {0} is not running")]
     NotRunning(String),
+    /// It is paused.
+    #[error(
+        "Error response from daemon: Container {0} is paused, unpause the container before exec"
+    )]
+    Paused(String),
     /// `-w` is not absolute.
     #[error(
         "Error response from daemon: the working directory '{0}' is invalid, it needs to be an absolute path"
@@ -101,6 +106,9 @@ pub fn exec(data_root: &std::path::Path, args: &ExecOptions) -> Result<i32> {
         .init
         .filter(|i| state.status() == Status::Running && !state.restarting && i.alive())
         .ok_or_else(|| ExecError::NotRunning(state.id.clone()))?;
+    if state.is_paused() {
+        return Err(ExecError::Paused(args.container.clone()));
+    }
     let spec = Spec::load(dir.join("config.json")).map_err(ExecError::ReadSpec)?;
     let process = process(&spec, &dir, args)?;
     if args.detach {

@@ -165,14 +165,7 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> Result<Value> {
         .init
         .filter(|i| running && !restarting && i.alive())
         .map_or(0, |i| i.pid);
-    let status_name = match status {
-        Status::Running if restarting => "restarting",
-        s => match s {
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Exited => "exited",
-        },
-    };
+    let status_name = state.state_name();
     let exit_code = match status {
         Status::Created => 0,
         Status::Running if !restarting => 0,
@@ -201,7 +194,7 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> Result<Value> {
         "State": {
             "Status": status_name,
             "Running": running,
-            "Paused": false,
+            "Paused": state.is_paused(),
             "Restarting": restarting,
             "OOMKilled": state.oom_killed,
             "Dead": false,

@@ -32,7 +32,7 @@ pub fn kill(data_root: &Path, name: &str, sig: Signal) -> Result<(), KillError> 
     if state.status().can_kill() {
         super::restart::mark_stopped_by_user(&dir);
     }
-    signal::signal(&state, sig)?;
+    signal::signal(&dir, &state, sig)?;
     if sig == Signal::SIGKILL {
         let _ = super::wait::wait_exit(&dir, Some(Duration::from_secs(10)));
         super::wait::wait_owner(&state, Duration::from_secs(10));

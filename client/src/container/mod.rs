@@ -10,7 +10,7 @@
 //! edits of [`security`], [`ulimit`], [`tmpfs`] (`--tmpfs`, `--read-only`), [`sysctl`] and
 //! [`groups`] (`--group-add`, `--shm-size`). Operations, one module each: [`create`],
 //! [`foreground`] (run in this process), [`start`] (and `restart`), [`attach`], [`exec`],
-//! [`stop`], [`kill`], [`rm`], [`update`], [`diff`], [`connect`] (`network connect`/`disconnect`), [`rename`], and the
+//! [`stop`], [`kill`], [`rm`], [`pause`] (and `unpause`), [`update`], [`diff`], [`connect`] (`network connect`/`disconnect`), [`rename`], and the
 //! queries [`ps`] (with [`ps_filter`]), [`inspect`], [`read_logs`], [`top`], [`stats`], [`port`]
 //! and [`wait`], and the file system operations [`cp`], [`export`] and [`commit`]. [`monitor`] is
 //! the process that owns a detached container.
@@ -32,6 +32,7 @@ pub mod lock;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod pause;
 pub mod peers;
 pub mod restart;
 pub mod rootfs;

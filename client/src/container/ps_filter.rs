@@ -167,14 +167,7 @@ impl PsFilter {
     pub fn keep(&self, data_root: &Path, dir: &Path, s: &State) -> bool {
         let f = &self.filters;
         let status = s.status();
-        let state_name = match status {
-            Status::Running if s.restarting => "restarting",
-            other => match other {
-                Status::Created => "created",
-                Status::Running => "running",
-                Status::Exited => "exited",
-            },
-        };
+        let state_name = s.state_name();
         if !f.matches("id", &s.id) || !f.matches("name", &format!("/{}", s.name)) {
             return false;
         }

@@ -60,7 +60,7 @@ pub fn remove(data_root: &Path, name: &str, opts: RemoveOptions) -> Result<(), R
             return Err(RemoveError::Running(state.name));
         }
         super::restart::mark_stopped_by_user(&dir);
-        let _ = super::signal::signal(&state, Signal::SIGKILL);
+        let _ = super::signal::signal(&dir, &state, Signal::SIGKILL);
         let _ = super::wait::wait_exit(&dir, Some(Duration::from_secs(30)));
     }
     // Let the owner finish its teardown (a `--rm` monitor removes the directory itself).

@@ -50,11 +50,17 @@ pub fn parse_signal(v: &str) -> Result<nix::sys::signal::Signal, SignalError> {
     nix::sys::signal::Signal::from_str(&name).map_err(|_| SignalError::Invalid(v.to_owned()))
 }
 
-/// Sends `sig` to the container's init when it still runs.
+/// Sends `sig` to the container's init when it still runs; a paused container is thawed
+/// first, so the signal is acted on (`stop`, `kill` and `rm -f` of a paused container work, as
+/// in Docker).
 ///
 /// # Errors
 /// The container is not running, or the kernel refused.
-pub fn signal(state: &State, sig: nix::sys::signal::Signal) -> Result<(), SignalError> {
+pub fn signal(
+    dir: &std::path::Path,
+    state: &State,
+    sig: nix::sys::signal::Signal,
+) -> Result<(), SignalError> {
     let init = state
         .init
         .filter(|i| state.status() == Status::Running && i.alive())
@@ -62,6 +68,9 @@ pub fn signal(state: &State, sig: nix::sys::signal::Signal) -> Result<(), Signal
             short: state.short_id().to_owned(),
             id: state.id.clone(),
         })?;
+    if state.is_paused() {
+        super::pause::thaw_for_signal(dir);
+    }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(init.pid), sig).map_err(|source| {
         SignalError::Send {
             signal: sig,

@@ -116,6 +116,7 @@ pub fn prepare(dir: &Path, state: &State) -> Result<()> {
     state::update(dir, |s| {
         s.stopped_by_user = false;
         s.restarting = false;
+        s.paused = false;
         s.init = None;
         s.monitor = None;
     })?;

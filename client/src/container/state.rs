@@ -159,6 +159,9 @@ pub struct State {
     /// `--log-driver` and `--log-opt` (Docker's `HostConfig.LogConfig`).
     #[serde(default)]
     pub log_config: super::log_config::LogConfig,
+    /// `pause`d: its processes are frozen (Docker's `State.Paused`); meaningful while it runs.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// Exit code reported when the owner of a container died without recording one: the container
@@ -174,6 +177,24 @@ impl State {
             (Status::Running, Some(m)) if m.alive() => Status::Running,
             (Status::Running, _) => Status::Exited,
             (s, _) => s,
+        }
+    }
+
+    /// Whether it runs with its processes frozen by `pause`.
+    #[must_use]
+    pub fn is_paused(&self) -> bool {
+        self.paused && self.status() == Status::Running && !self.restarting
+    }
+
+    /// Docker's state name: `created`, `running`, `paused`, `restarting` or `exited`.
+    #[must_use]
+    pub fn state_name(&self) -> &'static str {
+        match self.status() {
+            Status::Running if self.restarting => "restarting",
+            Status::Running if self.paused => "paused",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
         }
     }
 
@@ -198,8 +219,9 @@ impl State {
                 crate::format::human_duration(secs(self.finished_at.as_ref()))
             ),
             Status::Running => format!(
-                "Up {}",
-                crate::format::human_duration(secs(self.started_at.as_ref()))
+                "Up {}{}",
+                crate::format::human_duration(secs(self.started_at.as_ref())),
+                if self.paused { " (Paused)" } else { "" }
             ),
             Status::Exited => {
                 // An owner that died left no finish time; its start time is the best bound.

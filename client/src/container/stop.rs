@@ -79,10 +79,10 @@ pub fn stop(data_root: &Path, name: &str, opts: &StopOptions) -> Result<(), Stop
     let (sig, timeout) = opts.resolve(&load_create_config(&dir, &state));
     super::restart::mark_stopped_by_user(&dir);
     // It may exit between the check and the signal: fine.
-    let _ = signal::signal(&state, sig);
+    let _ = signal::signal(&dir, &state, sig);
     let now = super::wait::wait_exit(&dir, timeout);
     if let Some(s) = now.filter(|s| s.status() == Status::Running) {
-        let _ = signal::signal(&s, Signal::SIGKILL);
+        let _ = signal::signal(&dir, &s, Signal::SIGKILL);
         let _ = super::wait::wait_exit(&dir, None);
     }
     Ok(())

@@ -387,6 +387,9 @@ pub fn relative_path(cgroups_path: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// How long [`Manager::freeze`] waits for the kernel to stop (or start) every task.
+const FREEZE_WAIT: Duration = Duration::from_secs(5);
+
 /// The manager for a layout: v1 (and hybrid) or v2.
 #[derive(Debug, Clone)]
 pub enum Manager {
@@ -421,6 +424,64 @@ impl Manager {
             Self::V1(m) => m.unified_dir(),
             Self::V2(m) => Some(m.dir()),
         }
+    }
+
+    /// Freezes (`pause`) or thaws (`unpause`) every process of the container, and waits until
+    /// the kernel says it is done: v1's `freezer.state` (`FROZEN`/`THAWED`), v2's
+    /// `cgroup.freeze` and the `frozen` line of `cgroup.events`.
+    ///
+    /// # Errors
+    /// No freezer (a v1 host without the controller), a refused write, or not done within
+    /// [`FREEZE_WAIT`].
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        let (file, value, done): (PathBuf, &str, Box<dyn Fn() -> bool>) = match self {
+            Self::V1(m) => {
+                let dir = m
+                    .dir("freezer")
+                    .ok_or(CgroupError::NoController {
+                        controller: "freezer",
+                    })?
+                    .to_owned();
+                let state = dir.join("freezer.state");
+                let want = if frozen { "FROZEN" } else { "THAWED" };
+                let check = state.clone();
+                (
+                    state,
+                    want,
+                    Box::new(move || read(&check).is_ok_and(|s| s.trim() == want)),
+                )
+            }
+            Self::V2(m) => {
+                let dir = m.dir();
+                let events = dir.join("cgroup.events");
+                let want = if frozen { "frozen 1" } else { "frozen 0" };
+                (
+                    dir.join("cgroup.freeze"),
+                    if frozen { "1" } else { "0" },
+                    Box::new(move || read(&events).is_ok_and(|e| e.lines().any(|l| l == want))),
+                )
+            }
+        };
+        write(&file, value)?;
+        let deadline = Instant::now() + FREEZE_WAIT;
+        while !done() {
+            if Instant::now() > deadline {
+                return Err(CgroupError::Write {
+                    path: file,
+                    value: value.to_owned(),
+                    source: std::io::Error::new(
+                        ErrorKind::TimedOut,
+                        "the kernel did not finish within 5 s",
+                    ),
+                });
+            }
+            // The kernel usually finishes at once; a task in uninterruptible sleep delays it.
+            if matches!(self, Self::V1(_)) {
+                write(&file, value)?;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
     }
 
     /// The host PIDs of the processes in the container's cgroup (`cgroup.procs`, for `top`);
@@ -641,6 +702,7 @@ pub(crate) mod test_util {
 
 #[cfg(test)]
 mod tests {
+    use super::test_util::{get, set_fixture};
     use super::*;
 
     const HYBRID: &str = "\
@@ -747,6 +809,32 @@ mod tests {
         assert!(m.procs().unwrap().is_empty());
         test_util::set_fixture(&t.path().join("berth/gone/cgroup.procs"), "5\n6\n");
         assert_eq!(m.procs().unwrap(), [5, 6]);
+    }
+
+    #[test]
+    fn freeze_writes_the_state_and_waits_for_the_kernel() {
+        let t = tempfile::tempdir().unwrap();
+        let controllers: BTreeMap<String, PathBuf> =
+            [("freezer".to_owned(), t.path().join("freezer"))].into();
+        let m = Manager::V1(v1::Manager::new(&controllers, None, Path::new("b/c")));
+        m.create(None).unwrap();
+        // A fixture file keeps what is written: the "kernel" is done at once.
+        m.freeze(true).unwrap();
+        assert_eq!(get(&t.path().join("freezer/b/c/freezer.state")), "FROZEN");
+        m.freeze(false).unwrap();
+        assert_eq!(get(&t.path().join("freezer/b/c/freezer.state")), "THAWED");
+        let none = Manager::V1(v1::Manager::new(&BTreeMap::new(), None, Path::new("b/c")));
+        assert!(matches!(
+            none.freeze(true),
+            Err(CgroupError::NoController {
+                controller: "freezer"
+            })
+        ));
+        let v2 = Manager::V2(v2::Manager::new(t.path(), Path::new("x")));
+        std::fs::create_dir_all(t.path().join("x")).unwrap();
+        set_fixture(&t.path().join("x/cgroup.events"), "populated 1\nfrozen 1\n");
+        v2.freeze(true).unwrap();
+        assert_eq!(get(&t.path().join("x/cgroup.freeze")), "1");
     }
 
     #[test]

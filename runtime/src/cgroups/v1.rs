@@ -17,8 +17,11 @@ use super::{
     CgroupError, CgroupManager, Limits, Result, Stats,
 };
 
-/// The v1 controllers Berth creates a cgroup in (limits, devices, and usage for `stats`).
-pub const CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "blkio", "devices"];
+/// The v1 controllers Berth creates a cgroup in (limits, devices, usage for `stats`, and the
+/// freezer for `pause`).
+pub const CONTROLLERS: [&str; 7] = [
+    "memory", "cpu", "cpuacct", "pids", "blkio", "devices", "freezer",
+];
 
 /// A container's v1 cgroups.
 #[derive(Debug, Clone)]
@@ -300,8 +303,8 @@ mod tests {
         assert_eq!(get(&root.join("cpu/berth/c9/cpu.shares")), "512");
         assert!(!root.join("cpu/berth/c9/cpu.cfs_quota_us").exists());
         assert!(root.join("blkio/berth/c1").is_dir());
-        // Only the controllers Berth uses.
-        assert!(!root.join("freezer/berth").exists());
+        // The freezer too, for `pause`.
+        assert!(root.join("freezer/berth/c1").is_dir());
 
         m.add_task(4242).unwrap();
         for ctl in CONTROLLERS {
