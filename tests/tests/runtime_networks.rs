@@ -748,3 +748,70 @@ fn network_connect_is_kept_across_starts_and_takes_containers_that_do_not_run() 
     env.ok(&["rm", "-f", "late"]);
     env.ok(&["network", "rm", "base", "more"]);
 }
+
+#[test]
+fn ip_gives_a_fixed_address_on_a_user_network() {
+    let env = env();
+    env.ok(&["network", "create", "--subnet", "192.168.251.0/24", "fixed"]);
+    let id = env.detach(
+        &[
+            "--name",
+            "pinned",
+            "--network",
+            "fixed",
+            "--ip",
+            "192.168.251.77",
+        ],
+        SERVE,
+    );
+    let addr = || env.ok(&["exec", "pinned", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(addr().contains("inet 192.168.251.77/24"), "{}", addr());
+    // Another container cannot take it; others reach it there and by name.
+    let (code, _, err) = env.sh(&["--network", "fixed", "--ip", "192.168.251.77"], "true");
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("Address already in use"), "{err}");
+    let (_, out, _) = env.sh(
+        &["--network", "fixed"],
+        "echo | nc -w 5 192.168.251.77 8000; nslookup pinned 127.0.0.11",
+    );
+    assert!(
+        out.starts_with("pong\n") && out.contains("Address: 192.168.251.77"),
+        "{out}"
+    );
+    // Kept across a stop and a start.
+    env.ok(&["stop", "-t", "1", "pinned"]);
+    env.ok(&["start", "pinned"]);
+    assert!(addr().contains("inet 192.168.251.77/24"), "{}", addr());
+    let shown = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.IPAddress}} {{.NetworkSettings.Networks.fixed.IPAMConfig.IPv4Address}}",
+        &id,
+    ]);
+    assert_eq!(shown.trim(), "192.168.251.77 192.168.251.77");
+    // Docker's refusals.
+    for (flags, want) in [
+        (
+            &["--ip", "192.168.251.78"][..],
+            "supported on user defined networks only",
+        ),
+        (
+            &["--network", "fixed", "--ip", "10.9.9.9"][..],
+            "no configured subnet or ip-range contain the IP address 10.9.9.9",
+        ),
+        (
+            &["--network", "fixed", "--ip", "192.168.251.1"][..],
+            "no configured subnet or ip-range contain the IP address 192.168.251.1",
+        ),
+        (
+            &["--network", "fixed", "--ip", "not-an-ip"][..],
+            "invalid IPv4 address: not-an-ip",
+        ),
+    ] {
+        let (code, _, err) = env.sh(flags, "true");
+        assert_eq!(code, 125, "{flags:?}: {err}");
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
+    env.ok(&["rm", "-f", "pinned"]);
+    env.ok(&["network", "rm", "fixed"]);
+}

@@ -85,6 +85,9 @@ pub struct RunArgs {
     /// Add network-scoped alias for the container (user networks)
     #[arg(long, alias = "net-alias", value_name = "ALIAS")]
     pub network_alias: Vec<String>,
+    /// IPv4 address on a user network (e.g., `172.30.100.104`), kept across restarts
+    #[arg(long, value_name = "IPV4")]
+    pub ip: Option<String>,
     /// Add link to another container (`NAME[:ALIAS]`, default bridge)
     #[arg(long, value_name = "NAME[:ALIAS]")]
     pub link: Vec<String>,

@@ -345,6 +345,7 @@ pub fn create_options(
             publish_all: args.publish_all,
             expose: args.expose.clone(),
             aliases: args.network_alias.clone(),
+            ip: args.ip.clone(),
             links: args.link.clone(),
             dns: args.dns.clone(),
             dns_search: args.dns_search.clone(),

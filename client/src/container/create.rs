@@ -125,6 +125,8 @@ pub struct NetworkOptions {
     pub expose: Vec<String>,
     /// `--network-alias`.
     pub aliases: Vec<String>,
+    /// `--ip`.
+    pub ip: Option<String>,
     /// `--link`.
     pub links: Vec<String>,
     /// `--dns`.
@@ -223,6 +225,7 @@ impl CreateOptions {
             hostname: self.hostname.as_deref(),
             name,
             aliases: &n.aliases,
+            ip: n.ip.as_deref(),
             links: &n.links,
             dns: &n.dns,
             dns_search: &n.dns_search,

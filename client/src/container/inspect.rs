@@ -339,6 +339,7 @@ fn network_settings(state: &State, mode: &str) -> Value {
         "Gateway": gateway,
         "IPAddress": ip,
         "IPPrefixLen": prefix,
+        "IPAMConfig": net.ipv4_address.map(|a| json!({"IPv4Address": a.to_string()})),
     });
     let mut networks = serde_json::Map::new();
     networks.insert(mode.to_owned(), endpoint);

@@ -58,6 +58,37 @@ impl Ipam {
         self.subnet.as_deref().and_then(|s| s.parse().ok())
     }
 
+    /// Allocates `ip` (`--ip`) for `container`, as [`Ipam::allocate`] does; `None` when
+    /// another live owner holds it, it is the gateway, or it is outside `subnet`.
+    pub fn allocate_at(
+        &mut self,
+        subnet: Subnet,
+        ip: Ipv4Addr,
+        container: &str,
+        owner: Option<ProcessId>,
+        alive: &dyn Fn(&ProcessId) -> bool,
+    ) -> Option<Ipv4Addr> {
+        self.release(container);
+        self.allocations
+            .retain(|a, al| subnet.contains(*a) && al.owner.as_ref().is_some_and(alive));
+        if !subnet.contains(ip)
+            || Some(ip) == self.reserved
+            || ip == subnet.gateway()
+            || self.allocations.contains_key(&ip)
+        {
+            return None;
+        }
+        self.allocations.insert(
+            ip,
+            Allocation {
+                container: container.to_owned(),
+                owner,
+                names: Vec::new(),
+            },
+        );
+        Some(ip)
+    }
+
     /// Gives `container` an address of `subnet` (its previous one is released first), after
     /// dropping allocations whose owner `alive` says is gone. `None` when the subnet is full.
     pub fn allocate(
@@ -213,6 +244,29 @@ mod tests {
         let c2 = ipam.allocate(s, "c", owner(1), &alive).unwrap();
         assert_eq!(c2, Ipv4Addr::new(10, 87, 0, 5));
         assert_eq!(ipam.allocations.len(), 2);
+    }
+
+    #[test]
+    fn a_fixed_address_is_taken_once_and_the_gateway_never() {
+        let s = subnet("10.88.0.0/24");
+        let mut ipam = Ipam::default();
+        let alive = |_: &ProcessId| true;
+        let want = Ipv4Addr::new(10, 88, 0, 77);
+        assert_eq!(ipam.allocate_at(s, want, "a", owner(1), &alive), Some(want));
+        assert_eq!(ipam.allocate_at(s, want, "b", owner(2), &alive), None);
+        // The same container again (a restart): the address is its own.
+        assert_eq!(ipam.allocate_at(s, want, "a", owner(1), &alive), Some(want));
+        assert_eq!(
+            ipam.allocate_at(s, Ipv4Addr::new(10, 88, 0, 1), "c", owner(1), &alive),
+            None
+        );
+        assert_eq!(
+            ipam.allocate_at(s, Ipv4Addr::new(10, 89, 0, 5), "c", owner(1), &alive),
+            None
+        );
+        // A dead owner's fixed address is free again.
+        let dead = |p: &ProcessId| p.pid != 1;
+        assert_eq!(ipam.allocate_at(s, want, "b", owner(2), &dead), Some(want));
     }
 
     #[test]

@@ -83,6 +83,14 @@ pub struct Settings {
     /// `--network-alias`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// `--ip`: the address asked for on the user network, taken at every start (Docker's
+    /// `IPAMConfig.IPv4Address`).
+    #[serde(
+        default,
+        rename = "IPv4Address",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ipv4_address: Option<Ipv4Addr>,
     /// `--dns`: on a user network, where the embedded DNS server forwards.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
@@ -369,14 +377,19 @@ pub fn attach(
             Some(def) => ensure_user_bridge(def, ipam)?,
         };
         let subnet = bridge.subnet;
-        let addr = ipam
-            .allocate(subnet, id, owner, &ProcessId::alive)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no available IPv4 addresses on this network's address pools: {} ({subnet})",
-                    bridge.name
-                )
-            })?;
+        let addr = match settings.ipv4_address {
+            Some(wanted) => ipam
+                .allocate_at(subnet, wanted, id, owner, &ProcessId::alive)
+                .ok_or_else(|| anyhow::anyhow!("Error response from daemon: Address already in use"))?,
+            None => ipam
+                .allocate(subnet, id, owner, &ProcessId::alive)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no available IPv4 addresses on this network's address pools: {} ({subnet})",
+                        bridge.name
+                    )
+                })?,
+        };
         if user.is_some() {
             let mut names: Vec<String> = [name, hostname.as_str(), &id[..12.min(id.len())]]
                 .into_iter()

@@ -62,6 +62,17 @@ pub enum PlanError {
     /// `--network NAME` names no network.
     #[error("Error response from daemon: {0}")]
     Network(super::store::StoreError),
+    /// `--ip` that is no IPv4 address.
+    #[error("invalid IPv4 address: {0}")]
+    Ip(String),
+    /// `--ip` outside a user network.
+    #[error("Error response from daemon: user specified IP address is supported on user defined networks only")]
+    IpOutsideUserNetwork,
+    /// `--ip` outside the network's subnet, or one of its reserved addresses.
+    #[error(
+        "Error response from daemon: no configured subnet or ip-range contain the IP address {0}"
+    )]
+    IpOutsideSubnet(std::net::Ipv4Addr),
     /// `--network-alias` outside a user network.
     #[error("Error response from daemon: network-scoped alias is supported only for containers in user defined networks")]
     AliasOutsideUserNetwork,
@@ -101,6 +112,8 @@ pub struct Flags<'a> {
     pub name: &'a str,
     /// `--network-alias`.
     pub aliases: &'a [String],
+    /// `--ip`.
+    pub ip: Option<&'a str>,
     /// `--link`.
     pub links: &'a [String],
     /// `--dns`.
@@ -202,6 +215,20 @@ pub fn settings_for_run(
             return Err(PlanError::AliasOutsideUserNetwork);
         }
         settings.aliases = flags.aliases.to_vec();
+    }
+    if let Some(ip) = flags.ip {
+        let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| PlanError::Ip(ip.to_owned()))?;
+        let def = user.as_ref().ok_or(PlanError::IpOutsideUserNetwork)?;
+        let subnet = def.subnet().ok_or(PlanError::IpOutsideSubnet(ip))?;
+        let gateway = def.gateway.unwrap_or_else(|| subnet.gateway());
+        let usable = subnet.contains(ip)
+            && ip != subnet.network
+            && ip != subnet.broadcast()
+            && ip != gateway;
+        if !usable {
+            return Err(PlanError::IpOutsideSubnet(ip));
+        }
+        settings.ipv4_address = Some(ip);
     }
     let mut hosts = if mode == Network::Host {
         fs_err::read_to_string("/etc/hosts").unwrap_or_default()
