@@ -68,16 +68,23 @@ impl Ipam {
         owner: Option<ProcessId>,
         alive: &dyn Fn(&ProcessId) -> bool,
     ) -> Option<Ipv4Addr> {
+        self.clear_for(subnet, container, alive);
+        let free = subnet.contains(ip)
+            && Some(ip) != self.reserved
+            && ip != subnet.gateway()
+            && !self.allocations.contains_key(&ip);
+        free.then(|| self.take(ip, container, owner))
+    }
+
+    /// Releases `container`'s address and drops allocations outside `subnet` or of dead owners.
+    fn clear_for(&mut self, subnet: Subnet, container: &str, alive: &dyn Fn(&ProcessId) -> bool) {
         self.release(container);
         self.allocations
-            .retain(|a, al| subnet.contains(*a) && al.owner.as_ref().is_some_and(alive));
-        if !subnet.contains(ip)
-            || Some(ip) == self.reserved
-            || ip == subnet.gateway()
-            || self.allocations.contains_key(&ip)
-        {
-            return None;
-        }
+            .retain(|ip, a| subnet.contains(*ip) && a.owner.as_ref().is_some_and(alive));
+    }
+
+    /// Records `ip` as `container`'s.
+    fn take(&mut self, ip: Ipv4Addr, container: &str, owner: Option<ProcessId>) -> Ipv4Addr {
         self.allocations.insert(
             ip,
             Allocation {
@@ -86,7 +93,7 @@ impl Ipam {
                 names: Vec::new(),
             },
         );
-        Some(ip)
+        ip
     }
 
     /// Gives `container` an address of `subnet` (its previous one is released first), after
@@ -98,9 +105,7 @@ impl Ipam {
         owner: Option<ProcessId>,
         alive: &dyn Fn(&ProcessId) -> bool,
     ) -> Option<Ipv4Addr> {
-        self.release(container);
-        self.allocations
-            .retain(|ip, a| subnet.contains(*ip) && a.owner.as_ref().is_some_and(alive));
+        self.clear_for(subnet, container, alive);
         let first = u32::from(subnet.gateway()) + 1;
         let last = u32::from(subnet.broadcast()) - 1;
         let size = last.checked_sub(first)? + 1;
@@ -112,15 +117,7 @@ impl Ipam {
         let ip = (0..size)
             .map(|i| Ipv4Addr::from(first + (start - first + i) % size))
             .find(|ip| !self.allocations.contains_key(ip) && Some(*ip) != self.reserved)?;
-        self.allocations.insert(
-            ip,
-            Allocation {
-                container: container.to_owned(),
-                owner,
-                names: Vec::new(),
-            },
-        );
-        self.last = Some(ip);
+        self.last = Some(self.take(ip, container, owner));
         Some(ip)
     }
 
