@@ -83,7 +83,9 @@ pub fn update(data_root: &Path, name: &str, opts: &UpdateOptions) -> Result<(), 
         let resources = linux
             .and_then(|l| l.resources().clone())
             .unwrap_or_default();
-        let live = st.status() == Status::Running || st.restarting;
+        // Between two runs of a restart policy its cgroups are gone: the next run reads
+        // config.json.
+        let live = st.status() == Status::Running && !st.restarting;
         if let (true, Some(cg)) = (live, cgroups_path) {
             let cg_err = |source| UpdateError::Cgroups {
                 container: st.name.clone(),
