@@ -1001,6 +1001,26 @@ impl ContainerEnv {
         id
     }
 
+    /// Waits (up to 20 s) until container `id` has created `path` (absolute, in its root file
+    /// system, seen from the host): how a test knows a script got past its `trap` before
+    /// signalling it (PID 1 drops a signal it has no handler for yet).
+    pub fn wait_file(&self, id: &str, path: &str) {
+        let file = self
+            .data_root()
+            .join("containers")
+            .join(id)
+            .join("rootfs")
+            .join(path.trim_start_matches('/'));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !file.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "container {id} never created {path}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The container's `state.json`.
     #[must_use]
     pub fn state(&self, id: &str) -> Value {

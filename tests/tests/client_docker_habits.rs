@@ -514,7 +514,7 @@ fn labels_cidfile_and_stop_settings() {
     assert!(!cid2.exists());
 
     // --stop-signal: `stop` sends it; the trap's exit code proves it arrived.
-    let trap = "trap 'exit 7' USR1; trap '' TERM; while :; do sleep 0.1; done";
+    let trap = "trap 'exit 7' USR1; trap '' TERM; : > /etc/trapped; while :; do sleep 0.1; done";
     env.ok(&[
         "run",
         "-d",
@@ -534,6 +534,8 @@ fn labels_cidfile_and_stop_settings() {
     let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "sig"])).unwrap();
     assert_eq!(doc[0]["Config"]["StopSignal"], "SIGUSR1");
     assert_eq!(doc[0]["Config"]["StopTimeout"], 30);
+    let (_, sig_id) = env.find("sig");
+    env.wait_file(&sig_id, "/etc/trapped");
     let started = std::time::Instant::now();
     env.ok(&["stop", "sig"]);
     assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());

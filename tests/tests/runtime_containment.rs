@@ -261,11 +261,12 @@ fn a_foreground_container_can_be_stopped_killed_and_inspected() {
             "bb:1",
             "sh",
             "-c",
-            "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+            "trap 'exit 7' TERM; : > /etc/trapped; while true; do sleep 0.1; done",
         ])
         .spawn()
         .unwrap();
     let id = wait_running(&env, "fg");
+    env.wait_file(&id, "/etc/trapped");
     let inspect = env.ok(&["inspect", "-f", "{{.State.Pid}} {{.State.Running}}", "fg"]);
     assert!(!inspect.starts_with("0 "), "{inspect}");
     assert!(inspect.trim().ends_with("true"), "{inspect}");

@@ -156,7 +156,11 @@ fn run_detached_ps_logs_and_stop_of_a_stubborn_shell() {
 #[test]
 fn stop_honoured_kill_wait_and_generated_names() {
     let env = Env::new();
-    let id = env.detach(&[], "trap 'exit 0' TERM; while true; do sleep 0.1; done");
+    let id = env.detach(
+        &[],
+        "trap 'exit 0' TERM; : > /etc/trapped; while true; do sleep 0.1; done",
+    );
+    env.wait_file(&id, "/etc/trapped");
     let name = env.state(&id)["Name"].as_str().unwrap().to_owned();
     let (adjective, surname) = name.split_once('_').unwrap();
     assert!(!adjective.is_empty() && !surname.is_empty(), "{name}");
@@ -169,7 +173,11 @@ fn stop_honoured_kill_wait_and_generated_names() {
     );
     assert_eq!(env.ok(&["wait", &name]), "0\n");
 
-    let id = env.detach(&[], "trap 'exit 7' TERM; while true; do sleep 0.1; done");
+    let id = env.detach(
+        &[],
+        "trap 'exit 7' TERM; : > /etc/trapped; while true; do sleep 0.1; done",
+    );
+    env.wait_file(&id, "/etc/trapped");
     assert_eq!(
         env.ok(&["kill", "-s", "TERM", &id[..12]]),
         format!("{}\n", &id[..12])
