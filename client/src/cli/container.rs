@@ -305,21 +305,9 @@ pub struct UpdateArgs {
     /// `always`, `unless-stopped`)
     #[arg(long, value_name = "POLICY")]
     pub restart: Option<String>,
-    /// Memory limit (`BYTES[b|k|m|g]`)
-    #[arg(short = 'm', long, value_name = "BYTES", allow_hyphen_values = true)]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Number of CPUs
-    #[arg(long, value_name = "DECIMAL", allow_hyphen_values = true)]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long, value_name = "N", allow_hyphen_values = true)]
-    pub cpu_shares: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    pub pids_limit: Option<String>,
+    /// `-m`, `--memory-swap`, `-c`, `--cpus`, `--pids-limit`.
+    #[command(flatten)]
+    pub resources: super::ResourceArgs,
     /// Containers
     #[arg(required = true)]
     pub containers: Vec<String>,

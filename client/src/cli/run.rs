@@ -118,21 +118,9 @@ pub struct RunArgs {
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
-    /// Memory limit (`BYTES[b|k|m|g]`, e.g. `64m`)
-    #[arg(short = 'm', long, value_name = "BYTES", allow_hyphen_values = true)]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long, value_name = "N", allow_hyphen_values = true)]
-    pub cpu_shares: Option<String>,
-    /// Number of CPUs (e.g. `0.5`)
-    #[arg(long, value_name = "DECIMAL", allow_hyphen_values = true)]
-    pub cpus: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    pub pids_limit: Option<String>,
+    /// `-m`, `--memory-swap`, `-c`, `--cpus`, `--pids-limit`.
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Restart policy to apply when a container exits (`no`, `on-failure[:max-retries]`,
     /// `always`, `unless-stopped`)
     #[arg(long, default_value = "no")]
@@ -203,4 +191,24 @@ impl RunArgs {
         self.image = it.next().unwrap_or_default();
         self.command = it.collect();
     }
+}
+
+/// The resource flags `run`, `create` and `update` share, as typed.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ResourceArgs {
+    /// Memory limit (`BYTES[b|k|m|g]`, e.g. `64m`)
+    #[arg(short = 'm', long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long, value_name = "N", allow_hyphen_values = true)]
+    pub cpu_shares: Option<String>,
+    /// Number of CPUs (e.g. `0.5`)
+    #[arg(long, value_name = "DECIMAL", allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
 }

@@ -119,44 +119,23 @@ pub fn parse_cpus(value: &str) -> anyhow::Result<i64> {
 /// # Errors
 /// A value Docker refuses, with the flag named.
 pub fn limits(args: &RunArgs) -> anyhow::Result<ResourceLimits> {
-    limits_of(&LimitFlags {
-        memory: args.memory.as_deref(),
-        memory_swap: args.memory_swap.as_deref(),
-        cpus: args.cpus.as_deref(),
-        cpu_shares: args.cpu_shares.as_deref(),
-        pids_limit: args.pids_limit.as_deref(),
-    })
+    limits_of(&args.resources)
 }
 
-/// The resource flags `run`, `create` and `update` share, as typed.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LimitFlags<'a> {
-    /// `-m, --memory`.
-    pub memory: Option<&'a str>,
-    /// `--memory-swap`.
-    pub memory_swap: Option<&'a str>,
-    /// `--cpus`.
-    pub cpus: Option<&'a str>,
-    /// `-c, --cpu-shares`.
-    pub cpu_shares: Option<&'a str>,
-    /// `--pids-limit`.
-    pub pids_limit: Option<&'a str>,
-}
-
-/// [`limits`] of any command's flags.
+/// [`limits`] of any command's resource flags (`update`'s too).
 ///
 /// # Errors
 /// As [`limits`].
-pub fn limits_of(args: &LimitFlags<'_>) -> anyhow::Result<ResourceLimits> {
+pub fn limits_of(args: &crate::cli::ResourceArgs) -> anyhow::Result<ResourceLimits> {
     let mut out = ResourceLimits::default();
-    if let Some(v) = args.memory {
+    if let Some(v) = args.memory.as_deref() {
         let bytes = parse_bytes(v, "-m, --memory")?;
         if bytes != 0 && bytes < 6 << 20 {
             anyhow::bail!("Minimum memory limit allowed is 6MB");
         }
         out.memory = (bytes > 0).then_some(bytes);
     }
-    if let Some(v) = args.memory_swap.filter(|v| !v.is_empty()) {
+    if let Some(v) = args.memory_swap.as_deref().filter(|v| !v.is_empty()) {
         let total = if v == "-1" {
             -1
         } else {
@@ -174,7 +153,7 @@ pub fn limits_of(args: &LimitFlags<'_>) -> anyhow::Result<ResourceLimits> {
             (t, Some(_)) => out.memory_swap = Some(t),
         }
     }
-    if let Some(v) = args.cpu_shares {
+    if let Some(v) = args.cpu_shares.as_deref() {
         let shares: i64 = v.parse().map_err(|_| {
             invalid(
                 v,
@@ -189,7 +168,7 @@ pub fn limits_of(args: &LimitFlags<'_>) -> anyhow::Result<ResourceLimits> {
             s => Some(u64::try_from(s.clamp(2, 262_144)).unwrap_or(1024)),
         };
     }
-    if let Some(v) = args.cpus {
+    if let Some(v) = args.cpus.as_deref() {
         let nano = parse_cpus(v)?;
         let ncpu = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let max = i64::try_from(ncpu).unwrap_or(i64::MAX / 1_000_000_000) * 1_000_000_000;
@@ -200,7 +179,7 @@ pub fn limits_of(args: &LimitFlags<'_>) -> anyhow::Result<ResourceLimits> {
         }
         out.nano_cpus = (nano > 0).then_some(nano);
     }
-    if let Some(v) = args.pids_limit {
+    if let Some(v) = args.pids_limit.as_deref() {
         let n: i64 = v.parse().map_err(|_| {
             invalid(
                 v,

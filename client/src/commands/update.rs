@@ -12,13 +12,7 @@ use crate::context::Ctx;
 /// # Errors
 /// A bad flag (nothing is changed then), no such container, the kernel refused a limit.
 pub fn run(ctx: &Ctx, args: &UpdateArgs) -> anyhow::Result<()> {
-    let limits = super::run::limits_of(&super::run::LimitFlags {
-        memory: args.memory.as_deref(),
-        memory_swap: args.memory_swap.as_deref(),
-        cpus: args.cpus.as_deref(),
-        cpu_shares: args.cpu_shares.as_deref(),
-        pids_limit: args.pids_limit.as_deref(),
-    })?;
+    let limits = super::run::limits_of(&args.resources)?;
     let restart = args
         .restart
         .as_deref()

@@ -538,7 +538,7 @@ fn build_spec(
         super::security::unconfine(&mut spec);
     }
     super::security::apply_security_opts(&mut spec, &opts.security_opt)?;
-    spec::apply_limits(&mut spec, &format!("/berth/{id}"), &opts.limits)?;
+    spec::apply_limits(&mut spec, &super::cgroup::path(id), &opts.limits)?;
     super::ulimit::apply(&mut spec, &opts.ulimits)?;
     crate::network::join_netns(&mut spec, net).map_err(CreateError::JoinNetns)?;
     for device in &opts.devices {

@@ -2,7 +2,7 @@
 //! commands and above the runtime.
 //!
 //! Jobs, one module each: [`state`] (`state.json`, [`State`], [`Status`], [`find`], [`list`]),
-//! [`lock`] (the per-container and names `flock`s), [`names`] (name rules and generated names),
+//! [`lock`] (the per-container and names `flock`s), [`cgroup`] (where its cgroups are), [`names`] (name rules and generated names),
 //! [`logs`] (json-file logs), [`log_config`] (`--log-driver`, `--log-opt`, rotation), [`restart`] (`--restart`), [`rootfs`] (the root file system on the
 //! host and [`teardown`]), [`signal`], [`wait`], [`images`] (which images containers use, asked
 //! by `rmi` and `image prune`), [`volume_users`] (which containers use a volume), [`peers`]
@@ -26,6 +26,7 @@
 //! implements [`crate::network::Peers`] (`--link`, `--network container:NAME`) and
 //! [`volume_users`] tells [`crate::volumes::remove`] who uses a volume.
 
+pub mod cgroup;
 pub mod diff;
 pub mod images;
 pub mod lock;

@@ -3,12 +3,11 @@
 //! The state records it (`State.Paused`, `Up … (Paused)` in `ps`); a signal thaws the container
 //! first ([`super::signal`]), and `exec` refuses a paused one.
 //!
-//! May call [`super::state`], [`super::lock`] and `berth_runtime::cgroups`.
+//! May call [`super::state`], [`super::lock`], [`super::cgroup`] and `berth_runtime::cgroups`.
 
 use std::path::Path;
 
-use berth_runtime::cgroups::{self, CgroupError};
-use oci_spec::runtime::Spec;
+use berth_runtime::cgroups::CgroupError;
 
 use super::lock::Lock;
 use super::state::{self, StateError, Status};
@@ -39,22 +38,6 @@ pub enum PauseError {
     },
 }
 
-/// The container's cgroups, from its spec.
-fn manager(dir: &Path) -> Result<cgroups::Manager, CgroupError> {
-    let spec = Spec::load(dir.join("config.json")).map_err(|e| CgroupError::Read {
-        path: dir.join("config.json"),
-        source: std::io::Error::other(e),
-    })?;
-    let path = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().clone())
-        .ok_or(CgroupError::NoController {
-            controller: "freezer",
-        })?;
-    cgroups::Manager::new(&cgroups::detect_host()?, &path.to_string_lossy())
-}
-
 /// Freezes (`frozen`) or thaws container `name`.
 ///
 /// # Errors
@@ -71,7 +54,7 @@ pub fn set_paused(data_root: &Path, name: &str, frozen: bool) -> Result<(), Paus
         (false, false) => return Err(PauseError::NotPaused(st.id)),
         _ => {}
     }
-    manager(&dir)
+    super::cgroup::manager(&st.id)
         .and_then(|m| m.freeze(frozen))
         .map_err(|source| PauseError::Freezer {
             container: st.id.clone(),
@@ -83,8 +66,11 @@ pub fn set_paused(data_root: &Path, name: &str, frozen: bool) -> Result<(), Paus
 }
 
 /// Thaws a paused container about to be signalled; best effort (the signal is sent anyway).
-pub(super) fn thaw_for_signal(dir: &Path) {
-    if manager(dir).and_then(|m| m.freeze(false)).is_ok() {
+pub(super) fn thaw_for_signal(dir: &Path, id: &str) {
+    if super::cgroup::manager(id)
+        .and_then(|m| m.freeze(false))
+        .is_ok()
+    {
         let _ = state::update(dir, |s| s.paused = false);
     }
 }

@@ -16,10 +16,8 @@ pub fn teardown(dir: &Path, id: &str) {
     if crate::procfs::is_mount_point(&rootfs) {
         let _ = berth_runtime::syscall::LinuxSyscall.umount2(&rootfs, MntFlags::MNT_DETACH);
     }
-    if let Ok(layout) = berth_runtime::cgroups::detect_host() {
-        if let Ok(m) = berth_runtime::cgroups::Manager::new(&layout, &format!("/berth/{id}")) {
-            let _ = m.remove();
-        }
+    if let Ok(m) = super::cgroup::manager(id) {
+        let _ = m.remove();
     }
     crate::network::release(id);
 }

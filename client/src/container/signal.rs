@@ -69,7 +69,7 @@ pub fn signal(
             id: state.id.clone(),
         })?;
     if state.is_paused() {
-        super::pause::thaw_for_signal(dir);
+        super::pause::thaw_for_signal(dir, &state.id);
     }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(init.pid), sig).map_err(|source| {
         SignalError::Send {

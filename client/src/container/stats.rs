@@ -220,7 +220,7 @@ fn sample(layout: Option<&cgroups::Layout>, state: &State, host_memory: u64) -> 
         .init
         .filter(|i| state.status() == Status::Running && i.alive())?;
     let stats = layout
-        .and_then(|l| cgroups::Manager::new(l, &format!("/berth/{}", state.id)).ok())
+        .and_then(|l| super::cgroup::manager_in(l, &state.id).ok())
         .and_then(|m| m.stats().ok())
         .unwrap_or_default();
     let usage = stats.memory_usage.unwrap_or(0);

@@ -7,8 +7,6 @@
 
 use std::path::Path;
 
-use berth_runtime::cgroups;
-
 use super::state::{self, StateError, Status};
 
 /// `ps`'s options or output cannot be used (moby's wording).
@@ -175,9 +173,8 @@ fn pidns_members(init: i32) -> Vec<i32> {
 
 /// The container's processes: its cgroup's, else its init's PID namespace's.
 fn container_pids(id: &str, init: i32) -> Vec<i32> {
-    let from_cgroup = cgroups::detect_host()
+    let from_cgroup = super::cgroup::manager(id)
         .ok()
-        .and_then(|l| cgroups::Manager::new(&l, &format!("/berth/{id}")).ok())
         .and_then(|m| m.procs().ok())
         .unwrap_or_default();
     if from_cgroup.is_empty() {
