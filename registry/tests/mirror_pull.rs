@@ -27,6 +27,8 @@ use tower::ServiceExt;
 struct Faults {
     down: AtomicBool,
     bad_manifest: AtomicBool,
+    /// Manifests, tag lists and tokens answered with a body that never ends (no length).
+    endless: AtomicBool,
     /// Blob digests served with one byte flipped.
     corrupt: Mutex<HashSet<String>>,
     /// Blob digests cut after half their bytes (connection aborted).
@@ -67,6 +69,15 @@ async fn fault_layer(State(f): State<Arc<Faults>>, request: Request, next: Next)
     let is_manifest = path.contains("/manifests/");
     let digest = path.rsplit('/').next().unwrap_or("").to_owned();
     let resp = next.run(request).await;
+    let small = is_manifest || path.ends_with("/tags/list") || path == "/auth/token";
+    if small && f.endless.load(Ordering::SeqCst) && resp.status() == StatusCode::OK {
+        let (mut parts, _) = resp.into_parts();
+        parts.headers.remove("content-length");
+        let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+        let stream =
+            futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+        return Response::from_parts(parts, Body::from_stream(stream));
+    }
     if is_manifest && f.bad_manifest.load(Ordering::SeqCst) && resp.status() == StatusCode::OK {
         let (parts, body) = resp.into_parts();
         let mut bytes = body.collect().await.unwrap().to_bytes().to_vec();
@@ -508,8 +519,23 @@ async fn bad_upstream_content_is_never_stored_and_the_next_pull_retries() {
         "{}",
         r.error_message()
     );
-    // Faults gone: the next pull fetches again and works.
+    // A manifest that never ends: refused once past the manifest size limit, not buffered.
     hub.faults.bad_manifest.store(false, Ordering::SeqCst);
+    hub.faults.endless.store(true, Ordering::SeqCst);
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        send_to(&m.router, req(Method::GET, "/v2/library/bad/manifests/1")),
+    )
+    .await
+    .expect("an endless manifest must be cut off, not read for ever");
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        r.error_message().contains("larger than"),
+        "{}",
+        r.error_message()
+    );
+    hub.faults.endless.store(false, Ordering::SeqCst);
+    // Faults gone: the next pull fetches again and works.
     hub.faults.corrupt.lock().unwrap().clear();
     hub.faults.truncate.lock().unwrap().clear();
     pull(&m.router, "library/bad", "", &image).await;
@@ -636,6 +662,27 @@ async fn an_upstream_with_token_auth_takes_the_configured_credentials() {
     assert!(
         r.error_message()
             .contains("refused the mirror's credentials"),
+        "{}",
+        r.error_message()
+    );
+    // A token server whose answer never ends: refused after a bounded read.
+    hub.faults.endless.store(true, Ordering::SeqCst);
+    let mut good = mirror_cfg("docker.io", &hub.url, 300);
+    good.username = Some("mirror".into());
+    good.password = Some("s3cret".into());
+    let m3 = mirror(vec![good], CacheConfig::default());
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        send_to(
+            &m3.router,
+            req(Method::GET, "/v2/library/private/manifests/1"),
+        ),
+    )
+    .await
+    .expect("an endless token answer must be cut off, not read for ever");
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        r.error_message().contains("answered more than"),
         "{}",
         r.error_message()
     );
@@ -1005,6 +1052,16 @@ async fn tag_pages_link_back_to_the_mirror_under_the_name_the_client_used() {
     for image in &images[..3] {
         pull(&m.router, "org/app", "?ns=ghcr.io", image).await;
     }
+    // A tag list that never ends is cut off and answered from the cache, like an outage.
+    ghcr.faults.endless.store(true, Ordering::SeqCst);
+    let (body, _) = tokio::time::timeout(
+        Duration::from_secs(30),
+        page("/v2/org/app/tags/list?ns=ghcr.io".into()),
+    )
+    .await
+    .expect("an endless tag list must be cut off, not read for ever");
+    assert_eq!(body["tags"], serde_json::json!(["a", "b", "c"]));
+    ghcr.faults.endless.store(false, Ordering::SeqCst);
     ghcr.faults.down.store(true, Ordering::SeqCst);
     let (body, link) = page("/v2/org/app/tags/list?ns=ghcr.io&n=2".into()).await;
     assert_eq!(body["tags"], serde_json::json!(["a", "b"]));

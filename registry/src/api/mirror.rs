@@ -12,7 +12,7 @@ use super::blobs::{parse_range, ByteRange};
 use super::error::{ApiError, Kind};
 use super::{parse_digest, ApiResult, Ctx};
 use crate::mirror::fill::{self, BlobSource};
-use crate::mirror::upstream::UpstreamError;
+use crate::mirror::upstream::{body_within, UpstreamError};
 use crate::mirror::{Mirror, MirrorError, Target};
 use crate::route::Route;
 
@@ -305,6 +305,11 @@ fn headers_only(digest: &oci_spec::image::Digest, size: Option<u64>) -> axum::re
     b.body(Body::empty()).expect("valid response")
 }
 
+/// The largest tag list read from an upstream (a page of Docker Hub's is a few KiB; ten
+/// thousand tags in one answer are a few hundred). A longer answer, like an unreachable
+/// upstream, is answered from the cached tags.
+const MAX_TAG_LIST_BYTES: u64 = 16 * 1024 * 1024;
+
 /// end-8 for a mirrored name: the upstream's page of tags, its `Link` to the next page turned
 /// into one to this registry under the name the client used (with its `?ns=`); the cached
 /// tags, paginated here, when the upstream is unavailable.
@@ -338,7 +343,9 @@ async fn tags(ctx: &Ctx, mirror: &Arc<Mirror>, name: &str, t: &Target) -> ApiRes
                 .get(header::LINK)
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_page);
-            if let Ok(v) = resp.json::<serde_json::Value>().await {
+            let body = body_within(resp, MAX_TAG_LIST_BYTES).await.ok().flatten();
+            if let Some(v) = body.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            {
                 let tags = v.get("tags").cloned().unwrap_or(serde_json::json!([]));
                 let body = serde_json::json!({"name": name, "tags": tags});
                 let mut b = Response::builder()

@@ -323,20 +323,17 @@ impl Mirror {
         let content_type = content_type(resp.headers());
         let announced = announced_digest(resp.headers());
         let limit = self.store.config().max_manifest_bytes;
-        if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(bad(format!("manifest is larger than {limit} bytes")).into());
-        }
-        let bytes: Bytes = resp.bytes().await.map_err(|source| {
-            UpstreamError::Unreachable {
-                registry: t.upstream.registry.clone(),
-                source,
-            }
-            .counted()
-        })?;
+        let bytes: Bytes = super::upstream::body_within(resp, limit)
+            .await
+            .map_err(|source| {
+                UpstreamError::Unreachable {
+                    registry: t.upstream.registry.clone(),
+                    source,
+                }
+                .counted()
+            })?
+            .ok_or_else(|| bad(format!("manifest is larger than {limit} bytes")))?;
         crate::metrics::global().mirror_upstream_bytes(&t.upstream.registry, bytes.len() as u64);
-        if bytes.len() as u64 > limit {
-            return Err(bad(format!("manifest is larger than {limit} bytes")).into());
-        }
         let digest = if reference.contains(':') {
             let want = crate::digest::parse(reference).map_err(&bad)?;
             let got = crate::digest::of_bytes_like(&want, &bytes);

@@ -67,6 +67,32 @@ pub enum UpstreamError {
     },
 }
 
+/// The largest answer the mirror reads from a token server: tokens are a few KiB.
+const MAX_TOKEN_ANSWER: u64 = 1024 * 1024;
+
+/// The body of `resp` if it stays within `limit` bytes, `Ok(None)` as soon as it passes it (the
+/// rest is never read): an upstream, or a token server it names, cannot make the mirror buffer
+/// more than `limit`, whether it announces a length or streams without one.
+///
+/// # Errors
+/// A transport failure while reading.
+pub async fn body_within(
+    mut resp: reqwest::Response,
+    limit: u64,
+) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Ok(None);
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Some(buf.freeze()))
+}
+
 impl UpstreamError {
     /// True when cached content may be served instead (stale-if-error): unreachable, `429`, `5xx`.
     #[must_use]
@@ -318,13 +344,20 @@ impl Upstream {
                 what: format!("a token from {realm}"),
             });
         }
-        let body: serde_json::Value =
-            resp.json()
-                .await
-                .map_err(|source| UpstreamError::Unreachable {
-                    registry: self.registry.clone(),
-                    source,
-                })?;
+        let body = body_within(resp, MAX_TOKEN_ANSWER)
+            .await
+            .map_err(|source| UpstreamError::Unreachable {
+                registry: self.registry.clone(),
+                source,
+            })?
+            .ok_or_else(|| {
+                self.unauthorized(&format!(
+                    "the token server {realm} answered more than {MAX_TOKEN_ANSWER} bytes"
+                ))
+            })?;
+        let body: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            self.unauthorized(&format!("the token server {realm} answered no JSON: {e}"))
+        })?;
         let token = body
             .get("token")
             .or_else(|| body.get("access_token"))
