@@ -283,8 +283,15 @@ async fn download(http: &reqwest::Client, url: &str, dest: &Path) -> anyhow::Res
         .with_context(|| format!("failed to GET {url}"))?;
     let status = resp.status();
     if !status.is_success() {
-        let body = resp.text().await.unwrap_or_default();
-        let body: String = body.chars().take(200).collect();
+        // The start of the error page only: a server cannot make the build buffer more.
+        let mut head = Vec::new();
+        while head.len() < 1024 {
+            match resp.chunk().await {
+                Ok(Some(c)) => head.extend_from_slice(&c),
+                _ => break,
+            }
+        }
+        let body: String = String::from_utf8_lossy(&head).chars().take(200).collect();
         anyhow::bail!("failed to GET {url} with status {status}: {}", body.trim());
     }
     let last_modified = resp
