@@ -253,8 +253,22 @@ pub fn root(data_root: &Path) -> PathBuf {
 /// # Errors
 /// Missing or malformed.
 pub fn load(dir: &Path) -> Result<State> {
-    let text = fs_err::read(dir.join("state.json"))?;
-    Ok(serde_json::from_slice(&text)?)
+    settled(|| {
+        let text = fs_err::read(dir.join("state.json"))?;
+        Ok(serde_json::from_slice(&text)?)
+    })
+}
+
+/// A state from `read`, read once more when it says running but its owner looks gone: the owner
+/// may have recorded the exit and ended between the read and that look. It records before it
+/// ends, so a read made after the look has the exit if there is one; otherwise the owner
+/// really died. (Without this, `wait` reported 137 for a container that exited 0.)
+fn settled(mut read: impl FnMut() -> Result<State>) -> Result<State> {
+    let state = read()?;
+    if state.status == Status::Running && state.status() != Status::Running {
+        return read();
+    }
+    Ok(state)
 }
 
 /// Writes `<dir>/state.json` atomically; the caller holds the [`Lock`].
@@ -331,6 +345,47 @@ mod tests {
             ..State::default()
         };
         assert_eq!(s.status_text(now), "Restarting (1) Less than a second ago");
+    }
+
+    #[test]
+    fn an_exit_recorded_while_the_owner_was_looked_at_is_seen() {
+        // A process that has ended: a child of ours, reaped.
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let gone = ProcessId { pid, start: 1 };
+        let mut child = child;
+        child.wait().unwrap();
+        let running = State {
+            status: Status::Running,
+            monitor: Some(gone),
+            ..State::default()
+        };
+        let exited = State {
+            status: Status::Exited,
+            monitor: Some(gone),
+            exit_code: Some(0),
+            ..State::default()
+        };
+        // First read: still running, owner already gone (it wrote and ended after that read).
+        let mut reads = vec![exited.clone(), running.clone()];
+        let s = settled(|| Ok(reads.pop().unwrap())).unwrap();
+        assert_eq!(s.exit_code, Some(0), "the recorded exit, not 137");
+        assert!(reads.is_empty(), "read twice");
+        // The owner died without recording: the second read says so too.
+        let mut reads = vec![running.clone(), running];
+        let s = settled(|| Ok(reads.pop().unwrap())).unwrap();
+        assert_eq!(s.status(), Status::Exited);
+        assert_eq!(s.exit_code(), EXIT_OWNER_GONE);
+        // A live owner: read once.
+        let live = State {
+            status: Status::Running,
+            monitor: ProcessId::of(nix::unistd::getpid().as_raw()),
+            ..State::default()
+        };
+        let mut reads = vec![exited, live];
+        let s = settled(|| Ok(reads.pop().unwrap())).unwrap();
+        assert_eq!(s.status(), Status::Running);
+        assert_eq!(reads.len(), 1);
     }
 
     #[test]
