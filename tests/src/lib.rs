@@ -790,8 +790,21 @@ impl PodmanEnv {
     }
 
     /// `podman` with this environment.
+    ///
+    /// Podman makes its shared-memory lock segment (`/dev/shm/libpod_lock`) on its first run on
+    /// a machine, and two first runs at once race: the loser fails with "failed to create 2048
+    /// locks in /libpod_lock: file exists" (seen on a fresh machine). So the first call in a test
+    /// process runs `podman info` alone before any test's podman runs.
     #[must_use]
     pub fn podman(&self) -> Command {
+        static FIRST: std::sync::Once = std::sync::Once::new();
+        FIRST.call_once(|| {
+            let _ = self.podman_command().arg("info").output();
+        });
+        self.podman_command()
+    }
+
+    fn podman_command(&self) -> Command {
         let mut c = Command::new("podman");
         c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
             .env("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf"))
