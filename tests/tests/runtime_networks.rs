@@ -812,6 +812,15 @@ fn ip_gives_a_fixed_address_on_a_user_network() {
         assert_eq!(code, 125, "{flags:?}: {err}");
         assert!(err.contains(want), "{flags:?}: {err}");
     }
+    // A subnet Berth picked is not one the user configured: Docker refuses `--ip` there.
+    env.ok(&["network", "create", "picked"]);
+    let (code, _, err) = env.sh(&["--network", "picked", "--ip", "10.90.0.9"], "true");
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("supported only when connecting to networks with user configured subnets"),
+        "{err}"
+    );
+    env.ok(&["network", "rm", "picked"]);
     env.ok(&["rm", "-f", "pinned"]);
     env.ok(&["network", "rm", "fixed"]);
 }

@@ -68,6 +68,9 @@ pub enum PlanError {
     /// `--ip` outside a user network.
     #[error("Error response from daemon: user specified IP address is supported on user defined networks only")]
     IpOutsideUserNetwork,
+    /// `--ip` on a user network whose subnet was picked, not given.
+    #[error("Error response from daemon: user specified IP address is supported only when connecting to networks with user configured subnets")]
+    IpWithoutUserSubnet,
     /// `--ip` outside the network's subnet, or one of its reserved addresses.
     #[error(
         "Error response from daemon: no configured subnet or ip-range contain the IP address {0}"
@@ -219,6 +222,9 @@ pub fn settings_for_run(
     if let Some(ip) = flags.ip {
         let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| PlanError::Ip(ip.to_owned()))?;
         let def = user.as_ref().ok_or(PlanError::IpOutsideUserNetwork)?;
+        if !def.user_subnet {
+            return Err(PlanError::IpWithoutUserSubnet);
+        }
         let subnet = def.subnet().ok_or(PlanError::IpOutsideSubnet(ip))?;
         let gateway = def.gateway.unwrap_or_else(|| subnet.gateway());
         let usable = subnet.contains(ip)

@@ -45,6 +45,9 @@ pub struct Definition {
     /// The bridge's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<Ipv4Addr>,
+    /// The subnet was given (`--subnet`) rather than picked: Docker takes `--ip` only then.
+    #[serde(default)]
+    pub user_subnet: bool,
     /// `--internal`: no route out, no MASQUERADE.
     #[serde(default)]
     pub internal: bool,
@@ -145,6 +148,7 @@ pub fn predefined(name: &str) -> Definition {
         driver: driver.to_owned(),
         subnet,
         gateway,
+        user_subnet: false,
         internal: false,
         attachable: false,
         labels: BTreeMap::new(),
@@ -346,6 +350,7 @@ pub fn create(data_root: &Path, opts: &CreateOptions) -> anyhow::Result<Definiti
         driver: "bridge".to_owned(),
         subnet: Some(subnet.to_string()),
         gateway: Some(gateway),
+        user_subnet: asked.is_some(),
         internal: opts.internal,
         attachable: opts.attachable,
         labels: opts.labels.clone(),
