@@ -153,6 +153,9 @@ done
 echo "docker login..." >&2
 mkdir -p "$DOCKER_CFG"
 login() { echo bench-pass | DOCKER_CONFIG=$DOCKER_CFG docker login "$1" -u bench --password-stdin >/dev/null 2>&1; }
+# The docker CLI's own first start (binary and config dir cold) would be charged to whichever
+# registry is logged into first.
+DOCKER_CONFIG=$DOCKER_CFG docker version >/dev/null 2>&1 || true
 for r in berth dist; do
   t0=$(now); login "${ADDR[$r]}"; t1=$(now); R[login_first_$r]=$(secs "$t0" "$t1")
   R[login_$r]=$(hyperfine -N --runs 10 --export-json "$W/login-$r.json" \
