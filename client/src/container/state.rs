@@ -350,11 +350,11 @@ mod tests {
     #[test]
     fn an_exit_recorded_while_the_owner_was_looked_at_is_seen() {
         // A process that has ended: a child of ours, reaped.
-        let child = std::process::Command::new("true").spawn().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = i32::try_from(child.id()).unwrap();
-        let gone = ProcessId { pid, start: 1 };
-        let mut child = child;
         child.wait().unwrap();
+        // (Were the PID taken again, its start time would not be 1.)
+        let gone = ProcessId { pid, start: 1 };
         let running = State {
             status: Status::Running,
             monitor: Some(gone),
