@@ -146,6 +146,32 @@ pub struct RunOptions {
     pub etc_files: Vec<(PathBuf, &'static str)>,
 }
 
+/// The namespace a sysctl belongs to, as runc lists them: `ipc` (System V IPC and POSIX
+/// message queues), `network` (`net.*`) or `uts` (host and domain name); `None` for the rest.
+/// Written without that namespace of its own, such a sysctl would change the host's value.
+#[must_use]
+pub fn sysctl_namespace(key: &str) -> Option<&'static str> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some("ipc")
+    } else if key.starts_with("net.") {
+        Some("network")
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some("uts")
+    } else {
+        None
+    }
+}
+
 /// `berth run`'s resource flags, already parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResourceLimits {

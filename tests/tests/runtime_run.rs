@@ -670,3 +670,84 @@ fn new_run_flags_match_the_docker_engine() {
     );
     assert_eq!(berth, docker, "berth:\n{berth}\ndocker:\n{docker}");
 }
+
+/// `--uts host` and `--ipc host` keep the host's namespaces (and its hostname and `/dev/shm`);
+/// `--ipc none` has no `/dev/shm`; Docker's refusals.
+#[test]
+fn uts_and_ipc_modes_share_the_hosts_namespaces_or_refuse() {
+    let env = Env::new();
+    let host_ns = |t: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{t}"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned();
+    // A file only the host's /dev/shm has, removed whatever happens.
+    struct Removed(PathBuf);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let marker = format!("berth-ipc-test-{}", std::process::id());
+    let file = Removed(Path::new("/dev/shm").join(&marker));
+    std::fs::write(&file.0, "shared\n").unwrap();
+    let script = format!(
+        "readlink /proc/self/ns/uts; readlink /proc/self/ns/ipc; hostname; cat /dev/shm/{marker} 2>/dev/null || echo absent; grep -c ' /dev/shm ' /proc/self/mounts || true"
+    );
+    let lines = |flags: &[&str]| {
+        let (code, out, err) = env.sh(flags, &script);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        out.lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let private = lines(&[]);
+    assert_ne!(private[0], host_ns("uts"), "{private:?}");
+    assert_ne!(private[1], host_ns("ipc"), "{private:?}");
+    assert_ne!(private[2], host_name);
+    assert_eq!(private[3], "absent", "{private:?}");
+    assert_eq!(private[4], "1", "a /dev/shm of its own: {private:?}");
+    let host = lines(&["--uts", "host", "--ipc", "host"]);
+    assert_eq!(host[0], host_ns("uts"), "{host:?}");
+    assert_eq!(host[1], host_ns("ipc"), "{host:?}");
+    assert_eq!(host[2], host_name);
+    assert_eq!(host[3], "shared", "the host's /dev/shm: {host:?}");
+    let none = lines(&["--ipc", "none"]);
+    assert_ne!(none[1], host_ns("ipc"), "{none:?}");
+    assert_eq!(none[4], "0", "no /dev/shm mount: {none:?}");
+    drop(file);
+    // Recorded as Docker records them; exec stays in the shared namespace.
+    let id = env.detach(&["--uts", "host", "--ipc", "host"], "sleep 30");
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.UTSMode}} {{.HostConfig.IpcMode}}",
+            &id
+        ])
+        .trim(),
+        "host host"
+    );
+    assert_eq!(env.ok(&["exec", &id, "hostname"]).trim(), host_name);
+    env.ok(&["rm", "-f", &id]);
+    // Docker's refusals; a sysctl of the host's IPC namespace would change the host.
+    for (flags, want) in [
+        (
+            &["-h", "x", "--uts", "host"][..],
+            "conflicting options: hostname and the UTS mode",
+        ),
+        (
+            &["--ipc", "host", "--sysctl", "kernel.shmmax=1"][..],
+            "sysctl \"kernel.shmmax\" is not allowed in the hosts ipc namespace",
+        ),
+        (&["--uts", "private"][..], "--uts: invalid UTS mode"),
+        (&["--ipc", "shared"][..], "--ipc: invalid IPC mode"),
+    ] {
+        let (code, _, err) = env.sh(flags, "true");
+        assert_eq!(code, 125, "{flags:?}: {err}");
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
+}

@@ -166,6 +166,13 @@ pub struct RunArgs {
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
+    /// UTS namespace to use (`host`: the host's hostname; refused with `-h`)
+    #[arg(long, value_name = "MODE")]
+    pub uts: Option<String>,
+    /// IPC mode to use (`private` (default), `shareable`, `none`: no `/dev/shm`, `host`: the
+    /// host's IPC namespace and `/dev/shm`)
+    #[arg(long, value_name = "MODE")]
+    pub ipc: Option<String>,
     /// The image, then the command and its arguments (replacing the image's CMD). As with
     /// Docker, everything after the image belongs to the command, flags included
     #[arg(

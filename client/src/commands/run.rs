@@ -340,6 +340,7 @@ pub fn create_options(
         group_add: args.group_add.clone(),
         shm_size: shm_size(args.shm_size.as_deref())?,
         init: args.init,
+        namespaces: container::namespaces::Modes::parse(args.uts.as_deref(), args.ipc.as_deref())?,
     })
 }
 

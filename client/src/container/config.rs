@@ -82,6 +82,12 @@ pub struct CreateConfig {
     /// `--init`.
     #[serde(default)]
     pub init: bool,
+    /// `--uts` (`""` or `host`).
+    #[serde(default, rename = "UTSMode")]
+    pub uts_mode: String,
+    /// `--ipc` (`private`, `shareable`, `none`, `host`; `""` from an older Berth).
+    #[serde(default)]
+    pub ipc_mode: String,
 }
 
 /// Path of `create.json` in a container directory.
@@ -148,6 +154,8 @@ pub fn save_create_config(
         group_add: args.group_add.clone(),
         shm_size: args.shm_size,
         init: args.init,
+        uts_mode: if args.namespaces.uts_host { "host" } else { "" }.to_owned(),
+        ipc_mode: args.namespaces.ipc.name().to_owned(),
     };
     fs_err::write(create_path(dir), serde_json::to_vec_pretty(&config)?)?;
     Ok(())

@@ -86,6 +86,9 @@ pub enum CreateError {
     /// A `--sysctl` the network mode does not allow.
     #[error(transparent)]
     Sysctl(#[from] super::sysctl::SysctlError),
+    /// `--uts`/`--ipc` against `-h` or a sysctl, or the `/dev/shm` mount.
+    #[error(transparent)]
+    Namespaces(#[from] super::namespaces::ModeError),
     /// A capability or `--security-opt`.
     #[error(transparent)]
     Security(#[from] super::security::SecurityError),
@@ -211,6 +214,8 @@ pub struct CreateOptions {
     pub shm_size: Option<i64>,
     /// `--init`.
     pub init: bool,
+    /// `--uts`, `--ipc`.
+    pub namespaces: super::namespaces::Modes,
 }
 
 impl CreateOptions {
@@ -374,6 +379,8 @@ pub fn create(
     )
     .map_err(CreateError::NetworkPlan)?;
     super::sysctl::check_network(&opts.sysctls, net.mode, net.netns.as_deref())?;
+    opts.namespaces
+        .check(opts.hostname.as_deref(), opts.sysctls.keys())?;
     // `--link`'s variables first: `-e` and `--env-file` may override them.
     let env = net
         .env
@@ -389,6 +396,7 @@ pub fn create(
     let id = new_id();
     let (network, network_settings) = (net.mode, net.settings.clone());
     let hostname = match (&opts.hostname, network, &net.hostname) {
+        _ if opts.namespaces.uts_host => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
         (_, _, Some(theirs)) => theirs.clone(),
         (Some(h), _, None) => h.clone(),
         (None, Network::Host, None) => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
@@ -563,6 +571,7 @@ fn build_spec(
     if let Some(size) = opts.shm_size {
         super::groups::set_shm_size(&mut spec, size);
     }
+    opts.namespaces.apply(&mut spec)?;
     if opts.init {
         // Berth's runtime keeps init as PID 1 and forks the command under it.
         let mut annotations = spec.annotations().clone().unwrap_or_default();

@@ -268,6 +268,12 @@ pub fn document(data_root: &Path, dir: &Path, state: &State) -> Result<Value> {
     if !create.tmpfs.is_empty() {
         doc["HostConfig"]["Tmpfs"] = json!(create.tmpfs);
     }
+    doc["HostConfig"]["UTSMode"] = json!(create.uts_mode);
+    doc["HostConfig"]["IpcMode"] = json!(if create.ipc_mode.is_empty() {
+        "private"
+    } else {
+        create.ipc_mode.as_str()
+    });
     if create.init {
         doc["HostConfig"]["Init"] = json!(true);
     }

@@ -7,8 +7,8 @@
 //! host and [`teardown`]), [`signal`], [`wait`], [`images`] (which images containers use, asked
 //! by `rmi` and `image prune`), [`volume_users`] (which containers use a volume), [`peers`]
 //! (other containers as the network plan sees them), [`config`] (`create.json`), and the spec
-//! edits of [`security`], [`ulimit`], [`tmpfs`] (`--tmpfs`, `--read-only`), [`sysctl`] and
-//! [`groups`] (`--group-add`, `--shm-size`). Operations, one module each: [`create`],
+//! edits of [`security`], [`ulimit`], [`tmpfs`] (`--tmpfs`, `--read-only`), [`sysctl`],
+//! [`groups`] (`--group-add`, `--shm-size`) and [`namespaces`] (`--uts`, `--ipc`). Operations, one module each: [`create`],
 //! [`foreground`] (run in this process), [`start`] (and `restart`), [`attach`], [`exec`],
 //! [`stop`], [`kill`], [`rm`], [`pause`] (and `unpause`), [`update`], [`diff`], [`connect`] (`network connect`/`disconnect`), [`rename`], and the
 //! queries [`ps`] (with [`ps_filter`]), [`inspect`], [`read_logs`], [`top`], [`stats`], [`port`]
@@ -33,6 +33,7 @@ pub mod lock;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod namespaces;
 pub mod pause;
 pub mod peers;
 pub mod restart;

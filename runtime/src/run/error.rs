@@ -95,6 +95,15 @@ pub enum InitError {
     /// A `linux.sysctl` key that is not a dotted name under `/proc/sys`.
     #[error("invalid sysctl key `{0}`")]
     Sysctl(String),
+    /// A namespaced `linux.sysctl` key without that namespace of its own: it would change the
+    /// host's value (runc's check and words).
+    #[error("sysctl \"{key}\" is not allowed in the host's {namespace} namespace")]
+    SysctlHostNamespace {
+        /// The key.
+        key: String,
+        /// `ipc`, `network` or `uts`.
+        namespace: &'static str,
+    },
     /// `process.terminal` without a console socket to send the pty to.
     #[error("a terminal was requested but no console socket was given")]
     NoConsole,

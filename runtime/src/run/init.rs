@@ -231,7 +231,7 @@ fn cstrings(v: &[String]) -> InitResult<Vec<CString>> {
 
 /// `linux.sysctl`, written in the container's namespaces. A key with a `/` or an empty part
 /// (`net..x`) is refused, so no key reaches outside `/proc/sys`.
-fn apply_sysctls(sys: &dyn Syscall, spec: &Spec) -> InitResult<()> {
+fn apply_sysctls(sys: &dyn Syscall, spec: &Spec, namespaces: CloneFlags) -> InitResult<()> {
     let sysctls = spec
         .linux()
         .as_ref()
@@ -241,9 +241,28 @@ fn apply_sysctls(sys: &dyn Syscall, spec: &Spec) -> InitResult<()> {
         if key.contains('/') || key.split('.').any(str::is_empty) {
             return Err(InitError::Sysctl(key.clone()));
         }
+        if let Some((flag, namespace)) = sysctl_namespace(key) {
+            if !namespaces.contains(flag) {
+                return Err(InitError::SysctlHostNamespace {
+                    key: key.clone(),
+                    namespace,
+                });
+            }
+        }
         sys.write_sysctl(key, value)?;
     }
     Ok(())
+}
+
+/// The clone flag of the namespace a sysctl belongs to, and that namespace's name.
+fn sysctl_namespace(key: &str) -> Option<(CloneFlags, &'static str)> {
+    let name = crate::spec::sysctl_namespace(key)?;
+    let flag = match name {
+        "ipc" => CloneFlags::CLONE_NEWIPC,
+        "network" => CloneFlags::CLONE_NEWNET,
+        _ => CloneFlags::CLONE_NEWUTS,
+    };
+    Some((flag, name))
 }
 
 /// The container's init, in its new namespaces: every step up to `execve`. Returns only on
@@ -283,7 +302,7 @@ pub fn init(
         sys.sethostname(h)?;
     }
     // Before `finish_rootfs` makes `/proc/sys` read-only, as runc.
-    apply_sysctls(sys, spec)?;
+    apply_sysctls(sys, spec, namespaces)?;
     finish_rootfs(sys, spec)?;
     // After pivot_root: the pty comes from the container's own devpts instance.
     setup_terminal(sys, spec, console)?;

@@ -325,6 +325,55 @@ fn sysctls_are_written_after_pivot_before_read_only_paths() {
 }
 
 #[test]
+fn namespaced_sysctls_are_refused_without_their_namespace() {
+    use oci_spec::runtime::LinuxNamespaceType;
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("rootfs")).unwrap();
+    for (key, ns, name) in [
+        ("kernel.shmmax", LinuxNamespaceType::Ipc, "ipc"),
+        ("fs.mqueue.msg_max", LinuxNamespaceType::Ipc, "ipc"),
+        (
+            "net.ipv4.ip_forward",
+            LinuxNamespaceType::Network,
+            "network",
+        ),
+        ("kernel.domainname", LinuxNamespaceType::Uts, "uts"),
+    ] {
+        let mut spec = spec(&t.path().join("rootfs"), None, &["/bin/true"]);
+        let mut linux = spec.linux().clone().unwrap();
+        linux.set_sysctl(Some(
+            [(key.to_owned(), "1".to_owned())].into_iter().collect(),
+        ));
+        spec.set_linux(Some(linux.clone()));
+        // With its namespace: written.
+        let sys = FakeSyscall::default();
+        let _ = init(&sys, &spec, t.path(), None);
+        assert!(
+            sys.calls().contains(&Call::Sysctl(key.into(), "1".into())),
+            "{key}"
+        );
+        // The host's namespace: the host's value would change; refused, nothing written.
+        let kept: Vec<_> = linux
+            .namespaces()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| n.typ() != ns)
+            .collect();
+        linux.set_namespaces(Some(kept));
+        spec.set_linux(Some(linux));
+        let sys = FakeSyscall::default();
+        match init(&sys, &spec, t.path(), None) {
+            Err(InitError::SysctlHostNamespace { key: k, namespace }) => {
+                assert_eq!((k.as_str(), namespace), (key, name));
+            }
+            other => panic!("{key}: {other:?}"),
+        }
+        assert!(!sys.calls().iter().any(|c| matches!(c, Call::Sysctl(..))));
+    }
+}
+
+#[test]
 #[allow(unsafe_code)]
 fn fork_into_falls_back_to_a_plain_fork_when_the_kernel_refuses_the_directory() {
     use nix::unistd::ForkResult;
