@@ -231,12 +231,20 @@ fn cstrings(v: &[String]) -> InitResult<Vec<CString>> {
 
 /// `linux.sysctl`, written in the container's namespaces. A key with a `/` or an empty part
 /// (`net..x`) is refused, so no key reaches outside `/proc/sys`.
-fn apply_sysctls(sys: &dyn Syscall, spec: &Spec, namespaces: CloneFlags) -> InitResult<()> {
-    let sysctls = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.sysctl().clone())
-        .unwrap_or_default();
+fn apply_sysctls(sys: &dyn Syscall, spec: &Spec) -> InitResult<()> {
+    let linux = spec.linux().as_ref();
+    let sysctls = linux.and_then(|l| l.sysctl().clone()).unwrap_or_default();
+    // The container's own namespaces: new ones and joined ones (another container's, by path).
+    let namespaces = linux
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .iter()
+        .fold(CloneFlags::empty(), |all, n| match n.typ() {
+            LinuxNamespaceType::Ipc => all | CloneFlags::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => all | CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Uts => all | CloneFlags::CLONE_NEWUTS,
+            _ => all,
+        });
     for (key, value) in &sysctls {
         if key.contains('/') || key.split('.').any(str::is_empty) {
             return Err(InitError::Sysctl(key.clone()));
@@ -302,7 +310,7 @@ pub fn init(
         sys.sethostname(h)?;
     }
     // Before `finish_rootfs` makes `/proc/sys` read-only, as runc.
-    apply_sysctls(sys, spec, namespaces)?;
+    apply_sysctls(sys, spec)?;
     finish_rootfs(sys, spec)?;
     // After pivot_root: the pty comes from the container's own devpts instance.
     setup_terminal(sys, spec, console)?;

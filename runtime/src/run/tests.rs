@@ -360,6 +360,23 @@ fn namespaced_sysctls_are_refused_without_their_namespace() {
             .into_iter()
             .filter(|n| n.typ() != ns)
             .collect();
+        // Joined by path (another container's): its own, written.
+        let mut joined = kept.clone();
+        joined.push(
+            oci_spec::runtime::LinuxNamespaceBuilder::default()
+                .typ(ns)
+                .path("/proc/42/ns/x")
+                .build()
+                .unwrap(),
+        );
+        linux.set_namespaces(Some(joined));
+        spec.set_linux(Some(linux.clone()));
+        let sys = FakeSyscall::default();
+        let _ = init(&sys, &spec, t.path(), None);
+        assert!(
+            sys.calls().contains(&Call::Sysctl(key.into(), "1".into())),
+            "{key} in a joined namespace"
+        );
         linux.set_namespaces(Some(kept));
         spec.set_linux(Some(linux));
         let sys = FakeSyscall::default();
