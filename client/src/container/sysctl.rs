@@ -3,10 +3,12 @@
 //!
 //! Only namespaced parameters are allowed (docker/cli `opts.ValidateSysctl`): the IPC ones
 //! (`kernel.msgmax`, `kernel.msgmnb`, `kernel.msgmni`, `kernel.sem`, `kernel.shmall`,
-//! `kernel.shmmax`, `kernel.shmmni`, `kernel.shm_rmid_forced`, `fs.mqueue.*`; Berth always
-//! gives a container its own IPC namespace) and the network ones (`net.*`), which need a
-//! network namespace of the container's own: they are refused with `--network host` and when
-//! `--network container:NAME` joins the host's.
+//! `kernel.shmmax`, `kernel.shmmni`, `kernel.shm_rmid_forced`, `fs.mqueue.*`; refused with
+//! `--ipc host` by [`super::namespaces`]) and the network ones (`net.*`), which need a network
+//! namespace of the container's own: they are refused with `--network host` and when
+//! `--network container:NAME` joins the host's. The list is the runtime's
+//! ([`berth_runtime::spec::sysctl_namespace`]), which refuses them again where the namespace is
+//! the host's.
 //!
 //! Calls nothing else in the crate.
 
@@ -16,18 +18,6 @@ use std::path::Path;
 
 use berth_runtime::spec::Network;
 use oci_spec::runtime::Spec;
-
-/// IPC namespace parameters Docker allows by name.
-const IPC: [&str; 8] = [
-    "kernel.msgmax",
-    "kernel.msgmnb",
-    "kernel.msgmni",
-    "kernel.sem",
-    "kernel.shmall",
-    "kernel.shmmax",
-    "kernel.shmmni",
-    "kernel.shm_rmid_forced",
-];
 
 /// A `--sysctl` Docker refuses.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +41,10 @@ pub fn parse(values: &[String]) -> Result<BTreeMap<String, String>, SysctlError>
         let (key, value) = v
             .split_once('=')
             .ok_or_else(|| SysctlError::NotAllowed(v.clone()))?;
-        let allowed =
-            IPC.contains(&key) || key.starts_with("net.") || key.starts_with("fs.mqueue.");
+        let allowed = matches!(
+            berth_runtime::spec::sysctl_namespace(key),
+            Some("ipc" | "network")
+        );
         // The runtime writes under /proc/sys: no key may leave it.
         let safe = !key.contains('/') && !key.split('.').any(str::is_empty);
         if !allowed || !safe {
