@@ -104,10 +104,17 @@ fn idle_and_slowloris_connections_leave_room_for_other_clients() {
         "max_connections = 1000\nmax_connections_per_ip = 200\nheader_read_timeout_secs = 2\nidle_timeout_secs = 2",
     );
     let (rss0, _) = rss_and_threads(reg.pid());
-    // 600 connections from 127.0.0.1: 550 idle, 50 sending a partial request head.
+    // 600 connections from 127.0.0.1: 550 idle, 50 sending a partial request head. Those past
+    // the per-address cap are closed at once: on a loaded machine the reset can arrive before
+    // `connect` returns, which then fails with it (seen once in a full run).
     let mut attackers: Vec<TcpStream> = (0..600)
-        .map(|_| TcpStream::connect(&reg.addr).unwrap())
+        .filter_map(|_| match TcpStream::connect(&reg.addr) {
+            Ok(s) => Some(s),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("connect: {e}"),
+        })
         .collect();
+    assert!(attackers.len() >= 200, "{} connected", attackers.len());
     for s in attackers.iter_mut().take(50) {
         let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ");
     }
