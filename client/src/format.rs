@@ -495,6 +495,44 @@ fn go_value(v: &serde_json::Value) -> String {
     }
 }
 
+/// Docker's `RAMInBytes` (go-units): a decimal number, an optional `b`/`k`/`m`/`g`/`t`/`p`
+/// (any case, powers of 1024) and an optional `b`/`ib` suffix, e.g. `64m`, `1.5GB`, `512KiB`;
+/// `None` for anything else. Docker reads `--memory`, `--shm-size` and the log driver's
+/// `max-size` with it.
+#[must_use]
+pub fn ram_in_bytes(value: &str) -> Option<i64> {
+    let end = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(end);
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    let valid_number = !number.is_empty()
+        && !number.starts_with('.')
+        && !number.ends_with('.')
+        && !number.contains("..");
+    if !valid_number {
+        return None;
+    }
+    let (prefix, suffix) = match unit.chars().next() {
+        Some(c @ ('k' | 'm' | 'g' | 't' | 'p')) => (Some(c), &unit[1..]),
+        _ => (None, unit.as_str()),
+    };
+    if !matches!(suffix, "" | "b" | "i" | "ib") {
+        return None;
+    }
+    let shift = match prefix {
+        None => 0,
+        Some('k') => 10,
+        Some('m') => 20,
+        Some('g') => 30,
+        Some('t') => 40,
+        Some(_) => 50,
+    };
+    let n: f64 = number.parse().ok()?;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    Some((n * (1u64 << shift) as f64) as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use rstest::rstest;

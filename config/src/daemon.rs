@@ -335,11 +335,8 @@ impl DaemonConfig {
                         invalid(key, "must be an object of option names to strings".into())
                     })?;
                     for (name, value) in map {
-                        let k = format!("{key}.{name}");
-                        let value = value
-                            .as_str()
-                            .ok_or_else(|| invalid(&k, "must be a string, e.g. \"10m\"".into()))?;
-                        c.log_opts.insert(name.clone(), value.to_owned());
+                        let value = string(&format!("{key}.{name}"), value)?;
+                        c.log_opts.insert(name.clone(), value);
                     }
                 }
                 k if IGNORED_DOCKER_KEYS.contains(&k) => {

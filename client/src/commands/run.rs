@@ -33,44 +33,14 @@ fn invalid(value: &str, flag: &str, why: impl std::fmt::Display) -> anyhow::Erro
     anyhow::anyhow!("invalid argument \"{value}\" for \"{flag}\" flag: {why}")
 }
 
-/// Docker's `RAMInBytes` (go-units): a decimal number, an optional `b`/`k`/`m`/`g`/`t`/`p`
-/// (any case, powers of 1024) and an optional `b`/`ib` suffix, e.g. `64m`, `1.5GB`, `512KiB`.
+/// Docker's `RAMInBytes` (go-units, [`crate::format::ram_in_bytes`]), e.g. `64m`, `1.5GB`,
+/// `512KiB`.
 ///
 /// # Errors
 /// Anything else, named after the flag.
 pub fn parse_bytes(value: &str, flag: &str) -> anyhow::Result<i64> {
-    let bad = || invalid(value, flag, format!("invalid size: '{value}'"));
-    let end = value
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(end);
-    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
-    let valid_number = !number.is_empty()
-        && !number.starts_with('.')
-        && !number.ends_with('.')
-        && !number.contains("..");
-    if !valid_number {
-        return Err(bad());
-    }
-    let (prefix, suffix) = match unit.chars().next() {
-        Some(c @ ('k' | 'm' | 'g' | 't' | 'p')) => (Some(c), &unit[1..]),
-        _ => (None, unit.as_str()),
-    };
-    if !matches!(suffix, "" | "b" | "i" | "ib") {
-        return Err(bad());
-    }
-    let shift = match prefix {
-        None => 0,
-        Some('k') => 10,
-        Some('m') => 20,
-        Some('g') => 30,
-        Some('t') => 40,
-        Some(_) => 50,
-    };
-    let n: f64 = number.parse().map_err(|_| bad())?;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-    let bytes = (n * (1u64 << shift) as f64) as i64;
-    Ok(bytes)
+    crate::format::ram_in_bytes(value)
+        .ok_or_else(|| invalid(value, flag, format!("invalid size: '{value}'")))
 }
 
 /// `--cpus`: a decimal number of CPUs as billionths (Docker's `NanoCPUs`).

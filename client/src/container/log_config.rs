@@ -117,11 +117,14 @@ impl LogConfig {
         for (key, value) in &self.config {
             match (self.driver.as_str(), key.as_str()) {
                 ("json-file" | "local", "max-size") => {
-                    let bytes = parse_size(value).filter(|b| *b > 0).ok_or_else(|| {
-                        LogConfigError::Value(format!(
+                    let bytes = crate::format::ram_in_bytes(value)
+                        .and_then(|b| u64::try_from(b).ok())
+                        .filter(|b| *b > 0)
+                        .ok_or_else(|| {
+                            LogConfigError::Value(format!(
                             "max-size must be a positive number of bytes (e.g. 10m), not `{value}`"
                         ))
-                    })?;
+                        })?;
                     size = Some(bytes);
                 }
                 ("json-file" | "local", "max-file") => {
@@ -149,30 +152,6 @@ impl LogConfig {
         }
         Ok((size, files))
     }
-}
-
-/// go-units' `RAMInBytes`, as Docker reads `max-size`: a number with an optional `k`, `m` or
-/// `g` (powers of 1024, any case, an optional trailing `b`).
-fn parse_size(v: &str) -> Option<u64> {
-    let lower = v.trim().to_ascii_lowercase();
-    let s = lower.strip_suffix('b').unwrap_or(&lower);
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1u64 << 10),
-        'm' => (&s[..s.len() - 1], 1 << 20),
-        'g' => (&s[..s.len() - 1], 1 << 30),
-        c if c.is_ascii_digit() => (s, 1),
-        _ => return None,
-    };
-    let n: f64 = num
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    Some((n * mult as f64) as u64)
 }
 
 /// The owner process's log: appends entries and rotates by the container's options; with
@@ -209,6 +188,12 @@ impl LogWriter {
             max_size,
             max_file,
         })
+    }
+
+    /// Whether entries are kept (false with the `none` driver).
+    #[must_use]
+    pub fn keeps(&self) -> bool {
+        self.file.is_some()
     }
 
     /// Appends one entry (a whole JSON line), rotating first when it would pass `max-size`.

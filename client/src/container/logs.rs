@@ -76,6 +76,8 @@ pub struct LineLogger {
     stream: &'static str,
     pending: Vec<u8>,
     log: std::sync::Arc<std::sync::Mutex<super::log_config::LogWriter>>,
+    /// False with the `none` driver: lines are then not even cut.
+    keeps: bool,
 }
 
 impl LineLogger {
@@ -85,10 +87,12 @@ impl LineLogger {
         stream: &'static str,
         log: std::sync::Arc<std::sync::Mutex<super::log_config::LogWriter>>,
     ) -> Self {
+        let keeps = log.lock().map_or(true, |l| l.keeps());
         Self {
             stream,
             pending: Vec::new(),
             log,
+            keeps,
         }
     }
 
@@ -97,16 +101,26 @@ impl LineLogger {
     /// # Errors
     /// Writing the log failed.
     pub fn feed(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.pending.extend_from_slice(bytes);
-        loop {
-            let cut = match self.pending.iter().position(|b| *b == b'\n') {
-                Some(i) if i < MAX_ENTRY => i + 1,
-                _ if self.pending.len() >= MAX_ENTRY => MAX_ENTRY,
-                _ => return Ok(()),
-            };
-            let entry: Vec<u8> = self.pending.drain(..cut).collect();
-            self.write(&entry)?;
+        if !self.keeps {
+            return Ok(());
         }
+        self.pending.extend_from_slice(bytes);
+        // Entries are written from `start` on and removed once at the end, not one by one.
+        let mut start = 0;
+        let written = loop {
+            let rest = &self.pending[start..];
+            let cut = match rest.iter().take(MAX_ENTRY).position(|b| *b == b'\n') {
+                Some(i) => i + 1,
+                None if rest.len() >= MAX_ENTRY => MAX_ENTRY,
+                None => break Ok(()),
+            };
+            if let Err(e) = self.write(&rest[..cut]) {
+                break Err(e);
+            }
+            start += cut;
+        };
+        self.pending.drain(..start);
+        written
     }
 
     /// Logs what is left of an unfinished line.

@@ -127,9 +127,11 @@ pub fn run(store: &Store, id: &str, attach_wait: bool) -> anyhow::Result<()> {
     let mut delay = None;
     let mut spec = spec;
     let result = loop {
-        // A restart takes the limits `update` wrote since.
-        if let Ok(s) = Spec::load(dir.join("config.json")) {
-            spec = s;
+        // A restart takes the limits `update` wrote since (the first run has just read them).
+        if delay.is_some() {
+            if let Ok(s) = Spec::load(dir.join("config.json")) {
+                spec = s;
+            }
         }
         let (stdio, console) = stdio_for(&state, &hub, &out_w, &err_w)?;
         let tty_copier = RefCell::new(None);

@@ -162,13 +162,17 @@ pub fn read_logs(
     // Read the status first: whatever the container wrote before exiting is then in the files
     // when we read them.
     let mut running = state::load(&dir).is_ok_and(|s| s.status() == Status::Running);
-    for old in super::log_config::rotated(&path) {
-        if let Ok(mut f) = std::fs::File::open(&old) {
-            drain(&mut f, &mut Vec::new(), &mut feed)?;
-        }
+    // Every file opened before any is read: an open file follows its data through the renames
+    // of a rotation meanwhile, where a name would then hold the next file's.
+    let rotated: Vec<std::fs::File> = super::log_config::rotated(&path)
+        .iter()
+        .filter_map(|old| std::fs::File::open(old).ok())
+        .collect();
+    let mut current = std::fs::File::open(&path).ok();
+    for mut f in rotated {
+        drain(&mut f, &mut Vec::new(), &mut feed)?;
     }
     let mut carry = Vec::new();
-    let mut current = std::fs::File::open(&path).ok();
     if let Some(f) = current.as_mut() {
         drain(f, &mut carry, &mut feed)?;
     }
@@ -180,6 +184,9 @@ pub fn read_logs(
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
         running = state::load(&dir).is_ok_and(|s| s.status() == Status::Running);
+        // Which file the name holds, looked at before the read: once it is another, the writer
+        // has moved on, so the read below takes the old file's last lines.
+        let theirs = std::fs::metadata(&path).ok().map(|m| m.ino());
         if let Some(f) = current.as_mut() {
             drain(f, &mut carry, &mut feed)?;
         }
@@ -197,7 +204,6 @@ pub fn read_logs(
             .as_ref()
             .and_then(|f| f.metadata().ok())
             .map(|m| m.ino());
-        let theirs = std::fs::metadata(&path).ok().map(|m| m.ino());
         if theirs.is_some() && theirs != ours {
             current = std::fs::File::open(&path).ok();
             carry.clear();
