@@ -146,11 +146,11 @@ pub struct RunOptions {
     pub etc_files: Vec<(PathBuf, &'static str)>,
 }
 
-/// The namespace a sysctl belongs to, as runc lists them: `ipc` (System V IPC and POSIX
-/// message queues), `network` (`net.*`) or `uts` (host and domain name); `None` for the rest.
+/// The namespace a sysctl belongs to, as runc lists them: IPC (System V IPC and POSIX message
+/// queues), network (`net.*`) or UTS (host and domain name); `None` for the rest.
 /// Written without that namespace of its own, such a sysctl would change the host's value.
 #[must_use]
-pub fn sysctl_namespace(key: &str) -> Option<&'static str> {
+pub fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
     const IPC: [&str; 8] = [
         "kernel.msgmax",
         "kernel.msgmnb",
@@ -162,11 +162,11 @@ pub fn sysctl_namespace(key: &str) -> Option<&'static str> {
         "kernel.shm_rmid_forced",
     ];
     if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
-        Some("ipc")
+        Some(LinuxNamespaceType::Ipc)
     } else if key.starts_with("net.") {
-        Some("network")
+        Some(LinuxNamespaceType::Network)
     } else if key == "kernel.hostname" || key == "kernel.domainname" {
-        Some("uts")
+        Some(LinuxNamespaceType::Uts)
     } else {
         None
     }
@@ -198,35 +198,10 @@ pub const CPU_PERIOD: u64 = 100_000;
 /// # Errors
 /// oci-spec refusing a value.
 pub fn apply_limits(spec: &mut Spec, cgroups_path: &str, limits: &ResourceLimits) -> Result<()> {
+    // On a new spec (no limits yet; the device rules of `build` are kept) merging is setting.
+    merge_limits(spec, limits)?;
     let mut linux = spec.linux().clone().unwrap_or_default();
-    // Keep what is there (the device rules of `build`).
-    let mut resources = linux.resources().clone().unwrap_or_default();
-    if let Some(m) = limits.memory {
-        resources.set_memory(Some(
-            LinuxMemoryBuilder::default()
-                .limit(m)
-                .swap(limits.memory_swap.unwrap_or_else(|| m.saturating_mul(2)))
-                .build()?,
-        ));
-    }
-    if limits.nano_cpus.is_some() || limits.cpu_shares.is_some() {
-        let mut cpu = LinuxCpuBuilder::default();
-        if let Some(n) = limits.nano_cpus {
-            // moby: quota = NanoCPUs * period / 1e9.
-            let quota = i64::try_from(i128::from(n) * i128::from(CPU_PERIOD) / 1_000_000_000)
-                .unwrap_or(i64::MAX);
-            cpu = cpu.quota(quota).period(CPU_PERIOD);
-        }
-        if let Some(shares) = limits.cpu_shares {
-            cpu = cpu.shares(shares);
-        }
-        resources.set_cpu(Some(cpu.build()?));
-    }
-    if let Some(p) = limits.pids_limit {
-        resources.set_pids(Some(LinuxPidsBuilder::default().limit(p).build()?));
-    }
     linux.set_cgroups_path(Some(PathBuf::from(cgroups_path)));
-    linux.set_resources(Some(resources));
     spec.set_linux(Some(linux));
     Ok(())
 }
@@ -262,6 +237,7 @@ pub fn merge_limits(spec: &mut Spec, limits: &ResourceLimits) -> Result<()> {
         let current = resources.cpu().clone().unwrap_or_default();
         let mut b = LinuxCpuBuilder::default();
         if let Some(n) = limits.nano_cpus {
+            // moby: quota = NanoCPUs * period / 1e9.
             let quota = i64::try_from(i128::from(n) * i128::from(CPU_PERIOD) / 1_000_000_000)
                 .unwrap_or(i64::MAX);
             b = b.quota(quota).period(CPU_PERIOD);

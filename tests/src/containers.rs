@@ -234,13 +234,7 @@ impl ContainerEnv {
 impl Drop for ContainerEnv {
     fn drop(&mut self) {
         let root = self.data_root().join("containers");
-        let ids: Vec<String> = std::fs::read_dir(&root)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let ids = self.container_ids();
         for id in &ids {
             let _ = self.berth(&["rm", "-f", id]);
         }

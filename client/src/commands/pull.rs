@@ -81,10 +81,19 @@ impl Platform {
             && self.variant.as_deref().is_none_or(|v| variant == Some(v))
     }
 
+    /// The platform an image configuration names.
+    fn of(c: &oci_spec::image::ImageConfiguration) -> Self {
+        Self {
+            os: c.os().to_string(),
+            arch: c.architecture().to_string(),
+            variant: c.variant().clone(),
+        }
+    }
+
     /// Whether an image with `config` is of this platform.
     fn fits(&self, c: &oci_spec::image::ImageConfiguration) -> bool {
-        let (os, arch) = (c.os().to_string(), c.architecture().to_string());
-        self.is(&os, &arch, c.variant().as_deref())
+        let p = Self::of(c);
+        self.is(&p.os, &p.arch, p.variant.as_deref())
     }
 
     /// Whether an index entry's platform is this one.
@@ -196,17 +205,7 @@ fn mismatch(
     wanted: &Platform,
     config: Option<&oci_spec::image::ImageConfiguration>,
 ) -> anyhow::Error {
-    let actual = config.map_or_else(
-        || "unknown".to_owned(),
-        |c| {
-            let mut s = format!("{}/{}", c.os(), c.architecture());
-            if let Some(v) = c.variant() {
-                s.push('/');
-                s.push_str(v);
-            }
-            s
-        },
-    );
+    let actual = config.map_or_else(|| "unknown".to_owned(), |c| Platform::of(c).to_string());
     anyhow::anyhow!(
         "image with reference {image} was found but does not match the specified platform: wanted {wanted}, actual: {actual}"
     )

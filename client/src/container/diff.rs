@@ -15,7 +15,6 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
-use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
@@ -167,8 +166,7 @@ fn walk(
         // `File` only for std's `Metadata` (fstat works on `O_PATH`); never read through it.
         let handle = File::from(fd);
         let meta = handle.metadata()?;
-        let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
-        let kind = if whiteout {
+        let kind = if crate::containers_fs::tree::is_whiteout(&meta) {
             Kind::Deleted
         } else if layers.iter().any(|l| in_layer(l.as_fd(), &path)) {
             Kind::Changed

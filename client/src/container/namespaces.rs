@@ -112,8 +112,8 @@ impl Modes {
             return Err(ModeError::Hostname);
         }
         if self.ipc == IpcMode::Host {
-            if let Some(k) =
-                sysctls.find(|k| berth_runtime::spec::sysctl_namespace(k) == Some("ipc"))
+            if let Some(k) = sysctls
+                .find(|k| berth_runtime::spec::sysctl_namespace(k) == Some(LinuxNamespaceType::Ipc))
             {
                 return Err(ModeError::HostIpcSysctl(k.clone()));
             }

@@ -17,7 +17,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
 use berth_runtime::spec::Network;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 /// A `--sysctl` Docker refuses.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,7 @@ pub fn parse(values: &[String]) -> Result<BTreeMap<String, String>, SysctlError>
             .ok_or_else(|| SysctlError::NotAllowed(v.clone()))?;
         let allowed = matches!(
             berth_runtime::spec::sysctl_namespace(key),
-            Some("ipc" | "network")
+            Some(LinuxNamespaceType::Ipc | LinuxNamespaceType::Network)
         );
         // The runtime writes under /proc/sys: no key may leave it.
         let safe = !key.contains('/') && !key.split('.').any(str::is_empty);

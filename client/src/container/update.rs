@@ -1,7 +1,8 @@
 //! `update`: a container's restart policy and resource limits, changed while it runs or not,
 //! as Docker's `update` changes them. The limits go into its `config.json` (so every later
 //! start has them) and, while it runs, into its cgroups at once; the kernel's refusal (memory
-//! below what the container uses, say) leaves both as they were.
+//! below what the container uses, say) leaves `config.json` as it was (a limit written before
+//! the refused one, such as v1's memory + swap, may stay in the cgroup).
 //!
 //! May call [`super::state`], [`super::lock`], [`super::restart`] and `berth_runtime` (the
 //! spec's limits, the cgroups).
@@ -97,12 +98,10 @@ pub fn update(data_root: &Path, name: &str, opts: &UpdateOptions) -> Result<(), 
                 .map_err(cg_err)?;
         }
         // Written whole next to it, then renamed over it: a reader sees the old or the new.
-        let tmp = dir.join(".config.json.update");
-        spec.save(&tmp).map_err(spec_err)?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| spec_err(oci_spec::OciSpecError::Io(e)))?;
+        let json = serde_json::to_vec_pretty(&spec)
+            .map_err(|e| spec_err(oci_spec::OciSpecError::Io(std::io::Error::other(e))))?;
+        crate::store::Store::write_atomic(&path, &json)
+            .map_err(|e| spec_err(oci_spec::OciSpecError::Io(std::io::Error::other(e))))?;
     }
     if let Some(policy) = opts.restart {
         st.restart_policy = policy;

@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
 
-fn is_whiteout(meta: &std::fs::Metadata) -> bool {
+/// An overlayfs whiteout: a character device 0/0 in an upper directory marks a deletion.
+pub(crate) fn is_whiteout(meta: &std::fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
 }
 

@@ -434,6 +434,11 @@ impl Manager {
     /// No freezer (a v1 host without the controller), a refused write, or not done within
     /// [`FREEZE_WAIT`].
     pub fn freeze(&self, frozen: bool) -> Result<()> {
+        self.freeze_within(frozen, FREEZE_WAIT)
+    }
+
+    /// [`Manager::freeze`], giving the kernel `wait` to finish.
+    fn freeze_within(&self, frozen: bool, wait: Duration) -> Result<()> {
         let (file, value, done): (PathBuf, &str, Box<dyn Fn() -> bool>) = match self {
             Self::V1(m) => {
                 let dir = m
@@ -463,15 +468,25 @@ impl Manager {
             }
         };
         write(&file, value)?;
-        let deadline = Instant::now() + FREEZE_WAIT;
+        let deadline = Instant::now() + wait;
         while !done() {
             if Instant::now() > deadline {
+                // A freeze that did not finish is undone (as runc does): a half-frozen
+                // container, recorded as not paused, could be neither unpaused nor stopped.
+                if frozen {
+                    let thawed = if matches!(self, Self::V1(_)) {
+                        "THAWED"
+                    } else {
+                        "0"
+                    };
+                    let _ = write(&file, thawed);
+                }
                 return Err(CgroupError::Write {
                     path: file,
                     value: value.to_owned(),
                     source: std::io::Error::new(
                         ErrorKind::TimedOut,
-                        "the kernel did not finish within 5 s",
+                        format!("the kernel did not finish within {wait:?}"),
                     ),
                 });
             }
@@ -835,6 +850,13 @@ mod tests {
         set_fixture(&t.path().join("x/cgroup.events"), "populated 1\nfrozen 1\n");
         v2.freeze(true).unwrap();
         assert_eq!(get(&t.path().join("x/cgroup.freeze")), "1");
+        // The kernel never says frozen: an error, and the freeze is undone.
+        set_fixture(&t.path().join("x/cgroup.events"), "populated 1\nfrozen 0\n");
+        assert!(matches!(
+            v2.freeze_within(true, Duration::from_millis(30)),
+            Err(CgroupError::Write { .. })
+        ));
+        assert_eq!(get(&t.path().join("x/cgroup.freeze")), "0");
     }
 
     #[test]

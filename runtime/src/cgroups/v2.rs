@@ -121,12 +121,10 @@ fn max_or(v: i64) -> String {
     }
 }
 
-impl CgroupManager for Manager {
-    type Error = CgroupError;
-
-    fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
-        let limits = Limits::from_resources(resources);
-        let device_rules = devices::from_resources(resources)?;
+impl Manager {
+    /// The controllers of [`CONTROLLERS`] the parent offers; an error when `limits` needs one it
+    /// does not (a limit would silently not hold).
+    fn controllers_for(&self, limits: &Limits) -> Result<Vec<&'static str>> {
         let available = self.available()?;
         let needed = [
             ("memory", limits.wants_memory()),
@@ -138,10 +136,20 @@ impl CgroupManager for Manager {
                 return Err(CgroupError::NoController { controller });
             }
         }
-        let enable: Vec<&str> = CONTROLLERS
+        Ok(CONTROLLERS
             .into_iter()
             .filter(|c| available.iter().any(|a| a == c))
-            .collect();
+            .collect())
+    }
+}
+
+impl CgroupManager for Manager {
+    type Error = CgroupError;
+
+    fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        let limits = Limits::from_resources(resources);
+        let device_rules = devices::from_resources(resources)?;
+        let enable = self.controllers_for(&limits)?;
         self.create_controllers(&limits, &enable)?;
         if !device_rules.is_empty() {
             devices::attach(&self.dir(), &device_rules)?;
@@ -150,12 +158,8 @@ impl CgroupManager for Manager {
     }
 
     fn update(&self, resources: &LinuxResources) -> Result<()> {
-        let available = self.available()?;
-        let controllers: Vec<&str> = CONTROLLERS
-            .into_iter()
-            .filter(|c| available.iter().any(|a| a == c))
-            .collect();
         let limits = Limits::from_resources(Some(resources));
+        let controllers = self.controllers_for(&limits)?;
         self.write_limits(&self.dir(), &limits, &controllers)
     }
 

@@ -237,40 +237,27 @@ fn apply_sysctls(sys: &dyn Syscall, spec: &Spec) -> InitResult<()> {
     // The container's own namespaces: new ones and joined ones (another container's, by path).
     let namespaces = linux
         .and_then(|l| l.namespaces().clone())
-        .unwrap_or_default()
-        .iter()
-        .fold(CloneFlags::empty(), |all, n| match n.typ() {
-            LinuxNamespaceType::Ipc => all | CloneFlags::CLONE_NEWIPC,
-            LinuxNamespaceType::Network => all | CloneFlags::CLONE_NEWNET,
-            LinuxNamespaceType::Uts => all | CloneFlags::CLONE_NEWUTS,
-            _ => all,
-        });
+        .unwrap_or_default();
+    let own = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
     for (key, value) in &sysctls {
         if key.contains('/') || key.split('.').any(str::is_empty) {
             return Err(InitError::Sysctl(key.clone()));
         }
-        if let Some((flag, namespace)) = sysctl_namespace(key) {
-            if !namespaces.contains(flag) {
+        if let Some(typ) = crate::spec::sysctl_namespace(key) {
+            if !own(typ) {
                 return Err(InitError::SysctlHostNamespace {
                     key: key.clone(),
-                    namespace,
+                    namespace: match typ {
+                        LinuxNamespaceType::Ipc => "ipc",
+                        LinuxNamespaceType::Network => "network",
+                        _ => "uts",
+                    },
                 });
             }
         }
         sys.write_sysctl(key, value)?;
     }
     Ok(())
-}
-
-/// The clone flag of the namespace a sysctl belongs to, and that namespace's name.
-fn sysctl_namespace(key: &str) -> Option<(CloneFlags, &'static str)> {
-    let name = crate::spec::sysctl_namespace(key)?;
-    let flag = match name {
-        "ipc" => CloneFlags::CLONE_NEWIPC,
-        "network" => CloneFlags::CLONE_NEWNET,
-        _ => CloneFlags::CLONE_NEWUTS,
-    };
-    Some((flag, name))
 }
 
 /// The container's init, in its new namespaces: every step up to `execve`. Returns only on
